@@ -1,0 +1,23 @@
+import { z } from "zod";
+import { DirectoryUser, PhonebookEntry, PresenceStatus, Self, UserId } from "./common.js";
+
+/** Server pushes: `{ type: "event", event, data }`. */
+export const Events = {
+  /** A user's visible status changed (came online, went offline, chose another status). */
+  "presence.changed": z.object({ userId: UserId, status: PresenceStatus, devices: z.number().int() }),
+  /** A new account appeared. */
+  "directory.userAdded": z.object({ user: DirectoryUser }),
+  /** A user's username or display name changed. */
+  "directory.userUpdated": z.object({ user: DirectoryUser }),
+  /** An account was deleted or disabled. */
+  "directory.userRemoved": z.object({ userId: UserId }),
+  /** Your own account changed from another device (or by an operator). */
+  "account.updated": z.object({ user: Self }),
+  /** Your phone book changed (from this or another device). */
+  "phonebook.updated": z.object({ entries: z.array(PhonebookEntry) }),
+  /** Sent right before the server closes this connection, with the close reason. */
+  "session.ended": z.object({ reason: z.string(), message: z.string() }),
+} as const;
+
+export type EventName = keyof typeof Events;
+export type EventData<E extends EventName> = z.output<(typeof Events)[E]>;

@@ -1,0 +1,133 @@
+import { z } from "zod";
+import {
+  AuthResult,
+  DeviceName,
+  DirectoryUser,
+  DisplayName,
+  Label,
+  Notes,
+  Password,
+  PhonebookEntry,
+  SelectableStatus,
+  Self,
+  Timestamp,
+  Username,
+  UsernameRef,
+} from "./common.js";
+
+const Empty = z.strictObject({});
+
+/**
+ * Every request a client can send: its parameters and its result.
+ * The wire form is `{ type, requestId, params }`; the reply is
+ * `{ type: "response", requestId, ok: true, result }` or `{ ..., ok: false, error }`.
+ * Seed keywords (see docs/protocol.md) are given in brackets.
+ */
+export const Requests = {
+  /** First message on every connection: protocol version exchange. */
+  hello: {
+    params: z.strictObject({
+      protocolVersion: z.number().int().positive(),
+      client: z.strictObject({ name: z.string().max(64), version: z.string().max(32) }).optional(),
+    }),
+    result: z.object({
+      protocolVersion: z.number().int(),
+      serverVersion: z.string(),
+      signupEnabled: z.boolean(),
+      maxMessageBytes: z.number().int(),
+    }),
+  },
+  /** [REG, CRE] Create an account and log this connection in. */
+  "auth.register": {
+    params: z.strictObject({
+      username: Username,
+      password: Password,
+      displayName: DisplayName.optional(),
+      deviceName: DeviceName.optional(),
+    }),
+    result: AuthResult,
+  },
+  /** [REG, LOG, PSS -> AUT] Log in with username and password. */
+  "auth.login": {
+    params: z.strictObject({
+      username: UsernameRef,
+      password: z.string().max(1024),
+      deviceName: DeviceName.optional(),
+    }),
+    result: AuthResult,
+  },
+  /** Resume a session with its token after a reconnect or a page reload. */
+  "auth.resume": {
+    params: z.strictObject({ token: z.string().min(1).max(256) }),
+    result: AuthResult,
+  },
+  /** [ENT] Log out this device, or every device of the account. */
+  "auth.logout": {
+    params: z.strictObject({ allDevices: z.boolean().optional() }),
+    result: Empty,
+  },
+  "account.get": { params: Empty, result: Self },
+  "account.setDisplayName": { params: z.strictObject({ displayName: DisplayName }), result: Self },
+  "account.setUsername": { params: z.strictObject({ username: Username }), result: Self },
+  /** Change password; the old one is required. Every other session of the account is ended. */
+  "account.changePassword": {
+    params: z.strictObject({ oldPassword: z.string().max(1024), newPassword: Password }),
+    result: Empty,
+  },
+  /** Delete the account for good; the password is required. */
+  "account.delete": { params: z.strictObject({ password: z.string().max(1024) }), result: Empty },
+  /** List this account's sessions (devices). */
+  "account.sessions": {
+    params: Empty,
+    result: z.object({
+      sessions: z.array(
+        z.object({
+          id: z.number().int(),
+          deviceName: z.string(),
+          createdAt: Timestamp,
+          lastSeenAt: Timestamp,
+          expiresAt: Timestamp,
+          current: z.boolean(),
+          online: z.boolean(),
+        }),
+      ),
+    }),
+  },
+  /** Choose a status: available, away or busy. */
+  "presence.set": { params: z.strictObject({ status: SelectableStatus }), result: Self },
+  /** [LSD -> LSR] The directory of users with live status. */
+  "directory.list": { params: Empty, result: z.object({ users: z.array(DirectoryUser) }) },
+  "phonebook.list": { params: Empty, result: z.object({ entries: z.array(PhonebookEntry) }) },
+  "phonebook.add": {
+    params: z.strictObject({
+      username: UsernameRef,
+      label: Label.optional(),
+      notes: Notes.optional(),
+      favourite: z.boolean().optional(),
+    }),
+    result: PhonebookEntry,
+  },
+  "phonebook.update": {
+    params: z.strictObject({
+      id: z.number().int().positive(),
+      label: Label.optional(),
+      notes: Notes.optional(),
+      favourite: z.boolean().optional(),
+    }),
+    result: PhonebookEntry,
+  },
+  "phonebook.remove": { params: z.strictObject({ id: z.number().int().positive() }), result: Empty },
+} as const;
+
+export type RequestType = keyof typeof Requests;
+export const REQUEST_TYPES = Object.keys(Requests) as RequestType[];
+export type RequestParams<T extends RequestType> = z.input<(typeof Requests)[T]["params"]>;
+export type ParsedParams<T extends RequestType> = z.output<(typeof Requests)[T]["params"]>;
+export type RequestResult<T extends RequestType> = z.output<(typeof Requests)[T]["result"]>;
+
+/** Requests allowed before login (after `hello`). */
+export const ANONYMOUS_REQUESTS: readonly RequestType[] = ["hello", "auth.register", "auth.login", "auth.resume"];
+
+export function isRequestType(value: string): value is RequestType {
+  return Object.hasOwn(Requests, value);
+}
