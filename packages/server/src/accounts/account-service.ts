@@ -1,0 +1,299 @@
+import { ParleyError, type SelectableStatus } from "@parley/protocol";
+import type { Logger } from "pino";
+import type { AuditLog } from "../audit/audit-log.js";
+import type { ServerConfig } from "../config.js";
+import type { Database } from "../storage/database.js";
+import type { SettingsStore } from "../storage/settings-store.js";
+import { TypedEmitter } from "../util/typed-emitter.js";
+import { LoginLimiter } from "./login-limiter.js";
+import { dummyPasswordHash, hashPassword, verifyPassword } from "./password-hasher.js";
+import { type SessionRow, SessionStore } from "./session-store.js";
+import { type UserRow, UserStore } from "./user-store.js";
+
+/** Why sessions were ended: the signaling layer closes their connections with the matching close code. */
+export type RevokeReason = "SESSION_REVOKED" | "ACCOUNT_DISABLED";
+
+export interface AccountEvents {
+  userAdded: [UserRow];
+  userUpdated: [UserRow];
+  /** Deleted or disabled: gone from the directory. */
+  userRemoved: [number];
+  /** `sessionIds` are the ended sessions; connections using them must be closed. */
+  sessionsRevoked: [{ userId: number; sessionIds: number[]; reason: RevokeReason }];
+}
+
+export interface Authenticated {
+  user: UserRow;
+  session: SessionRow;
+  token: string;
+}
+
+/** Who asks: used for rate limits and the audit log. */
+export interface Origin {
+  address: string;
+  actor?: string;
+}
+
+const SIGNUP_SETTING = "signup_enabled";
+
+/** Accounts and sessions: every rule of A1-A4 lives here, independent of the transport. */
+export class AccountService extends TypedEmitter<AccountEvents> {
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly #db: Database;
+  readonly #audit: AuditLog;
+  readonly #settings: SettingsStore;
+  readonly #config: ServerConfig;
+  readonly #limiter: LoginLimiter;
+
+  constructor(deps: { db: Database; audit: AuditLog; settings: SettingsStore; config: ServerConfig; logger: Logger }) {
+    super(deps.logger);
+    this.#db = deps.db;
+    this.users = new UserStore(deps.db);
+    this.sessions = new SessionStore(deps.db);
+    this.#audit = deps.audit;
+    this.#settings = deps.settings;
+    this.#config = deps.config;
+    this.#limiter = new LoginLimiter(deps.config.loginLimits);
+  }
+
+  get signupEnabled(): boolean {
+    const stored = this.#settings.get(SIGNUP_SETTING);
+    return stored === undefined ? this.#config.signupEnabled : stored === "true";
+  }
+
+  setSignupEnabled(enabled: boolean, actor: string): void {
+    this.#settings.set(SIGNUP_SETTING, String(enabled));
+    this.#audit.record({ action: "admin.signup", actor, detail: { enabled } });
+  }
+
+  /** Self-service registration (A1): refused when the operator turned signup off. */
+  async register(
+    params: { username: string; password: string; displayName?: string; deviceName?: string },
+    origin: Origin,
+  ): Promise<Authenticated> {
+    if (!this.signupEnabled) throw new ParleyError("SIGNUP_DISABLED");
+    const user = await this.createUser(params.username, params.password, params.displayName);
+    this.#audit.record({ action: "register", actor: user.username, username: user.username, address: origin.address });
+    return this.#openSession(user, params.deviceName);
+  }
+
+  /** Creates an account (registration or operator). Throws USERNAME_TAKEN. */
+  async createUser(username: string, password: string, displayName?: string): Promise<UserRow> {
+    if (this.users.byName(username)) throw new ParleyError("USERNAME_TAKEN");
+    const hash = await hashPassword(password);
+    const user = this.users.create(username, displayName ?? username, hash);
+    if (!user) throw new ParleyError("USERNAME_TAKEN");
+    this.emit("userAdded", user);
+    return user;
+  }
+
+  /** A2: same error for an unknown user and a wrong password; limited per account and per address. */
+  async login(
+    params: { username: string; password: string; deviceName?: string },
+    origin: Origin,
+  ): Promise<Authenticated> {
+    const username = params.username.toLowerCase();
+    if (this.#limiter.isBlocked(username, origin.address)) {
+      this.#audit.record({
+        action: "login_failed",
+        username,
+        address: origin.address,
+        detail: { reason: "rate_limited" },
+      });
+      throw new ParleyError("TOO_MANY_ATTEMPTS");
+    }
+    const user = this.users.byName(username);
+    const ok = await verifyPassword(params.password, user?.password_hash ?? (await dummyPasswordHash()));
+    if (!user || !ok) {
+      this.#limiter.recordFailure(username, origin.address);
+      this.#audit.record({
+        action: "login_failed",
+        username,
+        address: origin.address,
+        detail: { reason: user ? "wrong_password" : "unknown_user" },
+      });
+      throw new ParleyError("INVALID_CREDENTIALS");
+    }
+    if (user.disabled) {
+      this.#audit.record({ action: "login_failed", username, address: origin.address, detail: { reason: "disabled" } });
+      throw new ParleyError("ACCOUNT_DISABLED");
+    }
+    this.#limiter.recordSuccess(username);
+    this.#audit.record({ action: "login", actor: username, username, address: origin.address });
+    return this.#openSession(user, params.deviceName);
+  }
+
+  /** A2: resume a session by token after a reconnect; the token stays the same. */
+  resume(token: string, origin: Origin): Authenticated {
+    const session = this.sessions.byToken(token);
+    const user = session && this.users.byId(session.user_id);
+    if (!session || !user) throw new ParleyError("SESSION_INVALID");
+    if (user.disabled) throw new ParleyError("ACCOUNT_DISABLED");
+    this.sessions.touch(session.id);
+    this.users.touchLogin(user.id);
+    this.#audit.record({
+      action: "resume",
+      actor: user.username,
+      username: user.username,
+      address: origin.address,
+      detail: { sessionId: session.id },
+    });
+    return { user, session, token };
+  }
+
+  /** A4: log out one device (the session is deleted) or all of them. */
+  logout(userId: number, sessionId: number, allDevices: boolean, origin: Origin): void {
+    const user = this.#requireUser(userId);
+    if (allDevices) {
+      const ids = this.sessions.deleteAllOfUser(userId, sessionId);
+      this.sessions.delete(sessionId);
+      this.#audit.record({
+        action: "logout_all",
+        actor: user.username,
+        username: user.username,
+        address: origin.address,
+      });
+      this.emit("sessionsRevoked", { userId, sessionIds: ids, reason: "SESSION_REVOKED" });
+    } else {
+      this.sessions.delete(sessionId);
+      this.#audit.record({
+        action: "logout",
+        actor: user.username,
+        username: user.username,
+        address: origin.address,
+        detail: { sessionId },
+      });
+    }
+  }
+
+  /** A3: the old password is required; every other session of the account is ended. */
+  async changePassword(
+    userId: number,
+    sessionId: number,
+    oldPassword: string,
+    newPassword: string,
+    origin: Origin,
+  ): Promise<void> {
+    const user = this.#requireUser(userId);
+    if (!(await verifyPassword(oldPassword, user.password_hash))) throw new ParleyError("WRONG_PASSWORD");
+    const hash = await hashPassword(newPassword);
+    const revoked = this.#db.transaction(() => {
+      this.users.setPasswordHash(userId, hash);
+      return this.sessions.deleteAllOfUser(userId, sessionId);
+    })();
+    this.#audit.record({
+      action: "password_changed",
+      actor: user.username,
+      username: user.username,
+      address: origin.address,
+    });
+    this.emit("sessionsRevoked", { userId, sessionIds: revoked, reason: "SESSION_REVOKED" });
+  }
+
+  setDisplayName(userId: number, displayName: string, origin: Origin): UserRow {
+    const user = this.#requireUser(userId);
+    this.users.setDisplayName(userId, displayName);
+    this.#audit.record({
+      action: "display_name_changed",
+      actor: user.username,
+      username: user.username,
+      address: origin.address,
+      detail: { from: user.display_name, to: displayName },
+    });
+    return this.#updated(userId);
+  }
+
+  setUsername(userId: number, username: string, origin: Origin): UserRow {
+    const user = this.#requireUser(userId);
+    if (username === user.username) return user;
+    if (!this.users.setUsername(userId, username)) throw new ParleyError("USERNAME_TAKEN");
+    this.#audit.record({
+      action: "username_changed",
+      actor: username,
+      username,
+      address: origin.address,
+      detail: { from: user.username, to: username },
+    });
+    return this.#updated(userId);
+  }
+
+  setStatus(userId: number, status: SelectableStatus): UserRow {
+    this.#requireUser(userId);
+    this.users.setStatus(userId, status);
+    return this.users.byId(userId)!;
+  }
+
+  /**
+   * A4: delete the account for good; the password is required. Every other device is
+   * disconnected; the caller's own connection (`currentSessionId`) is left to the caller.
+   */
+  async deleteAccount(userId: number, currentSessionId: number, password: string, origin: Origin): Promise<void> {
+    const user = this.#requireUser(userId);
+    if (!(await verifyPassword(password, user.password_hash))) throw new ParleyError("WRONG_PASSWORD");
+    const sessionIds = this.sessions
+      .ofUser(userId)
+      .map((s) => s.id)
+      .filter((id) => id !== currentSessionId);
+    this.users.delete(userId);
+    this.#audit.record({
+      action: "account_deleted",
+      actor: user.username,
+      username: user.username,
+      address: origin.address,
+    });
+    this.emit("sessionsRevoked", { userId, sessionIds, reason: "SESSION_REVOKED" });
+    this.emit("userRemoved", userId);
+  }
+
+  // Operator actions ------------------------------------------------------------------------------
+
+  setDisabled(username: string, disabled: boolean, actor: string): UserRow {
+    const user = this.requireByName(username);
+    this.users.setDisabled(user.id, disabled);
+    this.#audit.record({ action: disabled ? "admin.disable" : "admin.enable", actor, username: user.username });
+    const updated = this.users.byId(user.id)!;
+    if (disabled) {
+      const sessionIds = this.sessions.deleteAllOfUser(user.id);
+      this.emit("sessionsRevoked", { userId: user.id, sessionIds, reason: "ACCOUNT_DISABLED" });
+      this.emit("userRemoved", user.id);
+    } else {
+      this.emit("userAdded", updated);
+    }
+    return updated;
+  }
+
+  /** Sets a new password and ends every session of the account. */
+  async resetPassword(username: string, newPassword: string, actor: string): Promise<UserRow> {
+    const user = this.requireByName(username);
+    this.users.setPasswordHash(user.id, await hashPassword(newPassword));
+    const sessionIds = this.sessions.deleteAllOfUser(user.id);
+    this.#audit.record({ action: "admin.reset_password", actor, username: user.username });
+    this.emit("sessionsRevoked", { userId: user.id, sessionIds, reason: "SESSION_REVOKED" });
+    return user;
+  }
+
+  requireByName(username: string): UserRow {
+    const user = this.users.byName(username);
+    if (!user) throw new ParleyError("USER_NOT_FOUND", `No user named '${username}'.`);
+    return user;
+  }
+
+  #requireUser(userId: number): UserRow {
+    const user = this.users.byId(userId);
+    if (!user) throw new ParleyError("SESSION_INVALID");
+    return user;
+  }
+
+  #updated(userId: number): UserRow {
+    const row = this.users.byId(userId)!;
+    this.emit("userUpdated", row);
+    return row;
+  }
+
+  #openSession(user: UserRow, deviceName: string | undefined): Authenticated {
+    const { token, session } = this.sessions.create(user.id, deviceName ?? "device", this.#config.sessionTtlMs);
+    this.users.touchLogin(user.id);
+    return { user: this.users.byId(user.id)!, session, token };
+  }
+}

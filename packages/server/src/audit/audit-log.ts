@@ -1,0 +1,103 @@
+import type { Database } from "../storage/database.js";
+import { nowIso } from "../storage/database.js";
+
+/** Actions written to the audit log. */
+export const AUDIT_ACTIONS = [
+  "register",
+  "login",
+  "login_failed",
+  "resume",
+  "logout",
+  "logout_all",
+  "password_changed",
+  "display_name_changed",
+  "username_changed",
+  "account_deleted",
+  "admin.user_added",
+  "admin.kick",
+  "admin.disable",
+  "admin.enable",
+  "admin.reset_password",
+  "admin.signup",
+  "admin.demo_users",
+  "admin.shutdown",
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  action: AuditAction;
+  /** Who did it: a username, or "operator" for console / admin commands. */
+  actor: string | null;
+  /** The account it concerns (username at the time). */
+  username: string | null;
+  /** The client's address, for the operator only. */
+  address: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export interface AuditQuery {
+  limit?: number;
+  username?: string;
+  action?: string;
+  since?: string;
+  until?: string;
+}
+
+/** Append-only table of security-relevant actions, queried by the operator. */
+export class AuditLog {
+  readonly #db: Database;
+  readonly #insert;
+
+  constructor(db: Database) {
+    this.#db = db;
+    this.#insert = db.prepare(
+      "INSERT INTO audit_log (at, action, actor, username, address, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+  }
+
+  record(entry: {
+    action: AuditAction;
+    actor?: string | null;
+    username?: string | null;
+    address?: string | null;
+    detail?: Record<string, unknown>;
+  }): void {
+    this.#insert.run(
+      nowIso(),
+      entry.action,
+      entry.actor ?? null,
+      entry.username ?? null,
+      entry.address ?? null,
+      entry.detail ? JSON.stringify(entry.detail) : null,
+    );
+  }
+
+  /** Newest last, at most `limit` entries (default 20). */
+  query(query: AuditQuery = {}): AuditEntry[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (query.username) {
+      where.push("(username = ? OR actor = ?)");
+      args.push(query.username, query.username);
+    }
+    if (query.action) {
+      where.push("action = ?");
+      args.push(query.action);
+    }
+    if (query.since) {
+      where.push("at >= ?");
+      args.push(query.since);
+    }
+    if (query.until) {
+      where.push("at <= ?");
+      args.push(query.until);
+    }
+    const sql = `SELECT * FROM (SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+      ORDER BY id DESC LIMIT ?) ORDER BY id ASC`;
+    args.push(query.limit ?? 20);
+    const rows = this.#db.prepare(sql).all(...args) as (Omit<AuditEntry, "detail"> & { detail: string | null })[];
+    return rows.map((row) => ({ ...row, detail: row.detail ? JSON.parse(row.detail) : null }));
+  }
+}

@@ -1,0 +1,28 @@
+import http from "node:http";
+
+export interface HealthInfo {
+  status: "ok";
+  version: string;
+  uptimeSeconds: number;
+  connections: number;
+}
+
+/** The one HTTP port: health check now, the web client later; WebSocket upgrades are handed over. */
+export function createHttpServer(options: { health: () => HealthInfo }): http.Server {
+  return http.createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+      const body = JSON.stringify(options.health());
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(req.method === "HEAD" ? undefined : body);
+      return;
+    }
+    if (url.pathname === "/" && req.method === "GET") {
+      res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+      res.end("Parley server. Signaling WebSocket at /ws, health at /healthz.\n");
+      return;
+    }
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ error: "NOT_FOUND" }));
+  });
+}

@@ -1,0 +1,152 @@
+import fs from "node:fs";
+import type http from "node:http";
+import type { AddressInfo } from "node:net";
+import { SIGNALING_PATH } from "@parley/protocol";
+import { AccountService } from "./accounts/account-service.js";
+import { AdminCommands } from "./admin/admin-commands.js";
+import { startConsole } from "./admin/console.js";
+import { ControlSocket } from "./admin/control-socket.js";
+import { AuditLog } from "./audit/audit-log.js";
+import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
+import { createHttpServer } from "./http/http-server.js";
+import { createLogger, type Logger } from "./logging/logger.js";
+import { PhonebookStore } from "./phonebook/phonebook-store.js";
+import { PresenceService } from "./presence/presence-service.js";
+import { ServerStats } from "./signaling/server-stats.js";
+import { SignalingServer } from "./signaling/signaling-server.js";
+import { type Database, openDatabase } from "./storage/database.js";
+import { SettingsStore } from "./storage/settings-store.js";
+
+export const SERVER_VERSION: string = (
+  JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+export interface StartOptions extends Partial<ServerConfig> {
+  /** Read operator commands from this stream (the terminal's stdin) and answer on `consoleOutput`. */
+  consoleInput?: NodeJS.ReadableStream;
+  consoleOutput?: NodeJS.WritableStream;
+}
+
+/** A running Parley server. */
+export interface ParleyServer {
+  readonly config: ServerConfig;
+  /** http://host:port of the HTTP listener. */
+  readonly httpUrl: string;
+  /** ws://host:port/ws signaling endpoint. */
+  readonly signalingUrl: string;
+  readonly port: number;
+  readonly controlSocketPath: string;
+  readonly commands: AdminCommands;
+  readonly logger: Logger;
+  readonly db: Database;
+  /** Resolves once the server has shut down (after `close()`, a `shutdown` command or a signal). */
+  readonly closed: Promise<void>;
+  /** Clean shutdown: tells every client, closes listeners, checkpoints and closes the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Composition root: builds every service and starts the listeners. */
+export async function startServer(options: StartOptions = {}): Promise<ParleyServer> {
+  const { consoleInput, consoleOutput, ...partial } = options;
+  const config = resolveConfig(partial);
+  const paths = dataPaths(config.dataDir);
+  const logger = createLogger({ file: paths.log, level: config.logLevel, stdout: config.logToStdout });
+  const db = openDatabase(paths.database);
+  const audit = new AuditLog(db);
+  const settings = new SettingsStore(db);
+  const stats = new ServerStats();
+  const accounts = new AccountService({ db, audit, settings, config, logger });
+  const presence = new PresenceService({ accounts, logger });
+  const phonebook = new PhonebookStore(db);
+  accounts.sessions.purgeExpired();
+
+  const signaling = new SignalingServer({
+    config,
+    logger,
+    version: SERVER_VERSION,
+    accounts,
+    presence,
+    phonebook,
+    stats,
+    onConnectionClosed: () => {},
+  });
+  const httpServer = createHttpServer({
+    health: () => ({
+      status: "ok",
+      version: SERVER_VERSION,
+      uptimeSeconds: Math.round((Date.now() - stats.startedAt.getTime()) / 1000),
+      connections: signaling.connections.size,
+    }),
+  });
+  httpServer.on("upgrade", (req, socket, head) => signaling.handleUpgrade(req, socket, head));
+
+  let closing: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => {
+    resolveClosed = resolve;
+  });
+  const close = (): Promise<void> => {
+    closing ??= shutdown();
+    return closing;
+  };
+
+  const commands = new AdminCommands({ accounts, presence, audit, stats, logger, shutdown: () => void close() });
+  let control: ControlSocket | undefined;
+  let stopConsole: (() => void) | undefined;
+
+  async function shutdown(): Promise<void> {
+    logger.info("shutting down");
+    stopConsole?.();
+    signaling.close();
+    await closeHttp(httpServer);
+    await control?.close();
+    db.pragma("wal_checkpoint(TRUNCATE)");
+    db.close();
+    logger.info("stopped");
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    resolveClosed();
+  }
+
+  try {
+    control = await ControlSocket.listen(paths.controlSocket, commands, logger);
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(config.port, config.host, () => {
+        httpServer.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await control?.close();
+    db.close();
+    throw error;
+  }
+
+  const port = (httpServer.address() as AddressInfo).port;
+  const displayHost = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+  const host = displayHost.includes(":") ? `[${displayHost}]` : displayHost;
+  const httpUrl = `http://${host}:${port}`;
+  const signalingUrl = `ws://${host}:${port}${SIGNALING_PATH}`;
+  logger.info({ host: config.host, port, dataDir: config.dataDir }, "listening");
+  if (consoleInput) stopConsole = startConsole(commands, consoleInput, consoleOutput ?? process.stdout);
+
+  return {
+    config,
+    httpUrl,
+    signalingUrl,
+    port,
+    controlSocketPath: paths.controlSocket,
+    commands,
+    logger,
+    db,
+    closed,
+    close,
+  };
+}
+
+function closeHttp(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

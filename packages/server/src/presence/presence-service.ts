@@ -1,0 +1,113 @@
+import type { CloseReason, DirectoryUser, EventData, EventName, PresenceStatus } from "@parley/protocol";
+import type { Logger } from "pino";
+import type { AccountService } from "../accounts/account-service.js";
+import { toSelf, type UserRow } from "../accounts/user-store.js";
+
+/** One logged-in connection of a user, as presence sees it. */
+export interface Device {
+  readonly id: number;
+  readonly userId: number;
+  readonly sessionId: number;
+  readonly deviceName: string;
+  /** The client's address: shown to the operator, never sent to other clients. */
+  readonly address: string;
+  readonly connectedAt: Date;
+  push<E extends EventName>(event: E, data: EventData<E>): void;
+  close(reason: CloseReason, message?: string): void;
+}
+
+/**
+ * P1, P2, P4, A5: who is connected from which devices, each user's visible status,
+ * and the live directory pushed to every logged-in device as it changes.
+ */
+export class PresenceService {
+  readonly #devices = new Map<number, Set<Device>>();
+  readonly #accounts: AccountService;
+  readonly #logger: Logger;
+
+  constructor(deps: { accounts: AccountService; logger: Logger }) {
+    this.#accounts = deps.accounts;
+    this.#logger = deps.logger;
+    const accounts = deps.accounts;
+    accounts.on("userAdded", (row) => this.broadcast("directory.userAdded", { user: this.#entry(row) }));
+    accounts.on("userUpdated", (row) => {
+      this.broadcast("directory.userUpdated", { user: this.#entry(row) });
+      this.pushToUser(row.id, "account.updated", { user: toSelf(row) });
+    });
+    accounts.on("userRemoved", (userId) => this.broadcast("directory.userRemoved", { userId }));
+    accounts.on("sessionsRevoked", ({ userId, sessionIds, reason }) => {
+      for (const device of this.devicesOf(userId)) {
+        if (sessionIds.includes(device.sessionId)) device.close(reason);
+      }
+    });
+  }
+
+  attach(device: Device): void {
+    let set = this.#devices.get(device.userId);
+    if (!set) {
+      set = new Set();
+      this.#devices.set(device.userId, set);
+    }
+    set.add(device);
+    this.#announce(device.userId);
+  }
+
+  detach(device: Device): void {
+    const set = this.#devices.get(device.userId);
+    if (!set?.delete(device)) return;
+    if (set.size === 0) this.#devices.delete(device.userId);
+    this.#announce(device.userId);
+  }
+
+  devicesOf(userId: number): Device[] {
+    return [...(this.#devices.get(userId) ?? [])];
+  }
+
+  allDevices(): Device[] {
+    return [...this.#devices.values()].flatMap((set) => [...set]);
+  }
+
+  onlineUserCount(): number {
+    return this.#devices.size;
+  }
+
+  statusOf(row: UserRow): PresenceStatus {
+    return this.#devices.has(row.id) ? row.status : "offline";
+  }
+
+  directory(): DirectoryUser[] {
+    return this.#accounts.users.enabled().map((row) => this.#entry(row));
+  }
+
+  /** The user chose a status: persisted, pushed to everyone. */
+  statusChanged(row: UserRow): void {
+    this.pushToUser(row.id, "account.updated", { user: toSelf(row) });
+    this.#announce(row.id);
+  }
+
+  broadcast<E extends EventName>(event: E, data: EventData<E>): void {
+    for (const set of this.#devices.values()) for (const device of set) device.push(event, data);
+  }
+
+  pushToUser<E extends EventName>(userId: number, event: E, data: EventData<E>): void {
+    for (const device of this.#devices.get(userId) ?? []) device.push(event, data);
+  }
+
+  #announce(userId: number): void {
+    const row = this.#accounts.users.byId(userId);
+    if (!row || row.disabled) return;
+    const entry = this.#entry(row);
+    this.#logger.debug({ userId, status: entry.status, devices: entry.devices }, "presence changed");
+    this.broadcast("presence.changed", { userId, status: entry.status, devices: entry.devices });
+  }
+
+  #entry(row: UserRow): DirectoryUser {
+    return {
+      id: row.id,
+      username: row.username,
+      displayName: row.display_name,
+      status: this.statusOf(row),
+      devices: this.#devices.get(row.id)?.size ?? 0,
+    };
+  }
+}

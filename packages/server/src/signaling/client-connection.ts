@@ -1,0 +1,265 @@
+import {
+  ANONYMOUS_REQUESTS,
+  CloseCode,
+  type CloseReason,
+  type ErrorCode,
+  type EventData,
+  type EventName,
+  isErrorCode,
+  isRequestType,
+  ParleyError,
+  Requests,
+  type RequestType,
+} from "@parley/protocol";
+import type { Logger } from "pino";
+import type { RawData, WebSocket } from "ws";
+import type { Device } from "../presence/presence-service.js";
+import { type ConnectionState, canTransition } from "./connection-state.js";
+import { HANDLERS, type Services } from "./handlers.js";
+import { TokenBucket } from "./rate-limiter.js";
+
+const CLOSE_MESSAGES: Partial<Record<CloseReason, string>> = {
+  KICKED: "An operator disconnected you.",
+  ACCOUNT_DISABLED: "This account was disabled by an operator.",
+  SESSION_REVOKED: "This session was ended (logged out elsewhere, password changed or account deleted).",
+  FLOODING: "Too many messages.",
+  GOING_AWAY: "The server is shutting down.",
+  PROTOCOL_VERSION_UNSUPPORTED: "Unsupported protocol version.",
+  HELLO_TIMEOUT: "No hello received in time.",
+};
+
+const LOGIN_REQUESTS: readonly RequestType[] = ["auth.register", "auth.login", "auth.resume"];
+
+let nextConnectionId = 1;
+
+/** The logged-in part of a connection. */
+export interface Identity {
+  userId: number;
+  sessionId: number;
+  deviceName: string;
+  device: Device;
+}
+
+/**
+ * One WebSocket signaling connection: validates every message at the edge, enforces the
+ * connection's state and rate limit, runs requests one at a time in arrival order and
+ * replies to each with `ok` or a typed error.
+ */
+export class ClientConnection {
+  readonly id = nextConnectionId++;
+  readonly address: string;
+  readonly connectedAt = new Date();
+  #state: ConnectionState = "greeting";
+  #identity: Identity | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  readonly #ws: WebSocket;
+  readonly #services: Services;
+  readonly #logger: Logger;
+  readonly #bucket: TokenBucket;
+  readonly #helloTimer: NodeJS.Timeout;
+  #alive = true;
+
+  constructor(ws: WebSocket, address: string, services: Services) {
+    this.#ws = ws;
+    this.address = address;
+    this.#services = services;
+    this.#logger = services.logger.child({ conn: this.id });
+    this.#bucket = new TokenBucket(services.config.messageRate);
+    this.#helloTimer = setTimeout(() => this.close("HELLO_TIMEOUT"), services.config.helloTimeoutMs);
+    this.#helloTimer.unref();
+    services.stats.connectionsTotal++;
+    ws.on("message", (data, isBinary) => this.#onMessage(data, isBinary));
+    ws.on("pong", () => {
+      this.#alive = true;
+    });
+    ws.on("close", (code) => this.#onClosed(code));
+    ws.on("error", (error) => this.#logger.warn({ err: error }, "websocket error"));
+    this.#logger.info({ address }, "connection opened");
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  get identity(): Identity | undefined {
+    return this.#identity;
+  }
+
+  /** Heartbeat: returns false (and terminates) when the previous ping got no pong. */
+  heartbeat(): boolean {
+    if (!this.#alive) {
+      this.#logger.info("no pong: dropping connection");
+      this.#ws.terminate();
+      return false;
+    }
+    this.#alive = false;
+    this.#ws.ping();
+    return true;
+  }
+
+  transitionTo(next: ConnectionState): void {
+    if (this.#state === next) return;
+    if (!canTransition(this.#state, next)) {
+      this.#logger.warn({ from: this.#state, to: next }, "ignored invalid connection transition");
+      return;
+    }
+    this.#logger.debug({ from: this.#state, to: next }, "connection state");
+    this.#state = next;
+  }
+
+  /** Marks the connection logged in and registers it with presence. */
+  authenticate(userId: number, sessionId: number, deviceName: string): void {
+    const device: Device = {
+      id: this.id,
+      userId,
+      sessionId,
+      deviceName,
+      address: this.address,
+      connectedAt: new Date(),
+      push: (event, data) => this.push(event, data),
+      close: (reason, message) => this.close(reason, message),
+    };
+    this.#identity = { userId, sessionId, deviceName, device };
+    this.transitionTo("authenticated");
+    this.#logger.info({ userId, sessionId }, "authenticated");
+    this.#services.presence.attach(device);
+  }
+
+  /** Back to anonymous after a logout on this device (the socket stays open). */
+  deauthenticate(): void {
+    const identity = this.#identity;
+    if (!identity) return;
+    this.#identity = undefined;
+    this.transitionTo("anonymous");
+    this.#services.presence.detach(identity.device);
+  }
+
+  push<E extends EventName>(event: E, data: EventData<E>): void {
+    this.#send({ type: "event", event, data });
+  }
+
+  /** Idempotent. Tells the client why (`session.ended`), then closes with the reason's code. */
+  close(reason: CloseReason, message?: string): void {
+    if (this.#state === "closed") return;
+    const text = message ?? CLOSE_MESSAGES[reason] ?? reason;
+    this.#logger.info({ reason }, "closing connection");
+    if (reason !== "NORMAL") this.push("session.ended", { reason, message: text });
+    this.#services.stats.countClose(reason);
+    this.#finish();
+    this.#ws.close(CloseCode[reason], reason);
+  }
+
+  #finish(): void {
+    if (this.#state === "closed") return;
+    clearTimeout(this.#helloTimer);
+    const identity = this.#identity;
+    this.#identity = undefined;
+    this.transitionTo("closed");
+    if (identity) this.#services.presence.detach(identity.device);
+    this.#services.onConnectionClosed(this);
+  }
+
+  #onClosed(code: number): void {
+    this.#logger.info({ code }, "connection closed");
+    this.#finish();
+  }
+
+  #send(message: unknown): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    this.#services.stats.messagesOut++;
+    this.#ws.send(JSON.stringify(message));
+  }
+
+  #replyError(requestId: string | null, code: ErrorCode, message?: string): void {
+    this.#services.stats.countError(code);
+    this.#send({ type: "response", requestId, ok: false, error: new ParleyError(code, message).toWire() });
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    if (this.#state === "closed") return;
+    this.#services.stats.messagesIn++;
+    const verdict = this.#bucket.take();
+    if (verdict === "flooding") {
+      this.close("FLOODING");
+      return;
+    }
+    if (verdict === "limited") {
+      this.#replyError(null, "RATE_LIMITED");
+      return;
+    }
+    if (isBinary) {
+      this.#replyError(null, "BAD_MESSAGE", "Binary frames are not part of the protocol.");
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(data.toString());
+    } catch {
+      this.#replyError(null, "BAD_JSON");
+      return;
+    }
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
+      this.#replyError(null, "BAD_MESSAGE");
+      return;
+    }
+    const { type, requestId, params } = message as Record<string, unknown>;
+    const id = typeof requestId === "string" && requestId.length > 0 && requestId.length <= 64 ? requestId : null;
+    if (typeof type !== "string" || id === null) {
+      this.#replyError(id, "BAD_MESSAGE");
+      return;
+    }
+    if (!isRequestType(type)) {
+      this.#replyError(id, "UNKNOWN_TYPE", `Unknown message type '${type.slice(0, 64)}'.`);
+      return;
+    }
+    // Requests run one at a time, in order: a login completes before the next request is judged.
+    this.#queue = this.#queue.then(() => this.#handle(type, id, params ?? {}));
+  }
+
+  async #handle(type: RequestType, requestId: string, rawParams: unknown): Promise<void> {
+    if (this.#state === "closed") return;
+    const stateError = this.#checkState(type);
+    if (stateError) {
+      this.#replyError(requestId, stateError);
+      return;
+    }
+    const parsed = Requests[type].params.safeParse(rawParams);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const custom = issue?.message;
+      if (custom && isErrorCode(custom)) {
+        this.#replyError(requestId, custom);
+      } else {
+        const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+        this.#replyError(requestId, "BAD_PARAMS", `Invalid parameters for '${type}': ${where}${issue?.message ?? ""}`);
+      }
+      return;
+    }
+    try {
+      const handler = HANDLERS[type] as (params: unknown, conn: ClientConnection, services: Services) => unknown;
+      const result = await handler(parsed.data, this, this.#services);
+      this.#send({ type: "response", requestId, ok: true, result });
+    } catch (error) {
+      if (error instanceof ParleyError) {
+        this.#replyError(requestId, error.code, error.message);
+      } else {
+        this.#logger.error({ err: error, type }, "request handler failed");
+        this.#replyError(requestId, "INTERNAL_ERROR");
+      }
+    }
+  }
+
+  #checkState(type: RequestType): ErrorCode | undefined {
+    if (this.#state === "greeting") return type === "hello" ? undefined : "HELLO_REQUIRED";
+    if (type === "hello") return "ALREADY_HELLO";
+    if (this.#state === "anonymous") return ANONYMOUS_REQUESTS.includes(type) ? undefined : "NOT_AUTHENTICATED";
+    if (LOGIN_REQUESTS.includes(type)) return "ALREADY_AUTHENTICATED";
+    return undefined;
+  }
+
+  /** Called by `hello`: the handshake is done. */
+  greeted(): void {
+    clearTimeout(this.#helloTimer);
+    this.transitionTo("anonymous");
+  }
+}

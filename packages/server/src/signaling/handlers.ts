@@ -1,0 +1,158 @@
+import {
+  MAX_MESSAGE_BYTES,
+  ParleyError,
+  type ParsedParams,
+  type RequestResult,
+  type RequestType,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from "@parley/protocol";
+import type { Logger } from "pino";
+import type { AccountService, Authenticated } from "../accounts/account-service.js";
+import { toSelf } from "../accounts/user-store.js";
+import type { ServerConfig } from "../config.js";
+import type { PhonebookStore } from "../phonebook/phonebook-store.js";
+import type { PresenceService } from "../presence/presence-service.js";
+import type { ClientConnection, Identity } from "./client-connection.js";
+import type { ServerStats } from "./server-stats.js";
+
+/** What request handlers may use. Built once by the composition root. */
+export interface Services {
+  config: ServerConfig;
+  logger: Logger;
+  version: string;
+  accounts: AccountService;
+  presence: PresenceService;
+  phonebook: PhonebookStore;
+  stats: ServerStats;
+  onConnectionClosed(conn: ClientConnection): void;
+}
+
+type Handler<T extends RequestType> = (
+  params: ParsedParams<T>,
+  conn: ClientConnection,
+  services: Services,
+) => RequestResult<T> | Promise<RequestResult<T>>;
+
+function me(conn: ClientConnection): Identity {
+  const identity = conn.identity;
+  if (!identity) throw new ParleyError("NOT_AUTHENTICATED");
+  return identity;
+}
+
+function loggedIn(conn: ClientConnection, auth: Authenticated): RequestResult<"auth.login"> {
+  conn.authenticate(auth.user.id, auth.session.id, auth.session.device_name);
+  return { token: auth.token, expiresAt: auth.session.expires_at, sessionId: auth.session.id, user: toSelf(auth.user) };
+}
+
+function pushPhonebook(services: Services, userId: number): void {
+  services.presence.pushToUser(userId, "phonebook.updated", { entries: services.phonebook.list(userId) });
+}
+
+/** One handler per request type; params arrive already validated against the protocol schema. */
+export const HANDLERS: { [T in RequestType]: Handler<T> } = {
+  hello: (params, conn, { version, accounts }) => {
+    if (!SUPPORTED_PROTOCOL_VERSIONS.includes(params.protocolVersion)) {
+      setImmediate(() => conn.close("PROTOCOL_VERSION_UNSUPPORTED"));
+      throw new ParleyError(
+        "PROTOCOL_VERSION_UNSUPPORTED",
+        `Protocol version ${params.protocolVersion} is not supported; this server speaks ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")}.`,
+      );
+    }
+    conn.greeted();
+    return {
+      protocolVersion: params.protocolVersion,
+      serverVersion: version,
+      signupEnabled: accounts.signupEnabled,
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    };
+  },
+
+  "auth.register": async (params, conn, { accounts }) =>
+    loggedIn(conn, await accounts.register(params, { address: conn.address })),
+
+  "auth.login": async (params, conn, { accounts }) =>
+    loggedIn(conn, await accounts.login(params, { address: conn.address })),
+
+  "auth.resume": (params, conn, { accounts }) =>
+    loggedIn(conn, accounts.resume(params.token, { address: conn.address })),
+
+  "auth.logout": (params, conn, { accounts }) => {
+    const { userId, sessionId } = me(conn);
+    conn.deauthenticate();
+    accounts.logout(userId, sessionId, params.allDevices ?? false, { address: conn.address });
+    return {};
+  },
+
+  "account.get": (_params, conn, { accounts }) => toSelf(accounts.users.byId(me(conn).userId)!),
+
+  "account.setDisplayName": (params, conn, { accounts }) =>
+    toSelf(accounts.setDisplayName(me(conn).userId, params.displayName, { address: conn.address })),
+
+  "account.setUsername": (params, conn, { accounts }) =>
+    toSelf(accounts.setUsername(me(conn).userId, params.username, { address: conn.address })),
+
+  "account.changePassword": async (params, conn, { accounts }) => {
+    const { userId, sessionId } = me(conn);
+    await accounts.changePassword(userId, sessionId, params.oldPassword, params.newPassword, { address: conn.address });
+    return {};
+  },
+
+  "account.delete": async (params, conn, { accounts }) => {
+    const { userId, sessionId } = me(conn);
+    await accounts.deleteAccount(userId, sessionId, params.password, { address: conn.address });
+    conn.deauthenticate();
+    return {};
+  },
+
+  "account.sessions": (_params, conn, { accounts, presence }) => {
+    const { userId, sessionId } = me(conn);
+    const online = new Set(presence.devicesOf(userId).map((d) => d.sessionId));
+    return {
+      sessions: accounts.sessions.ofUser(userId).map((s) => ({
+        id: s.id,
+        deviceName: s.device_name,
+        createdAt: s.created_at,
+        lastSeenAt: s.last_seen_at,
+        expiresAt: s.expires_at,
+        current: s.id === sessionId,
+        online: online.has(s.id),
+      })),
+    };
+  },
+
+  "presence.set": (params, conn, { accounts, presence }) => {
+    const row = accounts.setStatus(me(conn).userId, params.status);
+    presence.statusChanged(row);
+    return toSelf(row);
+  },
+
+  "directory.list": (_params, conn, { presence }) => {
+    me(conn);
+    return { users: presence.directory() };
+  },
+
+  "phonebook.list": (_params, conn, { phonebook }) => ({ entries: phonebook.list(me(conn).userId) }),
+
+  "phonebook.add": (params, conn, services) => {
+    const { userId } = me(conn);
+    const target = services.accounts.users.byName(params.username);
+    if (!target || target.disabled) throw new ParleyError("USER_NOT_FOUND");
+    const entry = services.phonebook.add(userId, target.id, params);
+    pushPhonebook(services, userId);
+    return entry;
+  },
+
+  "phonebook.update": (params, conn, services) => {
+    const { userId } = me(conn);
+    const entry = services.phonebook.update(userId, params.id, params);
+    pushPhonebook(services, userId);
+    return entry;
+  },
+
+  "phonebook.remove": (params, conn, services) => {
+    const { userId } = me(conn);
+    services.phonebook.remove(userId, params.id);
+    pushPhonebook(services, userId);
+    return {};
+  },
+};
