@@ -22,7 +22,7 @@ const program = new Command()
 
 program
   .command("server")
-  .description("Run the Parley server (signaling, web client, operator console).")
+  .description("Run the Parley server (signaling, health check, operator console).")
   .addOption(new Option("--host <address>", "address to listen on").env("PARLEY_HOST").default(DEFAULT_CONFIG.host))
   .addOption(
     new Option("--port <port>", "HTTP and WebSocket port (0 = any free port)")

@@ -9,8 +9,6 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** Frame larger than MAX_MESSAGE_BYTES (sent by the WebSocket layer). */
   MESSAGE_TOO_BIG: 1009,
-  /** Unexpected server failure. */
-  INTERNAL_ERROR: 1011,
   /** An operator kicked this connection. */
   KICKED: 4001,
   /** The account was disabled by an operator. */

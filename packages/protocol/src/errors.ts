@@ -31,7 +31,6 @@ export const ERROR_CODES = [
   "ENTRY_EXISTS",
   "PHONEBOOK_FULL",
   // Server
-  "SHUTTING_DOWN",
   "INTERNAL_ERROR",
 ] as const;
 
@@ -63,7 +62,6 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   ENTRY_NOT_FOUND: "No such phone book entry.",
   ENTRY_EXISTS: "That user is already in your phone book.",
   PHONEBOOK_FULL: "The phone book is full.",
-  SHUTTING_DOWN: "The server is shutting down.",
   INTERNAL_ERROR: "Internal server error.",
 };
 

@@ -11,7 +11,7 @@ export const Events = {
   "directory.userUpdated": z.object({ user: DirectoryUser }),
   /** An account was deleted or disabled. */
   "directory.userRemoved": z.object({ userId: UserId }),
-  /** Your own account changed from another device (or by an operator). */
+  /** Your own account changed (display name, username or status), from this or another device. */
   "account.updated": z.object({ user: Self }),
   /** Your phone book changed (from this or another device). */
   "phonebook.updated": z.object({ entries: z.array(PhonebookEntry) }),

@@ -1,9 +1,11 @@
 import path from "node:path";
 
 export interface LoginLimits {
-  /** Failed logins allowed per account within `windowMs` before the account's logins are refused. */
+  /** Failed logins allowed for one account from one address within `windowMs`. */
+  perAccountAddress: number;
+  /** Failed logins allowed for one account from all addresses together. */
   perAccount: number;
-  /** Failed logins allowed per client address within `windowMs`. */
+  /** Failed logins allowed from one client address across all accounts. */
   perAddress: number;
   windowMs: number;
 }
@@ -13,7 +15,10 @@ export interface ServerConfig {
   /** 0 picks a free port. */
   port: number;
   dataDir: string;
-  /** Whether anyone may create an account; the operator's `signup on|off` overrides it at run time. */
+  /**
+   * Whether anyone may create an account. `false` (the `--no-signup` flag) always wins at start;
+   * otherwise the operator's last `signup on|off`, which is stored, applies.
+   */
   signupEnabled: boolean;
   /** Extra WebSocket origins allowed besides the server's own (e.g. a dev server). */
   allowedOrigins: string[];
@@ -36,7 +41,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   signupEnabled: true,
   allowedOrigins: [],
   sessionTtlMs: 30 * 24 * 3600 * 1000,
-  loginLimits: { perAccount: 10, perAddress: 30, windowMs: 15 * 60 * 1000 },
+  loginLimits: { perAccountAddress: 10, perAccount: 100, perAddress: 30, windowMs: 15 * 60 * 1000 },
   messageRate: { burst: 40, perSecond: 20, maxStrikes: 50 },
   helloTimeoutMs: 10_000,
   heartbeatMs: 10_000,

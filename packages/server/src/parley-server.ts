@@ -10,7 +10,7 @@ import { AuditLog } from "./audit/audit-log.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
 import { createLogger, type Logger } from "./logging/logger.js";
-import { PhonebookStore } from "./phonebook/phonebook-store.js";
+import { PhonebookService } from "./phonebook/phonebook-service.js";
 import { PresenceService } from "./presence/presence-service.js";
 import { ServerStats } from "./signaling/server-stats.js";
 import { SignalingServer } from "./signaling/signaling-server.js";
@@ -57,7 +57,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const stats = new ServerStats();
   const accounts = new AccountService({ db, audit, settings, config, logger });
   const presence = new PresenceService({ accounts, logger });
-  const phonebook = new PhonebookStore(db);
+  const phonebook = new PhonebookService({ db, accounts, presence });
   accounts.sessions.purgeExpired();
 
   const signaling = new SignalingServer({
@@ -98,6 +98,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     logger.info("shutting down");
     stopConsole?.();
     signaling.close();
+    accounts.close();
     await closeHttp(httpServer);
     await control?.close();
     db.pragma("wal_checkpoint(TRUNCATE)");

@@ -18,8 +18,13 @@ export interface AccountEvents {
   userUpdated: [UserRow];
   /** Deleted or disabled: gone from the directory. */
   userRemoved: [number];
-  /** `sessionIds` are the ended sessions; connections using them must be closed. */
-  sessionsRevoked: [{ userId: number; sessionIds: number[]; reason: RevokeReason }];
+  /**
+   * `sessionIds` are the ended sessions: every connection using one must be closed, except
+   * `exceptConnection` (the connection that asked, which answers and carries on itself).
+   */
+  sessionsRevoked: [{ userId: number; sessionIds: number[]; reason: RevokeReason; exceptConnection?: number }];
+  /** Sent just before an account is deleted, while everything pointing at it still exists. */
+  userDeleting: [number];
 }
 
 export interface Authenticated {
@@ -28,10 +33,11 @@ export interface Authenticated {
   token: string;
 }
 
-/** Who asks: used for rate limits and the audit log. */
+/** Who asks: used for rate limits, the audit log and to spare the asking connection. */
 export interface Origin {
   address: string;
-  actor?: string;
+  /** The signaling connection that made the request. */
+  connectionId?: number;
 }
 
 const SIGNUP_SETTING = "signup_enabled";
@@ -55,6 +61,11 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     this.#settings = deps.settings;
     this.#config = deps.config;
     this.#limiter = new LoginLimiter(deps.config.loginLimits);
+    if (!deps.config.signupEnabled) this.#settings.set(SIGNUP_SETTING, "false");
+  }
+
+  close(): void {
+    this.#limiter.close();
   }
 
   get signupEnabled(): boolean {
@@ -94,7 +105,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     origin: Origin,
   ): Promise<Authenticated> {
     const username = params.username.toLowerCase();
-    if (this.#limiter.isBlocked(username, origin.address)) {
+    if (!this.#limiter.begin(username, origin.address)) {
       this.#audit.record({
         action: "login_failed",
         username,
@@ -106,7 +117,6 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     const user = this.users.byName(username);
     const ok = await verifyPassword(params.password, user?.password_hash ?? (await dummyPasswordHash()));
     if (!user || !ok) {
-      this.#limiter.recordFailure(username, origin.address);
       this.#audit.record({
         action: "login_failed",
         username,
@@ -119,7 +129,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
       this.#audit.record({ action: "login_failed", username, address: origin.address, detail: { reason: "disabled" } });
       throw new ParleyError("ACCOUNT_DISABLED");
     }
-    this.#limiter.recordSuccess(username);
+    this.#limiter.succeeded(username, origin.address);
     this.#audit.record({ action: "login", actor: username, username, address: origin.address });
     return this.#openSession(user, params.deviceName);
   }
@@ -145,26 +155,22 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   /** A4: log out one device (the session is deleted) or all of them. */
   logout(userId: number, sessionId: number, allDevices: boolean, origin: Origin): void {
     const user = this.#requireUser(userId);
-    if (allDevices) {
-      const ids = this.sessions.deleteAllOfUser(userId, sessionId);
-      this.sessions.delete(sessionId);
-      this.#audit.record({
-        action: "logout_all",
-        actor: user.username,
-        username: user.username,
-        address: origin.address,
-      });
-      this.emit("sessionsRevoked", { userId, sessionIds: ids, reason: "SESSION_REVOKED" });
-    } else {
-      this.sessions.delete(sessionId);
-      this.#audit.record({
-        action: "logout",
-        actor: user.username,
-        username: user.username,
-        address: origin.address,
-        detail: { sessionId },
-      });
-    }
+    const sessionIds = allDevices ? this.sessions.deleteAllOfUser(userId) : [sessionId];
+    if (!allDevices) this.sessions.delete(sessionId);
+    this.#audit.record({
+      action: allDevices ? "logout_all" : "logout",
+      actor: user.username,
+      username: user.username,
+      address: origin.address,
+      detail: { sessions: sessionIds.length },
+    });
+    // Other connections on an ended session (another tab that resumed the same token) go too.
+    this.emit("sessionsRevoked", {
+      userId,
+      sessionIds,
+      reason: "SESSION_REVOKED",
+      ...(origin.connectionId !== undefined ? { exceptConnection: origin.connectionId } : {}),
+    });
   }
 
   /** A3: the old password is required; every other session of the account is ended. */
@@ -225,16 +231,14 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   }
 
   /**
-   * A4: delete the account for good; the password is required. Every other device is
-   * disconnected; the caller's own connection (`currentSessionId`) is left to the caller.
+   * A4: delete the account for good; the password is required. Every other connection of the
+   * account is closed; the asking connection (`origin.connectionId`) is left to the caller.
    */
-  async deleteAccount(userId: number, currentSessionId: number, password: string, origin: Origin): Promise<void> {
+  async deleteAccount(userId: number, password: string, origin: Origin): Promise<void> {
     const user = this.#requireUser(userId);
     if (!(await verifyPassword(password, user.password_hash))) throw new ParleyError("WRONG_PASSWORD");
-    const sessionIds = this.sessions
-      .ofUser(userId)
-      .map((s) => s.id)
-      .filter((id) => id !== currentSessionId);
+    const sessionIds = this.sessions.ofUser(userId).map((s) => s.id);
+    this.emit("userDeleting", userId);
     this.users.delete(userId);
     this.#audit.record({
       action: "account_deleted",
@@ -242,7 +246,12 @@ export class AccountService extends TypedEmitter<AccountEvents> {
       username: user.username,
       address: origin.address,
     });
-    this.emit("sessionsRevoked", { userId, sessionIds, reason: "SESSION_REVOKED" });
+    this.emit("sessionsRevoked", {
+      userId,
+      sessionIds,
+      reason: "SESSION_REVOKED",
+      ...(origin.connectionId !== undefined ? { exceptConnection: origin.connectionId } : {}),
+    });
     this.emit("userRemoved", userId);
   }
 
@@ -266,8 +275,11 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   /** Sets a new password and ends every session of the account. */
   async resetPassword(username: string, newPassword: string, actor: string): Promise<UserRow> {
     const user = this.requireByName(username);
-    this.users.setPasswordHash(user.id, await hashPassword(newPassword));
-    const sessionIds = this.sessions.deleteAllOfUser(user.id);
+    const hash = await hashPassword(newPassword);
+    const sessionIds = this.#db.transaction(() => {
+      this.users.setPasswordHash(user.id, hash);
+      return this.sessions.deleteAllOfUser(user.id);
+    })();
     this.#audit.record({ action: "admin.reset_password", actor, username: user.username });
     this.emit("sessionsRevoked", { userId: user.id, sessionIds, reason: "SESSION_REVOKED" });
     return user;

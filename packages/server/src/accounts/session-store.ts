@@ -68,13 +68,11 @@ export class SessionStore {
   }
 
   /** Deletes every session of the user except `keepId`; returns the deleted ids. */
-  deleteAllOfUser(userId: number, keepId?: number): number[] {
-    const ids = this.#db
-      .prepare<[number, number], { id: number }>("SELECT id FROM sessions WHERE user_id = ? AND id != ?")
-      .all(userId, keepId ?? 0)
+  deleteAllOfUser(userId: number, keepId = 0): number[] {
+    return this.#db
+      .prepare<[number, number], { id: number }>("DELETE FROM sessions WHERE user_id = ? AND id != ? RETURNING id")
+      .all(userId, keepId)
       .map((row) => row.id);
-    this.#db.prepare("DELETE FROM sessions WHERE user_id = ? AND id != ?").run(userId, keepId ?? 0);
-    return ids;
   }
 
   purgeExpired(): number {

@@ -33,7 +33,8 @@ const HELP = `Operator commands:
   kick NAME                              disconnect every device of NAME (they may log in again)
   disable NAME | enable NAME             lock or unlock an account (disabling disconnects it)
   reset-password NAME [--password PW]    set a new password (random if none given); ends all sessions
-  logs [N] [--user NAME] [--action A]    the last N audit-log entries (default 20)
+  logs [N] [--user NAME] [--action A] [--since ISO] [--until ISO]
+                                         the last N audit-log entries (default 20)
   stats                                  uptime, users, connections, messages, errors, memory
   signup [on|off]                        show or set whether people may register themselves
   demo-users                             create the demo accounts (password '${DEMO_PASSWORD}')
@@ -226,7 +227,7 @@ export class AdminCommands {
   #logs(args: Parsed): string {
     const limit = args.positionals[0] ? Number.parseInt(args.positionals[0], 10) : 20;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
-      throw new UsageError("logs [N] [--user NAME] [--action A]");
+      throw new UsageError("logs [N] [--user NAME] [--action A] [--since ISO] [--until ISO]");
     const entries = this.#audit.query({
       limit,
       username: args.options.get("user")?.toLowerCase(),

@@ -28,7 +28,7 @@ export interface AuditEntry {
   id: number;
   at: string;
   action: AuditAction;
-  /** Who did it: a username, or "operator" for console / admin commands. */
+  /** Who did it: a username, "console" (the server's terminal) or "operator" (`parley admin`). */
   actor: string | null;
   /** The account it concerns (username at the time). */
   username: string | null;

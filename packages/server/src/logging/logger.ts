@@ -6,7 +6,9 @@ export type { Logger };
 
 /** Structured JSON logs to the data dir's log file and, unless turned off, stdout. */
 export function createLogger(options: { file: string; level: string; stdout: boolean }): Logger {
-  fs.mkdirSync(path.dirname(options.file), { recursive: true });
+  fs.mkdirSync(path.dirname(options.file), { recursive: true, mode: 0o700 });
+  // Owner-only: the log names users and their addresses.
+  fs.closeSync(fs.openSync(options.file, "a", 0o600));
   const streams: { stream: NodeJS.WritableStream; level: string }[] = [
     {
       stream: pino.destination({ dest: options.file, sync: true }) as unknown as NodeJS.WritableStream,

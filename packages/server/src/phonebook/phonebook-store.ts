@@ -87,6 +87,14 @@ export class PhonebookStore {
     return this.get(ownerId, id);
   }
 
+  /** Users whose phone book lists `targetId`. */
+  ownersOf(targetId: number): number[] {
+    return this.#db
+      .prepare<[number], { owner_id: number }>("SELECT owner_id FROM phonebook_entries WHERE target_id = ?")
+      .all(targetId)
+      .map((row) => row.owner_id);
+  }
+
   remove(ownerId: number, id: number): void {
     const result = this.#db.prepare("DELETE FROM phonebook_entries WHERE id = ? AND owner_id = ?").run(id, ownerId);
     if (result.changes === 0) throw new ParleyError("ENTRY_NOT_FOUND");

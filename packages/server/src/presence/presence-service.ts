@@ -35,9 +35,9 @@ export class PresenceService {
       this.pushToUser(row.id, "account.updated", { user: toSelf(row) });
     });
     accounts.on("userRemoved", (userId) => this.broadcast("directory.userRemoved", { userId }));
-    accounts.on("sessionsRevoked", ({ userId, sessionIds, reason }) => {
+    accounts.on("sessionsRevoked", ({ userId, sessionIds, reason, exceptConnection }) => {
       for (const device of this.devicesOf(userId)) {
-        if (sessionIds.includes(device.sessionId)) device.close(reason);
+        if (sessionIds.includes(device.sessionId) && device.id !== exceptConnection) device.close(reason);
       }
     });
   }

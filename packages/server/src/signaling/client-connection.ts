@@ -32,6 +32,16 @@ const LOGIN_REQUESTS: readonly RequestType[] = ["auth.register", "auth.login", "
 
 let nextConnectionId = 1;
 
+/** The request id of a refused message, if it has a readable one, so the client can match the refusal. */
+function requestIdOf(data: RawData): string | null {
+  try {
+    const { requestId } = JSON.parse(data.toString()) as { requestId?: unknown };
+    return typeof requestId === "string" && requestId.length > 0 && requestId.length <= 64 ? requestId : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The logged-in part of a connection. */
 export interface Identity {
   userId: number;
@@ -184,7 +194,7 @@ export class ClientConnection {
       return;
     }
     if (verdict === "limited") {
-      this.#replyError(null, "RATE_LIMITED");
+      this.#replyError(requestIdOf(data), "RATE_LIMITED");
       return;
     }
     if (isBinary) {
@@ -213,7 +223,9 @@ export class ClientConnection {
       return;
     }
     // Requests run one at a time, in order: a login completes before the next request is judged.
-    this.#queue = this.#queue.then(() => this.#handle(type, id, params ?? {}));
+    this.#queue = this.#queue
+      .then(() => this.#handle(type, id, params ?? {}))
+      .catch((error: unknown) => this.#logger.error({ err: error, type }, "request failed outside its handler"));
   }
 
   async #handle(type: RequestType, requestId: string, rawParams: unknown): Promise<void> {

@@ -7,10 +7,10 @@ import {
   SUPPORTED_PROTOCOL_VERSIONS,
 } from "@parley/protocol";
 import type { Logger } from "pino";
-import type { AccountService, Authenticated } from "../accounts/account-service.js";
+import type { AccountService, Authenticated, Origin } from "../accounts/account-service.js";
 import { toSelf } from "../accounts/user-store.js";
 import type { ServerConfig } from "../config.js";
-import type { PhonebookStore } from "../phonebook/phonebook-store.js";
+import type { PhonebookService } from "../phonebook/phonebook-service.js";
 import type { PresenceService } from "../presence/presence-service.js";
 import type { ClientConnection, Identity } from "./client-connection.js";
 import type { ServerStats } from "./server-stats.js";
@@ -22,7 +22,7 @@ export interface Services {
   version: string;
   accounts: AccountService;
   presence: PresenceService;
-  phonebook: PhonebookStore;
+  phonebook: PhonebookService;
   stats: ServerStats;
   onConnectionClosed(conn: ClientConnection): void;
 }
@@ -39,13 +39,14 @@ function me(conn: ClientConnection): Identity {
   return identity;
 }
 
+/** Who is asking, for the audit log and rate limits. */
+function from(conn: ClientConnection): Origin {
+  return { address: conn.address, connectionId: conn.id };
+}
+
 function loggedIn(conn: ClientConnection, auth: Authenticated): RequestResult<"auth.login"> {
   conn.authenticate(auth.user.id, auth.session.id, auth.session.device_name);
   return { token: auth.token, expiresAt: auth.session.expires_at, sessionId: auth.session.id, user: toSelf(auth.user) };
-}
-
-function pushPhonebook(services: Services, userId: number): void {
-  services.presence.pushToUser(userId, "phonebook.updated", { entries: services.phonebook.list(userId) });
 }
 
 /** One handler per request type; params arrive already validated against the protocol schema. */
@@ -67,39 +68,40 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
     };
   },
 
-  "auth.register": async (params, conn, { accounts }) =>
-    loggedIn(conn, await accounts.register(params, { address: conn.address })),
+  "auth.register": async (params, conn, { accounts }) => loggedIn(conn, await accounts.register(params, from(conn))),
 
-  "auth.login": async (params, conn, { accounts }) =>
-    loggedIn(conn, await accounts.login(params, { address: conn.address })),
+  "auth.login": async (params, conn, { accounts }) => loggedIn(conn, await accounts.login(params, from(conn))),
 
-  "auth.resume": (params, conn, { accounts }) =>
-    loggedIn(conn, accounts.resume(params.token, { address: conn.address })),
+  "auth.resume": (params, conn, { accounts }) => loggedIn(conn, accounts.resume(params.token, from(conn))),
 
   "auth.logout": (params, conn, { accounts }) => {
     const { userId, sessionId } = me(conn);
     conn.deauthenticate();
-    accounts.logout(userId, sessionId, params.allDevices ?? false, { address: conn.address });
+    accounts.logout(userId, sessionId, params.allDevices ?? false, from(conn));
     return {};
   },
 
-  "account.get": (_params, conn, { accounts }) => toSelf(accounts.users.byId(me(conn).userId)!),
+  "account.get": (_params, conn, { accounts }) => {
+    const row = accounts.users.byId(me(conn).userId);
+    if (!row) throw new ParleyError("SESSION_INVALID");
+    return toSelf(row);
+  },
 
   "account.setDisplayName": (params, conn, { accounts }) =>
-    toSelf(accounts.setDisplayName(me(conn).userId, params.displayName, { address: conn.address })),
+    toSelf(accounts.setDisplayName(me(conn).userId, params.displayName, from(conn))),
 
   "account.setUsername": (params, conn, { accounts }) =>
-    toSelf(accounts.setUsername(me(conn).userId, params.username, { address: conn.address })),
+    toSelf(accounts.setUsername(me(conn).userId, params.username, from(conn))),
 
   "account.changePassword": async (params, conn, { accounts }) => {
     const { userId, sessionId } = me(conn);
-    await accounts.changePassword(userId, sessionId, params.oldPassword, params.newPassword, { address: conn.address });
+    await accounts.changePassword(userId, sessionId, params.oldPassword, params.newPassword, from(conn));
     return {};
   },
 
   "account.delete": async (params, conn, { accounts }) => {
-    const { userId, sessionId } = me(conn);
-    await accounts.deleteAccount(userId, sessionId, params.password, { address: conn.address });
+    const { userId } = me(conn);
+    await accounts.deleteAccount(userId, params.password, from(conn));
     conn.deauthenticate();
     return {};
   },
@@ -133,26 +135,12 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
 
   "phonebook.list": (_params, conn, { phonebook }) => ({ entries: phonebook.list(me(conn).userId) }),
 
-  "phonebook.add": (params, conn, services) => {
-    const { userId } = me(conn);
-    const target = services.accounts.users.byName(params.username);
-    if (!target || target.disabled) throw new ParleyError("USER_NOT_FOUND");
-    const entry = services.phonebook.add(userId, target.id, params);
-    pushPhonebook(services, userId);
-    return entry;
-  },
+  "phonebook.add": (params, conn, { phonebook }) => phonebook.add(me(conn).userId, params.username, params),
 
-  "phonebook.update": (params, conn, services) => {
-    const { userId } = me(conn);
-    const entry = services.phonebook.update(userId, params.id, params);
-    pushPhonebook(services, userId);
-    return entry;
-  },
+  "phonebook.update": (params, conn, { phonebook }) => phonebook.update(me(conn).userId, params.id, params),
 
-  "phonebook.remove": (params, conn, services) => {
-    const { userId } = me(conn);
-    services.phonebook.remove(userId, params.id);
-    pushPhonebook(services, userId);
+  "phonebook.remove": (params, conn, { phonebook }) => {
+    phonebook.remove(me(conn).userId, params.id);
     return {};
   },
 };

@@ -54,7 +54,9 @@ export class SignalingServer {
     if (origin === undefined) return true;
     if (this.#services.config.allowedOrigins.includes(origin)) return true;
     try {
-      return new URL(origin).host === req.headers.host;
+      // Compare as URLs so letter case and an explicit default port do not matter.
+      const from = new URL(origin);
+      return from.host === new URL(`${from.protocol}//${req.headers.host ?? ""}`).host;
     } catch {
       return false;
     }

@@ -11,7 +11,9 @@ export type Database = BetterSqlite3.Database;
  * then applies pending migrations in one transaction each.
  */
 export function openDatabase(file: string): Database {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  // Created owner-only: the database holds password hashes and client addresses.
+  fs.closeSync(fs.openSync(file, "a", 0o600));
   const db = new BetterSqlite3(file);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");

@@ -1,0 +1,195 @@
+import {
+  type AuthResult,
+  CloseCode,
+  closeReasonOf,
+  type DirectoryUser,
+  type EventMessage,
+  type PhonebookEntry,
+  PROTOCOL_VERSION,
+  type RequestParams,
+  type RequestResult,
+  type RequestType,
+  type SelectableStatus,
+  type Self,
+} from "@parley/protocol";
+import { SignalingChannel, type WebSocketFactory } from "./signaling-channel.js";
+import { Emitter } from "./typed-emitter.js";
+
+export interface ParleyClientEvents {
+  /** The directory changed (someone came online, changed status or name, appeared or left). */
+  directory: [DirectoryUser[]];
+  presence: [{ userId: number; status: DirectoryUser["status"]; devices: number }];
+  /** Your own account changed (possibly from another device). */
+  account: [Self];
+  phonebook: [PhonebookEntry[]];
+  /** The server is about to close the connection, and why. */
+  sessionEnded: [{ reason: string; message: string }];
+  /** The connection closed. `reason` is a close reason such as "KICKED" or "GOING_AWAY". */
+  disconnected: [{ code: number; reason: string }];
+  /** Every raw event, for tools and tests. */
+  event: [EventMessage];
+}
+
+export interface ParleyClientOptions {
+  /** ws:// or wss:// URL of the signaling endpoint, e.g. ws://localhost:8080/ws */
+  url: string;
+  /** How to open a WebSocket: the browser's `(u) => new WebSocket(u)`, or `ws` in Node. */
+  webSocket: WebSocketFactory;
+  client?: { name: string; version: string };
+  requestTimeoutMs?: number;
+}
+
+/**
+ * The Parley softphone SDK: connect, log in, live directory and presence, phone book.
+ * Runs in the browser and in Node; the WebSocket implementation is injected.
+ */
+export class ParleyClient extends Emitter<ParleyClientEvents> {
+  readonly #options: ParleyClientOptions;
+  #channel: SignalingChannel | undefined;
+  #self: Self | undefined;
+  #token: string | undefined;
+  readonly #directory = new Map<number, DirectoryUser>();
+  #phonebook: PhonebookEntry[] = [];
+  serverVersion: string | undefined;
+  signupEnabled = false;
+
+  constructor(options: ParleyClientOptions) {
+    super();
+    this.#options = options;
+  }
+
+  get self(): Self | undefined {
+    return this.#self;
+  }
+
+  get token(): string | undefined {
+    return this.#token;
+  }
+
+  get connected(): boolean {
+    return this.#channel !== undefined && !this.#channel.closed;
+  }
+
+  /** Users sorted by display name, with live status. */
+  get directory(): DirectoryUser[] {
+    return [...this.#directory.values()].sort((a, b) => a.displayName.localeCompare(b.displayName));
+  }
+
+  get phonebook(): PhonebookEntry[] {
+    return this.#phonebook;
+  }
+
+  /** Opens the WebSocket and exchanges protocol versions. */
+  async connect(): Promise<void> {
+    const channel = await SignalingChannel.open(
+      this.#options.url,
+      this.#options.webSocket,
+      this.#options.requestTimeoutMs,
+    );
+    this.#channel = channel;
+    channel.onEvent = (message) => this.#onEvent(message);
+    channel.onClose = (code, reason) => {
+      this.#self = undefined;
+      this.emit("disconnected", { code, reason: reason || closeReasonOf(code) || String(code) });
+    };
+    const hello = await channel.request("hello", {
+      protocolVersion: PROTOCOL_VERSION,
+      ...(this.#options.client ? { client: this.#options.client } : {}),
+    });
+    this.serverVersion = hello.serverVersion;
+    this.signupEnabled = hello.signupEnabled;
+  }
+
+  /** Sends any request; the typed helpers below cover the common ones. */
+  request<T extends RequestType>(type: T, params: RequestParams<T>): Promise<RequestResult<T>> {
+    if (!this.#channel) return Promise.reject(new Error("Not connected; call connect() first."));
+    return this.#channel.request(type, params);
+  }
+
+  register(params: RequestParams<"auth.register">): Promise<AuthResult> {
+    return this.#loggedIn(this.request("auth.register", params));
+  }
+
+  login(username: string, password: string, deviceName?: string): Promise<AuthResult> {
+    return this.#loggedIn(this.request("auth.login", { username, password, ...(deviceName ? { deviceName } : {}) }));
+  }
+
+  resume(token: string): Promise<AuthResult> {
+    return this.#loggedIn(this.request("auth.resume", { token }));
+  }
+
+  async logout(allDevices = false): Promise<void> {
+    await this.request("auth.logout", { allDevices });
+    this.#self = undefined;
+    this.#token = undefined;
+  }
+
+  async setStatus(status: SelectableStatus): Promise<Self> {
+    this.#self = await this.request("presence.set", { status });
+    return this.#self;
+  }
+
+  async refreshDirectory(): Promise<DirectoryUser[]> {
+    const { users } = await this.request("directory.list", {});
+    this.#directory.clear();
+    for (const user of users) this.#directory.set(user.id, user);
+    this.emit("directory", this.directory);
+    return this.directory;
+  }
+
+  async refreshPhonebook(): Promise<PhonebookEntry[]> {
+    const { entries } = await this.request("phonebook.list", {});
+    this.#phonebook = entries;
+    this.emit("phonebook", entries);
+    return entries;
+  }
+
+  /** Closes the connection (without logging out: the session can be resumed). */
+  disconnect(): void {
+    this.#channel?.close(CloseCode.NORMAL, "NORMAL");
+  }
+
+  async #loggedIn(pending: Promise<AuthResult>): Promise<AuthResult> {
+    const result = await pending;
+    this.#self = result.user;
+    this.#token = result.token;
+    await Promise.all([this.refreshDirectory(), this.refreshPhonebook()]);
+    return result;
+  }
+
+  #onEvent(message: EventMessage): void {
+    this.emit("event", message);
+    switch (message.event) {
+      case "presence.changed": {
+        const user = this.#directory.get(message.data.userId);
+        if (user) {
+          user.status = message.data.status;
+          user.devices = message.data.devices;
+          this.emit("directory", this.directory);
+        }
+        this.emit("presence", message.data);
+        break;
+      }
+      case "directory.userAdded":
+      case "directory.userUpdated":
+        this.#directory.set(message.data.user.id, message.data.user);
+        this.emit("directory", this.directory);
+        break;
+      case "directory.userRemoved":
+        this.#directory.delete(message.data.userId);
+        this.emit("directory", this.directory);
+        break;
+      case "account.updated":
+        this.#self = message.data.user;
+        this.emit("account", message.data.user);
+        break;
+      case "phonebook.updated":
+        this.#phonebook = message.data.entries;
+        this.emit("phonebook", message.data.entries);
+        break;
+      case "session.ended":
+        this.emit("sessionEnded", message.data);
+        break;
+    }
+  }
+}

@@ -1,0 +1,25 @@
+import Database from "better-sqlite3";
+
+/**
+ * Every row of every table, as JSON: compare two snapshots to prove nothing stored changed.
+ * `exceptTables` and `ignoreColumns` leave out what legitimately moves (sessions, last login).
+ */
+export function dbSnapshot(file: string, options: { exceptTables?: string[]; ignoreColumns?: string[] } = {}): string {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const tables = (
+      db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]
+    )
+      .map((t) => t.name)
+      .filter((name) => !options.exceptTables?.includes(name));
+    const ignored = new Set(options.ignoreColumns ?? []);
+    const dump: Record<string, unknown[]> = {};
+    for (const table of tables) {
+      const rows = db.prepare(`SELECT * FROM "${table}" ORDER BY rowid`).all() as Record<string, unknown>[];
+      dump[table] = rows.map((row) => Object.fromEntries(Object.entries(row).filter(([key]) => !ignored.has(key))));
+    }
+    return JSON.stringify(dump);
+  } finally {
+    db.close();
+  }
+}

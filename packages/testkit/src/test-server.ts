@@ -1,0 +1,105 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ParleyClient } from "@parley/client";
+import { type ParleyServer, type StartOptions, startServer } from "@parley/server";
+import WebSocket from "ws";
+
+export function tempDir(prefix = "parley-test-"): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestServer {
+  server: ParleyServer;
+  url: string;
+  dataDir: string;
+  /** Stops the server and removes its data dir. */
+  stop(): Promise<void>;
+}
+
+/** A real server in this process: port 0 on 127.0.0.1, a fresh temporary data dir, logs to file only. */
+export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? tempDir();
+  const server = await startServer({ host: "127.0.0.1", port: 0, logToStdout: false, ...options, dataDir });
+  return {
+    server,
+    url: server.signalingUrl,
+    dataDir,
+    async stop() {
+      await server.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The SDK client in Node, on the `ws` WebSocket. */
+export function sdkClient(url: string): ParleyClient {
+  return new ParleyClient({
+    url,
+    webSocket: (u) => new WebSocket(u) as unknown as import("@parley/client").WebSocketLike,
+    client: { name: "testkit", version: "0" },
+  });
+}
+
+/** Path of the `parley` command's entry point. */
+export const PARLEY_BIN = fileURLToPath(new URL("../../cli/bin/parley.js", import.meta.url));
+
+export interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  httpUrl: string;
+  output(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/** Runs `parley server` as a child process (port 0) and waits for its "listening on" line. */
+export async function spawnServer(dataDir: string, args: string[] = []): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    [PARLEY_BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, "--quiet", ...args],
+    { stdio: ["pipe", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stdout!.on("data", (chunk) => {
+    output += chunk;
+  });
+  child.stderr!.on("data", (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const httpUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 15_000);
+    const check = () => {
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on("data", check);
+    child.on("exit", () => reject(new Error(`server exited: ${output}`)));
+  });
+  return { child, httpUrl, url: `${httpUrl.replace("http", "ws")}/ws`, output: () => output, exited };
+}
+
+/** Runs `parley admin --data-dir DIR ...words` and returns its exit code and output. */
+export function runAdmin(
+  dataDir: string,
+  words: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [PARLEY_BIN, "admin", "--data-dir", dataDir, ...words]);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => {
+      stdout += c;
+    });
+    child.stderr.on("data", (c) => {
+      stderr += c;
+    });
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
