@@ -1,1 +1,6 @@
-export {};
+export { dominantFrequency, rms, tone, toneLevel } from "./analysis.js";
+export { FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE } from "./constants.js";
+export { OpusDecoder, OpusEncoder } from "./opus.js";
+export { AudioRecorder, type RtpAudioPacket } from "./recorder.js";
+export { type AudioFrame, AudioSource, type AudioSourceOptions } from "./source.js";
+export { readWav, writeWav } from "./wav.js";

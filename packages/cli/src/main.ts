@@ -1,6 +1,21 @@
 import path from "node:path";
-import { DEFAULT_CONFIG, dataPaths, SERVER_VERSION, sendControlCommand, startServer } from "@parley/server";
+import {
+  DEFAULT_CONFIG,
+  dataPaths,
+  parsePortRange,
+  SERVER_VERSION,
+  sendControlCommand,
+  startServer,
+} from "@parley/server";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { type BotOptions, runAnswerBot, runCallBot } from "./bot/bot.js";
+import { BotExit } from "./bot/exit-codes.js";
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number.");
+  return n;
+}
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -35,6 +50,29 @@ program
       .env("PARLEY_DATA_DIR")
       .default(DEFAULT_CONFIG.dataDir),
   )
+  .addOption(
+    new Option("--media-ip <address>", "address the media relay advertises to clients and listens on")
+      .env("PARLEY_MEDIA_IP")
+      .default(DEFAULT_CONFIG.media.ip),
+  )
+  .addOption(
+    new Option("--media-ports <min-max>", "UDP port range for media")
+      .env("PARLEY_MEDIA_PORTS")
+      .default(`${DEFAULT_CONFIG.media.portMin}-${DEFAULT_CONFIG.media.portMax}`)
+      .argParser((value) => {
+        try {
+          return parsePortRange(value);
+        } catch (error) {
+          throw new InvalidArgumentError((error as Error).message);
+        }
+      }),
+  )
+  .addOption(
+    new Option("--ring-timeout <seconds>", "seconds a call rings before it ends as no answer")
+      .env("PARLEY_RING_TIMEOUT")
+      .default(DEFAULT_CONFIG.ringTimeoutMs / 1000)
+      .argParser(positiveNumber),
+  )
   .addOption(new Option("--no-signup", "turn self-registration off (operators create accounts)"))
   .addOption(
     new Option("--allowed-origin <origin...>", "extra browser origins allowed to open the WebSocket").env(
@@ -64,6 +102,11 @@ program
         port: opts.port,
         dataDir: opts.dataDir,
         signupEnabled: opts.signup !== false,
+        media: {
+          ip: opts.mediaIp,
+          ...(typeof opts.mediaPorts === "string" ? parsePortRange(opts.mediaPorts) : opts.mediaPorts),
+        },
+        ringTimeoutMs: opts.ringTimeout * 1000,
         allowedOrigins: allowed,
         logLevel: opts.logLevel,
         logToStdout: !opts.quiet,
@@ -117,5 +160,59 @@ program
       process.exit(3);
     }
   });
+
+/** Options shared by `parley call` and `parley answer`. */
+function botCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .requiredOption("--server <url>", "signaling URL, e.g. ws://localhost:8080/ws", "ws://localhost:8080/ws")
+    .requiredOption("--user <name>", "username")
+    .requiredOption("--password <password>", "password")
+    .option("--register", "create the account first (log in if it exists)")
+    .option("--play <wav>", "WAV file sent as the microphone, looped (silence if absent)")
+    .option("--record <wav>", "write what is heard to this WAV file (48 kHz mono)")
+    .option("--duration <seconds>", "talk this long after the answer, then hang up", positiveNumber)
+    .option("--bind <address>", "local address for signaling and media", "127.0.0.1")
+    .option("--trace <file>", "append every signaling message received to this file (JSON lines)");
+}
+
+function botOptions(opts: Record<string, unknown>): BotOptions {
+  return {
+    server: opts.server as string,
+    user: opts.user as string,
+    password: opts.password as string,
+    register: opts.register === true,
+    bind: opts.bind as string,
+    ...(opts.play ? { play: opts.play as string } : {}),
+    ...(opts.record ? { record: opts.record as string } : {}),
+    ...(opts.duration !== undefined ? { duration: opts.duration as number } : {}),
+    ...(opts.wait !== undefined ? { wait: opts.wait as number } : {}),
+    ...(opts.trace ? { trace: opts.trace as string } : {}),
+    log: (line) => process.stderr.write(`parley: ${line}\n`),
+  };
+}
+
+async function runBot(run: () => Promise<number>): Promise<never> {
+  try {
+    process.exit(await run());
+  } catch (error) {
+    console.error(`parley: ${(error as Error).message}`);
+    process.exit(BotExit.ERROR);
+  }
+}
+
+botCommand("call", "Call a user, play a WAV as the microphone and record what comes back.")
+  .requiredOption("--to <name>", "who to call")
+  .addHelpText(
+    "after",
+    "\nExit codes: 0 answered and hung up, 1 error, 2 declined, 3 busy, 4 no answer, 5 unreachable, 6 cancelled, 7 failed.",
+  )
+  .action((opts) => runBot(() => runCallBot({ ...botOptions(opts), to: opts.to as string })));
+
+botCommand("answer", "Wait for a call, answer it, play a WAV as the microphone and record what comes in.")
+  .option("--wait <seconds>", "give up when no call arrives in this time", positiveNumber)
+  .addHelpText("after", "\nExit codes: 0 answered and hung up, 1 error, 7 failed or no call arrived in time.")
+  .action((opts) => runBot(() => runAnswerBot(botOptions(opts))));
 
 await program.parseAsync(process.argv);

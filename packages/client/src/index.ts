@@ -1,3 +1,16 @@
-export { ParleyClient, type ParleyClientEvents, type ParleyClientOptions } from "./parley-client.js";
+export {
+  Call,
+  type CallActions,
+  type CallEnd,
+  type CallEvents,
+  type PeerConnectionFactory,
+  type PeerConnectionLike,
+} from "./call.js";
+export {
+  ParleyClient,
+  type ParleyClientDelegate,
+  type ParleyClientEvents,
+  type ParleyClientOptions,
+} from "./parley-client.js";
 export { SignalingChannel, type WebSocketFactory, type WebSocketLike } from "./signaling-channel.js";
 export { Emitter } from "./typed-emitter.js";

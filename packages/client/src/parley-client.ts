@@ -1,5 +1,6 @@
 import {
   type AuthResult,
+  type CallInfo,
   CloseCode,
   closeReasonOf,
   type DirectoryUser,
@@ -12,6 +13,7 @@ import {
   type SelectableStatus,
   type Self,
 } from "@parley/protocol";
+import { Call, type CallActions, type PeerConnectionFactory, type PeerConnectionLike } from "./call.js";
 import { SignalingChannel, type WebSocketFactory } from "./signaling-channel.js";
 import { Emitter } from "./typed-emitter.js";
 
@@ -26,6 +28,8 @@ export interface ParleyClientEvents {
   sessionEnded: [{ reason: string; message: string }];
   /** The connection closed. `reason` is a close reason such as "KICKED" or "GOING_AWAY". */
   disconnected: [{ code: number; reason: string }];
+  /** A call rings on this device (after `delegate.onIncomingCall`). */
+  incomingCall: [Call];
   /** Every raw event, for tools and tests. */
   event: [EventMessage];
 }
@@ -37,6 +41,27 @@ export interface ParleyClientOptions {
   webSocket: WebSocketFactory;
   client?: { name: string; version: string };
   requestTimeoutMs?: number;
+  /**
+   * Creates the WebRTC connection of a call: the browser's RTCPeerConnection or werift's. Without
+   * it the client signals calls but sets up no media.
+   */
+  createPeerConnection?: PeerConnectionFactory;
+}
+
+/** Decisions the app makes. */
+export interface ParleyClientDelegate {
+  /** A call rings on this device: show it, then `call.answer()` or `call.decline()`. */
+  onIncomingCall?(call: Call): void;
+}
+
+const GATHERING_TIMEOUT_MS = 5000;
+
+async function iceGatheringComplete(pc: PeerConnectionLike): Promise<void> {
+  const deadline = Date.now() + GATHERING_TIMEOUT_MS;
+  while (pc.iceGatheringState !== "complete") {
+    if (Date.now() > deadline) throw new Error("ICE gathering did not complete.");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /**
@@ -50,8 +75,10 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   #token: string | undefined;
   readonly #directory = new Map<number, DirectoryUser>();
   #phonebook: PhonebookEntry[] = [];
+  readonly #calls = new Map<string, Call>();
   serverVersion: string | undefined;
   signupEnabled = false;
+  delegate: ParleyClientDelegate = {};
 
   constructor(options: ParleyClientOptions) {
     super();
@@ -90,6 +117,8 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     channel.onEvent = (message) => this.#onEvent(message);
     channel.onClose = (code, reason) => {
       this.#self = undefined;
+      for (const call of this.#calls.values()) call.finish({ reason: "connection_lost", outcome: "failed", by: null });
+      this.#calls.clear();
       this.emit("disconnected", { code, reason: reason || closeReasonOf(code) || String(code) });
     };
     const hello = await channel.request("hello", {
@@ -144,9 +173,67 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     return entries;
   }
 
+  /** Calls in progress on this device. */
+  get calls(): Call[] {
+    return [...this.#calls.values()];
+  }
+
+  /** [CAL] Calls a user; media is set up at once so audio flows the moment the callee answers. */
+  async call(username: string): Promise<Call> {
+    const { call: info } = await this.request("call.invite", { to: username });
+    const call = this.#track(info, "outgoing");
+    void this.#startMedia(call);
+    return call;
+  }
+
+  async history(limit?: number): Promise<RequestResult<"call.history">["calls"]> {
+    const { calls } = await this.request("call.history", limit ? { limit } : {});
+    return calls;
+  }
+
   /** Closes the connection (without logging out: the session can be resumed). */
   disconnect(): void {
     this.#channel?.close(CloseCode.NORMAL, "NORMAL");
+  }
+
+  readonly #callActions: CallActions = {
+    answer: async (call) => {
+      const { call: info } = await this.request("call.answer", { callId: call.id });
+      call.update(info);
+    },
+    decline: async (call) => {
+      await this.request("call.decline", { callId: call.id });
+    },
+    hangup: async (call) => {
+      await this.request("call.hangup", { callId: call.id });
+    },
+  };
+
+  #track(info: CallInfo, direction: "outgoing" | "incoming"): Call {
+    const call = new Call(info, direction, this.#self?.id ?? 0, this.#callActions);
+    this.#calls.set(call.id, call);
+    return call;
+  }
+
+  /** Offers this device's media leg to the server (non-trickle ICE) and applies the answer. */
+  async #startMedia(call: Call): Promise<void> {
+    const factory = this.#options.createPeerConnection;
+    if (!factory) return;
+    try {
+      const pc = factory(call);
+      call.peerConnection = pc;
+      if (pc.getTransceivers().length === 0) pc.addTransceiver("audio", { direction: "sendrecv" });
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGatheringComplete(pc);
+      const offer = pc.localDescription?.sdp;
+      if (!offer) throw new Error("No local description.");
+      if (call.endInfo) return;
+      const { sdp } = await this.request("call.media", { callId: call.id, sdp: offer });
+      if (call.endInfo) return;
+      await pc.setRemoteDescription({ type: "answer", sdp });
+    } catch (error) {
+      if (!call.endInfo) call.mediaFailed(error as Error);
+    }
   }
 
   async #loggedIn(pending: Promise<AuthResult>): Promise<AuthResult> {
@@ -190,6 +277,22 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
       case "session.ended":
         this.emit("sessionEnded", message.data);
         break;
+      case "call.incoming": {
+        const call = this.#track(message.data.call, "incoming");
+        void this.#startMedia(call);
+        this.delegate.onIncomingCall?.(call);
+        this.emit("incomingCall", call);
+        break;
+      }
+      case "call.info":
+        this.#calls.get(message.data.call.callId)?.update(message.data.call);
+        break;
+      case "call.ended": {
+        const call = this.#calls.get(message.data.callId);
+        this.#calls.delete(message.data.callId);
+        call?.finish({ reason: message.data.reason, outcome: message.data.outcome, by: message.data.by });
+        break;
+      }
     }
   }
 }

@@ -32,8 +32,11 @@ export const SELECTABLE_STATUSES = ["available", "away", "busy"] as const;
 export const SelectableStatus = z.enum(SELECTABLE_STATUSES);
 export type SelectableStatus = z.infer<typeof SelectableStatus>;
 
-/** Statuses others see: a chosen one, or `offline` when no device is connected. */
-export const PRESENCE_STATUSES = ["available", "away", "busy", "offline"] as const;
+/**
+ * Statuses others see: a chosen one, `in-call` while the user takes part in an answered call,
+ * or `offline` when no device is connected.
+ */
+export const PRESENCE_STATUSES = ["available", "away", "busy", "in-call", "offline"] as const;
 export const PresenceStatus = z.enum(PRESENCE_STATUSES);
 export type PresenceStatus = z.infer<typeof PresenceStatus>;
 

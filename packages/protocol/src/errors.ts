@@ -30,6 +30,16 @@ export const ERROR_CODES = [
   "ENTRY_NOT_FOUND",
   "ENTRY_EXISTS",
   "PHONEBOOK_FULL",
+  // Calls
+  "CANNOT_CALL_SELF",
+  "USER_OFFLINE",
+  "USER_BUSY",
+  "ALREADY_IN_CALL",
+  "CALL_NOT_FOUND",
+  "CALL_ENDED",
+  "CALL_ALREADY_ANSWERED",
+  "NOT_IN_CALL",
+  "MEDIA_FAILED",
   // Server
   "INTERNAL_ERROR",
 ] as const;
@@ -62,6 +72,15 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   ENTRY_NOT_FOUND: "No such phone book entry.",
   ENTRY_EXISTS: "That user is already in your phone book.",
   PHONEBOOK_FULL: "The phone book is full.",
+  CANNOT_CALL_SELF: "You cannot call yourself.",
+  USER_OFFLINE: "That user is not connected (unreachable).",
+  USER_BUSY: "That user is busy in another call.",
+  ALREADY_IN_CALL: "You are already in a call.",
+  CALL_NOT_FOUND: "No such call.",
+  CALL_ENDED: "That call has already ended.",
+  CALL_ALREADY_ANSWERED: "That call was already answered.",
+  NOT_IN_CALL: "This device does not take part in that call.",
+  MEDIA_FAILED: "The media connection could not be set up.",
   INTERNAL_ERROR: "Internal server error.",
 };
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CallEndReason, CallId, CallInfo, CallOutcome } from "./calls.js";
 import { DirectoryUser, PhonebookEntry, PresenceStatus, Self, UserId } from "./common.js";
 
 /** Server pushes: `{ type: "event", event, data }`. */
@@ -15,6 +16,17 @@ export const Events = {
   "account.updated": z.object({ user: Self }),
   /** Your phone book changed (from this or another device). */
   "phonebook.updated": z.object({ entries: z.array(PhonebookEntry) }),
+  /** [ASK] A call rings on this device. */
+  "call.incoming": z.object({ call: CallInfo }),
+  /** [STA, INF] A call this user takes part in changed: ringing, answered (state active), participants. */
+  "call.info": z.object({ call: CallInfo }),
+  /** [FIN] A call ended for this device, and why. `by` is the user who ended it, if one did. */
+  "call.ended": z.object({
+    callId: CallId,
+    reason: CallEndReason,
+    outcome: CallOutcome,
+    by: UserId.nullable(),
+  }),
   /** Sent right before the server closes this connection, with the close reason. */
   "session.ended": z.object({ reason: z.string(), message: z.string() }),
 } as const;

@@ -1,3 +1,4 @@
+export * from "./calls.js";
 export * from "./close-codes.js";
 export * from "./common.js";
 export * from "./errors.js";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CallHistoryEntry, CallId, CallInfo, Sdp } from "./calls.js";
 import {
   AuthResult,
   DeviceName,
@@ -117,6 +118,25 @@ export const Requests = {
     result: PhonebookEntry,
   },
   "phonebook.remove": { params: z.strictObject({ id: z.number().int().positive() }), result: Empty },
+  /** [CAL] Call a user: rings every device of the callee. */
+  "call.invite": { params: z.strictObject({ to: UsernameRef }), result: z.object({ call: CallInfo }) },
+  /** [RES 1] Answer a ringing call on this device; the callee's other devices stop ringing. */
+  "call.answer": { params: z.strictObject({ callId: CallId }), result: z.object({ call: CallInfo }) },
+  /** [RES 0] Decline a ringing call. */
+  "call.decline": { params: z.strictObject({ callId: CallId }), result: Empty },
+  /** [FIN] Hang up: cancels a call still ringing (caller), declines it (callee), or ends it. */
+  "call.hangup": { params: z.strictObject({ callId: CallId }), result: Empty },
+  /**
+   * Media setup for this device's leg of a call: the client's SDP offer (one audio m-line, Opus,
+   * ICE candidates gathered) in, the server's SDP answer out. Allowed while the call rings, so
+   * audio flows the moment it is answered.
+   */
+  "call.media": { params: z.strictObject({ callId: CallId, sdp: Sdp }), result: z.object({ sdp: z.string() }) },
+  /** The user's call history, newest first. */
+  "call.history": {
+    params: z.strictObject({ limit: z.number().int().min(1).max(500).optional(), before: Timestamp.optional() }),
+    result: z.object({ calls: z.array(CallHistoryEntry) }),
+  },
 } as const;
 
 export type RequestType = keyof typeof Requests;

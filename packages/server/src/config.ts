@@ -1,4 +1,29 @@
+import os from "node:os";
 import path from "node:path";
+
+/**
+ * The media address when none is configured: the machine's first non-loopback IPv4 address
+ * (reachable from the LAN and from this machine), or 127.0.0.1 when there is none.
+ */
+export function defaultMediaIp(): string {
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === "IPv4" && !address.internal) return address.address;
+    }
+  }
+  return "127.0.0.1";
+}
+
+/** Parses "MIN-MAX" into a UDP port range. */
+export function parsePortRange(text: string): { portMin: number; portMax: number } {
+  const match = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
+  const portMin = Number(match?.[1]);
+  const portMax = Number(match?.[2]);
+  if (!match || portMin < 1024 || portMax > 65535 || portMin > portMax) {
+    throw new Error(`'${text}' is not a port range MIN-MAX within 1024-65535`);
+  }
+  return { portMin, portMax };
+}
 
 export interface LoginLimits {
   /** Failed logins allowed for one account from one address within `windowMs`. */
@@ -29,6 +54,10 @@ export interface ServerConfig {
   helloTimeoutMs: number;
   /** WebSocket ping interval; a connection that misses one pong is dropped. */
   heartbeatMs: number;
+  /** How long a call rings before it ends as "no answer". */
+  ringTimeoutMs: number;
+  /** The address and UDP port range the media relay advertises and listens on. */
+  media: { ip: string; portMin: number; portMax: number };
   logLevel: string;
   /** Also write logs to stdout (the file in the data dir is always written). */
   logToStdout: boolean;
@@ -44,7 +73,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
   loginLimits: { perAccountAddress: 10, perAccount: 100, perAddress: 30, windowMs: 15 * 60 * 1000 },
   messageRate: { burst: 40, perSecond: 20, maxStrikes: 50 },
   helloTimeoutMs: 10_000,
-  heartbeatMs: 10_000,
+  heartbeatMs: 5_000,
+  ringTimeoutMs: 30_000,
+  media: { ip: defaultMediaIp(), portMin: 40000, portMax: 49999 },
   logLevel: "info",
   logToStdout: true,
 };

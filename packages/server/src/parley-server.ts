@@ -7,9 +7,12 @@ import { AdminCommands } from "./admin/admin-commands.js";
 import { startConsole } from "./admin/console.js";
 import { ControlSocket } from "./admin/control-socket.js";
 import { AuditLog } from "./audit/audit-log.js";
+import { CallHistoryStore } from "./calls/call-history-store.js";
+import { CallService } from "./calls/call-service.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
 import { createLogger, type Logger } from "./logging/logger.js";
+import { MediaRelay } from "./media/index.js";
 import { PhonebookService } from "./phonebook/phonebook-service.js";
 import { PresenceService } from "./presence/presence-service.js";
 import { ServerStats } from "./signaling/server-stats.js";
@@ -58,6 +61,16 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const accounts = new AccountService({ db, audit, settings, config, logger });
   const presence = new PresenceService({ accounts, logger });
   const phonebook = new PhonebookService({ db, accounts, presence });
+  const media = new MediaRelay(config.media, logger.child({ module: "media" }));
+  const calls = new CallService({
+    accounts,
+    presence,
+    history: new CallHistoryStore(db),
+    media,
+    audit,
+    logger: logger.child({ module: "calls" }),
+    ringTimeoutMs: config.ringTimeoutMs,
+  });
   accounts.sessions.purgeExpired();
 
   const signaling = new SignalingServer({
@@ -67,6 +80,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     accounts,
     presence,
     phonebook,
+    calls,
     stats,
     onConnectionClosed: () => {},
   });
@@ -90,13 +104,23 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     return closing;
   };
 
-  const commands = new AdminCommands({ accounts, presence, audit, stats, logger, shutdown: () => void close() });
+  const commands = new AdminCommands({
+    accounts,
+    presence,
+    audit,
+    stats,
+    calls,
+    logger,
+    shutdown: () => void close(),
+  });
   let control: ControlSocket | undefined;
   let stopConsole: (() => void) | undefined;
 
   async function shutdown(): Promise<void> {
     logger.info("shutting down");
     stopConsole?.();
+    calls.endAll();
+    media.close();
     signaling.close();
     accounts.close();
     await closeHttp(httpServer);
@@ -128,7 +152,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const host = displayHost.includes(":") ? `[${displayHost}]` : displayHost;
   const httpUrl = `http://${host}:${port}`;
   const signalingUrl = `ws://${host}:${port}${SIGNALING_PATH}`;
-  logger.info({ host: config.host, port, dataDir: config.dataDir }, "listening");
+  logger.info({ host: config.host, port, dataDir: config.dataDir, media: config.media }, "listening");
   if (consoleInput) stopConsole = startConsole(commands, consoleInput, consoleOutput ?? process.stdout);
 
   return {

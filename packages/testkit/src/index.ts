@@ -1,8 +1,10 @@
 export { dbSnapshot } from "./db-snapshot.js";
 export { type Closed, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
 export {
+  type BotRun,
   PARLEY_BIN,
   runAdmin,
+  runBot,
   type ServerProcess,
   sdkClient,
   spawnServer,

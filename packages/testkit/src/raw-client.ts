@@ -130,7 +130,7 @@ export class RawClient {
       `event ${name}`,
       5000,
       from,
-    ) as Promise<Extract<ServerMessage, { type: "event" }>>;
+    ) as unknown as Promise<{ type: "event"; event: string; data: Record<string, unknown> }>;
   }
 
   events(name: string): Record<string, unknown>[] {

@@ -22,7 +22,14 @@ export interface TestServer {
 /** A real server in this process: port 0 on 127.0.0.1, a fresh temporary data dir, logs to file only. */
 export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
-  const server = await startServer({ host: "127.0.0.1", port: 0, logToStdout: false, ...options, dataDir });
+  const server = await startServer({
+    host: "127.0.0.1",
+    port: 0,
+    logToStdout: false,
+    media: { ip: "127.0.0.1", portMin: 40000, portMax: 49999 },
+    ...options,
+    dataDir,
+  });
   return {
     server,
     url: server.signalingUrl,
@@ -59,7 +66,20 @@ export interface ServerProcess {
 export async function spawnServer(dataDir: string, args: string[] = []): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    [PARLEY_BIN, "server", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, "--quiet", ...args],
+    [
+      PARLEY_BIN,
+      "server",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--data-dir",
+      dataDir,
+      "--media-ip",
+      "127.0.0.1",
+      "--quiet",
+      ...args,
+    ],
     { stdio: ["pipe", "pipe", "pipe"] },
   );
   let output = "";
@@ -102,4 +122,25 @@ export function runAdmin(
     });
     child.on("exit", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+export interface BotRun {
+  child: ChildProcess;
+  /** Resolves with the exit code once the bot has exited. */
+  exited: Promise<number | null>;
+  output(): string;
+}
+
+/** Runs `parley call` or `parley answer` as a child process. */
+export function runBot(mode: "call" | "answer", args: string[]): BotRun {
+  const child = spawn(process.execPath, [PARLEY_BIN, mode, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (c) => {
+    output += c;
+  });
+  child.stderr!.on("data", (c) => {
+    output += c;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, exited, output: () => output };
 }

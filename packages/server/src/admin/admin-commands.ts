@@ -3,6 +3,7 @@ import { PASSWORD_MAX, PASSWORD_MIN, ParleyError, USERNAME_PATTERN } from "@parl
 import type { Logger } from "pino";
 import type { AccountService } from "../accounts/account-service.js";
 import type { AuditLog } from "../audit/audit-log.js";
+import type { CallService } from "../calls/call-service.js";
 import type { PresenceService } from "../presence/presence-service.js";
 import type { ServerStats } from "../signaling/server-stats.js";
 import { formatDuration, table } from "./table.js";
@@ -35,7 +36,9 @@ const HELP = `Operator commands:
   reset-password NAME [--password PW]    set a new password (random if none given); ends all sessions
   logs [N] [--user NAME] [--action A] [--since ISO] [--until ISO]
                                          the last N audit-log entries (default 20)
-  stats                                  uptime, users, connections, messages, errors, memory
+  calls                                  live calls: participants, state, duration, media legs
+  hangup CALL                            end a live call (its id or a unique prefix)
+  stats                                  uptime, users, connections, calls, messages, errors, memory
   signup [on|off]                        show or set whether people may register themselves
   demo-users                             create the demo accounts (password '${DEMO_PASSWORD}')
   shutdown                               stop the server cleanly`;
@@ -73,6 +76,7 @@ export class AdminCommands {
   readonly #presence: PresenceService;
   readonly #audit: AuditLog;
   readonly #stats: ServerStats;
+  readonly #calls: CallService;
   readonly #logger: Logger;
   readonly #shutdown: () => void;
 
@@ -81,9 +85,11 @@ export class AdminCommands {
     presence: PresenceService;
     audit: AuditLog;
     stats: ServerStats;
+    calls: CallService;
     logger: Logger;
     shutdown: () => void;
   }) {
+    this.#calls = deps.calls;
     this.#accounts = deps.accounts;
     this.#presence = deps.presence;
     this.#audit = deps.audit;
@@ -141,6 +147,14 @@ export class AdminCommands {
         return this.#signup(args.positionals[0], actor);
       case "demo-users":
         return this.#demoUsers(actor);
+      case "calls":
+        return this.#liveCalls();
+      case "hangup": {
+        const id = args.positionals[0];
+        if (!id) throw new UsageError("hangup CALL (a call id or a unique prefix, see 'calls')");
+        const call = this.#calls.endByOperator(id, actor);
+        return `ended call ${call.id} (${call.caller.username} -> ${call.callee.username})`;
+      }
       case "shutdown":
         this.#audit.record({ action: "admin.shutdown", actor });
         setImmediate(this.#shutdown);
@@ -209,6 +223,23 @@ export class AdminCommands {
     return lines.join("\n");
   }
 
+  #liveCalls(): string {
+    const now = Date.now();
+    const rows = this.#calls
+      .liveCalls()
+      .map((c) => [
+        c.id,
+        c.state,
+        c.caller,
+        c.callee,
+        c.answeredAt
+          ? formatDuration(now - c.answeredAt.getTime())
+          : `ringing ${formatDuration(now - c.createdAt.getTime())}`,
+        c.legs.map((l) => `${l.state} ${l.packetsIn}/${l.packetsOut}`).join(", ") || "-",
+      ]);
+    return `${table(["CALL", "STATE", "CALLER", "CALLEE", "DURATION", "MEDIA LEGS (in/out packets)"], rows)}\n${rows.length} live call(s)`;
+  }
+
   #kick(username: string, actor: string): string {
     const user = this.#accounts.requireByName(username);
     const devices = this.#presence.devicesOf(user.id);
@@ -251,6 +282,7 @@ export class AdminCommands {
       `users online:        ${this.#presence.onlineUserCount()}`,
       `devices connected:   ${this.#presence.allDevices().length}`,
       `connections total:   ${this.#stats.connectionsTotal}`,
+      `live calls:          ${this.#calls.liveCalls().length}`,
       `messages in / out:   ${this.#stats.messagesIn} / ${this.#stats.messagesOut}`,
       `errors sent:         ${errors}`,
       `signup:              ${this.#accounts.signupEnabled ? "on" : "off"}`,

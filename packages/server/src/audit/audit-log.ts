@@ -21,6 +21,7 @@ export const AUDIT_ACTIONS = [
   "admin.signup",
   "admin.demo_users",
   "admin.shutdown",
+  "admin.hangup",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -2,6 +2,7 @@ import type { CloseReason, DirectoryUser, EventData, EventName, PresenceStatus }
 import type { Logger } from "pino";
 import type { AccountService } from "../accounts/account-service.js";
 import { toSelf, type UserRow } from "../accounts/user-store.js";
+import { TypedEmitter } from "../util/typed-emitter.js";
 
 /** One logged-in connection of a user, as presence sees it. */
 export interface Device {
@@ -20,12 +21,14 @@ export interface Device {
  * P1, P2, P4, A5: who is connected from which devices, each user's visible status,
  * and the live directory pushed to every logged-in device as it changes.
  */
-export class PresenceService {
+export class PresenceService extends TypedEmitter<{ deviceDetached: [Device] }> {
   readonly #devices = new Map<number, Set<Device>>();
+  #inCall: (userId: number) => boolean = () => false;
   readonly #accounts: AccountService;
   readonly #logger: Logger;
 
   constructor(deps: { accounts: AccountService; logger: Logger }) {
+    super(deps.logger);
     this.#accounts = deps.accounts;
     this.#logger = deps.logger;
     const accounts = deps.accounts;
@@ -56,7 +59,18 @@ export class PresenceService {
     const set = this.#devices.get(device.userId);
     if (!set?.delete(device)) return;
     if (set.size === 0) this.#devices.delete(device.userId);
+    this.emit("deviceDetached", device);
     this.#announce(device.userId);
+  }
+
+  /** Calls tell presence who is in an answered call ("in-call" is automatic). */
+  setInCallProvider(inCall: (userId: number) => boolean): void {
+    this.#inCall = inCall;
+  }
+
+  /** Re-announces a user whose automatic status may have changed. */
+  refresh(userId: number): void {
+    this.#announce(userId);
   }
 
   devicesOf(userId: number): Device[] {
@@ -72,7 +86,8 @@ export class PresenceService {
   }
 
   statusOf(row: UserRow): PresenceStatus {
-    return this.#devices.has(row.id) ? row.status : "offline";
+    if (!this.#devices.has(row.id)) return "offline";
+    return this.#inCall(row.id) ? "in-call" : row.status;
   }
 
   directory(): DirectoryUser[] {

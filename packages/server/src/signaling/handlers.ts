@@ -9,6 +9,7 @@ import {
 import type { Logger } from "pino";
 import type { AccountService, Authenticated, Origin } from "../accounts/account-service.js";
 import { toSelf } from "../accounts/user-store.js";
+import type { CallService } from "../calls/call-service.js";
 import type { ServerConfig } from "../config.js";
 import type { PhonebookService } from "../phonebook/phonebook-service.js";
 import type { PresenceService } from "../presence/presence-service.js";
@@ -23,6 +24,7 @@ export interface Services {
   accounts: AccountService;
   presence: PresenceService;
   phonebook: PhonebookService;
+  calls: CallService;
   stats: ServerStats;
   onConnectionClosed(conn: ClientConnection): void;
 }
@@ -143,4 +145,26 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
     phonebook.remove(me(conn).userId, params.id);
     return {};
   },
+
+  "call.invite": (params, conn, { calls }) => ({ call: calls.invite(me(conn).device, params.to) }),
+
+  "call.answer": (params, conn, { calls }) => ({ call: calls.answer(me(conn).device, params.callId) }),
+
+  "call.decline": (params, conn, { calls }) => {
+    calls.decline(me(conn).device, params.callId);
+    return {};
+  },
+
+  "call.hangup": (params, conn, { calls }) => {
+    calls.hangup(me(conn).device, params.callId);
+    return {};
+  },
+
+  "call.media": async (params, conn, { calls }) => ({
+    sdp: await calls.media(me(conn).device, params.callId, params.sdp),
+  }),
+
+  "call.history": (params, conn, { calls }) => ({
+    calls: calls.history(me(conn).userId, params.limit, params.before),
+  }),
 };

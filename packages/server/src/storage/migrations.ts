@@ -52,4 +52,23 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: call history
+  `
+  CREATE TABLE calls (
+    id TEXT PRIMARY KEY,
+    caller_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    callee_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    caller_name TEXT NOT NULL,
+    caller_display_name TEXT NOT NULL,
+    callee_name TEXT NOT NULL,
+    callee_display_name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    answered_at TEXT,
+    ended_at TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    end_reason TEXT
+  );
+  CREATE INDEX calls_caller ON calls(caller_id, created_at);
+  CREATE INDEX calls_callee ON calls(callee_id, created_at);
+  `,
 ];

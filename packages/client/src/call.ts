@@ -1,0 +1,137 @@
+import type { CallEndReason, CallInfo, CallOutcome, CallParticipant, CallState } from "@parley/protocol";
+import { Emitter } from "./typed-emitter.js";
+
+/**
+ * The part of RTCPeerConnection the SDK uses; the browser's RTCPeerConnection and werift's both
+ * fit. The app creates it (with its microphone track or its own audio transceiver, and its
+ * `ontrack` handling), the SDK negotiates it with the server.
+ */
+export interface PeerConnectionLike {
+  addTransceiver(kind: "audio", init: { direction: "sendrecv" }): unknown;
+  getTransceivers(): unknown[];
+  createOffer(): Promise<{ type: string; sdp?: string }>;
+  // biome-ignore lint/suspicious/noExplicitAny: browser and werift description types differ
+  setLocalDescription(description: any): Promise<unknown>;
+  readonly localDescription: { sdp: string } | null | undefined;
+  setRemoteDescription(description: { type: "answer"; sdp: string }): Promise<unknown>;
+  readonly iceGatheringState: string;
+  close(): unknown;
+}
+
+export type PeerConnectionFactory = (call: Call) => PeerConnectionLike;
+
+export interface CallEnd {
+  reason: CallEndReason;
+  outcome: CallOutcome;
+  /** The user who ended it, if one did. */
+  by: number | null;
+}
+
+export interface CallEvents {
+  /** Any change pushed by the server (state, participants). */
+  info: [CallInfo];
+  state: [CallState];
+  ended: [CallEnd];
+  /** The media connection could not be set up; the call itself goes on until it ends. */
+  mediaError: [Error];
+}
+
+/** Operations the call asks its client to perform on the wire. */
+export interface CallActions {
+  answer(call: Call): Promise<void>;
+  decline(call: Call): Promise<void>;
+  hangup(call: Call): Promise<void>;
+}
+
+/** One call as this device sees it. */
+export class Call extends Emitter<CallEvents> {
+  readonly id: string;
+  readonly direction: "outgoing" | "incoming";
+  #info: CallInfo;
+  #end: CallEnd | undefined;
+  peerConnection: PeerConnectionLike | undefined;
+  readonly #actions: CallActions;
+  readonly #selfId: number;
+  readonly #endedPromise: Promise<CallEnd>;
+  #resolveEnded!: (end: CallEnd) => void;
+
+  constructor(info: CallInfo, direction: "outgoing" | "incoming", selfId: number, actions: CallActions) {
+    super();
+    this.id = info.callId;
+    this.direction = direction;
+    this.#info = info;
+    this.#selfId = selfId;
+    this.#actions = actions;
+    this.#endedPromise = new Promise((resolve) => {
+      this.#resolveEnded = resolve;
+    });
+  }
+
+  get info(): CallInfo {
+    return this.#info;
+  }
+
+  get state(): CallState {
+    return this.#info.state;
+  }
+
+  /** The other participant(s). */
+  get peers(): CallParticipant[] {
+    return this.#info.participants.filter((p) => p.userId !== this.#selfId);
+  }
+
+  /** When the call was answered, or undefined while it rings. */
+  get answeredAt(): Date | undefined {
+    return this.#info.answeredAt ? new Date(this.#info.answeredAt) : undefined;
+  }
+
+  get endInfo(): CallEnd | undefined {
+    return this.#end;
+  }
+
+  /** Resolves when the call ends, with why. */
+  whenEnded(): Promise<CallEnd> {
+    return this.#endedPromise;
+  }
+
+  answer(): Promise<void> {
+    return this.#actions.answer(this);
+  }
+
+  decline(): Promise<void> {
+    return this.#actions.decline(this);
+  }
+
+  /** Cancels a call that still rings (caller), declines it (callee) or ends it. */
+  hangup(): Promise<void> {
+    return this.#actions.hangup(this);
+  }
+
+  /** @internal the server pushed new call info. */
+  update(info: CallInfo): void {
+    const previous = this.#info.state;
+    this.#info = info;
+    this.emit("info", info);
+    if (info.state !== previous) this.emit("state", info.state);
+  }
+
+  /** @internal the call ended. Idempotent. */
+  finish(end: CallEnd): void {
+    if (this.#end) return;
+    this.#end = end;
+    this.#info = { ...this.#info, state: "ended" };
+    try {
+      this.peerConnection?.close();
+    } catch {
+      // already closed
+    }
+    this.emit("state", "ended");
+    this.emit("ended", end);
+    this.#resolveEnded(end);
+  }
+
+  /** @internal */
+  mediaFailed(error: Error): void {
+    this.emit("mediaError", error);
+  }
+}

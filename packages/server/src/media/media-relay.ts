@@ -1,0 +1,110 @@
+import { ParleyError } from "@parley/protocol";
+import type { Logger } from "../logging/logger.js";
+import { type MediaConfig, mediaConfigProblem } from "./media-config.js";
+import { type ForwardTotals, MediaLeg } from "./media-leg.js";
+import { answerOffer, createPeerConnection, portRangesToTry } from "./relay-peer-connection.js";
+import { declaresSsrc, offerProblem } from "./sdp-lines.js";
+
+export type { MediaConfig } from "./media-config.js";
+
+export interface MediaRelayOptions {
+  /** A leg that has not connected this long after it was created fails and closes. Default 20 s. */
+  connectTimeoutMs?: number;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
+
+/**
+ * The server's media relay: one WebRTC leg per client device, each receiving that client's
+ * Opus audio and forwarding the RTP packets to the legs it is told to (no mixing, no
+ * transcoding). It knows nothing of users or calls; the caller pairs legs with `forwardTo`.
+ */
+export class MediaRelay {
+  readonly #config: MediaConfig;
+  readonly #logger: Logger;
+  readonly #connectTimeoutMs: number;
+  readonly #legs = new Set<MediaLeg>();
+  readonly #totals: ForwardTotals = { packetsForwarded: 0, bytesForwarded: 0 };
+  #closed = false;
+
+  constructor(config: MediaConfig, logger: Logger, options: MediaRelayOptions = {}) {
+    const problem = mediaConfigProblem(config);
+    if (problem) throw new Error(problem);
+    this.#config = { ip: config.ip, portMin: config.portMin, portMax: config.portMax };
+    this.#logger = logger;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
+  /**
+   * Creates a leg from a client's SDP offer (one audio m-line with Opus); resolves with the leg
+   * and the SDP answer (sendrecv, the offer's Opus payload type, every ICE candidate already in
+   * it: config.ip only, UDP ports within [portMin, portMax]). The leg is live, and counted, from
+   * the call on; it closes itself if setting up fails. `id` labels the leg in logs; it need not
+   * be unique (a device's replacement leg may be created before its old one is closed).
+   * Rejects with a ParleyError: BAD_PARAMS for an unusable offer, MEDIA_FAILED when the relay
+   * cannot set the leg up (e.g. no free port).
+   */
+  async createLeg(id: string, offerSdp: string): Promise<{ leg: MediaLeg; answerSdp: string }> {
+    if (this.#closed) throw new ParleyError("MEDIA_FAILED", "The media relay is closed.");
+    const problem = offerProblem(offerSdp);
+    if (problem) throw new ParleyError("BAD_PARAMS", `Unusable SDP offer: ${problem}.`);
+
+    if (!declaresSsrc(offerSdp)) {
+      this.#logger.warn({ leg: id }, "the offer declares no a=ssrc: audio from this client cannot be routed");
+    }
+    for (const portRange of portRangesToTry(this.#config)) {
+      const created = await this.#attempt(id, offerSdp, portRange);
+      if (created) return created;
+    }
+    const { ip, portMin, portMax } = this.#config;
+    this.#logger.warn({ leg: id, ip, portMin, portMax }, "no free UDP port for a media leg");
+    throw new ParleyError("MEDIA_FAILED", `No free UDP port in ${portMin}-${portMax} on ${ip} for the media relay.`);
+  }
+
+  /** One try at a leg with ports from `portRange`; null if none of them was free. */
+  async #attempt(
+    id: string,
+    offerSdp: string,
+    portRange: [number, number],
+  ): Promise<{ leg: MediaLeg; answerSdp: string } | null> {
+    if (this.#closed) throw new ParleyError("MEDIA_FAILED", "The media relay is closed.");
+    let leg: MediaLeg | undefined;
+    try {
+      const { pc, sender } = createPeerConnection(this.#config, portRange);
+      const created = new MediaLeg(id, pc, sender, this.#totals, this.#logger, this.#connectTimeoutMs);
+      leg = created;
+      this.#legs.add(created);
+      created.on("closed", () => this.#legs.delete(created));
+      const answerSdp = await answerOffer(pc, offerSdp, this.#config);
+      if (created.state === "closed") {
+        throw new ParleyError("MEDIA_FAILED", "The media leg was closed while being set up.");
+      }
+      if (answerSdp === null) {
+        created.close();
+        return null;
+      }
+      return { leg: created, answerSdp };
+    } catch (error) {
+      leg?.close();
+      this.#logger.warn({ leg: id, err: error }, "could not set up a media leg");
+      throw error instanceof ParleyError ? error : new ParleyError("MEDIA_FAILED", undefined, { cause: error });
+    }
+  }
+
+  /** Live legs, and the packets and RTP payload bytes forwarded since the relay started. */
+  stats(): { legs: number; packetsForwarded: number; bytesForwarded: number } {
+    return {
+      legs: this.#legs.size,
+      packetsForwarded: this.#totals.packetsForwarded,
+      bytesForwarded: this.#totals.bytesForwarded,
+    };
+  }
+
+  /** Closes every leg; createLeg is refused from then on. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const leg of [...this.#legs]) leg.close();
+    this.#legs.clear();
+  }
+}

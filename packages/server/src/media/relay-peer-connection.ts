@@ -1,0 +1,118 @@
+import net from "node:net";
+import { RTCPeerConnection, type RTCRtpSender, useOPUS } from "werift";
+import type { MediaConfig } from "./media-config.js";
+import { sdpCandidates } from "./sdp-lines.js";
+
+/** Answering is local work (no STUN/TURN); if it takes this long something is stuck. */
+const NEGOTIATION_TIMEOUT_MS = 10_000;
+
+/**
+ * The port ranges to try for one leg, in order: from a random port up, then the whole range.
+ * werift quirk: it picks a port by binding and closing a probe socket (`findPort`, scanning up
+ * from the range's minimum), then binds the real socket without an 'error' listener. Another
+ * process scanning the same range can take the port in between, and the EADDRINUSE becomes an
+ * uncaught exception that ends the process (seen with three relays sharing 40000-40100). A random
+ * start keeps processes that share a range (parallel test servers, two servers on one host) from
+ * probing the same ports at the same moment; the second range still finds any free port.
+ */
+export function portRangesToTry(config: MediaConfig): [number, number][] {
+  const start = config.portMin + Math.floor(Math.random() * (config.portMax - config.portMin));
+  const whole: [number, number] = [config.portMin, config.portMax];
+  return start === config.portMin ? [whole] : [[start, config.portMax], whole];
+}
+
+/**
+ * A werift peer connection for one leg: host candidates on `config.ip` only, UDP ports in
+ * `portRange` (within the configured range), Opus only, no header extensions, and one sendrecv
+ * audio transceiver.
+ */
+export function createPeerConnection(
+  config: MediaConfig,
+  portRange: [number, number],
+): { pc: RTCPeerConnection; sender: RTCRtpSender } {
+  const pc = new RTCPeerConnection({
+    // No STUN or TURN: the relay's address is configured (see also negotiate()).
+    iceServers: [],
+    // werift quirk: iceInterfaceAddresses only filters the machine's own addresses and falls back
+    // to ALL of them when none matches (127.0.0.1 never matches: loopback is not listed), so host
+    // discovery is turned off (iceUseIpv4/iceUseIpv6 false) and the one address is named in
+    // iceAdditionalHostAddresses. iceInterfaceAddresses still matters: the UDP socket binds to it
+    // (otherwise to the wildcard address).
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: [config.ip],
+    iceInterfaceAddresses: net.isIPv4(config.ip) ? { udp4: config.ip } : { udp6: config.ip },
+    // werift quirk: [n, n] throws ("should not be same value"); portRangesToTry never makes one.
+    icePortRange: portRange,
+    iceUseTcp: false,
+    // The answer takes the offer's Opus payload type (werift answers with the remote's numbers).
+    codecs: { audio: [useOPUS()], video: [] },
+    headerExtensions: { audio: [], video: [] },
+  });
+  // werift quirk: the transceiver setRemoteDescription creates for an offered m-line is recvonly,
+  // so the answer would be recvonly. A sendrecv transceiver added first (same kind, mid still null)
+  // is adopted for the m-line instead, and the answer is sendrecv.
+  const { sender } = pc.addTransceiver("audio", { direction: "sendrecv" });
+  return { pc, sender };
+}
+
+let negotiationQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Applies the client's offer and resolves with the complete answer SDP, candidates included
+ * (no trickle ICE), after checking every candidate is on the configured address and ports;
+ * resolves null when no port in the peer connection's range was free.
+ *
+ * Negotiations run one at a time in the process, so two gatherings here never probe the same
+ * port at once (see portRangesToTry for the werift quirk).
+ */
+export function answerOffer(pc: RTCPeerConnection, offerSdp: string, config: MediaConfig): Promise<string | null> {
+  const run = negotiationQueue.then(() => withTimeout(negotiate(pc, offerSdp, config), NEGOTIATION_TIMEOUT_MS));
+  negotiationQueue = run.catch(() => undefined);
+  return run;
+}
+
+async function negotiate(pc: RTCPeerConnection, offerSdp: string, config: MediaConfig): Promise<string | null> {
+  await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+  // werift quirk: with no STUN server configured (iceServers: []) the ICE agent falls back to
+  // stun.l.google.com:19302, so every leg would query Google, advertise a server-reflexive
+  // candidate (the host's public address), and wait up to 5 s for a DNS lookup or reply while
+  // gathering. Clearing the agent's STUN server before gathering (in setLocalDescription) stops it.
+  for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
+  await pc.setLocalDescription(await pc.createAnswer());
+  // werift 0.24 setLocalDescription already awaits gathering; wait anyway should that change.
+  if (pc.iceGatheringState !== "complete") await gatheringComplete(pc);
+  const answer = pc.localDescription?.sdp;
+  if (!answer) throw new Error("werift produced no local description");
+
+  const candidates = sdpCandidates(answer);
+  // werift quirk: a failed bind ("port not found") is logged to its debug log and swallowed;
+  // an answer without candidates is the only sign.
+  if (candidates.length === 0) return null;
+  const stray = candidates.find(
+    (c) => c.protocol !== "udp" || c.address !== config.ip || c.port < config.portMin || c.port > config.portMax,
+  );
+  if (stray) throw new Error(`werift advertised a candidate outside the media config: ${JSON.stringify(stray)}`);
+  return answer;
+}
+
+function gatheringComplete(pc: RTCPeerConnection): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const { unSubscribe } = pc.iceGatheringStateChange.subscribe(
+      (state) => {
+        if (state !== "complete") return;
+        unSubscribe();
+        resolve();
+      },
+      () => reject(new Error("the peer connection closed while gathering ICE candidates")),
+    );
+  });
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`media negotiation took over ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

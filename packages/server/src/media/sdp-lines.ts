@@ -1,0 +1,50 @@
+/** Small, line-based SDP checks: enough to refuse unusable offers and to verify our own answers. */
+
+/** Offers are a few kilobytes; anything far larger is not from a softphone. */
+const MAX_OFFER_LENGTH = 64 * 1024;
+
+export interface SdpCandidate {
+  protocol: string;
+  address: string;
+  port: number;
+  type: string;
+}
+
+function lines(sdp: string): string[] {
+  return sdp.split(/\r?\n/);
+}
+
+/** Why the relay cannot answer this offer (one audio m-line offering Opus), or null if it can. */
+export function offerProblem(sdp: string): string | null {
+  if (sdp.length > MAX_OFFER_LENGTH) return "the SDP offer is too large";
+  const all = lines(sdp);
+  const media = all.filter((line) => line.startsWith("m="));
+  if (media.length !== 1 || !media[0]?.startsWith("m=audio ")) {
+    return "the SDP offer must have exactly one m-line, for audio";
+  }
+  if (!all.some((line) => /^a=rtpmap:\d+ opus\/48000\/2\s*$/i.test(line))) {
+    return "the SDP offer does not offer Opus (opus/48000/2)";
+  }
+  return null;
+}
+
+/**
+ * werift quirk: incoming RTP is routed to a receiver by the SSRC from `a=ssrc` only (or by a
+ * negotiated rid), so audio from a client whose offer declares no SSRC is silently dropped.
+ */
+export function declaresSsrc(sdp: string): boolean {
+  return lines(sdp).some((line) => line.startsWith("a=ssrc:"));
+}
+
+/** Every `a=candidate` line of an SDP. */
+export function sdpCandidates(sdp: string): SdpCandidate[] {
+  const found: SdpCandidate[] = [];
+  for (const line of lines(sdp)) {
+    // a=candidate:<foundation> <component> <protocol> <priority> <address> <port> typ <type> ...
+    const match = /^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/.exec(line);
+    if (!match) continue;
+    const [, protocol = "", address = "", port = "", type = ""] = match;
+    found.push({ protocol: protocol.toLowerCase(), address, port: Number(port), type });
+  }
+  return found;
+}

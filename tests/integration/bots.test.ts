@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { dominantFrequency, readWav, SAMPLE_RATE, tone, toneLevel, writeWav } from "@parley/audio";
+import { runBot, startTestServer, type TestServer, tempDir, waitFor } from "@parley/testkit";
+
+let t: TestServer;
+let dir: string;
+before(async () => {
+  t = await startTestServer();
+  dir = tempDir("parley-bots-");
+});
+after(async () => {
+  await t.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const PASSWORD = "bot password 1";
+
+function toneFile(hz: number): string {
+  const file = path.join(dir, `tone-${hz}.wav`);
+  if (!fs.existsSync(file)) writeWav(file, tone(hz, 2));
+  return file;
+}
+
+function common(user: string, hz: number, bind = "127.0.0.1") {
+  return [
+    "--server",
+    t.url,
+    "--user",
+    user,
+    "--password",
+    PASSWORD,
+    "--register",
+    "--play",
+    toneFile(hz),
+    "--record",
+    path.join(dir, `${user}.wav`),
+    "--bind",
+    bind,
+  ];
+}
+
+/** The recording's steady part (the first half second is skipped: jitter buffer and codec warm-up). */
+function heard(user: string): Int16Array {
+  const samples = readWav(path.join(dir, `${user}.wav`));
+  return samples.subarray(Math.round(SAMPLE_RATE * 0.5));
+}
+
+/** Places one call between two bots; resolves with both exit codes and outputs. */
+async function botCall(
+  callee: string,
+  calleeHz: number,
+  caller: string,
+  callerHz: number,
+  extra: { bind?: [string, string]; trace?: boolean; seconds?: number } = {},
+) {
+  const [callerBind, calleeBind] = extra.bind ?? ["127.0.0.1", "127.0.0.1"];
+  const trace = (user: string) => (extra.trace ? ["--trace", path.join(dir, `${user}.trace`)] : []);
+  const answer = runBot("answer", [...common(callee, calleeHz, calleeBind), "--wait", "60", ...trace(callee)]);
+  await waitFor(() => answer.output().includes("waiting for a call"), `${callee} waiting`, { timeoutMs: 20_000 });
+  const call = runBot("call", [
+    ...common(caller, callerHz, callerBind),
+    "--to",
+    callee,
+    "--duration",
+    String(extra.seconds ?? 4),
+    ...trace(caller),
+  ]);
+  const [callerCode, calleeCode] = await Promise.all([call.exited, answer.exited]);
+  return { callerCode, calleeCode, callerOut: call.output(), calleeOut: answer.output() };
+}
+
+function assertHears(user: string, hz: number, others: number[]) {
+  const samples = heard(user);
+  assert.ok(samples.length > SAMPLE_RATE * 1.5, `${user} recorded ${samples.length} samples`);
+  const dominant = dominantFrequency(samples);
+  assert.ok(Math.abs(dominant - hz) < 15, `${user} hears ${dominant} Hz, expected ${hz} Hz`);
+  const level = toneLevel(samples, hz);
+  assert.ok(level > 0.05, `${user}: level of ${hz} Hz is ${level}`);
+  for (const other of others) {
+    const leak = toneLevel(samples, other);
+    assert.ok(leak < level / 50, `${user} hears ${other} Hz at ${leak} (own peer ${level}): crosstalk or echo`);
+  }
+}
+
+describe("parley call and parley answer bots", () => {
+  it("relay each side's voice to the other through the server", async () => {
+    const result = await botCall("ann", 440, "cal", 1000);
+    assert.equal(result.callerCode, 0, result.callerOut);
+    assert.equal(result.calleeCode, 0, result.calleeOut);
+    assert.match(result.callerOut, /ended: hangup by cal \(answered\)/);
+    assertHears("ann", 1000, [440]);
+    assertHears("cal", 440, [1000]);
+  });
+
+  it("keep three simultaneous calls apart: each side hears only its own peer", async () => {
+    const tones = [500, 700, 900, 1100, 1300, 1500];
+    const results = await Promise.all([
+      botCall("c1-callee", tones[0]!, "c1-caller", tones[1]!, { seconds: 6 }),
+      botCall("c2-callee", tones[2]!, "c2-caller", tones[3]!, { seconds: 6 }),
+      botCall("c3-callee", tones[4]!, "c3-caller", tones[5]!, { seconds: 6 }),
+    ]);
+    for (const r of results) {
+      assert.equal(r.callerCode, 0, r.callerOut);
+      assert.equal(r.calleeCode, 0, r.calleeOut);
+    }
+    for (let i = 0; i < 3; i++) {
+      const calleeHz = tones[2 * i]!;
+      const callerHz = tones[2 * i + 1]!;
+      const others = (exclude: number) => tones.filter((hz) => hz !== exclude);
+      assertHears(`c${i + 1}-callee`, callerHz, others(callerHz));
+      assertHears(`c${i + 1}-caller`, calleeHz, others(calleeHz));
+    }
+  });
+
+  it("never give a client the other client's address: not in signaling, SDP or ICE candidates", async () => {
+    const result = await botCall("priv-b", 440, "priv-a", 1000, { bind: ["127.0.0.2", "127.0.0.3"], trace: true });
+    assert.equal(result.callerCode, 0, result.callerOut);
+    assert.equal(result.calleeCode, 0, result.calleeOut);
+    assertHears("priv-b", 1000, [440]);
+    const traceA = fs.readFileSync(path.join(dir, "priv-a.trace"), "utf8");
+    const traceB = fs.readFileSync(path.join(dir, "priv-b.trace"), "utf8");
+    assert.ok(!traceA.includes("127.0.0.3"), "the caller received the callee's address");
+    assert.ok(!traceB.includes("127.0.0.2"), "the callee received the caller's address");
+    // Each bot got an SDP answer whose only candidate address is the server's media address.
+    for (const trace of [traceA, traceB]) {
+      const answers = trace
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line))
+        .filter((m) => m.type === "response" && m.ok && typeof m.result?.sdp === "string")
+        .map((m) => m.result.sdp as string);
+      assert.equal(answers.length, 1);
+      const candidates = answers[0]!.split(/\r?\n/).filter((l) => l.startsWith("a=candidate"));
+      assert.ok(candidates.length > 0);
+      for (const c of candidates) assert.match(c, / 127\.0\.0\.1 \d+ typ host/, c);
+    }
+  });
+
+  it("report how a call ended in the exit code", async () => {
+    // Unreachable: nobody is logged in as the callee.
+    const registerOnly = runBot("call", [...common("lonely", 500), "--to", "ann"]);
+    assert.equal(await registerOnly.exited, 5, registerOnly.output());
+    // No call arrives for `parley answer` within --wait.
+    const idle = runBot("answer", [...common("idle", 500), "--wait", "1"]);
+    assert.equal(await idle.exited, 7, idle.output());
+    // A wrong password is an error.
+    const bad = runBot("call", ["--server", t.url, "--user", "ann", "--password", "wrong password", "--to", "cal"]);
+    assert.equal(await bad.exited, 1);
+    assert.match(bad.output(), /INVALID_CREDENTIALS|Wrong username or password/);
+  });
+});

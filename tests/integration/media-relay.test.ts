@@ -1,0 +1,418 @@
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import { after, describe, it } from "node:test";
+import { waitFor } from "@parley/testkit";
+import { pino } from "pino";
+import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useOPUS, usePCMU, useVP8 } from "werift";
+import { type MediaLeg, type MediaLegState, MediaRelay } from "../../packages/server/dist/media/index.js";
+
+const IP = "127.0.0.1";
+const PORT_MIN = 40000;
+const PORT_MAX = 40100;
+const PAYLOAD_BYTES = 40;
+const logger = pino({ level: "silent" });
+
+const clients: TestClient[] = [];
+const relays: MediaRelay[] = [];
+
+after(async () => {
+  for (const relay of relays) relay.close();
+  await Promise.all(clients.map((client) => client.close()));
+});
+
+function newRelay(
+  range: { portMin: number; portMax: number } = { portMin: PORT_MIN, portMax: PORT_MAX },
+  connectTimeoutMs?: number,
+) {
+  const relay = new MediaRelay({ ip: IP, ...range }, logger, connectTimeoutMs ? { connectTimeoutMs } : {});
+  relays.push(relay);
+  return relay;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A softphone stand-in: a werift peer connection on 127.0.0.1 with one sendrecv audio track. */
+class TestClient {
+  readonly pc: RTCPeerConnection;
+  readonly track = new MediaStreamTrack({ kind: "audio" });
+  readonly received: RtpPacket[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #sequenceNumber: number;
+  #timestamp: number;
+
+  constructor(opts: { opusPayloadType?: number; pcmuOnly?: boolean; video?: boolean; firstSeq?: number } = {}) {
+    this.pc = new RTCPeerConnection({
+      iceServers: [],
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: [IP],
+      iceInterfaceAddresses: { udp4: IP },
+      codecs: {
+        audio: opts.pcmuOnly
+          ? [usePCMU()]
+          : [useOPUS(opts.opusPayloadType ? { payloadType: opts.opusPayloadType } : {})],
+        video: opts.video ? [useVP8()] : [],
+      },
+    });
+    if (opts.video) this.pc.addTransceiver("video", { direction: "sendrecv" });
+    else this.pc.addTransceiver(this.track, { direction: "sendrecv" });
+    // werift falls back to stun.l.google.com when iceServers is empty; a test needs no STUN.
+    for (const transport of this.pc.iceTransports) transport.connection.stunServer = undefined;
+    this.pc.onTrack.subscribe((track) => {
+      track.onReceiveRtp.subscribe((rtp) => this.received.push(rtp));
+    });
+    this.#sequenceNumber = opts.firstSeq ?? 1000;
+    this.#timestamp = 123_456;
+    clients.push(this);
+  }
+
+  async offer(): Promise<string> {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await waitFor(() => this.pc.iceGatheringState === "complete", "client ICE gathering");
+    return this.pc.localDescription?.sdp ?? "";
+  }
+
+  async accept(answerSdp: string): Promise<void> {
+    await this.pc.setRemoteDescription({ type: "answer", sdp: answerSdp });
+  }
+
+  /** Sends 20 ms Opus-sized packets, 50 a second, whose payload bytes all equal `marker`. */
+  startSending(marker: number): void {
+    this.stopSending();
+    const payload = Buffer.alloc(PAYLOAD_BYTES, marker);
+    this.#timer = setInterval(() => {
+      const header = new RtpHeader({
+        payloadType: 111,
+        sequenceNumber: this.#sequenceNumber,
+        timestamp: this.#timestamp,
+        ssrc: 1,
+      });
+      this.#sequenceNumber = (this.#sequenceNumber + 1) & 0xffff;
+      this.#timestamp = (this.#timestamp + 960) >>> 0;
+      this.track.writeRtp(new RtpPacket(header, payload));
+    }, 20);
+  }
+
+  stopSending(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** How many received packets carry `marker`. */
+  countOf(marker: number): number {
+    return this.received.filter((rtp) => rtp.payload[0] === marker).length;
+  }
+
+  /** The distinct markers received. */
+  markers(): number[] {
+    return [...new Set(this.received.map((rtp) => rtp.payload[0] ?? -1))];
+  }
+
+  async close(): Promise<void> {
+    this.stopSending();
+    await this.pc.close();
+  }
+}
+
+/** Offers, creates the relay leg, applies the answer and waits until both ends are connected. */
+async function connect(
+  relay: MediaRelay,
+  id: string,
+  client: TestClient,
+): Promise<{ leg: MediaLeg; answerSdp: string }> {
+  const { leg, answerSdp } = await relay.createLeg(id, await client.offer());
+  await client.accept(answerSdp);
+  await waitFor(
+    () => leg.state === "connected" && client.pc.connectionState === "connected",
+    `leg ${id} connected (leg ${leg.state}, client ${client.pc.connectionState})`,
+  );
+  return { leg, answerSdp };
+}
+
+function bindUdp(port: number): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket("udp4");
+    socket.once("error", (error) => {
+      socket.close();
+      reject(error);
+    });
+    socket.bind({ port, address: IP }, () => resolve(socket));
+  });
+}
+
+function closeSocket(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => socket.close(() => resolve()));
+}
+
+/** Two adjacent UDP ports on 127.0.0.1, held by this test (so no other process takes them). */
+async function holdPortPair(): Promise<{ ports: [number, number]; sockets: dgram.Socket[] }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 39000 + Math.floor(Math.random() * 900);
+    const sockets: dgram.Socket[] = [];
+    try {
+      for (const port of [base, base + 1]) sockets.push(await bindUdp(port));
+      return { ports: [base, base + 1], sockets };
+    } catch {
+      await Promise.all(sockets.map(closeSocket));
+    }
+  }
+  throw new Error("no two adjacent free UDP ports");
+}
+
+function candidatesOf(sdp: string): { protocol: string; address: string; port: number; type: string }[] {
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => ({
+    protocol: String(m[1]).toLowerCase(),
+    address: String(m[2]),
+    port: Number(m[3]),
+    type: String(m[4]),
+  }));
+}
+
+function ssrcOf(sdp: string): number {
+  return Number(/^a=ssrc:(\d+) /m.exec(sdp)?.[1]);
+}
+
+describe("media relay", () => {
+  it("answers an Opus offer with sendrecv audio, the offer's payload type, and candidates only on the media address and ports", async () => {
+    const relay = newRelay();
+    const client = new TestClient({ opusPayloadType: 111 });
+    const states: MediaLegState[] = [];
+    const { leg, answerSdp } = await relay.createLeg("answer-shape", await client.offer());
+    leg.on("stateChange", (state) => states.push(state));
+    assert.equal(leg.id, "answer-shape");
+    assert.equal(leg.state, "connecting");
+    assert.equal(relay.stats().legs, 1);
+
+    assert.match(answerSdp, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF 111\r?$/m, "one audio m-line, Opus only");
+    assert.match(answerSdp, /^a=rtpmap:111 opus\/48000\/2\r?$/im);
+    assert.match(answerSdp, /^a=sendrecv\r?$/m);
+    assert.match(answerSdp, /^a=fingerprint:sha-256 /m, "DTLS-SRTP");
+    assert.doesNotMatch(answerSdp, /^m=(video|application)/m);
+    const candidates = candidatesOf(answerSdp);
+    assert.ok(candidates.length > 0, "the answer carries its candidates (no trickle)");
+    for (const candidate of candidates) {
+      assert.equal(candidate.address, IP);
+      assert.equal(candidate.protocol, "udp");
+      assert.equal(candidate.type, "host");
+      assert.ok(candidate.port >= PORT_MIN && candidate.port <= PORT_MAX, `port ${candidate.port} within the range`);
+    }
+
+    await client.accept(answerSdp);
+    await waitFor(() => leg.state === "connected", "the leg connected");
+    assert.deepEqual(states, ["connected"]);
+    relay.close();
+  });
+
+  it("forwards audio only between legs told to, both ways, rewriting SSRC and payload type per leg, until forwardTo([])", async () => {
+    const relay = newRelay();
+    const alice = new TestClient({ opusPayloadType: 111 });
+    const bob = new TestClient({ opusPayloadType: 96 });
+    const { leg: legA, answerSdp: answerA } = await connect(relay, "fwd-a", alice);
+    const { leg: legB, answerSdp: answerB } = await connect(relay, "fwd-b", bob);
+    alice.startSending(0xa1);
+    bob.startSending(0xb2);
+
+    await waitFor(() => legA.counters.packetsIn >= 10 && legB.counters.packetsIn >= 10, "the relay receiving both");
+    await sleep(200);
+    assert.equal(alice.received.length, 0, "nothing reaches Alice before forwardTo");
+    assert.equal(bob.received.length, 0, "nothing reaches Bob before forwardTo");
+    assert.equal(relay.stats().packetsForwarded, 0);
+
+    legA.forwardTo([legB]);
+    legB.forwardTo([legA]);
+    await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
+    assert.deepEqual(bob.markers(), [0xa1]);
+    assert.deepEqual(alice.markers(), [0xb2]);
+    for (const rtp of bob.received) {
+      assert.equal(rtp.header.payloadType, 96, "Bob gets his own Opus payload type");
+      assert.equal(rtp.header.ssrc, ssrcOf(answerB), "Bob gets the SSRC his answer announced");
+      assert.equal(rtp.payload.length, PAYLOAD_BYTES);
+    }
+    for (const rtp of alice.received) {
+      assert.equal(rtp.header.payloadType, 111);
+      assert.equal(rtp.header.ssrc, ssrcOf(answerA));
+    }
+    const stats = relay.stats();
+    assert.equal(stats.legs, 2);
+    assert.ok(stats.packetsForwarded >= 20);
+    assert.equal(stats.bytesForwarded, stats.packetsForwarded * PAYLOAD_BYTES);
+    assert.ok(legB.counters.packetsOut >= 10);
+    assert.ok(Date.now() - legA.counters.lastPacketAt < 1000);
+
+    legA.forwardTo([]);
+    legB.forwardTo([]);
+    await sleep(100); // packets already on the wire
+    const [toAlice, toBob, inA] = [alice.received.length, bob.received.length, legA.counters.packetsIn];
+    await sleep(400);
+    assert.equal(alice.received.length, toAlice, "nothing more reaches Alice");
+    assert.equal(bob.received.length, toBob, "nothing more reaches Bob");
+    assert.ok(legA.counters.packetsIn > inA, "the relay still receives; it just forwards nowhere");
+    relay.close();
+  });
+
+  it("keeps three calls apart: each of six receivers hears only its own peer", async () => {
+    const relay = newRelay();
+    const markers = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
+    const parties: { client: TestClient; leg: MediaLeg; marker: number }[] = [];
+    for (const [i, marker] of markers.entries()) {
+      const client = new TestClient({ opusPayloadType: i % 2 === 0 ? 111 : 96 });
+      const { leg } = await connect(relay, `pair-${i}`, client);
+      parties.push({ client, leg, marker });
+    }
+    const peerOf = (i: number) => parties[i ^ 1]!;
+    for (const [i, party] of parties.entries()) party.leg.forwardTo([peerOf(i).leg]);
+    for (const party of parties) party.client.startSending(party.marker);
+
+    await waitFor(
+      () => parties.every((party, i) => party.client.countOf(peerOf(i).marker) >= 10),
+      "every party hearing its peer",
+    );
+    for (const [i, party] of parties.entries()) {
+      assert.deepEqual(party.client.markers(), [peerOf(i).marker], `party ${i} hears only party ${i ^ 1}`);
+    }
+    assert.equal(relay.stats().legs, 6);
+    relay.close();
+  });
+
+  it("continues the outgoing sequence numbers and timestamps when a leg's source changes", async () => {
+    const relay = newRelay();
+    const alice = new TestClient({ firstSeq: 1000 });
+    const bob = new TestClient();
+    const carol = new TestClient({ firstSeq: 50_000 });
+    const { leg: legA } = await connect(relay, "switch-a", alice);
+    const { leg: legB } = await connect(relay, "switch-b", bob);
+    const { leg: legC } = await connect(relay, "switch-c", carol);
+    alice.startSending(0xa1);
+    carol.startSending(0xc3);
+    legA.forwardTo([legB]);
+    await waitFor(() => bob.countOf(0xa1) >= 5, "Bob hearing Alice");
+    legA.forwardTo([]);
+    legC.forwardTo([legB]);
+    await waitFor(() => bob.countOf(0xc3) >= 5, "Bob hearing Carol");
+
+    const first = bob.received.findIndex((rtp) => rtp.payload[0] === 0xc3);
+    const before = bob.received[first - 1]!.header;
+    const switched = bob.received[first]!.header;
+    assert.equal(switched.ssrc, before.ssrc, "one outgoing stream");
+    assert.equal(switched.sequenceNumber, (before.sequenceNumber + 1) & 0xffff, "no sequence jump");
+    const step = (switched.timestamp - before.timestamp) >>> 0;
+    assert.ok(step >= 960 && step <= 48 * 1000, `timestamp advances by the real gap (${step} ticks)`);
+    const next = bob.received[first + 1]!.header;
+    assert.equal(next.sequenceNumber, (switched.sequenceNumber + 1) & 0xffff);
+    relay.close();
+  });
+
+  it("closes a leg once, drops it from the relay and from other legs' targets; relay.close() closes the rest", async () => {
+    const relay = newRelay();
+    const alice = new TestClient();
+    const bob = new TestClient();
+    const { leg: legA } = await connect(relay, "close-a", alice);
+    const { leg: legB } = await connect(relay, "close-b", bob);
+    let closedA = 0;
+    let closedB = 0;
+    const statesA: MediaLegState[] = [];
+    legA.on("closed", () => closedA++);
+    legA.on("stateChange", (state) => statesA.push(state));
+    legB.on("closed", () => closedB++);
+    legB.forwardTo([legA]);
+    bob.startSending(0xb2);
+    await waitFor(() => alice.countOf(0xb2) >= 5, "Alice hearing Bob");
+
+    legA.close();
+    legA.close();
+    assert.equal(closedA, 1, "closed is emitted once");
+    assert.deepEqual(statesA, ["closed"]);
+    assert.equal(legA.state, "closed");
+    assert.equal(relay.stats().legs, 1);
+    const forwarded = relay.stats().packetsForwarded;
+    const inB = legB.counters.packetsIn;
+    await sleep(300);
+    assert.ok(legB.counters.packetsIn > inB, "Bob still sends");
+    assert.equal(relay.stats().packetsForwarded, forwarded, "nothing is forwarded to the closed leg");
+
+    relay.close();
+    relay.close();
+    assert.equal(closedB, 1);
+    assert.equal(legB.state, "closed");
+    assert.equal(relay.stats().legs, 0);
+    await assert.rejects(relay.createLeg("late", await new TestClient().offer()), { code: "MEDIA_FAILED" });
+  });
+
+  it("refuses offers without Opus audio, and media configs that cannot work", async () => {
+    const relay = newRelay();
+    const video = await new TestClient({ video: true }).offer();
+    await assert.rejects(relay.createLeg("video", video), { code: "BAD_PARAMS" });
+    const pcmu = await new TestClient({ pcmuOnly: true }).offer();
+    await assert.rejects(relay.createLeg("pcmu", pcmu), { code: "BAD_PARAMS" });
+    await assert.rejects(relay.createLeg("junk", "hello"), { code: "BAD_PARAMS" });
+    assert.equal(relay.stats().legs, 0);
+    relay.close();
+
+    assert.throws(() => new MediaRelay({ ip: IP, portMin: 40000, portMax: 40000 }, logger), /two ports/);
+    assert.throws(() => new MediaRelay({ ip: "0.0.0.0", portMin: 40000, portMax: 40100 }, logger), /wildcard/);
+    assert.throws(() => new MediaRelay({ ip: "media.example", portMin: 40000, portMax: 40100 }, logger), /not an IP/);
+  });
+
+  it("lets a replacement leg share its id with the leg it replaces", async () => {
+    const relay = newRelay();
+    const { leg: old } = await relay.createLeg("call-1:7", await new TestClient().offer());
+    const { leg: replacement } = await relay.createLeg("call-1:7", await new TestClient().offer());
+    assert.notEqual(old, replacement);
+    assert.equal(relay.stats().legs, 2);
+    old.close();
+    assert.equal(relay.stats().legs, 1);
+    assert.equal(replacement.state, "connecting");
+    relay.close();
+  });
+
+  it("sends one leg's audio to every target given, each with its own SSRC and payload type", async () => {
+    const relay = newRelay();
+    const alice = new TestClient();
+    const bob = new TestClient({ opusPayloadType: 96 });
+    const carol = new TestClient({ opusPayloadType: 111 });
+    const { leg: legA } = await connect(relay, "fan-a", alice);
+    const { leg: legB, answerSdp: answerB } = await connect(relay, "fan-b", bob);
+    const { leg: legC, answerSdp: answerC } = await connect(relay, "fan-c", carol);
+    legA.forwardTo([legB, legC]);
+    alice.startSending(0xa1);
+    await waitFor(() => bob.countOf(0xa1) >= 10 && carol.countOf(0xa1) >= 10, "Bob and Carol hearing Alice");
+    assert.ok(bob.received.every((rtp) => rtp.header.payloadType === 96 && rtp.header.ssrc === ssrcOf(answerB)));
+    assert.ok(carol.received.every((rtp) => rtp.header.payloadType === 111 && rtp.header.ssrc === ssrcOf(answerC)));
+    assert.equal(legB.counters.packetsOut + legC.counters.packetsOut, relay.stats().packetsForwarded);
+    relay.close();
+  });
+
+  it("fails with MEDIA_FAILED while every port in the range is taken, and uses ports as they come free", async () => {
+    const { ports, sockets } = await holdPortPair();
+    const relay = newRelay({ portMin: ports[0], portMax: ports[1] });
+    await assert.rejects(relay.createLeg("full-1", await new TestClient().offer()), { code: "MEDIA_FAILED" });
+    assert.equal(relay.stats().legs, 0);
+
+    await closeSocket(sockets[0]!);
+    const { leg, answerSdp } = await relay.createLeg("full-2", await new TestClient().offer());
+    assert.deepEqual(
+      candidatesOf(answerSdp).map((c) => c.port),
+      [ports[0]],
+    );
+    leg.close();
+    const offer = await new TestClient().offer();
+    const again = await waitFor(() => relay.createLeg("full-3", offer), "the port freed by the closed leg");
+    assert.deepEqual(
+      candidatesOf(again.answerSdp).map((c) => c.port),
+      [ports[0]],
+    );
+    await closeSocket(sockets[1]!);
+    relay.close();
+  });
+
+  it("fails and closes a leg whose client never connects", async () => {
+    const relay = newRelay(undefined, 300);
+    const { leg } = await relay.createLeg("silent", await new TestClient().offer());
+    const states: MediaLegState[] = [];
+    leg.on("stateChange", (state) => states.push(state));
+    await waitFor(() => leg.state === "closed", "the leg closed");
+    assert.deepEqual(states, ["failed", "closed"]);
+    assert.equal(relay.stats().legs, 0);
+    relay.close();
+  });
+});
