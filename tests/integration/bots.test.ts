@@ -139,6 +139,20 @@ describe("parley call and parley answer bots", () => {
     }
   });
 
+  it("end the call for the caller when the callee's process dies mid-call", async () => {
+    const answer = runBot("answer", [...common("doomed", 440), "--wait", "60"]);
+    await waitFor(() => answer.output().includes("waiting for a call"), "doomed waiting", { timeoutMs: 20_000 });
+    const call = runBot("call", [...common("survivor", 1000), "--to", "doomed", "--duration", "30"]);
+    await waitFor(() => answer.output().includes("answered"), "call answered", { timeoutMs: 20_000 });
+    answer.child.kill("SIGKILL");
+    const started = Date.now();
+    assert.equal(await call.exited, 7, call.output());
+    assert.ok(Date.now() - started < 10_000, "the caller learned within the documented bound");
+    assert.match(call.output(), /ended: connection_lost \(answered\)/);
+    const live = await t.server.commands.run(["calls"]);
+    assert.match(live.output, /0 live call\(s\)/);
+  });
+
   it("report how a call ended in the exit code", async () => {
     // Unreachable: nobody is logged in as the callee.
     const registerOnly = runBot("call", [...common("lonely", 500), "--to", "ann"]);

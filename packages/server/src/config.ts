@@ -19,7 +19,8 @@ export function parsePortRange(text: string): { portMin: number; portMax: number
   const match = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
   const portMin = Number(match?.[1]);
   const portMax = Number(match?.[2]);
-  if (!match || portMin < 1024 || portMax > 65535 || portMin > portMax) {
+  // werift needs at least two ports in a range.
+  if (!match || portMin < 1024 || portMax > 65535 || portMin >= portMax) {
     throw new Error(`'${text}' is not a port range MIN-MAX within 1024-65535`);
   }
   return { portMin, portMax };

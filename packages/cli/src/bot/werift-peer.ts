@@ -34,6 +34,13 @@ export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame) => v
     iceAdditionalHostAddresses: [bindAddress],
     codecs: { audio: [useOPUS()], video: [] },
   });
+  // werift quirk (see packages/server/src/media/relay-peer-connection.ts): without a STUN server
+  // it falls back to a public one; clearing it on the ICE transports before gathering stops that.
+  const setLocalDescription = pc.setLocalDescription.bind(pc) as (d: unknown) => Promise<unknown>;
+  (pc as unknown as { setLocalDescription: (d: unknown) => Promise<unknown> }).setLocalDescription = (description) => {
+    for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
+    return setLocalDescription(description);
+  };
   const track = new MediaStreamTrack({ kind: "audio" });
   pc.addTransceiver(track, { direction: "sendrecv" });
   pc.onTrack.subscribe((remote) => {

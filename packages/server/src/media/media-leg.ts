@@ -85,12 +85,13 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; close
 
   /**
    * Forwards every audio RTP packet this leg receives to these legs, replacing the previous set;
-   * `[]` forwards nowhere. Closed legs are skipped; a leg that closes later is dropped by itself.
+   * `[]` forwards nowhere. Closed legs and repeats are skipped; a leg that closes later drops
+   * itself. This leg itself may be a target (an echo).
    */
   forwardTo(targets: readonly MediaLeg[]): void {
     if (this.#state === "closed") return;
     for (const old of this.#targets) old.#sources.delete(this);
-    this.#targets = targets.filter((target) => target.#state !== "closed");
+    this.#targets = [...new Set(targets)].filter((target) => target.#state !== "closed");
     for (const target of this.#targets) target.#sources.add(this);
   }
 
