@@ -1,4 +1,5 @@
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   DEFAULT_CONFIG,
   dataPaths,
@@ -73,6 +74,11 @@ program
       .default(DEFAULT_CONFIG.ringTimeoutMs / 1000)
       .argParser(positiveNumber),
   )
+  .addOption(
+    new Option("--web-root <dir>", "directory of the built web client served at /")
+      .env("PARLEY_WEB_ROOT")
+      .default(fileURLToPath(new URL("../../web/dist", import.meta.url))),
+  )
   .addOption(new Option("--no-signup", "turn self-registration off (operators create accounts)"))
   .addOption(
     new Option("--allowed-origin <origin...>", "extra browser origins allowed to open the WebSocket").env(
@@ -107,6 +113,7 @@ program
           ...(typeof opts.mediaPorts === "string" ? parsePortRange(opts.mediaPorts) : opts.mediaPorts),
         },
         ringTimeoutMs: opts.ringTimeout * 1000,
+        webRoot: opts.webRoot,
         allowedOrigins: allowed,
         logLevel: opts.logLevel,
         logToStdout: !opts.quiet,

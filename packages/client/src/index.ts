@@ -7,6 +7,7 @@ export {
   type PeerConnectionLike,
 } from "./call.js";
 export {
+  type ConnectionState,
   ParleyClient,
   type ParleyClientDelegate,
   type ParleyClientEvents,

@@ -30,6 +30,8 @@ export interface ParleyClientEvents {
   disconnected: [{ code: number; reason: string }];
   /** A call rings on this device (after `delegate.onIncomingCall`). */
   incomingCall: [Call];
+  /** The connection's state changed. */
+  connection: [ConnectionState];
   /** Every raw event, for tools and tests. */
   event: [EventMessage];
 }
@@ -46,7 +48,24 @@ export interface ParleyClientOptions {
    * it the client signals calls but sets up no media.
    */
   createPeerConnection?: PeerConnectionFactory;
+  /**
+   * Reconnect after an unexpected close (network loss, server restart) and resume the session.
+   * Never after a kick, a revoked session, a disabled account or `disconnect()`.
+   */
+  reconnect?: boolean;
 }
+
+export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting";
+
+/** Close reasons after which reconnecting would be wrong. */
+const FINAL_CLOSE_REASONS: readonly string[] = [
+  "NORMAL",
+  "KICKED",
+  "ACCOUNT_DISABLED",
+  "SESSION_REVOKED",
+  "FLOODING",
+  "PROTOCOL_VERSION_UNSUPPORTED",
+];
 
 /** Decisions the app makes. */
 export interface ParleyClientDelegate {
@@ -76,6 +95,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   readonly #directory = new Map<number, DirectoryUser>();
   #phonebook: PhonebookEntry[] = [];
   readonly #calls = new Map<string, Call>();
+  #connectionState: ConnectionState = "disconnected";
+  #closing = false;
+  #reconnecting = false;
   serverVersion: string | undefined;
   signupEnabled = false;
   delegate: ParleyClientDelegate = {};
@@ -107,7 +129,24 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   }
 
   /** Opens the WebSocket and exchanges protocol versions. */
+  get connectionState(): ConnectionState {
+    return this.#connectionState;
+  }
+
+  /** Opens the WebSocket and exchanges protocol versions. */
   async connect(): Promise<void> {
+    this.#closing = false;
+    this.#setConnectionState("connecting");
+    try {
+      await this.#open();
+    } catch (error) {
+      this.#setConnectionState("disconnected");
+      throw error;
+    }
+    this.#setConnectionState("connected");
+  }
+
+  async #open(): Promise<void> {
     const channel = await SignalingChannel.open(
       this.#options.url,
       this.#options.webSocket,
@@ -115,18 +154,67 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     );
     this.#channel = channel;
     channel.onEvent = (message) => this.#onEvent(message);
-    channel.onClose = (code, reason) => {
-      this.#self = undefined;
-      for (const call of this.#calls.values()) call.finish({ reason: "connection_lost", outcome: "failed", by: null });
-      this.#calls.clear();
-      this.emit("disconnected", { code, reason: reason || closeReasonOf(code) || String(code) });
-    };
+    channel.onClose = (code, reason) => this.#onClosed(code, reason || closeReasonOf(code) || String(code));
     const hello = await channel.request("hello", {
       protocolVersion: PROTOCOL_VERSION,
       ...(this.#options.client ? { client: this.#options.client } : {}),
     });
     this.serverVersion = hello.serverVersion;
     this.signupEnabled = hello.signupEnabled;
+  }
+
+  #onClosed(code: number, reason: string): void {
+    const wasLoggedIn = this.#self !== undefined;
+    this.#self = undefined;
+    for (const call of this.#calls.values()) call.finish({ reason: "connection_lost", outcome: "failed", by: null });
+    this.#calls.clear();
+    this.emit("disconnected", { code, reason });
+    if (this.#reconnecting) return; // the reconnect loop carries on
+    const retry =
+      this.#options.reconnect === true && !this.#closing && !FINAL_CLOSE_REASONS.includes(reason) && this.#token;
+    if (retry && wasLoggedIn) void this.#reconnect();
+    else this.#setConnectionState("disconnected");
+  }
+
+  /** Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) and resumes the session. */
+  async #reconnect(): Promise<void> {
+    this.#reconnecting = true;
+    try {
+      await this.#reconnectLoop();
+    } finally {
+      this.#reconnecting = false;
+    }
+  }
+
+  async #reconnectLoop(): Promise<void> {
+    this.#setConnectionState("reconnecting");
+    for (let attempt = 0; !this.#closing; attempt++) {
+      const delay = Math.min(30_000, 1000 * 2 ** attempt) * (0.75 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, attempt === 0 ? 250 : delay));
+      if (this.#closing || !this.#token) break;
+      try {
+        await this.#open();
+      } catch {
+        continue;
+      }
+      try {
+        await this.resume(this.#token);
+        this.#setConnectionState("connected");
+        return;
+      } catch (error) {
+        // The session is gone (expired, revoked): the app must sign in again.
+        this.#token = undefined;
+        this.emit("sessionEnded", { reason: "SESSION_INVALID", message: (error as Error).message });
+        break;
+      }
+    }
+    this.#setConnectionState("disconnected");
+  }
+
+  #setConnectionState(state: ConnectionState): void {
+    if (this.#connectionState === state) return;
+    this.#connectionState = state;
+    this.emit("connection", state);
   }
 
   /** Sends any request; the typed helpers below cover the common ones. */
@@ -149,6 +237,13 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
 
   async logout(allDevices = false): Promise<void> {
     await this.request("auth.logout", { allDevices });
+    this.#self = undefined;
+    this.#token = undefined;
+  }
+
+  /** Deletes the account (the password is required); this connection stays open, logged out. */
+  async deleteAccount(password: string): Promise<void> {
+    await this.request("account.delete", { password });
     this.#self = undefined;
     this.#token = undefined;
   }
@@ -191,8 +286,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     return calls;
   }
 
-  /** Closes the connection (without logging out: the session can be resumed). */
+  /** Closes the connection (without logging out: the session can be resumed) and stops reconnecting. */
   disconnect(): void {
+    this.#closing = true;
     this.#channel?.close(CloseCode.NORMAL, "NORMAL");
   }
 

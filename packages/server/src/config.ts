@@ -59,6 +59,8 @@ export interface ServerConfig {
   ringTimeoutMs: number;
   /** The address and UDP port range the media relay advertises and listens on. */
   media: { ip: string; portMin: number; portMax: number };
+  /** Directory of the built web client served at `/`; none serves a plain notice. */
+  webRoot?: string | undefined;
   logLevel: string;
   /** Also write logs to stdout (the file in the data dir is always written). */
   logToStdout: boolean;

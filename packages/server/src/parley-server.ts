@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import type http from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { SIGNALING_PATH } from "@parley/protocol";
 import { AccountService } from "./accounts/account-service.js";
 import { AdminCommands } from "./admin/admin-commands.js";
@@ -85,6 +86,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     onConnectionClosed: () => {},
   });
   const httpServer = createHttpServer({
+    webRoot: config.webRoot ? path.resolve(config.webRoot) : undefined,
     health: () => ({
       status: "ok",
       version: SERVER_VERSION,

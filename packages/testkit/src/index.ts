@@ -11,5 +11,6 @@ export {
   startTestServer,
   type TestServer,
   tempDir,
+  WEB_ROOT,
 } from "./test-server.js";
 export { waitFor } from "./wait-for.js";

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ParleyClient } from "@parley/client";
+import { ParleyClient, type ParleyClientOptions } from "@parley/client";
 import { type ParleyServer, type StartOptions, startServer } from "@parley/server";
 import WebSocket from "ws";
 
@@ -27,6 +27,7 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
     port: 0,
     logToStdout: false,
     media: { ip: "127.0.0.1", portMin: 40000, portMax: 49999 },
+    webRoot: WEB_ROOT,
     ...options,
     dataDir,
   });
@@ -42,13 +43,17 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
 }
 
 /** The SDK client in Node, on the `ws` WebSocket. */
-export function sdkClient(url: string): ParleyClient {
+export function sdkClient(url: string, options: Partial<ParleyClientOptions> = {}): ParleyClient {
   return new ParleyClient({
+    ...options,
     url,
     webSocket: (u) => new WebSocket(u) as unknown as import("@parley/client").WebSocketLike,
     client: { name: "testkit", version: "0" },
   });
 }
+
+/** The built web client. */
+export const WEB_ROOT = fileURLToPath(new URL("../../web/dist", import.meta.url));
 
 /** Path of the `parley` command's entry point. */
 export const PARLEY_BIN = fileURLToPath(new URL("../../cli/bin/parley.js", import.meta.url));

@@ -1,4 +1,5 @@
 import http from "node:http";
+import { serveStatic } from "./static-files.js";
 
 export interface HealthInfo {
   status: "ok";
@@ -7,8 +8,8 @@ export interface HealthInfo {
   connections: number;
 }
 
-/** The one HTTP port: health check now, the web client later; WebSocket upgrades are handed over. */
-export function createHttpServer(options: { health: () => HealthInfo }): http.Server {
+/** The one HTTP port: health check and the web client; WebSocket upgrades are handed over. */
+export function createHttpServer(options: { health: () => HealthInfo; webRoot?: string | undefined }): http.Server {
   return http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
@@ -17,9 +18,12 @@ export function createHttpServer(options: { health: () => HealthInfo }): http.Se
       res.end(req.method === "HEAD" ? undefined : body);
       return;
     }
+    if (options.webRoot && serveStatic(options.webRoot, req, res, url.pathname)) return;
     if (url.pathname === "/" && req.method === "GET") {
       res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
-      res.end("Parley server. Signaling WebSocket at /ws, health at /healthz.\n");
+      res.end(
+        "Parley server (the web client is not built: run npm run build). Signaling at /ws, health at /healthz.\n",
+      );
       return;
     }
     res.writeHead(404, { "content-type": "application/json" });
