@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { MIGRATIONS, openDatabase, schemaVersion } from "@parley/server";
-import { loggedIn, PARLEY_BIN, RawClient, spawnServer, TEST_PASSWORD, tempDir } from "@parley/testkit";
+import { loggedIn, PARLEY_BIN, RawClient, runParley, spawnServer, TEST_PASSWORD, tempDir } from "@parley/testkit";
 import Database from "better-sqlite3";
 
 describe("storage", () => {
@@ -84,7 +84,7 @@ describe("storage", () => {
 
 describe("server process", () => {
   it("documents its flags and environment variables in --help", async () => {
-    const help = await run([PARLEY_BIN, "server", "--help"]);
+    const help = await runParley(["server", "--help"]);
     for (const text of [
       "--host",
       "--port",
@@ -136,17 +136,7 @@ describe("server process", () => {
   it("refuses to start a second server on the same data dir", async () => {
     const dir = tempDir();
     const first = await spawnServer(dir);
-    const second = await run([
-      PARLEY_BIN,
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--data-dir",
-      dir,
-      "--quiet",
-    ]);
+    const second = await runParley(["server", "--host", "127.0.0.1", "--port", "0", "--data-dir", dir, "--quiet"]);
     assert.equal(second.code, 1);
     assert.match(second.stderr, /Another Parley server is running with this data dir/);
     first.child.kill("SIGTERM");
@@ -159,8 +149,7 @@ describe("server process", () => {
     const first = await spawnServer(dir);
     const port = new URL(first.httpUrl).port;
     const otherDir = tempDir();
-    const second = await run([
-      PARLEY_BIN,
+    const second = await runParley([
       "server",
       "--host",
       "127.0.0.1",
@@ -178,18 +167,3 @@ describe("server process", () => {
     fs.rmSync(otherDir, { recursive: true, force: true });
   });
 });
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}

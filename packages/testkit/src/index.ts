@@ -3,8 +3,10 @@ export { type Closed, loggedIn, RawClient, registered, TEST_PASSWORD } from "./r
 export {
   type BotRun,
   PARLEY_BIN,
+  type ProcessResult,
   runAdmin,
   runBot,
+  runParley,
   type ServerProcess,
   sdkClient,
   spawnServer,

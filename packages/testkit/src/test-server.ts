@@ -110,13 +110,21 @@ export async function spawnServer(dataDir: string, args: string[] = []): Promise
   return { child, httpUrl, url: `${httpUrl.replace("http", "ws")}/ws`, output: () => output, exited };
 }
 
+export interface ProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
 /** Runs `parley admin --data-dir DIR ...words` and returns its exit code and output. */
-export function runAdmin(
-  dataDir: string,
-  words: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runAdmin(dataDir: string, words: string[]): Promise<ProcessResult> {
+  return runParley(["admin", "--data-dir", dataDir, ...words]);
+}
+
+/** Runs the `parley` command with these arguments to completion. */
+export function runParley(args: string[]): Promise<ProcessResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [PARLEY_BIN, "admin", "--data-dir", dataDir, ...words]);
+    const child = spawn(process.execPath, [PARLEY_BIN, ...args]);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => {
