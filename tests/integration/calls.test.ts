@@ -191,9 +191,13 @@ describe("calls", () => {
     assert.equal(errorOf(await stranger.client.request("call.answer", { callId: "no-such-call" })), "CALL_NOT_FOUND");
     assert.equal(
       errorOf(await caller.client.request("call.media", { callId: call.callId, sdp: "v=0 this is not an offer" })),
-      "MEDIA_FAILED",
+      "BAD_PARAMS",
     );
     assert.equal(errorOf(await caller.client.request("call.answer", { callId: call.callId })), "NOT_IN_CALL");
+    // Once answered, a stranger still learns nothing about the call's state.
+    await callee.client.call("call.answer", { callId: call.callId });
+    assert.equal(errorOf(await stranger.client.request("call.answer", { callId: call.callId })), "NOT_IN_CALL");
+    assert.equal(errorOf(await caller.client.request("call.decline", { callId: call.callId })), "NOT_IN_CALL");
     await caller.client.call("call.hangup", { callId: call.callId });
     closeAll(caller.client, callee.client, stranger.client);
   });

@@ -134,7 +134,11 @@ export const Requests = {
   "call.media": { params: z.strictObject({ callId: CallId, sdp: Sdp }), result: z.object({ sdp: z.string() }) },
   /** The user's call history, newest first. */
   "call.history": {
-    params: z.strictObject({ limit: z.number().int().min(1).max(500).optional(), before: Timestamp.optional() }),
+    params: z.strictObject({
+      limit: z.number().int().min(1).max(500).optional(),
+      /** Only calls placed before this ISO 8601 time (for paging). */
+      before: z.iso.datetime().optional(),
+    }),
     result: z.object({ calls: z.array(CallHistoryEntry) }),
   },
 } as const;

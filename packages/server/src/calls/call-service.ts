@@ -125,8 +125,7 @@ export class CallService {
   /** [RES 1] Answers on `device`; the callee's other devices stop ringing. */
   answer(device: Device, callId: string): CallInfo {
     const call = this.#find(callId);
-    if (call.state === "active") throw new ParleyError("CALL_ALREADY_ANSWERED");
-    if (!call.ringing.has(device)) throw new ParleyError("NOT_IN_CALL");
+    if (!call.ringing.has(device)) throw this.#notRinging(call, device);
     clearTimeout(call.ringTimer);
     call.transitionTo("active", { device: device.id });
     call.answeredAt = new Date();
@@ -147,9 +146,7 @@ export class CallService {
   /** [RES 0] Declines a ringing call on behalf of the callee. */
   decline(device: Device, callId: string): void {
     const call = this.#find(callId);
-    if (!call.ringing.has(device)) {
-      throw new ParleyError(call.state === "active" ? "CALL_ALREADY_ANSWERED" : "NOT_IN_CALL");
-    }
+    if (!call.ringing.has(device)) throw this.#notRinging(call, device);
     this.#end(call, "declined", device.userId);
   }
 
@@ -173,6 +170,7 @@ export class CallService {
       created = await this.#media.createLeg(`${callId}:${device.id}`, sdp);
     } catch (error) {
       call.logger.warn({ err: error, device: device.id }, "media leg failed");
+      if (error instanceof ParleyError) throw error;
       throw new ParleyError("MEDIA_FAILED", undefined, { cause: error });
     }
     const { leg, answerSdp } = created;
@@ -233,6 +231,12 @@ export class CallService {
   /** Ends every call (server shutdown). */
   endAll(): void {
     for (const call of [...this.#calls.values()]) this.#end(call, "server_shutdown", null);
+  }
+
+  /** Why a device may not answer or decline: only the callee's own devices learn the call was answered. */
+  #notRinging(call: Call, device: Device): ParleyError {
+    const calleeDevice = device.userId === call.callee.userId && device !== call.answeredBy;
+    return new ParleyError(call.state === "active" && calleeDevice ? "CALL_ALREADY_ANSWERED" : "NOT_IN_CALL");
   }
 
   #find(callId: string): Call {

@@ -126,7 +126,10 @@ export class ClientConnection {
       deviceName,
       address: this.address,
       connectedAt: new Date(),
-      push: (event, data) => this.push(event, data),
+      // Only while this device is the connection's logged-in identity (not after a logout).
+      push: (event, data) => {
+        if (this.#identity?.device === device) this.push(event, data);
+      },
       close: (reason, message) => this.close(reason, message),
     };
     this.#identity = { userId, sessionId, deviceName, device };
@@ -144,7 +147,9 @@ export class ClientConnection {
     this.#services.presence.detach(identity.device);
   }
 
+  /** Events go only to open connections; a closing one has had its `session.ended`. */
   push<E extends EventName>(event: E, data: EventData<E>): void {
+    if (this.#state === "closed") return;
     this.#send({ type: "event", event, data });
   }
 
