@@ -85,6 +85,22 @@ function assertHears(user: string, hz: number, others: number[]) {
   }
 }
 
+/**
+ * The recording as a string of 0.25 s windows: "T" where the tone is clearly there, "S" where
+ * all is silent, "?" in between, so tests can match patterns such as tone, then silence, then tone.
+ */
+function toneTimeline(user: string, hz: number, file = `${user}.wav`): string {
+  const samples = readWav(path.join(dir, file));
+  const window = SAMPLE_RATE / 4;
+  let timeline = "";
+  for (let start = 0; start + window <= samples.length; start += window) {
+    const part = samples.subarray(start, start + window);
+    const level = toneLevel(part, hz);
+    timeline += level > 0.05 ? "T" : level < 0.001 ? "S" : "?";
+  }
+  return timeline;
+}
+
 describe("parley call and parley answer bots", () => {
   it("relay each side's voice to the other through the server", async () => {
     const result = await botCall("ann", 440, "cal", 1000);
@@ -151,6 +167,41 @@ describe("parley call and parley answer bots", () => {
     assert.match(call.output(), /ended: connection_lost \(answered\)/);
     const live = await t.server.commands.run(["calls"]);
     assert.match(live.output, /0 live call\(s\)/);
+  });
+
+  it("silence both directions while a call is on hold, and restore them on resume", async () => {
+    const answer = runBot("answer", [...common("holder", 440), "--wait", "60", "--hold-at", "2", "--resume-at", "5"]);
+    await waitFor(() => answer.output().includes("waiting for a call"), "holder waiting", { timeoutMs: 20_000 });
+    const call = runBot("call", [...common("held-caller", 1000), "--to", "holder", "--duration", "8"]);
+    assert.deepEqual(await Promise.all([call.exited, answer.exited]), [0, 0], `${call.output()}\n${answer.output()}`);
+    assert.match(answer.output(), /putting the call on hold/);
+    // Each side hears the other, then 1.5 s or more of silence, then the other again.
+    assert.match(toneTimeline("held-caller", 440), /T{2}.*S{6}.*T{2}/);
+    assert.match(toneTimeline("holder", 1000), /T{2}.*S{6}.*T{2}/);
+  });
+
+  it("answer a waiting call (holding the first) and switch back to the first call", async () => {
+    const b = runBot("answer", [...common("waiter", 700), "--wait", "60", "--answer-waiting", "--switch-at", "3"]);
+    await waitFor(() => b.output().includes("waiting for a call"), "waiter waiting", { timeoutMs: 20_000 });
+    const a = runBot("call", [...common("first-caller", 500), "--to", "waiter", "--duration", "14"]);
+    await waitFor(() => b.output().includes("answered: talking"), "first call answered", { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    const c = runBot("call", [...common("second-caller", 900), "--to", "waiter", "--duration", "7"]);
+    const codes = await Promise.all([a.exited, b.exited, c.exited]);
+    assert.deepEqual(codes, [0, 0, 0], `${a.output()}\n${b.output()}\n${c.output()}`);
+    assert.match(b.output(), /call waiting from second-caller: answering/);
+    assert.match(b.output(), /switching back to the first call/);
+    // The first caller hears the waiter, silence while the waiter talks to the second caller, then the waiter again.
+    assert.match(toneTimeline("first-caller", 700), /T{2}.*S{6}.*T{2}/);
+    // The second caller hears the waiter until the switch (3 s), then nothing more: it is held
+    // until it hangs up at 7 s, so its recording (which ends with the last packet) stops early.
+    assert.match(c.output(), /call 1 on hold by waiter/);
+    const second = toneTimeline("second-caller", 700);
+    assert.match(second, /^T{8,}.?$/);
+    assert.ok(second.length <= 18, `the second caller heard ${second.length / 4} s, beyond the switch`);
+    // The waiter's recording of the second call holds the second caller's tone, never the first's.
+    assert.match(toneTimeline("waiter", 900, "waiter-2.wav"), /T{4}/);
+    assert.doesNotMatch(toneTimeline("waiter", 500, "waiter-2.wav"), /T/);
   });
 
   it("report how a call ended in the exit code", async () => {

@@ -132,25 +132,76 @@ describe("calls", () => {
     closeAll(caller.client, callee.client);
   });
 
-  it("answers busy when the callee is already in a call, and unreachable when offline", async () => {
+  it("answers busy for a do-not-disturb callee and unreachable for an offline one, recording both", async () => {
     const { caller, callee, calleeName } = await pair();
-    const third = await registered(t.url, `third${n}`);
-    const call = await invite(caller.client, calleeName);
-    await callee.client.call("call.answer", { callId: call.callId });
-    assert.equal(errorOf(await third.client.request("call.invite", { to: calleeName })), "USER_BUSY");
-    assert.equal(errorOf(await third.client.request("call.invite", { to: `caller${n}` })), "USER_BUSY");
-    assert.equal(errorOf(await caller.client.request("call.invite", { to: `third${n}` })), "ALREADY_IN_CALL");
+    await callee.client.call("presence.set", { status: "busy" });
+    assert.equal(errorOf(await caller.client.request("call.invite", { to: calleeName })), "USER_BUSY");
+    const missed = await callee.client.call<History>("call.history");
+    assert.deepEqual([missed.calls[0]?.outcome, missed.calls[0]?.missed], ["busy", true]);
+    await callee.client.call("presence.set", { status: "available" });
     const offline = await registered(t.url, `offline${n}`);
     offline.client.close();
     await offline.client.closed;
-    assert.equal(errorOf(await third.client.request("call.invite", { to: `offline${n}` })), "USER_OFFLINE");
-    const history = await third.client.call<History>("call.history");
+    assert.equal(errorOf(await caller.client.request("call.invite", { to: `offline${n}` })), "USER_OFFLINE");
+    const history = await caller.client.call<History>("call.history");
     assert.deepEqual(
       history.calls.map((c) => c.outcome),
-      ["unreachable", "busy", "busy"],
+      ["unreachable", "busy"],
     );
-    await caller.client.call("call.hangup", { callId: call.callId });
+    closeAll(caller.client, callee.client);
+  });
+
+  it("rings a callee who is already in a call as call waiting; answering holds the first call", async () => {
+    const { caller, callee, calleeName } = await pair();
+    const third = await registered(t.url, `third${n}`);
+    const first = await invite(caller.client, calleeName);
+    await callee.client.call("call.answer", { callId: first.callId });
+    assert.equal(errorOf(await caller.client.request("call.invite", { to: `third${n}` })), "ALREADY_IN_CALL");
+    const second = await invite(third.client, calleeName);
+    const ring = await callee.client.event("call.incoming", (d) => (d.call as CallInfo).callId === second.callId);
+    assert.equal(ring.data.waiting, true);
+    await callee.client.call("call.answer", { callId: second.callId });
+    // The first call is now on hold by the callee, and the caller is told.
+    const held = await caller.client.event("call.info", (d) =>
+      (d.call as CallInfo & { participants: { held: boolean }[] }).participants.some((p) => p.held),
+    );
+    assert.equal((held.data.call as CallInfo).callId, first.callId);
+    // Switching back holds the second call.
+    const resumed = await callee.client.call<{ call: { participants: { username: string; held: boolean }[] } }>(
+      "call.resume",
+      { callId: first.callId },
+    );
+    assert.ok(resumed.call.participants.every((p) => !p.held));
+    await third.client.event("call.info", (d) =>
+      (d.call as CallInfo & { participants: { username: string; held: boolean }[] }).participants.some(
+        (p) => p.username === calleeName && p.held,
+      ),
+    );
+    await callee.client.call("call.hangup", { callId: second.callId });
+    await caller.client.call("call.hangup", { callId: first.callId });
+    const history = await caller.client.call<History & { calls: { heldMs: number }[] }>("call.history");
+    assert.ok((history.calls[0]?.heldMs ?? 0) > 0, "held time recorded");
     closeAll(caller.client, callee.client, third.client);
+  });
+
+  it("holds and resumes a call, shows mute to the other side, and refuses hold before the answer", async () => {
+    const { caller, callee, calleeName } = await pair();
+    const call = await invite(caller.client, calleeName);
+    assert.equal(errorOf(await caller.client.request("call.hold", { callId: call.callId })), "CALL_NOT_ACTIVE");
+    await callee.client.call("call.answer", { callId: call.callId });
+    type Info = { call: { participants: { username: string; held: boolean; muted: boolean }[] } };
+    const held = await caller.client.call<Info>("call.hold", { callId: call.callId });
+    assert.deepEqual(
+      held.call.participants.map((p) => p.held),
+      [true, false],
+    );
+    await callee.client.event("call.info", (d) => (d.call as Info["call"]).participants[0]?.held === true);
+    await caller.client.call("call.resume", { callId: call.callId });
+    await callee.client.event("call.info", (d) => (d.call as Info["call"]).participants.every((p) => !p.held));
+    await callee.client.call("call.mute", { callId: call.callId, muted: true });
+    await caller.client.event("call.info", (d) => (d.call as Info["call"]).participants[1]?.muted === true);
+    await caller.client.call("call.hangup", { callId: call.callId });
+    closeAll(caller.client, callee.client);
   });
 
   it("refuses calling yourself, an unknown user or a disabled one", async () => {

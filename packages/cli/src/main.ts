@@ -18,6 +18,12 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a number of seconds.");
+  return n;
+}
+
 function parsePort(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError("a port is 0-65535.");
@@ -181,7 +187,9 @@ function botCommand(name: string, description: string): Command {
     .option("--record <wav>", "write what is heard to this WAV file (48 kHz mono)")
     .option("--duration <seconds>", "talk this long after the answer, then hang up", positiveNumber)
     .option("--bind <address>", "local address for signaling and media", "127.0.0.1")
-    .option("--trace <file>", "append every signaling message received to this file (JSON lines)");
+    .option("--trace <file>", "append every signaling message received to this file (JSON lines)")
+    .option("--hold-at <seconds>", "put the call on hold this long after the answer", nonNegative)
+    .option("--resume-at <seconds>", "take the call off hold this long after the answer", nonNegative);
 }
 
 function botOptions(opts: Record<string, unknown>): BotOptions {
@@ -196,6 +204,10 @@ function botOptions(opts: Record<string, unknown>): BotOptions {
     ...(opts.duration !== undefined ? { duration: opts.duration as number } : {}),
     ...(opts.wait !== undefined ? { wait: opts.wait as number } : {}),
     ...(opts.trace ? { trace: opts.trace as string } : {}),
+    ...(opts.holdAt !== undefined ? { holdAt: opts.holdAt as number } : {}),
+    ...(opts.resumeAt !== undefined ? { resumeAt: opts.resumeAt as number } : {}),
+    ...(opts.answerWaiting ? { answerWaiting: true } : {}),
+    ...(opts.switchAt !== undefined ? { switchAt: opts.switchAt as number } : {}),
     log: (line) => process.stderr.write(`parley: ${line}\n`),
   };
 }
@@ -219,6 +231,8 @@ botCommand("call", "Call a user, play a WAV as the microphone and record what co
 
 botCommand("answer", "Wait for a call, answer it, play a WAV as the microphone and record what comes in.")
   .option("--wait <seconds>", "give up when no call arrives in this time", positiveNumber)
+  .option("--answer-waiting", "answer a second call that rings meanwhile (the first goes on hold)")
+  .option("--switch-at <seconds>", "this long after answering the waiting call, switch back to the first", nonNegative)
   .addHelpText("after", "\nExit codes: 0 answered and hung up, 1 error, 7 failed or no call arrived in time.")
   .action((opts) => runBot(() => runAnswerBot(botOptions(opts))));
 

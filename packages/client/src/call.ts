@@ -41,12 +41,16 @@ export interface CallActions {
   answer(call: Call): Promise<void>;
   decline(call: Call): Promise<void>;
   hangup(call: Call): Promise<void>;
+  hold(call: Call, held: boolean): Promise<void>;
+  mute(call: Call, muted: boolean): Promise<void>;
 }
 
 /** One call as this device sees it. */
 export class Call extends Emitter<CallEvents> {
   readonly id: string;
   readonly direction: "outgoing" | "incoming";
+  /** Call waiting: this call rang while the user was already in another call. */
+  readonly waiting: boolean;
   #info: CallInfo;
   #end: CallEnd | undefined;
   peerConnection: PeerConnectionLike | undefined;
@@ -55,10 +59,17 @@ export class Call extends Emitter<CallEvents> {
   readonly #endedPromise: Promise<CallEnd>;
   #resolveEnded!: (end: CallEnd) => void;
 
-  constructor(info: CallInfo, direction: "outgoing" | "incoming", selfId: number, actions: CallActions) {
+  constructor(
+    info: CallInfo,
+    direction: "outgoing" | "incoming",
+    selfId: number,
+    actions: CallActions,
+    waiting = false,
+  ) {
     super();
     this.id = info.callId;
     this.direction = direction;
+    this.waiting = waiting;
     this.#info = info;
     this.#selfId = selfId;
     this.#actions = actions;
@@ -100,6 +111,34 @@ export class Call extends Emitter<CallEvents> {
 
   decline(): Promise<void> {
     return this.#actions.decline(this);
+  }
+
+  /** True while this user holds the call. */
+  get onHold(): boolean {
+    return this.#info.participants.some((p) => p.userId === this.#selfId && p.held);
+  }
+
+  /** True while another participant holds the call. */
+  get heldByPeer(): boolean {
+    return this.peers.some((p) => p.held);
+  }
+
+  /** Puts the call on hold: no audio flows either way until `resume()`. */
+  hold(): Promise<void> {
+    return this.#actions.hold(this, true);
+  }
+
+  /** Takes the call off hold; the user's other calls go on hold. */
+  resume(): Promise<void> {
+    return this.#actions.hold(this, false);
+  }
+
+  /**
+   * Tells the other participants the microphone is muted or not. The app mutes the microphone
+   * itself (e.g. `track.enabled = false`).
+   */
+  setMuted(muted: boolean): Promise<void> {
+    return this.#actions.mute(this, muted);
   }
 
   /** Cancels a call that still rings (caller), declines it (callee) or ends it. */

@@ -303,10 +303,18 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     hangup: async (call) => {
       await this.request("call.hangup", { callId: call.id });
     },
+    hold: async (call, held) => {
+      const { call: info } = await this.request(held ? "call.hold" : "call.resume", { callId: call.id });
+      call.update(info);
+    },
+    mute: async (call, muted) => {
+      const { call: info } = await this.request("call.mute", { callId: call.id, muted });
+      call.update(info);
+    },
   };
 
-  #track(info: CallInfo, direction: "outgoing" | "incoming"): Call {
-    const call = new Call(info, direction, this.#self?.id ?? 0, this.#callActions);
+  #track(info: CallInfo, direction: "outgoing" | "incoming", waiting = false): Call {
+    const call = new Call(info, direction, this.#self?.id ?? 0, this.#callActions, waiting);
     this.#calls.set(call.id, call);
     return call;
   }
@@ -374,7 +382,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         this.emit("sessionEnded", message.data);
         break;
       case "call.incoming": {
-        const call = this.#track(message.data.call, "incoming");
+        const call = this.#track(message.data.call, "incoming", message.data.waiting);
         void this.#startMedia(call);
         this.delegate.onIncomingCall?.(call);
         this.emit("incomingCall", call);

@@ -26,6 +26,10 @@ export const CallParticipant = z.object({
   displayName: z.string(),
   role: z.enum(["caller", "callee"]),
   state: ParticipantState,
+  /** This participant put the call on hold (or answered another call): no audio flows to or from them. */
+  held: z.boolean(),
+  /** This participant muted their microphone. */
+  muted: z.boolean(),
 });
 export type CallParticipant = z.infer<typeof CallParticipant>;
 
@@ -78,6 +82,8 @@ export const CallHistoryEntry = z.object({
   endedAt: Timestamp,
   durationMs: z.number().int().nonnegative(),
   outcome: CallOutcome,
+  /** Time the answered call spent on hold. */
+  heldMs: z.number().int().nonnegative(),
   /** An incoming call that was not answered (and not declined by the user). */
   missed: z.boolean(),
 });

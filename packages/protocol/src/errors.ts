@@ -39,6 +39,7 @@ export const ERROR_CODES = [
   "CALL_ENDED",
   "CALL_ALREADY_ANSWERED",
   "NOT_IN_CALL",
+  "CALL_NOT_ACTIVE",
   "MEDIA_FAILED",
   // Server
   "INTERNAL_ERROR",
@@ -74,12 +75,13 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   PHONEBOOK_FULL: "The phone book is full.",
   CANNOT_CALL_SELF: "You cannot call yourself.",
   USER_OFFLINE: "That user is not connected (unreachable).",
-  USER_BUSY: "That user is busy in another call.",
-  ALREADY_IN_CALL: "You are already in a call.",
+  USER_BUSY: "That user is busy (do not disturb).",
+  ALREADY_IN_CALL: "You are already in a call; put it on hold first.",
   CALL_NOT_FOUND: "No such call.",
   CALL_ENDED: "That call has already ended.",
   CALL_ALREADY_ANSWERED: "That call was already answered.",
   NOT_IN_CALL: "This device does not take part in that call.",
+  CALL_NOT_ACTIVE: "That call has not been answered yet.",
   MEDIA_FAILED: "The media connection could not be set up.",
   INTERNAL_ERROR: "Internal server error.",
 };

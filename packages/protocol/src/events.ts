@@ -17,7 +17,11 @@ export const Events = {
   /** Your phone book changed (from this or another device). */
   "phonebook.updated": z.object({ entries: z.array(PhonebookEntry) }),
   /** [ASK] A call rings on this device. */
-  "call.incoming": z.object({ call: CallInfo }),
+  "call.incoming": z.object({
+    call: CallInfo,
+    /** Call waiting: the callee is already in another call (ring with a discreet signal). */
+    waiting: z.boolean(),
+  }),
   /** [STA, INF] A call this user takes part in changed: ringing, answered (state active), participants. */
   "call.info": z.object({ call: CallInfo }),
   /** [FIN] A call ended for this device, and why. `by` is the user who ended it, if one did. */

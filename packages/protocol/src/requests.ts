@@ -132,6 +132,15 @@ export const Requests = {
    * audio flows the moment it is answered.
    */
   "call.media": { params: z.strictObject({ callId: CallId, sdp: Sdp }), result: z.object({ sdp: z.string() }) },
+  /** Put the call on hold for this participant: no audio flows to or from them until `call.resume`. */
+  "call.hold": { params: z.strictObject({ callId: CallId }), result: z.object({ call: CallInfo }) },
+  /** Take the call off hold; the user's other calls go on hold (switching between calls). */
+  "call.resume": { params: z.strictObject({ callId: CallId }), result: z.object({ call: CallInfo }) },
+  /** Tell the others this participant's microphone is muted or not (the client mutes it locally). */
+  "call.mute": {
+    params: z.strictObject({ callId: CallId, muted: z.boolean() }),
+    result: z.object({ call: CallInfo }),
+  },
   /** The user's call history, newest first. */
   "call.history": {
     params: z.strictObject({

@@ -13,7 +13,7 @@ export interface BotOptions {
   register: boolean;
   /** WAV played as the microphone, looped. Silence when absent. */
   play?: string;
-  /** Where to write what the bot hears (48 kHz mono WAV). */
+  /** Where to write what the bot hears (48 kHz mono WAV); a second call goes to NAME-2.wav, and so on. */
   record?: string;
   /** Seconds to talk after the call is answered, then hang up; until the peer hangs up when absent. */
   duration?: number;
@@ -21,43 +21,78 @@ export interface BotOptions {
   bind: string;
   /** `parley answer`: seconds to wait for a call. */
   wait?: number;
+  /** Seconds after the answer at which to put the call on hold, and to resume it. */
+  holdAt?: number;
+  resumeAt?: number;
+  /** `parley answer`: answer a call that rings while in a call (the first goes on hold). */
+  answerWaiting?: boolean;
+  /** Seconds after answering the waiting call at which to switch back to the first call. */
+  switchAt?: number;
   /** Append every signaling frame received, as JSON lines, to this file (for debugging and audits). */
   trace?: string;
   log: (line: string) => void;
 }
 
-/** The bot's side of one call: microphone, recorder and werift connection. */
+/** One call's media on the bot: its werift connection and its recorder. */
+interface CallMedia {
+  peer: BotPeer;
+  recorder: AudioRecorder;
+  live: boolean;
+}
+
+/**
+ * The bot's microphone (one looped WAV, sent to every call: the server forwards only the calls
+ * that are not on hold) and one recorder per call.
+ */
 class BotMedia {
-  readonly recorder = new AudioRecorder();
-  #source: AudioSource | undefined;
-  #peer: BotPeer | undefined;
-  #live = false;
   readonly #samples: Int16Array;
+  readonly #calls = new Map<string, CallMedia>();
+  #source: AudioSource | undefined;
 
   constructor(samples: Int16Array) {
     this.#samples = samples;
   }
 
-  peerConnection(bind: string) {
-    this.#peer = createBotPeer(bind, (frame) => {
-      if (this.#live) this.recorder.push(frame);
-    });
-    return this.#peer.pc;
+  peerConnection(callId: string, bind: string) {
+    const media: CallMedia = {
+      recorder: new AudioRecorder(),
+      live: false,
+      peer: createBotPeer(bind, (frame) => {
+        if (media.live) media.recorder.push(frame);
+      }),
+    };
+    this.#calls.set(callId, media);
+    return media.peer.pc;
   }
 
-  /** The call is answered: start talking and recording. */
-  start(): void {
-    if (this.#live) return;
-    this.#live = true;
-    this.#source = new AudioSource(this.#samples, (frame) => this.#peer?.send(frame));
-    this.#source.start();
+  /** A call is answered: record it, and make sure the microphone runs. */
+  start(callId: string): void {
+    const media = this.#calls.get(callId);
+    if (media) media.live = true;
+    if (!this.#source) {
+      this.#source = new AudioSource(this.#samples, (frame) => {
+        for (const m of this.#calls.values()) if (m.live) m.peer.send(frame);
+      });
+      this.#source.start();
+    }
   }
 
-  stop(): { sent: number; received: number } {
-    this.#live = false;
-    this.#source?.stop();
-    this.#peer?.close();
-    return { sent: this.#source?.framesSent ?? 0, received: this.recorder.packetsReceived };
+  /** A call ended: close its connection, save its recording. */
+  finish(callId: string, file: string | undefined): { sent: number; received: number } {
+    const media = this.#calls.get(callId);
+    if (!media) return { sent: 0, received: 0 };
+    media.live = false;
+    media.peer.close();
+    if (file) media.recorder.save(file);
+    media.recorder.close();
+    const received = media.recorder.packetsReceived;
+    this.#calls.delete(callId);
+    const sent = this.#source?.framesSent ?? 0;
+    if (this.#calls.size === 0) {
+      this.#source?.stop();
+      this.#source = undefined;
+    }
+    return { sent, received };
   }
 }
 
@@ -71,7 +106,7 @@ function connectClient(options: BotOptions, media: BotMedia): ParleyClient {
       return ws as unknown as WebSocketLike;
     },
     client: { name: "parley-bot", version: "1" },
-    createPeerConnection: () => media.peerConnection(options.bind),
+    createPeerConnection: (call) => media.peerConnection(call.id, options.bind),
   });
 }
 
@@ -90,26 +125,53 @@ async function logIn(client: ParleyClient, options: BotOptions): Promise<void> {
   options.log(`logged in as ${options.user}`);
 }
 
-/** Talks on an answered call until --duration elapses or the call ends; returns the exit code. */
-async function converse(call: Call, media: BotMedia, options: BotOptions): Promise<number> {
+/** The file for the n-th call's recording: NAME.wav, then NAME-2.wav, ... */
+function recordingFile(record: string | undefined, n: number): string | undefined {
+  if (!record || n === 1) return record;
+  return record.replace(/(\.wav)?$/i, `-${n}$1`);
+}
+
+/** Runs `action` `seconds` after now, unless the call has ended by then. */
+function at(
+  call: Call,
+  seconds: number | undefined,
+  what: string,
+  action: () => Promise<void>,
+  log: (l: string) => void,
+) {
+  if (seconds === undefined) return;
+  setTimeout(() => {
+    if (call.endInfo) return;
+    log(what);
+    void action().catch((error: Error) => log(`${what} failed: ${error.message}`));
+  }, seconds * 1000).unref();
+}
+
+/** Talks on a call until --duration elapses or the call ends; returns the exit code. */
+async function converse(call: Call, n: number, media: BotMedia, options: BotOptions): Promise<number> {
   const started = () => {
-    media.start();
+    media.start(call.id);
     options.log(`answered: talking${options.duration ? ` for ${options.duration} s` : " until hang up"}`);
-    if (options.duration !== undefined) {
-      setTimeout(() => void call.hangup().catch(() => undefined), options.duration * 1000).unref();
+    if (n === 1) {
+      at(call, options.duration, "hanging up", () => call.hangup(), options.log);
+      at(call, options.holdAt, "putting the call on hold", () => call.hold(), options.log);
+      at(call, options.resumeAt, "resuming the call", () => call.resume(), options.log);
     }
   };
   if (call.state === "active") started();
   else call.on("state", (state) => state === "active" && started());
+  call.on("info", () => {
+    const held = call.info.participants.filter((p) => p.held).map((p) => p.username);
+    if (held.length) options.log(`call ${n} on hold by ${held.join(", ")}`);
+  });
   const end = await call.whenEnded();
-  const counts = media.stop();
-  if (options.record) media.recorder.save(options.record);
-  media.recorder.close();
+  const file = recordingFile(options.record, n);
+  const counts = media.finish(call.id, file);
   const who =
     end.by === null ? "" : ` by ${call.info.participants.find((p) => p.userId === end.by)?.username ?? end.by}`;
   options.log(
-    `ended: ${end.reason}${who} (${end.outcome}); sent ${counts.sent} frames, received ${counts.received} packets` +
-      (options.record ? `; recording in ${options.record}` : ""),
+    `ended${n > 1 ? ` (call ${n})` : ""}: ${end.reason}${who} (${end.outcome}); sent ${counts.sent} frames, ` +
+      `received ${counts.received} packets${file ? `; recording in ${file}` : ""}`,
   );
   return exitCodeFor(end.outcome, end.reason);
 }
@@ -137,39 +199,61 @@ export async function runCallBot(options: BotOptions & { to: string }): Promise<
     }
     options.log(`calling ${options.to} (call ${call.id}): ringing`);
     call.on("mediaError", (error) => options.log(`media error: ${error.message}`));
-    return await converse(call, media, options);
+    return await converse(call, 1, media, options);
   } finally {
     client.disconnect();
   }
 }
 
-/** `parley answer`: waits for the first incoming call, answers it, talks. */
+/**
+ * `parley answer`: waits for the first incoming call, answers it, talks. With --answer-waiting
+ * it also answers a call that rings meanwhile (the first goes on hold) and, with --switch-at,
+ * switches back. Returns the first call's exit code once every call has ended.
+ */
 export async function runAnswerBot(options: BotOptions): Promise<number> {
   const media = new BotMedia(microphone(options));
   const client = connectClient(options, media);
   try {
     await logIn(client, options);
     options.log("waiting for a call");
-    const call = await new Promise<Call | undefined>((resolve) => {
+    const calls: Promise<number>[] = [];
+    let firstCall: Call | undefined;
+    const first = await new Promise<Call | undefined>((resolve) => {
       const timer = options.wait ? setTimeout(() => resolve(undefined), options.wait * 1000) : undefined;
       client.delegate = {
         onIncomingCall: (incoming) => {
-          clearTimeout(timer);
-          client.delegate = {};
-          resolve(incoming);
+          if (!firstCall) {
+            firstCall = incoming;
+            clearTimeout(timer);
+            resolve(incoming);
+          } else if (options.answerWaiting && calls.length === 1) {
+            calls.push(answerWaiting(incoming, firstCall, media, options));
+          } else {
+            options.log(`declining call from ${incoming.peers[0]?.username ?? "?"}`);
+            void incoming.decline().catch(() => undefined);
+          }
         },
       };
     });
-    if (!call) {
+    if (!first) {
       options.log("no call arrived in time");
       return BotExit.FAILED;
     }
-    const from = call.peers[0]?.username ?? "?";
-    options.log(`incoming call from ${from}: answering`);
-    call.on("mediaError", (error) => options.log(`media error: ${error.message}`));
-    await call.answer();
-    return await converse(call, media, options);
+    options.log(`incoming call from ${first.peers[0]?.username ?? "?"}: answering`);
+    first.on("mediaError", (error) => options.log(`media error: ${error.message}`));
+    calls.push(first.answer().then(() => converse(first, 1, media, options)));
+    const code = await calls[0]!;
+    await Promise.all(calls);
+    return code;
   } finally {
     client.disconnect();
   }
+}
+
+/** Answers a call that rings during the first one (which goes on hold), and switches back at --switch-at. */
+async function answerWaiting(call: Call, first: Call, media: BotMedia, options: BotOptions): Promise<number> {
+  options.log(`call waiting from ${call.peers[0]?.username ?? "?"}: answering, the first call goes on hold`);
+  await call.answer();
+  at(call, options.switchAt, "switching back to the first call", () => first.resume(), options.log);
+  return converse(call, 2, media, options);
 }

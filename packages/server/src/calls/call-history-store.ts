@@ -10,6 +10,7 @@ export interface CallRecord {
   endedAt: string;
   outcome: CallOutcome;
   endReason: CallEndReason | null;
+  heldMs: number;
 }
 
 interface CallRow {
@@ -25,6 +26,7 @@ interface CallRow {
   ended_at: string;
   outcome: CallOutcome;
   end_reason: CallEndReason | null;
+  held_ms: number;
 }
 
 const MISSED: readonly CallOutcome[] = ["no_answer", "cancelled", "busy", "unreachable"];
@@ -41,8 +43,8 @@ export class CallHistoryStore {
     this.#db
       .prepare(
         `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name,
-          callee_display_name, created_at, answered_at, ended_at, outcome, end_reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          callee_display_name, created_at, answered_at, ended_at, outcome, end_reason, held_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         call.id,
@@ -57,6 +59,7 @@ export class CallHistoryStore {
         call.endedAt,
         call.outcome,
         call.endReason,
+        call.heldMs,
       );
   }
 
@@ -81,6 +84,7 @@ export class CallHistoryStore {
         endedAt: row.ended_at,
         durationMs: row.answered_at ? Date.parse(row.ended_at) - Date.parse(row.answered_at) : 0,
         outcome: row.outcome,
+        heldMs: row.held_ms,
         missed: !outgoing && MISSED.includes(row.outcome),
       };
     });

@@ -84,16 +84,27 @@ export class CallService {
     return (this.#byUser.get(userId)?.size ?? 0) > 0;
   }
 
+  /** True while the user rings out, or talks in a call they have not put on hold. */
+  #isTalking(userId: number): boolean {
+    for (const call of this.#byUser.get(userId) ?? []) {
+      if (call.state === "ringing" && call.caller.userId === userId) return true;
+      if (call.state === "active" && !call.held.has(userId)) return true;
+    }
+    return false;
+  }
+
   /** [CAL] Places a call from `device` to `username`. */
   invite(device: Device, username: string): CallInfo {
     const caller = this.#party(device.userId);
     const target = this.#accounts.users.byName(username);
     if (!target || target.disabled) throw new ParleyError("USER_NOT_FOUND");
     if (target.id === caller.userId) throw new ParleyError("CANNOT_CALL_SELF");
-    if (this.isBusy(caller.userId)) throw new ParleyError("ALREADY_IN_CALL");
+    if (this.#isTalking(caller.userId)) throw new ParleyError("ALREADY_IN_CALL");
     const callee: Party = { userId: target.id, username: target.username, displayName: target.display_name };
     const devices = this.#presence.devicesOf(callee.userId);
-    if (devices.length === 0 || this.isBusy(callee.userId)) {
+    // Do-not-disturb ("busy" status) refuses calls as busy; a callee already in a call gets call waiting.
+    const doNotDisturb = target.status === "busy";
+    if (devices.length === 0 || doNotDisturb) {
       const outcome: CallOutcome = devices.length === 0 ? "unreachable" : "busy";
       const now = new Date().toISOString();
       this.#history.record({
@@ -105,6 +116,7 @@ export class CallService {
         endedAt: now,
         outcome,
         endReason: null,
+        heldMs: 0,
       });
       this.#logger.info({ caller: caller.username, callee: callee.username, outcome }, "call refused");
       throw new ParleyError(outcome === "unreachable" ? "USER_OFFLINE" : "USER_BUSY");
@@ -118,7 +130,8 @@ export class CallService {
     call.ringTimer = setTimeout(() => this.#end(call, "no_answer", null), this.#ringTimeoutMs);
     call.ringTimer.unref();
     const info = call.info();
-    for (const d of call.ringing) d.push("call.incoming", { call: info });
+    const waiting = this.isBusy(callee.userId) && [...(this.#byUser.get(callee.userId) ?? [])].some((c) => c !== call);
+    for (const d of call.ringing) d.push("call.incoming", { call: info, waiting });
     return info;
   }
 
@@ -136,11 +149,64 @@ export class CallService {
       this.#closeLeg(call, other.id);
       other.push("call.ended", { callId, reason: "answered_elsewhere", outcome: "answered", by: device.userId });
     }
+    // Call waiting: answering puts the callee's other calls on hold.
+    this.#holdOthers(call.callee.userId, call);
     this.#link(call);
     this.#presence.refresh(call.caller.userId);
     this.#presence.refresh(call.callee.userId);
     this.#pushInfo(call);
     return call.info();
+  }
+
+  /** Puts the call on hold for this device's user: no audio flows either way until resumed. */
+  hold(device: Device, callId: string): CallInfo {
+    const call = this.#activeFor(device, callId);
+    if (call.setHeld(device.userId, true)) {
+      this.#link(call);
+      this.#pushInfo(call);
+    }
+    return call.info();
+  }
+
+  /** Takes the call off hold for this device's user; their other calls go on hold (switch). */
+  resume(device: Device, callId: string): CallInfo {
+    const call = this.#activeFor(device, callId);
+    this.#holdOthers(device.userId, call);
+    if (call.setHeld(device.userId, false)) {
+      this.#link(call);
+      this.#pushInfo(call);
+    }
+    return call.info();
+  }
+
+  /** Records that this participant muted or unmuted their microphone, for the others to see. */
+  mute(device: Device, callId: string, muted: boolean): CallInfo {
+    const call = this.#find(callId);
+    if (device !== call.callerDevice && device !== call.answeredBy) throw new ParleyError("NOT_IN_CALL");
+    const changed = muted ? !call.muted.has(device.userId) : call.muted.has(device.userId);
+    if (changed) {
+      if (muted) call.muted.add(device.userId);
+      else call.muted.delete(device.userId);
+      this.#pushInfo(call);
+    }
+    return call.info();
+  }
+
+  /** The call, if this device talks in it and it was answered. */
+  #activeFor(device: Device, callId: string): Call {
+    const call = this.#find(callId);
+    if (device !== call.callerDevice && device !== call.answeredBy) throw new ParleyError("NOT_IN_CALL");
+    if (call.state !== "active") throw new ParleyError("CALL_NOT_ACTIVE");
+    return call;
+  }
+
+  #holdOthers(userId: number, keep: Call): void {
+    for (const other of this.#byUser.get(userId) ?? []) {
+      if (other !== keep && other.state === "active" && other.setHeld(userId, true)) {
+        this.#link(other);
+        this.#pushInfo(other);
+      }
+    }
   }
 
   /** [RES 0] Declines a ringing call on behalf of the callee. */
@@ -271,7 +337,7 @@ export class CallService {
     const callerLeg = call.legs.get(call.callerDevice.id);
     const calleeLeg = call.answeredBy ? call.legs.get(call.answeredBy.id) : undefined;
     for (const leg of call.legs.values()) leg.forwardTo([]);
-    if (call.state === "active" && callerLeg && calleeLeg) {
+    if (call.state === "active" && call.held.size === 0 && callerLeg && calleeLeg) {
       callerLeg.forwardTo([calleeLeg]);
       calleeLeg.forwardTo([callerLeg]);
     }
@@ -318,6 +384,7 @@ export class CallService {
       endedAt: endedAt.toISOString(),
       outcome,
       endReason: reason,
+      heldMs: call.heldMs(endedAt.getTime()),
     });
     call.logger.info(
       {

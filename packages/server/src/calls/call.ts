@@ -19,7 +19,8 @@ const ALLOWED: Record<CallState, readonly CallState[]> = {
  * One 1:1 call: who calls from which device, which of the callee's devices ring, which one
  * answered, and each device's media leg. State moves only through `transitionTo()`.
  *
- *   ringing --answer--> active --hangup / connection lost / operator--> ended
+ *   ringing --answer--> active --hangup / connection lost / media failed / operator / shutdown--> ended
+ *                        (hold and resume are flags on an active call, not states)
  *      |                                                                 ^
  *      +--decline / cancel / no answer / connection lost ----------------+
  */
@@ -36,6 +37,12 @@ export class Call {
   /** Media legs by device id. */
   readonly legs = new Map<number, MediaLeg>();
   ringTimer: NodeJS.Timeout | undefined;
+  /** Users who hold the call (a held call carries no audio either way). */
+  readonly held = new Set<number>();
+  /** Users whose microphone is muted. */
+  readonly muted = new Set<number>();
+  #heldSince: number | undefined;
+  #heldMs = 0;
   #state: CallState = "ringing";
   readonly #logger: Logger;
 
@@ -66,6 +73,26 @@ export class Call {
     return true;
   }
 
+  /** Puts the call on or off hold for `userId`; returns false when nothing changed. */
+  setHeld(userId: number, held: boolean): boolean {
+    if (this.held.has(userId) === held) return false;
+    if (held) this.held.add(userId);
+    else this.held.delete(userId);
+    this.#logger.info({ userId, held }, "hold");
+    const now = Date.now();
+    if (this.held.size > 0 && this.#heldSince === undefined) this.#heldSince = now;
+    if (this.held.size === 0 && this.#heldSince !== undefined) {
+      this.#heldMs += now - this.#heldSince;
+      this.#heldSince = undefined;
+    }
+    return true;
+  }
+
+  /** Total time on hold so far. */
+  heldMs(now = Date.now()): number {
+    return this.#heldMs + (this.#heldSince === undefined ? 0 : now - this.#heldSince);
+  }
+
   /** Devices that take part: the caller's, and the answering one or every ringing one. */
   devices(): Device[] {
     return [this.callerDevice, ...(this.answeredBy ? [this.answeredBy] : [...this.ringing])];
@@ -86,6 +113,8 @@ export class Call {
       displayName: party.displayName,
       role,
       state,
+      held: this.held.has(party.userId),
+      muted: this.muted.has(party.userId),
     });
     return {
       callId: this.id,

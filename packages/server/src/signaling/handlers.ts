@@ -164,6 +164,12 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
     sdp: await calls.media(me(conn).device, params.callId, params.sdp),
   }),
 
+  "call.hold": (params, conn, { calls }) => ({ call: calls.hold(me(conn).device, params.callId) }),
+
+  "call.resume": (params, conn, { calls }) => ({ call: calls.resume(me(conn).device, params.callId) }),
+
+  "call.mute": (params, conn, { calls }) => ({ call: calls.mute(me(conn).device, params.callId, params.muted) }),
+
   "call.history": (params, conn, { calls }) => ({
     calls: calls.history(me(conn).userId, params.limit, params.before),
   }),

@@ -71,4 +71,8 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX calls_caller ON calls(caller_id, created_at);
   CREATE INDEX calls_callee ON calls(callee_id, created_at);
   `,
+  // 3: time on hold
+  `
+  ALTER TABLE calls ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
