@@ -14,7 +14,7 @@ type CallInfo = {
   callId: string;
   state: string;
   answeredAt: string | null;
-  participants: { username: string; state: string }[];
+  participants: { username: string; state: string; held: boolean; muted: boolean }[];
 };
 type History = {
   calls: {
