@@ -344,6 +344,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     const result = await pending;
     this.#self = result.user;
     this.#token = result.token;
+    this.emit("account", result.user);
     await Promise.all([this.refreshDirectory(), this.refreshPhonebook()]);
     return result;
   }

@@ -1,3 +1,4 @@
+export * from "./browser.js";
 export { dbSnapshot } from "./db-snapshot.js";
 export { type Closed, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
 export {

@@ -1,12 +1,15 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
+import { App } from "./app/app.js";
+import { SoftphoneStore } from "./state/store.js";
+import "./styles.css";
 
-function App() {
-  return <h1>Parley</h1>;
-}
+const store = new SoftphoneStore();
+const root = document.getElementById("root");
+if (!root) throw new Error("No #root element in index.html.");
 
-createRoot(document.getElementById("root")!).render(
+createRoot(root).render(
   <StrictMode>
-    <App />
+    <App store={store} />
   </StrictMode>,
 );

@@ -1,0 +1,52 @@
+import type { Call, PeerConnectionFactory } from "@parley/client";
+import type { Microphone } from "./microphone.js";
+
+export interface PeerConnectionHooks {
+  /** The connection was created for `call` (to keep it for stats and device switching). */
+  created(call: Call, pc: RTCPeerConnection): void;
+  /** The server's audio for `call` arrived. */
+  remoteTrack(call: Call, track: MediaStreamTrack): void;
+}
+
+/**
+ * The SDK's `createPeerConnection`: a browser RTCPeerConnection with the microphone track on a
+ * sendrecv audio transceiver, added before the SDK creates its offer. The server relays all
+ * media and puts its own candidates in its answer, so no ICE servers are configured.
+ *
+ * The factory is synchronous. If the microphone is not ready yet (permission still pending), the
+ * transceiver starts without a track and the track is swapped in when it comes.
+ */
+export function createPeerConnectionFactory(microphone: Microphone, hooks: PeerConnectionHooks): PeerConnectionFactory {
+  return (call) => {
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    const stream = microphone.stream;
+    const track = microphone.track;
+    if (stream && track) {
+      pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
+    } else {
+      const transceiver = pc.addTransceiver("audio", { direction: "sendrecv" });
+      void microphone
+        .acquire()
+        .then((s) => {
+          const t = s.getAudioTracks()[0];
+          if (t && pc.signalingState !== "closed") return transceiver.sender.replaceTrack(t);
+        })
+        .catch(() => {
+          // no microphone: the call goes on receive-only
+        });
+    }
+    pc.ontrack = (event) => hooks.remoteTrack(call, event.track);
+    hooks.created(call, pc);
+    return pc;
+  };
+}
+
+/** Puts `track` on every audio sender of `pc` (microphone switch during a call). */
+export async function replaceMicrophoneTrack(pc: RTCPeerConnection, track: MediaStreamTrack): Promise<void> {
+  if (pc.signalingState === "closed") return;
+  for (const transceiver of pc.getTransceivers()) {
+    if (transceiver.receiver.track.kind === "audio" && transceiver.currentDirection !== "stopped") {
+      await transceiver.sender.replaceTrack(track);
+    }
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * Shared steps for the browser end-to-end tests: signing in through the UI, locating contacts,
+ * expect-like polling on locators, and the documentation screenshots.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { type ReceivedAudio, waitFor } from "@parley/testkit";
+import type { Locator, Page } from "playwright-core";
+
+/** A password every e2e account uses (8+ characters). */
+export const E2E_PASSWORD = "e2e password 1";
+
+/** How long UI expectations wait by default. */
+export const UI_TIMEOUT = 10_000;
+
+export const SCREENSHOT_DIR = fileURLToPath(new URL("../../docs/screenshots/", import.meta.url));
+
+/** Saves a documentation screenshot (docs/screenshots/NAME.png) of the page's viewport. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  // Let transitions and the focus ring settle before the picture.
+  await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const { requestAnimationFrame: frame } = globalThis as unknown as {
+          requestAnimationFrame(f: () => void): void;
+        };
+        frame(() => frame(() => resolve(undefined)));
+      }),
+  );
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), animations: "disabled" });
+}
+
+/** Polls `read` until it satisfies `accept`; on timeout the error names `what` and the last value read. */
+export async function expectEventually<T>(
+  read: () => Promise<T>,
+  accept: (value: T) => boolean,
+  what: string,
+  timeoutMs = UI_TIMEOUT,
+): Promise<T> {
+  let last: T | undefined;
+  try {
+    return (
+      await waitFor(
+        async () => {
+          last = await read();
+          return accept(last) ? { value: last } : undefined;
+        },
+        what,
+        { timeoutMs, intervalMs: 50 },
+      )
+    ).value;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last read: ${JSON.stringify(last)}`);
+  }
+}
+
+export async function expectVisible(locator: Locator, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await locator.first().waitFor({ state: "visible", timeout: timeoutMs });
+}
+
+/** Waits until no element matches the locator (or none is visible). */
+export async function expectGone(locator: Locator, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await expectEventually(
+    async () => {
+      const count = await locator.count();
+      for (let i = 0; i < count; i++) if (await locator.nth(i).isVisible()) return false;
+      return true;
+    },
+    (gone) => gone,
+    `${locator} to disappear`,
+    timeoutMs,
+  );
+}
+
+export async function expectAttribute(
+  locator: Locator,
+  name: string,
+  value: string | RegExp,
+  timeoutMs = UI_TIMEOUT,
+): Promise<void> {
+  await expectEventually(
+    () => locator.getAttribute(name, { timeout: 1000 }).catch(() => null),
+    (actual) => (typeof value === "string" ? actual === value : actual !== null && value.test(actual)),
+    `${locator} to have ${name}=${value}`,
+    timeoutMs,
+  );
+}
+
+export async function expectText(locator: Locator, text: string | RegExp, timeoutMs = UI_TIMEOUT): Promise<string> {
+  return expectEventually(
+    () => locator.innerText({ timeout: 1000 }).catch(() => ""),
+    (actual) => (typeof text === "string" ? actual.includes(text) : text.test(actual)),
+    `${locator} to contain ${text}`,
+    timeoutMs,
+  );
+}
+
+export async function expectValue(locator: Locator, value: string, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await expectEventually(
+    () => locator.inputValue({ timeout: 1000 }).catch(() => ""),
+    (actual) => actual === value,
+    `${locator} to have the value ${value}`,
+    timeoutMs,
+  );
+}
+
+export interface Person {
+  username: string;
+  displayName: string;
+}
+
+/** Opens the app and registers `person` through the sign-in form; resolves once connected. */
+export async function registerThroughUi(page: Page, httpUrl: string, person: Person, serverUrl?: string) {
+  await page.goto(httpUrl);
+  await fillSignIn(page, person, serverUrl);
+  await page.getByLabel("Display name (optional)").fill(person.displayName);
+  await page.getByRole("button", { name: "Register", exact: true }).click();
+  await expectConnected(page);
+}
+
+/** Fills the sign-in form (the server address only when given: it defaults to the page's server). */
+export async function fillSignIn(page: Page, person: Person, serverUrl?: string) {
+  await expectVisible(page.getByLabel("Username", { exact: true }));
+  if (serverUrl) await page.getByLabel("Server address").fill(serverUrl);
+  await page.getByLabel("Username", { exact: true }).fill(person.username);
+  await page.getByLabel("Password", { exact: true }).fill(E2E_PASSWORD);
+}
+
+export async function expectConnected(page: Page, timeoutMs = UI_TIMEOUT) {
+  await expectText(connection(page), "Connected", timeoutMs);
+}
+
+/** The header's connection indicator. */
+export function connection(page: Page): Locator {
+  return page.getByRole("status").filter({ hasText: /^(Connecting…|Connected|Reconnecting…|Disconnected)$/ });
+}
+
+/** A main navigation entry ("Contacts", "History", "Account"; the name may carry a missed-call count). */
+export function nav(page: Page, name: string | RegExp): Locator {
+  const bar = page.getByRole("navigation");
+  return bar
+    .getByRole("link", { name })
+    .or(bar.getByRole("tab", { name }))
+    .or(bar.getByRole("button", { name }))
+    .first();
+}
+
+/** The contact row (an element with data-status) holding the "Call <displayName>" button. */
+export function contactRow(page: Page, displayName: string): Locator {
+  return page
+    .locator("[data-status]")
+    .filter({ has: callButton(page, displayName) })
+    .last();
+}
+
+export function callButton(page: Page, displayName: string): Locator {
+  return page.getByRole("button", { name: `Call ${displayName}`, exact: true });
+}
+
+/** Waits until `displayName`'s contact row shows `status` (data-status and the visible status text). */
+export async function expectContactStatus(page: Page, displayName: string, status: string, text: string) {
+  const row = contactRow(page, displayName);
+  await expectAttribute(row, "data-status", status);
+  await expectText(row, text);
+}
+
+export function statusSelect(page: Page): Locator {
+  return page.getByRole("combobox", { name: "Status", exact: true });
+}
+
+export function incomingDialog(page: Page): Locator {
+  return page.getByRole("dialog", { name: "Incoming call" });
+}
+
+/** The call panel (outgoing, incoming or in progress). */
+export function callPanel(page: Page): Locator {
+  return page.getByRole("region", { name: "Call", exact: true });
+}
+
+/** The message telling why the last call ended ("Call ended", "<name> declined", "No answer"...). */
+export async function expectEndNotice(page: Page, text: string, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await expectVisible(page.getByText(text, { exact: true }), timeoutMs);
+}
+
+export function callTimer(page: Page): Locator {
+  return page.getByRole("timer", { name: "Call duration" });
+}
+
+export function button(page: Page, name: string): Locator {
+  return page.getByRole("button", { name, exact: true });
+}
+
+/** Parses a duration like "0:07" or "1:02:03" into seconds. */
+export function seconds(text: string): number {
+  const match = /(\d+(?::\d\d)+)/.exec(text);
+  assert.ok(match, `"${text}" holds a duration`);
+  return match[1]!.split(":").reduce((sum, part) => sum * 60 + Number(part), 0);
+}
+
+/** Waits until the call timer shows at least `atLeast` seconds. */
+export async function expectTimerAtLeast(page: Page, atLeast: number, timeoutMs = UI_TIMEOUT): Promise<void> {
+  await expectEventually(
+    async () => seconds(await callTimer(page).innerText({ timeout: 1000 })),
+    (now) => now >= atLeast,
+    `the call timer to reach ${atLeast} s`,
+    timeoutMs,
+  );
+}
+
+/** The call timer is shown and ticking. */
+export async function expectTimerRunning(page: Page) {
+  const timer = callTimer(page);
+  await expectVisible(timer);
+  const first = seconds(await expectText(timer, /\d+:\d\d/));
+  await expectEventually(
+    async () => seconds(await timer.innerText()),
+    (now) => now > first,
+    "the call timer to advance",
+    4000,
+  );
+}
+
+/** Dominant frequency within ±20 Hz of `hz` and a level clearly above silence. */
+export function isTone(hz: number, floor = 0.01): (audio: ReceivedAudio) => boolean {
+  return (audio) => Math.abs(audio.dominantHz - hz) <= 20 && audio.rms > floor;
+}
+
+/** Describes a measurement for logs and assertion messages. */
+export function describeAudio(audio: ReceivedAudio): string {
+  return `rms ${audio.rms.toFixed(4)}, dominant ${audio.dominantHz.toFixed(1)} Hz`;
+}
