@@ -5,6 +5,7 @@ import {
   closeReasonOf,
   type DirectoryUser,
   type EventMessage,
+  ParleyError,
   type PhonebookEntry,
   PROTOCOL_VERSION,
   type RequestParams,
@@ -189,7 +190,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   async #reconnectLoop(): Promise<void> {
     this.#setConnectionState("reconnecting");
     for (let attempt = 0; !this.#closing; attempt++) {
-      const delay = Math.min(30_000, 1000 * 2 ** attempt) * (0.75 + Math.random() / 2);
+      const delay = Math.min(30_000, 1000 * 2 ** (attempt - 1)) * (0.75 + Math.random() / 2);
       await new Promise((resolve) => setTimeout(resolve, attempt === 0 ? 250 : delay));
       if (this.#closing || !this.#token) break;
       try {
@@ -202,7 +203,8 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         this.#setConnectionState("connected");
         return;
       } catch (error) {
-        // The session is gone (expired, revoked): the app must sign in again.
+        if (!(error instanceof ParleyError)) continue; // the connection dropped again: retry
+        // The server refused the session (expired, revoked, account disabled): sign in again.
         this.#token = undefined;
         this.emit("sessionEnded", { reason: "SESSION_INVALID", message: (error as Error).message });
         break;
