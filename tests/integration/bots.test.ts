@@ -170,9 +170,9 @@ describe("parley call and parley answer bots", () => {
   });
 
   it("silence both directions while a call is on hold, and restore them on resume", async () => {
-    const answer = runBot("answer", [...common("holder", 440), "--wait", "60", "--hold-at", "2", "--resume-at", "5"]);
+    const answer = runBot("answer", [...common("holder", 440), "--wait", "60", "--hold-at", "3", "--resume-at", "6"]);
     await waitFor(() => answer.output().includes("waiting for a call"), "holder waiting", { timeoutMs: 20_000 });
-    const call = runBot("call", [...common("held-caller", 1000), "--to", "holder", "--duration", "8"]);
+    const call = runBot("call", [...common("held-caller", 1000), "--to", "holder", "--duration", "9"]);
     assert.deepEqual(await Promise.all([call.exited, answer.exited]), [0, 0], `${call.output()}\n${answer.output()}`);
     assert.match(answer.output(), /putting the call on hold/);
     // Each side hears the other, then 1.5 s or more of silence, then the other again.
