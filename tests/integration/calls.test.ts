@@ -272,6 +272,21 @@ describe("calls", () => {
     again.client.close();
   });
 
+  it("records a call whose participant deleted their account during it, keeping the name", async () => {
+    const { caller, callee, calleeName } = await pair();
+    const call = await invite(caller.client, calleeName);
+    await callee.client.call("call.answer", { callId: call.callId });
+    await callee.client.call("account.delete", { password: "correct horse battery" });
+    const ended = await caller.client.event("call.ended", (d) => d.callId === call.callId);
+    assert.equal(ended.data.reason, "connection_lost");
+    const history = await caller.client.call<History & { calls: { peer: { userId: number | null } }[] }>(
+      "call.history",
+    );
+    assert.equal(history.calls[0]?.callId, call.callId);
+    assert.deepEqual([history.calls[0]?.peer.userId, history.calls[0]?.peer.username], [null, calleeName]);
+    closeAll(caller.client, callee.client);
+  });
+
   it("lists live calls for the operator and lets the operator end one", async () => {
     const { caller, callee, callerName, calleeName } = await pair();
     const call = await invite(caller.client, calleeName);

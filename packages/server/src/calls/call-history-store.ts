@@ -39,12 +39,13 @@ export class CallHistoryStore {
     this.#db = db;
   }
 
+  /** Records a call; a participant whose account was deleted meanwhile is kept by name only. */
   record(call: CallRecord): void {
     this.#db
       .prepare(
         `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name,
           callee_display_name, created_at, answered_at, ended_at, outcome, end_reason, held_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, (SELECT id FROM users WHERE id = ?), (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         call.id,
