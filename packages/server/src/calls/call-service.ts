@@ -375,17 +375,22 @@ export class CallService {
     this.#leave(call.callee.userId, call);
     this.#rememberEnded(call.id);
     const endedAt = new Date();
-    this.#history.record({
-      id: call.id,
-      caller: { id: call.caller.userId, username: call.caller.username, displayName: call.caller.displayName },
-      callee: { id: call.callee.userId, username: call.callee.username, displayName: call.callee.displayName },
-      createdAt: call.createdAt.toISOString(),
-      answeredAt: call.answeredAt?.toISOString() ?? null,
-      endedAt: endedAt.toISOString(),
-      outcome,
-      endReason: reason,
-      heldMs: call.heldMs(endedAt.getTime()),
-    });
+    try {
+      this.#history.record({
+        id: call.id,
+        caller: { id: call.caller.userId, username: call.caller.username, displayName: call.caller.displayName },
+        callee: { id: call.callee.userId, username: call.callee.username, displayName: call.callee.displayName },
+        createdAt: call.createdAt.toISOString(),
+        answeredAt: call.answeredAt?.toISOString() ?? null,
+        endedAt: endedAt.toISOString(),
+        outcome,
+        endReason: reason,
+        heldMs: call.heldMs(endedAt.getTime()),
+      });
+    } catch (error) {
+      // The call has ended for everyone whatever happens to its record (e.g. a full disk).
+      call.logger.error({ err: error }, "could not record the call in the history");
+    }
     call.logger.info(
       {
         outcome,
