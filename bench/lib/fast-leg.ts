@@ -1,0 +1,248 @@
+import type { Socket } from "node:dgram";
+import { MediaStreamTrack, RTCPeerConnection, useOPUS } from "werift";
+import { PROFILE_AEAD_AES_128_GCM, type SrtpKeys, SrtpReceiver, SrtpSender } from "./srtp.js";
+
+/**
+ * The load generator's client legs. werift does what is hard and rare (ICE, DTLS handshake, SRTP
+ * key derivation, RTCP); once the leg is connected, RTP bypasses werift's RTP stack in both
+ * directions: packets are built from pre-encoded Opus frames and encrypted here (one node:crypto
+ * cipher each) and written to werift's own UDP socket; received RTP is taken off that socket's
+ * data callback before werift's demultiplexing, decrypted, and only its trailing send time read.
+ * Everything else (STUN consent checks, DTLS, SRTCP) still reaches werift.
+ */
+
+export const BIND_ADDRESS = "127.0.0.1";
+/** Bytes appended to every payload: the send time (performance.now(), float64). */
+export const STAMP_BYTES = 8;
+
+/** Hands out two-port ranges from this process's own slice of ports, so its legs never race for one. */
+export class PortAllocator {
+  #next: number;
+  readonly #min: number;
+  readonly #max: number;
+
+  constructor(min: number, max: number) {
+    this.#min = min;
+    this.#max = max;
+    this.#next = min;
+  }
+
+  range(): [number, number] {
+    if (this.#next + 1 > this.#max) this.#next = this.#min;
+    const range: [number, number] = [this.#next, this.#next + 1];
+    this.#next += 2;
+    return range;
+  }
+}
+
+/** A werift peer connection configured like Parley's bots: one address, no STUN, Opus only, no header extensions. */
+export function createClientPeer(ports: PortAllocator): { pc: RTCPeerConnection; ssrc: number } {
+  const pc = new RTCPeerConnection({
+    iceServers: [],
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceInterfaceAddresses: { udp4: BIND_ADDRESS },
+    iceAdditionalHostAddresses: [BIND_ADDRESS],
+    icePortRange: ports.range(),
+    codecs: { audio: [useOPUS()], video: [] },
+    headerExtensions: { audio: [], video: [] },
+  });
+  const transceiver = pc.addTransceiver(new MediaStreamTrack({ kind: "audio" }), { direction: "sendrecv" });
+  // werift quirk (see packages/server/src/media): with no STUN server it falls back to a public one.
+  for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
+  return { pc, ssrc: transceiver.sender.ssrc };
+}
+
+/** Resolves once werift's connection state is "connected"; rejects on failure or timeout. */
+export function connected(pc: RTCPeerConnection, timeoutMs = 20_000): Promise<void> {
+  if (pc.connectionState === "connected") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unSubscribe();
+      reject(new Error(`not connected within ${timeoutMs} ms (${pc.connectionState})`));
+    }, timeoutMs);
+    const { unSubscribe } = pc.connectionStateChange.subscribe((state) => {
+      if (state === "connected") {
+        clearTimeout(timer);
+        unSubscribe();
+        resolve();
+      } else if (state === "failed" || state === "closed") {
+        clearTimeout(timer);
+        unSubscribe();
+        reject(new Error(`connection ${state}`));
+      }
+    });
+  });
+}
+
+/** Waits for werift's ICE gathering (it normally completes inside setLocalDescription). */
+export async function gathered(pc: RTCPeerConnection): Promise<string> {
+  const deadline = Date.now() + 5000;
+  while (pc.iceGatheringState !== "complete") {
+    if (Date.now() > deadline) throw new Error("ICE gathering did not complete");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const sdp = pc.localDescription?.sdp;
+  if (!sdp) throw new Error("no local description");
+  return sdp;
+}
+
+interface UdpTransportLike {
+  socket: Socket;
+  onData: (data: Buffer, addr: [string, number]) => void;
+}
+
+interface SrtpContextLike {
+  srtpSessionKey: Buffer;
+  srtpSessionSalt: Buffer;
+  srtpSessionAuthTag: Buffer;
+}
+
+/** Called for every RTP packet received on a leg: the stamp it carried (or NaN) and when it arrived. */
+export type ReceiveHandler = (sentAt: number, now: number, payloadBytes: number) => void;
+
+/** Where a fast leg's packets go and come from, and how it gets its datagrams. */
+export interface LegWiring {
+  socket: Socket;
+  remoteHost: string;
+  remotePort: number;
+  /** The socket is connect()ed to the remote address (sends then take no address). */
+  connected?: boolean;
+  /** Routes the socket's datagrams to `handler`; returns how to undo that. */
+  tap(handler: (data: Buffer) => void): () => void;
+}
+
+/** One connected leg's RTP fast path. */
+export class FastLeg {
+  readonly ssrc: number;
+  readonly profile: number;
+  /** The Opus payload type of the local description's m-line (werift numbers it 96 in its offers). */
+  readonly payloadType: number;
+  #seq = Math.floor(Math.random() * 30000);
+  #roc = 0;
+  #timestamp = Math.floor(Math.random() * 0x7fffffff);
+  readonly #sender: SrtpSender;
+  readonly #receiver: SrtpReceiver;
+  readonly #socket: Socket;
+  readonly #remoteHost: string;
+  readonly #remotePort: number;
+  readonly #connected: boolean;
+  readonly #untap: () => void;
+  onReceive: ReceiveHandler | undefined;
+  sent = 0;
+  received = 0;
+  /** RTCP from the relay, dropped here: the generator keeps no RTP statistics for werift to report. */
+  rtcpDropped = 0;
+
+  constructor(options: { wiring: LegWiring; local: SrtpKeys; remote: SrtpKeys; ssrc: number; payloadType: number }) {
+    this.profile = options.local.profile;
+    this.#sender = new SrtpSender(options.local);
+    this.#receiver = new SrtpReceiver(options.remote);
+    this.ssrc = options.ssrc;
+    this.payloadType = options.payloadType;
+    this.#socket = options.wiring.socket;
+    this.#remoteHost = options.wiring.remoteHost;
+    this.#remotePort = options.wiring.remotePort;
+    this.#connected = options.wiring.connected === true;
+    this.#untap = options.wiring.tap((data) => {
+      if (data[1]! >= 192 && data[1]! <= 223) this.rtcpDropped++;
+      else this.#receive(data);
+    });
+  }
+
+  /** Takes over RTP on a connected werift peer connection. */
+  static fromPeer(pc: RTCPeerConnection, ssrc: number): FastLeg {
+    const dtls = pc.dtlsTransports[0];
+    const pair = dtls?.iceTransport.connection.nominated;
+    if (!dtls || !pair || !dtls.srtp) throw new Error("the peer connection is not connected");
+    const srtp = dtls.srtp as unknown as {
+      config: { profile: number };
+      localContext: SrtpContextLike;
+      remoteContext: SrtpContextLike;
+    };
+    const keys = (context: SrtpContextLike): SrtpKeys => ({
+      profile: srtp.config.profile,
+      key: context.srtpSessionKey,
+      salt: context.srtpSessionSalt,
+      authKey: context.srtpSessionAuthTag,
+    });
+    const mline = /^m=audio \d+ \S+ (\d+)/m.exec(pc.localDescription?.sdp ?? "");
+    if (!mline) throw new Error("no audio m-line in the local description");
+    const transport = (pair.protocol as unknown as { transport: UdpTransportLike }).transport;
+    const [remoteHost, remotePort] = pair.remoteAddr;
+    return new FastLeg({
+      local: keys(srtp.localContext),
+      remote: keys(srtp.remoteContext),
+      ssrc,
+      payloadType: Number(mline[1]),
+      wiring: {
+        socket: transport.socket,
+        remoteHost,
+        remotePort,
+        tap(handler) {
+          const werift = transport.onData;
+          // RTP and RTCP (RFC 7983: first byte 128-191) come here; everything else (STUN consent
+          // checks, DTLS) goes on to werift.
+          transport.onData = (data, addr) => {
+            const b0 = data[0]!;
+            if (b0 < 128 || b0 > 191) werift(data, addr);
+            else handler(data);
+          };
+          return () => {
+            transport.onData = werift;
+          };
+        },
+      },
+    });
+  }
+
+  get authFailures(): number {
+    return this.#receiver.authFailures;
+  }
+
+  get gcm(): boolean {
+    return this.profile === PROFILE_AEAD_AES_128_GCM;
+  }
+
+  /** Sends one 20 ms Opus frame with the current time appended. */
+  send(frame: Buffer, now: number): void {
+    const header = Buffer.allocUnsafe(12);
+    header[0] = 0x80;
+    header[1] = this.payloadType;
+    header.writeUInt16BE(this.#seq, 2);
+    header.writeUInt32BE(this.#timestamp >>> 0, 4);
+    header.writeUInt32BE(this.ssrc >>> 0, 8);
+    const payload = Buffer.allocUnsafe(frame.length + STAMP_BYTES);
+    frame.copy(payload, 0);
+    payload.writeDoubleLE(now, frame.length);
+    const packet = this.#sender.protect(header, payload, this.#roc);
+    if (this.#connected) this.#socket.send(packet);
+    else this.#socket.send(packet, this.#remotePort, this.#remoteHost);
+    this.sent++;
+    this.#timestamp = (this.#timestamp + 960) >>> 0;
+    this.#seq = (this.#seq + 1) & 0xffff;
+    if (this.#seq === 0) this.#roc++;
+  }
+
+  /**
+   * Only the send time at the end of the payload is decrypted (see SrtpReceiver.tail); every 50th
+   * packet is decrypted and authenticated in full, so a relay that corrupted packets would show
+   * up as authentication failures.
+   */
+  #receive(packet: Buffer): void {
+    const now = performance.now();
+    if (this.received % 50 === 0) {
+      const payload = this.#receiver.unprotect(packet);
+      if (!payload) return;
+    }
+    const stamp = this.#receiver.tail(packet, STAMP_BYTES);
+    this.received++;
+    this.onReceive?.(stamp ? stamp.readDoubleLE(0) : Number.NaN, now, packet.length);
+  }
+
+  /** Gives RTP back to werift, or stops listening (before closing the connection or socket). */
+  release(): void {
+    this.#untap();
+    this.onReceive = undefined;
+  }
+}

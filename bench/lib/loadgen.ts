@@ -1,0 +1,677 @@
+/**
+ * Load generator process (one of several, pinned away from the server's core). It hosts client
+ * legs (werift for ICE and DTLS, the fast path in fast-leg.ts for RTP) and signaling clients, and
+ * is driven by the orchestrator over IPC. Both ends of every call or stream live in the same
+ * process, so a packet's delay is its receive time minus the send time it carries, on one clock.
+ */
+import { randomBytes } from "node:crypto";
+import dgram from "node:dgram";
+import type { RTCPeerConnection } from "werift";
+import { connected, createClientPeer, FastLeg, gathered, PortAllocator } from "./fast-leg.js";
+import { Histogram, type SparseHistogram } from "./hist.js";
+import { Rpc } from "./ipc.js";
+import { SignalClient } from "./signal-client.js";
+import { PROFILE_AEAD_AES_128_GCM, type SrtpKeys } from "./srtp.js";
+
+const FRAME_MS = 20;
+
+interface Stream {
+  leg: FastLeg;
+  next: number;
+  frame: number;
+  /** How many legs the relay forwards this leg's packets to (packets expected per packet sent). */
+  fanout: number;
+}
+
+interface Window {
+  start: number;
+  end: number;
+  sent: number;
+  expected: number;
+  received: number;
+  delay: Histogram;
+  lateness: Histogram;
+}
+
+export interface WindowResult {
+  sent: number;
+  expected: number;
+  received: number;
+  delay: SparseHistogram;
+  lateness: SparseHistogram;
+  legs: number;
+  streams: number;
+  authFailures: number;
+  droppedCalls: number;
+}
+
+export interface CallTimings {
+  /** call.invite sent -> its response at the caller. */
+  inviteResponseMs: number;
+  /** call.invite sent -> call.incoming at the callee. */
+  inviteToRingingMs: number;
+  /** Offer created -> leg connected (ICE + DTLS), caller and callee. */
+  callerLegMs: number;
+  calleeLegMs: number;
+  /** call.answer sent -> its response. */
+  answerResponseMs: number;
+  /** call.answer sent -> first audio packet received, at the callee and at the caller. */
+  answerToAudioCalleeMs: number;
+  answerToAudioCallerMs: number;
+}
+
+let frames: Buffer[] = [];
+let ports = new PortAllocator(10000, 10999);
+let index = 0;
+const streams: Stream[] = [];
+let window: Window | undefined;
+const clients = new Map<string, SignalClient>();
+const peers = new Set<RTCPeerConnection>();
+const legs = new Set<FastLeg>();
+const calls: { caller: SignalClient; callId: string }[] = [];
+let ticker: NodeJS.Timeout | undefined;
+
+const rpc = new Rpc(process, {
+  init: (args: { index: number; portMin: number; portMax: number; frames: string[] }) => {
+    index = args.index;
+    ports = new PortAllocator(args.portMin, args.portMax);
+    frames = args.frames.map((f) => Buffer.from(f, "base64"));
+    return { pid: process.pid };
+  },
+  login: (args: { url: string; users: { username: string; token: string }[]; concurrency: number }) => login(args),
+  calls: (args: {
+    pairs: { caller: string; callee: string }[];
+    concurrency: number;
+    answer: "connected" | "ring";
+    keep?: boolean;
+  }) => setUpCalls(args),
+  direct: (args: { count: number; concurrency: number }) => setUpDirect(args),
+  fanout: (args: { speakers: number; listeners: number; concurrency: number }) => setUpFanout(args),
+  staticCalls: (args: { count: number; concurrency: number }) => setUpStaticCalls(args),
+  measure: (args: { startEpoch: number; endEpoch: number; graceMs: number }) => measure(args),
+  hangup: () => hangUpAll(),
+  presenceArm: (args: { userId: number }) => armPresence(args.userId),
+  presenceCollect: () => collectPresence(),
+  loginAs: (args: { url: string; username: string; token: string }) => loginProbe(args),
+  passwordLogins: (args: { url: string; users: { username: string; password: string }[]; concurrency: number }) =>
+    passwordLogins(args),
+  rtt: (args: { clients: number; perClientPerSecond: number; durationMs: number }) => rttProbe(args),
+  closeClients: () => closeClients(),
+  exit: () => {
+    setTimeout(() => process.exit(0), 10);
+    return {};
+  },
+});
+
+process.on("disconnect", () => process.exit(0));
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
+/** Runs `task` over `items` with at most `limit` at once. */
+async function pool<T, R>(items: T[], limit: number, task: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await task(items[i]!, i);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+// ---------------------------------------------------------------- media pacing and accounting
+
+function onReceive(sentAt: number, now: number): void {
+  const w = window;
+  if (!w || !(sentAt >= w.start && sentAt < w.end)) return;
+  w.received++;
+  w.delay.record(now - sentAt);
+}
+
+function addStream(leg: FastLeg, fanout = 1): void {
+  streams.push({ leg, next: performance.now() + Math.random() * FRAME_MS, frame: 0, fanout });
+  ticker ??= setInterval(tick, 1);
+}
+
+/** Every millisecond: send the frames that are due (each stream every 20 ms, phases spread at random). */
+function tick(): void {
+  const now = performance.now();
+  const w = window;
+  for (let i = 0; i < streams.length; i++) {
+    const stream = streams[i]!;
+    if (stream.next > now) continue;
+    const frame = frames[stream.frame]!;
+    stream.frame = (stream.frame + 1) % frames.length;
+    stream.leg.send(frame, now);
+    if (w && now >= w.start && now < w.end) {
+      w.sent++;
+      w.expected += stream.fanout;
+      w.lateness.record(now - stream.next);
+    }
+    stream.next += FRAME_MS;
+    // After a long stall (GC, setup burst) resynchronise instead of sending a burst.
+    if (now - stream.next > 5 * FRAME_MS) stream.next = now + FRAME_MS;
+  }
+}
+
+async function measure(args: { startEpoch: number; endEpoch: number; graceMs: number }): Promise<WindowResult> {
+  const offset = performance.timeOrigin;
+  const w: Window = {
+    start: args.startEpoch - offset,
+    end: args.endEpoch - offset,
+    sent: 0,
+    expected: 0,
+    received: 0,
+    delay: new Histogram(),
+    lateness: new Histogram(),
+  };
+  window = w;
+  const wait = w.end + args.graceMs - performance.now();
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
+  if (window === w) window = undefined;
+  let authFailures = 0;
+  for (const leg of legs) authFailures += leg.authFailures;
+  return {
+    sent: w.sent,
+    expected: w.expected,
+    received: w.received,
+    delay: w.delay.toSparse(),
+    lateness: w.lateness.toSparse(),
+    legs: legs.size,
+    streams: streams.length,
+    authFailures,
+    droppedCalls: dropped.size,
+  };
+}
+
+// ---------------------------------------------------------------- signaling clients
+
+async function login(args: {
+  url: string;
+  users: { username: string; token: string }[];
+  concurrency: number;
+}): Promise<{ ms: number; count: number; latency: SparseHistogram; failures: number }> {
+  const latency = new Histogram();
+  let failures = 0;
+  const started = performance.now();
+  await pool(args.users, args.concurrency, async (user) => {
+    const t0 = performance.now();
+    try {
+      const client = await SignalClient.resumed(args.url, user.token);
+      clients.set(user.username, client);
+      watch(client);
+      latency.record(performance.now() - t0);
+    } catch {
+      failures++;
+    }
+  });
+  return { ms: performance.now() - started, count: args.users.length, latency: latency.toSparse(), failures };
+}
+
+function client(username: string): SignalClient {
+  const found = clients.get(username);
+  if (!found) throw new Error(`${username} is not logged in here`);
+  return found;
+}
+
+type CallEventWaiter = (event: string, data: Record<string, unknown>, at: number) => boolean;
+const waiters = new Map<SignalClient, CallEventWaiter[]>();
+
+/** Calls the server ended while we kept them up (counted, never expected during a benchmark). */
+const dropped = new Set<string>();
+
+function watch(c: SignalClient): void {
+  if (c.onCallEvent) return;
+  c.onCallEvent = (event, data, at) => {
+    if (event === "call.ended" && calls.some((call) => call.callId === data.callId)) {
+      dropped.add(String(data.callId));
+    }
+    const list = waiters.get(c);
+    if (!list) return;
+    waiters.set(
+      c,
+      list.filter((w) => !w(event, data, at)),
+    );
+  };
+}
+
+function waitEvent(
+  c: SignalClient,
+  match: (event: string, data: Record<string, unknown>) => boolean,
+  timeoutMs = 20_000,
+): Promise<{ data: Record<string, unknown>; at: number }> {
+  watch(c);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("timed out waiting for a call event")), timeoutMs);
+    const waiter: CallEventWaiter = (event, data, at) => {
+      if (!match(event, data)) return false;
+      clearTimeout(timer);
+      resolve({ data, at });
+      return true;
+    };
+    waiters.set(c, [...(waiters.get(c) ?? []), waiter]);
+  });
+}
+
+// ---------------------------------------------------------------- 1:1 calls through the server
+
+/** Offer -> call.media -> answer -> connected; the leg starts sending as soon as it is up (like a softphone's microphone). */
+async function mediaLeg(
+  c: SignalClient,
+  callId: string,
+): Promise<{ leg: FastLeg; pc: RTCPeerConnection; ms: number; firstAudio: Promise<number> }> {
+  const t0 = performance.now();
+  const { pc, ssrc } = createClientPeer(ports);
+  peers.add(pc);
+  await pc.setLocalDescription(await pc.createOffer());
+  const offer = await gathered(pc);
+  const { sdp } = await c.request<{ sdp: string }>("call.media", { callId, sdp: offer });
+  await pc.setRemoteDescription({ type: "answer", sdp });
+  await connected(pc);
+  const leg = FastLeg.fromPeer(pc, ssrc);
+  legs.add(leg);
+  let resolveFirst!: (at: number) => void;
+  const firstAudio = new Promise<number>((resolve) => {
+    resolveFirst = resolve;
+  });
+  leg.onReceive = (sentAt, now) => {
+    resolveFirst(now);
+    leg.onReceive = onReceive;
+    onReceive(sentAt, now);
+  };
+  addStream(leg);
+  return { leg, pc, ms: performance.now() - t0, firstAudio };
+}
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function setUpCall(
+  pair: { caller: string; callee: string },
+  answer: "connected" | "ring",
+  keep: boolean,
+): Promise<CallTimings> {
+  const caller = client(pair.caller);
+  const callee = client(pair.callee);
+  const ringing = waitEvent(callee, (event) => event === "call.incoming");
+  ringing.catch(() => undefined);
+  const t0 = performance.now();
+  const { call } = await caller.request<{ call: { callId: string } }>("call.invite", { to: pair.callee });
+  const tInvited = performance.now();
+  const callId = call.callId;
+  calls.push({ caller, callId });
+  const rang = await ringing;
+  const callerLeg = mediaLeg(caller, callId);
+  const calleeLeg = mediaLeg(callee, callId);
+  // Rejections are handled below; keep Node from treating one as unhandled meanwhile.
+  callerLeg.catch(() => undefined);
+  calleeLeg.catch(() => undefined);
+  try {
+    // "connected": answer once the callee's leg is up, as a person would after it rang a moment;
+    // "ring": answer the moment it rings (an auto-answering bot), media still being set up.
+    if (answer === "connected") await calleeLeg;
+    const tAnswer = performance.now();
+    await callee.request("call.answer", { callId });
+    const tAnswered = performance.now();
+    const [a, b] = await Promise.all([callerLeg, calleeLeg]);
+    const [callerFirst, calleeFirst] = await within(Promise.all([a.firstAudio, b.firstAudio]), 10_000, "first audio");
+    if (!keep) await endCall(caller, callId, [a, b]);
+    return {
+      inviteResponseMs: tInvited - t0,
+      inviteToRingingMs: rang.at - t0,
+      callerLegMs: a.ms,
+      calleeLegMs: b.ms,
+      answerResponseMs: tAnswered - tAnswer,
+      answerToAudioCalleeMs: calleeFirst - tAnswer,
+      answerToAudioCallerMs: callerFirst - tAnswer,
+    };
+  } catch (error) {
+    // Take down whatever was set up, so a half-made call does not count as lost packets later.
+    const settled = await Promise.allSettled([callerLeg, calleeLeg]);
+    await endCall(
+      caller,
+      callId,
+      settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])),
+    );
+    throw error;
+  }
+}
+
+/** Hangs up one call and takes its legs down (the setup benchmark measures calls one by one). */
+async function endCall(caller: SignalClient, callId: string, ends: { leg: FastLeg; pc: RTCPeerConnection }[]) {
+  const index = calls.findIndex((c) => c.callId === callId);
+  if (index >= 0) calls.splice(index, 1);
+  await caller.request("call.hangup", { callId }).catch(() => undefined);
+  for (const { leg, pc } of ends) {
+    const at = streams.findIndex((s) => s.leg === leg);
+    if (at >= 0) streams.splice(at, 1);
+    leg.release();
+    legs.delete(leg);
+    peers.delete(pc);
+    await pc.close().catch(() => undefined);
+  }
+}
+
+async function setUpCalls(args: {
+  pairs: { caller: string; callee: string }[];
+  concurrency: number;
+  answer: "connected" | "ring";
+  /** Keep the calls up (relay load) or hang each up once measured (setup latency). */
+  keep?: boolean;
+}): Promise<{ timings: CallTimings[]; failures: string[]; ms: number }> {
+  const failures: string[] = [];
+  const started = performance.now();
+  const results = await pool(args.pairs, args.concurrency, async (pair) => {
+    try {
+      return await setUpCall(pair, args.answer, args.keep ?? true);
+    } catch (error) {
+      failures.push(`${pair.caller}->${pair.callee}: ${(error as Error).message}`);
+      return undefined;
+    }
+  });
+  return {
+    timings: results.filter((r): r is CallTimings => r !== undefined),
+    failures,
+    ms: performance.now() - started,
+  };
+}
+
+// ---------------------------------------------------------------- direct baseline (no server)
+
+async function directPair(): Promise<void> {
+  const a = createClientPeer(ports);
+  const b = createClientPeer(ports);
+  peers.add(a.pc);
+  peers.add(b.pc);
+  await a.pc.setLocalDescription(await a.pc.createOffer());
+  await b.pc.setRemoteDescription({ type: "offer", sdp: await gathered(a.pc) });
+  await b.pc.setLocalDescription(await b.pc.createAnswer());
+  await a.pc.setRemoteDescription({ type: "answer", sdp: await gathered(b.pc) });
+  await Promise.all([connected(a.pc), connected(b.pc)]);
+  for (const { pc, ssrc } of [a, b]) {
+    const leg = FastLeg.fromPeer(pc, ssrc);
+    leg.onReceive = onReceive;
+    legs.add(leg);
+    addStream(leg);
+  }
+}
+
+async function setUpDirect(args: { count: number; concurrency: number }): Promise<{ ms: number; failures: string[] }> {
+  const failures: string[] = [];
+  const started = performance.now();
+  await pool(Array.from({ length: args.count }), args.concurrency, async () => {
+    try {
+      await directPair();
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+  });
+  return { ms: performance.now() - started, failures };
+}
+
+// ---------------------------------------------------------------- fan-out through a bare MediaRelay
+
+const fanoutLegs: { id: string; leg: FastLeg }[] = [];
+const speakerStreams = new Map<string, Stream>();
+
+/**
+ * Legs on the relay host (brokered by the orchestrator), grown to `speakers + listeners`: the first
+ * `speakers` legs send, and each is forwarded to every other leg. Steps add legs to the same set.
+ */
+async function setUpFanout(args: {
+  speakers: number;
+  listeners: number;
+  concurrency: number;
+}): Promise<{ ms: number; failures: string[]; legs: number }> {
+  const failures: string[] = [];
+  const started = performance.now();
+  const missing = Math.max(0, args.speakers + args.listeners - fanoutLegs.length);
+  await pool(Array.from({ length: missing }), args.concurrency, async () => {
+    try {
+      const { pc, ssrc } = createClientPeer(ports);
+      peers.add(pc);
+      await pc.setLocalDescription(await pc.createOffer());
+      const offer = await gathered(pc);
+      const { id, sdp } = await rpc.call<{ id: string; sdp: string }>("relay", { cmd: "createLeg", args: { offer } });
+      await pc.setRemoteDescription({ type: "answer", sdp });
+      await connected(pc);
+      const leg = FastLeg.fromPeer(pc, ssrc);
+      leg.onReceive = onReceive;
+      legs.add(leg);
+      fanoutLegs.push({ id, leg });
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+  });
+  for (const speaker of fanoutLegs.slice(0, args.speakers)) {
+    const targets = fanoutLegs.filter((m) => m !== speaker).map((m) => m.id);
+    await rpc.call("relay", { cmd: "forward", args: { source: speaker.id, targets } });
+    const stream = speakerStreams.get(speaker.id);
+    if (stream) stream.fanout = targets.length;
+    else {
+      addStream(speaker.leg, targets.length);
+      speakerStreams.set(speaker.id, streams.at(-1)!);
+    }
+  }
+  return { ms: performance.now() - started, failures, legs: fanoutLegs.length };
+}
+
+// ---------------------------------------------------------------- calls through the fast-path prototype
+
+const sockets = new Set<dgram.Socket>();
+
+function randomKeys(): SrtpKeys {
+  return { profile: PROFILE_AEAD_AES_128_GCM, key: randomBytes(16), salt: randomBytes(14), authKey: randomBytes(20) };
+}
+
+const wire = (k: SrtpKeys) => ({
+  profile: k.profile,
+  key: k.key.toString("base64"),
+  salt: k.salt.toString("base64"),
+  authKey: k.authKey.toString("base64"),
+});
+
+async function boundSocket(): Promise<dgram.Socket> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const socket = dgram.createSocket("udp4");
+    const [port] = ports.range();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(port, "127.0.0.1", () => {
+          socket.off("error", reject);
+          resolve();
+        });
+      });
+      sockets.add(socket);
+      return socket;
+    } catch {
+      socket.close();
+    }
+  }
+  throw new Error("no free UDP port");
+}
+
+/** Calls through the prototype relay (fastpath-relay.ts): statically keyed legs, no ICE or DTLS. */
+async function setUpStaticCalls(args: {
+  count: number;
+  concurrency: number;
+}): Promise<{ ms: number; failures: string[] }> {
+  const failures: string[] = [];
+  const started = performance.now();
+  await pool(Array.from({ length: args.count }), args.concurrency, async () => {
+    try {
+      const a = { send: randomKeys(), receive: randomKeys() };
+      const b = { send: randomKeys(), receive: randomKeys() };
+      const { portA, portB } = await rpc.call<{ portA: number; portB: number }>("relay", {
+        cmd: "createCall",
+        args: {
+          a: { fromClient: wire(a.send), toClient: wire(a.receive) },
+          b: { fromClient: wire(b.send), toClient: wire(b.receive) },
+        },
+      });
+      for (const [keys, port] of [
+        [a, portA],
+        [b, portB],
+      ] as const) {
+        const socket = await boundSocket();
+        await new Promise<void>((resolve) => socket.connect(port, "127.0.0.1", () => resolve()));
+        const leg = new FastLeg({
+          local: keys.send,
+          remote: keys.receive,
+          ssrc: (Math.random() * 0xffffffff) >>> 0,
+          payloadType: 111,
+          wiring: {
+            socket,
+            remoteHost: "127.0.0.1",
+            remotePort: port,
+            connected: true,
+            tap(handler) {
+              const listener = (data: Buffer) => {
+                const b0 = data[0]!;
+                if (b0 >= 128 && b0 <= 191) handler(data);
+              };
+              socket.on("message", listener);
+              return () => socket.off("message", listener);
+            },
+          },
+        });
+        leg.onReceive = onReceive;
+        legs.add(leg);
+        addStream(leg);
+      }
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+  });
+  return { ms: performance.now() - started, failures };
+}
+
+// ---------------------------------------------------------------- teardown
+
+async function hangUpAll(): Promise<{ calls: number }> {
+  const count = calls.length;
+  if (ticker) clearInterval(ticker);
+  ticker = undefined;
+  streams.length = 0;
+  window = undefined;
+  const ending = calls.splice(0);
+  await Promise.all(
+    ending.map(({ caller, callId }) => caller.request("call.hangup", { callId }).catch(() => undefined)),
+  );
+  fanoutLegs.length = 0;
+  speakerStreams.clear();
+  for (const leg of legs) leg.release();
+  legs.clear();
+  await Promise.all([...peers].map((pc) => pc.close().catch(() => undefined)));
+  peers.clear();
+  for (const socket of sockets) socket.close();
+  sockets.clear();
+  return { calls: count };
+}
+
+function closeClients(): { closed: number } {
+  const count = clients.size;
+  for (const c of clients.values()) c.close();
+  clients.clear();
+  waiters.clear();
+  return { closed: count };
+}
+
+// ---------------------------------------------------------------- signaling probes
+
+const presenceSeen: number[] = [];
+let presenceNeedle: string | undefined;
+
+/** Every client here records when it first hears that `userId` came online. */
+function armPresence(userId: number): { armed: number } {
+  presenceSeen.length = 0;
+  presenceNeedle = `"userId":${userId},`;
+  for (const c of clients.values()) {
+    let seen = false;
+    c.onPresence = (text, at) => {
+      if (seen || !presenceNeedle || !text.includes(presenceNeedle) || text.includes('"status":"offline"')) return;
+      seen = true;
+      presenceSeen.push(performance.timeOrigin + at);
+    };
+  }
+  return { armed: clients.size };
+}
+
+function collectPresence(): { seen: number[] } {
+  for (const c of clients.values()) c.onPresence = undefined;
+  presenceNeedle = undefined;
+  return { seen: [...presenceSeen] };
+}
+
+/** One login by token; returns when it was sent (epoch ms) and how long it took. */
+async function loginProbe(args: { url: string; username: string; token: string }) {
+  const c = await SignalClient.open(args.url);
+  await c.hello();
+  const sentAt = epochNow();
+  const t0 = performance.now();
+  await c.request("auth.resume", { token: args.token });
+  const ms = performance.now() - t0;
+  clients.set(args.username, c);
+  return { sentAt, ms };
+}
+
+/** Logins with a password (scrypt on the server) on fresh connections. */
+async function passwordLogins(args: {
+  url: string;
+  users: { username: string; password: string }[];
+  concurrency: number;
+}) {
+  const latency = new Histogram();
+  let failures = 0;
+  const started = performance.now();
+  await pool(args.users, args.concurrency, async (user) => {
+    const c = await SignalClient.open(args.url);
+    try {
+      await c.hello();
+      const t0 = performance.now();
+      await c.request("auth.login", { username: user.username, password: user.password, deviceName: "bench" });
+      latency.record(performance.now() - t0);
+    } catch {
+      failures++;
+    } finally {
+      c.close();
+    }
+  });
+  return { ms: performance.now() - started, count: args.users.length, failures, latency: latency.toSparse() };
+}
+
+/** `account.get` round trips from `clients` connections, each at `perClientPerSecond`, for `durationMs`. */
+async function rttProbe(args: { clients: number; perClientPerSecond: number; durationMs: number }) {
+  const chosen = [...clients.values()].filter((c) => !c.closed).slice(0, args.clients);
+  const latency = new Histogram();
+  let failures = 0;
+  const end = performance.now() + args.durationMs;
+  const period = 1000 / args.perClientPerSecond;
+  await Promise.all(
+    chosen.map(async (c, i) => {
+      await new Promise((resolve) => setTimeout(resolve, (i * period) / Math.max(1, chosen.length)));
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        try {
+          await c.request("account.get", {});
+          latency.record(performance.now() - t0);
+        } catch {
+          failures++;
+        }
+        const wait = t0 + period - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }),
+  );
+  return { latency: latency.toSparse(), failures, clients: chosen.length, index };
+}

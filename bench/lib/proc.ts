@@ -1,0 +1,310 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Rpc } from "./ipc.js";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const PARLEY_BIN = path.join(ROOT, "packages/cli/bin/parley.js");
+const PROBE = path.join(ROOT, "bench/lib/server-probe.mjs");
+const LOADGEN = path.join(ROOT, "bench/lib/loadgen.ts");
+const RELAY_HOST = path.join(ROOT, "bench/lib/relay-host.ts");
+const FASTPATH_RELAY = path.join(ROOT, "bench/lib/fastpath-relay.ts");
+
+/** UDP port slices: server relay, fan-out relay host, and one slice per generator process. */
+export const PORTS = {
+  server: { min: 20000, max: 29999 },
+  relayHost: { min: 30000, max: 32700 },
+  generators: { min: 10000, max: 19999 },
+};
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** User + system CPU seconds a process has used (all its threads), from /proc/PID/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // After the command name: state is field 3; utime and stime are fields 14 and 15.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** CPU seconds of one thread of a process (the main thread's id is the process id). */
+export function threadCpuSeconds(pid: number, tid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident set size in bytes, from /proc/PID/status. */
+export function rssBytes(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : Number.NaN;
+}
+
+/** CPU use of some processes over an interval. */
+export class CpuMeter {
+  readonly #pids: number[];
+  readonly #start: number[];
+  readonly #t0 = performance.now();
+
+  constructor(pids: number[]) {
+    this.#pids = pids;
+    this.#start = pids.map(cpuSeconds);
+  }
+
+  /** Per process: percent of one core over the interval so far. */
+  read(): { pct: number[]; seconds: number[]; wall: number } {
+    const wall = (performance.now() - this.#t0) / 1000;
+    const seconds = this.#pids.map((pid, i) => cpuSeconds(pid) - this.#start[i]!);
+    return { pct: seconds.map((s) => (100 * s) / wall), seconds, wall };
+  }
+}
+
+export interface Pinning {
+  available: boolean;
+  server: string | undefined;
+  generators: string | undefined;
+  note: string;
+}
+
+/** Server on core 0, everything else on the other cores, when taskset and two or more cores are available. */
+export function pinningPlan(): Pinning {
+  const cores = os.availableParallelism();
+  let taskset = false;
+  try {
+    execFileSync("taskset", ["-V"], { stdio: "ignore" });
+    taskset = true;
+  } catch {
+    taskset = false;
+  }
+  if (!taskset || cores < 2) {
+    return {
+      available: false,
+      server: undefined,
+      generators: undefined,
+      note: taskset ? "one core: server and load share it" : "no taskset: processes are not pinned",
+    };
+  }
+  const generators = cores === 2 ? "1" : `1-${cores - 1}`;
+  return {
+    available: true,
+    server: "0",
+    generators,
+    note: `server pinned to core 0, load generators and bench to core(s) ${generators}`,
+  };
+}
+
+/** Pins this process (all its threads) to `cores`. */
+export function pinSelf(cores: string | undefined): void {
+  if (!cores) return;
+  try {
+    execFileSync("taskset", ["-a", "-p", "-c", cores, String(process.pid)], { stdio: "ignore" });
+  } catch {
+    // not fatal: numbers are then noisier
+  }
+}
+
+function command(pin: string | undefined, args: string[]): [string, string[]] {
+  return pin ? ["taskset", ["-c", pin, process.execPath, ...args]] : [process.execPath, args];
+}
+
+export interface ProbeSnapshot {
+  memory: NodeJS.MemoryUsage;
+  eventLoopUtilization: number;
+  /** Garbage-collection pauses since the previous probe. */
+  gc: { count: number; totalMs: number; maxMs: number; p99Ms: number };
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  dataDir: string;
+  probeFile: string;
+  output(): string;
+  /** Memory, and event-loop utilisation since the last probe, measured inside the server (after a full GC if `gc`). */
+  probe(gc?: boolean): Promise<ProbeSnapshot>;
+  stop(): Promise<number | null>;
+}
+
+/** Runs `parley server` (the real CLI) pinned to the server core, and waits for its "listening on" line. */
+export type PinMode = "process" | "loop";
+
+export async function startServerProcess(options: {
+  dataDir: string;
+  pin: string | undefined;
+  pinMode?: PinMode;
+  /** With pinMode "loop": where the server's other threads run. */
+  helperCores?: string;
+  cpuProfileDir?: string;
+}): Promise<ServerProcess> {
+  const probeFile = path.join(options.dataDir, "bench-probe.json");
+  const nodeArgs = ["--expose-gc", "--import", PROBE];
+  if (options.cpuProfileDir) nodeArgs.push("--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir);
+  // For investigations, e.g. BENCH_SERVER_NODE_FLAGS=--trace-gc (output lands in the server's log buffer).
+  if (process.env.BENCH_SERVER_NODE_FLAGS) nodeArgs.push(...process.env.BENCH_SERVER_NODE_FLAGS.split(" "));
+  // "process": the whole server (event loop, V8's GC helper threads, libuv's thread pool) on the
+  // server core. "loop": the event-loop thread alone on the server core, the helper threads started
+  // with it on the other cores (`helperCores`), as on a multi-core host with spare cores.
+  const loopOnly = options.pinMode === "loop" && options.pin !== undefined && options.helperCores !== undefined;
+  const [cmd, args] = command(loopOnly ? options.helperCores : options.pin, [
+    ...nodeArgs,
+    PARLEY_BIN,
+    "server",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--data-dir",
+    options.dataDir,
+    "--media-ip",
+    "127.0.0.1",
+    "--media-ports",
+    `${PORTS.server.min}-${PORTS.server.max}`,
+    "--ring-timeout",
+    "120",
+    "--quiet",
+    "--console",
+    "off",
+  ]);
+  const child = spawn(cmd, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, BENCH_PROBE_FILE: probeFile },
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => {
+    output += chunk;
+  });
+  child.stderr!.on("data", (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const httpUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 20_000);
+    const check = () => {
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (!match) return;
+      clearTimeout(timer);
+      resolve(match[1]!);
+    };
+    child.stdout!.on("data", check);
+    child.on("exit", () => reject(new Error(`server exited: ${output}`)));
+  });
+  const pid = child.pid!;
+  // Without -a, taskset moves only the thread whose id is given: the main (event-loop) thread.
+  if (loopOnly) execFileSync("taskset", ["-p", "-c", options.pin!, String(pid)], { stdio: "ignore" });
+  return {
+    child,
+    pid,
+    url: `${httpUrl.replace("http", "ws")}/ws`,
+    dataDir: options.dataDir,
+    probeFile,
+    output: () => output,
+    async probe(gc = false) {
+      fs.rmSync(probeFile, { force: true });
+      if (gc) fs.writeFileSync(`${probeFile}.gc`, "");
+      else fs.rmSync(`${probeFile}.gc`, { force: true });
+      process.kill(pid, "SIGUSR2");
+      for (let i = 0; i < 200; i++) {
+        await sleep(25);
+        if (fs.existsSync(probeFile)) return JSON.parse(fs.readFileSync(probeFile, "utf8"));
+      }
+      throw new Error("the server probe did not answer");
+    },
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill("SIGINT");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+export interface Worker {
+  child: ChildProcess;
+  pid: number;
+  rpc: Rpc;
+  stop(): Promise<void>;
+}
+
+/** Starts a bench TypeScript module as a child process with an IPC channel. */
+export async function startWorker(
+  kind: "loadgen" | "relay-host" | "fastpath-relay",
+  pin: string | undefined,
+  handlers: Record<string, (args: never) => unknown> = {},
+  env: Record<string, string> = {},
+): Promise<Worker> {
+  const script = kind === "loadgen" ? LOADGEN : kind === "relay-host" ? RELAY_HOST : FASTPATH_RELAY;
+  // For investigations, e.g. BENCH_LOADGEN_NODE_FLAGS="--cpu-prof --cpu-prof-dir /tmp/prof"
+  // (BENCH_RELAY_NODE_FLAGS for the fan-out and fast-path relays).
+  const flagsVar = kind === "loadgen" ? process.env.BENCH_LOADGEN_NODE_FLAGS : process.env.BENCH_RELAY_NODE_FLAGS;
+  const flags = flagsVar?.split(" ") ?? [];
+  const [cmd, args] = command(pin, [...flags, "--import", "tsx", script]);
+  const child = spawn(cmd, args, {
+    cwd: ROOT,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env: { ...process.env, ...env },
+  });
+  const rpc = new Rpc(child, handlers);
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  child.on("exit", (code) => rpc.failAll(`${kind} exited with ${code}`));
+  await new Promise<void>((resolve, reject) => {
+    child.once("spawn", () => resolve());
+    child.once("error", reject);
+  });
+  return {
+    child,
+    pid: child.pid!,
+    rpc,
+    async stop() {
+      if (child.exitCode !== null) return;
+      await rpc.call("exit").catch(() => undefined);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** The machine, runtime and code a result was measured on. */
+export function environment(commandLine: string): Record<string, unknown> {
+  const cpus = os.cpus();
+  let commit = "unknown";
+  let dirty = false;
+  try {
+    commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+    dirty = execFileSync("git", ["status", "--porcelain"], { cwd: ROOT, encoding: "utf8" }).trim().length > 0;
+  } catch {
+    // not a git checkout
+  }
+  return {
+    machine: {
+      cpuModel: cpus[0]?.model ?? "unknown",
+      cores: cpus.length,
+      availableParallelism: os.availableParallelism(),
+      memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    },
+    node: process.version,
+    git: { commit, dirty },
+    command: commandLine,
+    date: new Date().toISOString(),
+  };
+}

@@ -1,0 +1,42 @@
+import path from "node:path";
+import { openDatabase } from "@parley/server";
+import { hashPassword } from "../../packages/server/dist/accounts/password-hasher.js";
+import { SessionStore } from "../../packages/server/dist/accounts/session-store.js";
+import { UserStore } from "../../packages/server/dist/accounts/user-store.js";
+
+export const BENCH_PASSWORD = "bench password 1";
+
+export interface SeededUser {
+  id: number;
+  username: string;
+  token: string;
+}
+
+/**
+ * Creates `count` accounts with one live session each in a data dir, before the server starts,
+ * through the server's own stores. Registration's scrypt hash (0.3 s by design) is computed once
+ * and shared by every account, so thousands of users take a second instead of minutes; each
+ * account still has a real password (BENCH_PASSWORD) and a real session token to `auth.resume`.
+ */
+export async function seedUsers(dataDir: string, count: number, prefix = "u"): Promise<SeededUser[]> {
+  const hash = await hashPassword(BENCH_PASSWORD);
+  const db = openDatabase(path.join(dataDir, "parley.db"));
+  try {
+    const users = new UserStore(db);
+    const sessions = new SessionStore(db);
+    const seeded: SeededUser[] = [];
+    db.transaction(() => {
+      for (let i = 0; i < count; i++) {
+        const username = `${prefix}${i}`;
+        const row = users.create(username, `Bench ${prefix.toUpperCase()}${i}`, hash);
+        if (!row) throw new Error(`user ${username} exists`);
+        const { token } = sessions.create(row.id, "bench", 24 * 3600 * 1000);
+        seeded.push({ id: row.id, username, token });
+      }
+    })();
+    db.pragma("wal_checkpoint(TRUNCATE)");
+    return seeded;
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,455 @@
+/**
+ * Renders bench/results/*.json into docs/performance.md (the blocks between
+ * `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`; the prose around them is left alone) and
+ * docs/perf-*.svg. `npm run bench` calls it after a full run; run it by hand to re-render:
+ *
+ *   node --import tsx bench/report.ts [RESULTS_DIR]
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { lineChart } from "./lib/svg.js";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const DOC = path.join(ROOT, "docs/performance.md");
+
+/** Published capacity of alternatives, as given in issue 6 (not measured here). */
+export const ANCHORS = [
+  { name: "mediasoup (SFU, C++ workers)", calls: "~250 per core" },
+  { name: "LiveKit (SFU, Go, pion)", calls: "~375 per vCPU" },
+  { name: "Asterisk (B2BUA, RTP bridging)", calls: "~240 per core" },
+  { name: "rtpengine, userspace forwarding", calls: "~500 per core" },
+];
+
+// biome-ignore lint/suspicious/noExplicitAny: the result files are plain JSON written by run.ts
+type Json = any;
+
+function read(dir: string, name: string): Json | undefined {
+  const file = path.join(dir, `${name}.json`);
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined;
+}
+
+const n = (v: number | null | undefined, digits = 1) =>
+  v === null || v === undefined || !Number.isFinite(v) ? "–" : String(Math.round(v * 10 ** digits) / 10 ** digits);
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
+function envBlock(any: Json, seconds: number | undefined): string {
+  const m = any.machine;
+  return [
+    `Measured ${any.date.slice(0, 16).replace("T", " ")} UTC on ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ` +
+      `${m.os}; Node ${any.node}; commit \`${any.git.commit.slice(0, 12)}\`${any.git.dirty ? " (with uncommitted changes in the tree)" : ""}; ` +
+      `load average at the start ${m.loadAverage.join(" / ")}.`,
+    `${any.pinning.note}; ${any.generators} load generator processes. Command: \`${any.command}\`` +
+      (seconds ? `, ${Math.round(seconds / 60)} min in all.` : "."),
+  ].join("\n");
+}
+
+function headlineBlock(verdict: Json, loopVerdict: Json | undefined, fastpath: Json | undefined): string {
+  const v = verdict.result;
+  const l = loopVerdict?.result;
+  const f = fastpath?.result;
+  const rows: (string | number)[][] = [
+    [
+      "**Parley 0.1, whole server pinned to one core**: highest step with loss < 0.1% and added p99 < 10 ms",
+      `**${v.capacityCalls}** (server at ${n(v.serverCpuPctAtCapacity)}% of the core)`,
+    ],
+  ];
+  if (l) {
+    rows.push([
+      "**Parley 0.1, event loop pinned to one core, GC and thread-pool threads free** (a multi-core host)",
+      `**${l.capacityCalls}** (all server threads ${n(l.serverCpuPctAtCapacity)}% of a core, event loop ${n(l.serverLoopCpuPctAtCapacity)}%)`,
+    ]);
+  }
+  rows.push([
+    "Parley 0.1, CPU ceiling (straight-line fit of server CPU against calls, latency ignored)",
+    v.cpuCeilingCalls ? `${v.cpuCeilingCalls} (${n(v.marginalUsPerPacket)} µs of CPU per forwarded packet)` : "–",
+  ]);
+  if (f) {
+    rows.push([
+      "Prototype data plane without werift on the packet path (bench/lib/fastpath-relay.ts), CPU ceiling",
+      f.cpuCeilingCalls ? `${f.cpuCeilingCalls} (${n(f.marginalUsPerPacket)} µs per forwarded packet)` : "–",
+    ]);
+  }
+  rows.push(...ANCHORS.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
+  return table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows);
+}
+
+function relayBlock(relay: Json, verdict: Json): string {
+  const steps = relay.result.steps as Json[];
+  const verdicts = new Map((verdict.result.steps as Json[]).map((s) => [s.calls, s]));
+  return table(
+    [
+      "Calls",
+      "Server CPU (% of 1 core): all threads / event loop",
+      "µs CPU / fwd packet",
+      "Generators CPU (% of 1 core)",
+      "Loss %",
+      "Delay via server p50 / p99 (ms)",
+      "Direct baseline p50 / p99",
+      "Added p50 / p99",
+      "Server GC pauses (count, max ms)",
+      "Signaling RTT p99 (ms)",
+      "Pass",
+    ],
+    steps.map((s) => {
+      const v = verdicts.get(s.calls);
+      return [
+        s.calls,
+        `${n(s.cpu.serverPct)} / ${n(s.cpu.serverLoopPct)}`,
+        n(s.serverUsPerPacket, 0),
+        n(s.cpu.generatorsPct),
+        n(s.lossPct, 3),
+        `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
+        `${n(v?.baselineP50, 2)} / ${n(v?.baselineP99, 2)}`,
+        `${n(v?.addedP50, 2)} / ${n(v?.addedP99, 2)}`,
+        s.serverGc ? `${s.serverGc.count}, ${n(s.serverGc.maxMs)}` : "–",
+        n(s.signalingRtt?.p99, 1),
+        v?.pass ? "yes" : "**no**",
+      ];
+    }),
+  );
+}
+
+/** Generator CPU per packet (sent and received) from a straight-line fit over the baseline steps. */
+export function baselineFit(baseline: Json): { usPerPacket: number | null } {
+  const steps = baseline.result.steps as Json[];
+  if (steps.length < 2) return { usPerPacket: null };
+  const mx = steps.reduce((a, s) => a + s.calls, 0) / steps.length;
+  const my = steps.reduce((a, s) => a + s.cpu.generatorsPct, 0) / steps.length;
+  const slope =
+    steps.reduce((a, s) => a + (s.calls - mx) * (s.cpu.generatorsPct - my), 0) /
+    steps.reduce((a, s) => a + (s.calls - mx) ** 2, 0);
+  // A pair sends 100 packets/s and receives 100: slope (% of a core per pair) x 100 = µs per packet sent and received.
+  return { usPerPacket: slope > 0 ? Math.round(slope * 1000) / 10 : null };
+}
+
+function baselineBlock(baseline: Json): string {
+  const fit = baselineFit(baseline);
+  return [
+    table(
+      ["Direct pairs", "Generators CPU (% of 1 core)", "Loss %", "Delay p50 / p99 (ms)", "Send lateness p99 (ms)"],
+      (baseline.result.steps as Json[]).map((s) => [
+        s.calls,
+        n(s.cpu.generatorsPct),
+        n(s.lossPct, 3),
+        `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
+        n(s.lateness.p99, 2),
+      ]),
+    ),
+    "",
+    `Fit: the generators spend ${n(fit.usPerPacket)} µs of CPU per packet sent and received (send: encrypt + UDP send; ` +
+      "receive: UDP receive + decrypt the 8-byte stamp), plus a fixed cost for their timers and werift's idle peer connections.",
+  ].join("\n");
+}
+
+function fastpathBlock(fastpath: Json): string {
+  const r = fastpath.result;
+  return [
+    table(
+      [
+        "Calls",
+        "Relay CPU (% of 1 core)",
+        "µs CPU / fwd packet",
+        "Generators CPU",
+        "Loss %",
+        "Delay p50 / p99 (ms)",
+        "Send lateness p99 (ms)",
+      ],
+      (r.steps as Json[]).map((s) => [
+        s.calls,
+        n(s.cpu.serverPct),
+        n(s.relayUsPerPacket, 0),
+        n(s.cpu.generatorsPct),
+        n(s.lossPct, 3),
+        `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
+        n(s.lateness.p99, 1),
+      ]),
+    ),
+    "",
+    `Fit over the steps the generators kept up with: ${n(r.marginalUsPerPacket)} µs of relay CPU per forwarded packet, ` +
+      `a CPU ceiling of ${r.cpuCeilingCalls ?? "–"} calls per core.`,
+  ].join("\n");
+}
+
+function fanoutBlock(fanout: Json): string {
+  const rows: (string | number)[][] = [];
+  for (const ramp of fanout.result.ramps as Json[]) {
+    for (const s of ramp.steps as Json[]) {
+      rows.push([
+        s.speakers,
+        s.listeners,
+        s.packetsOutPerSecond,
+        n(s.cpu.serverPct),
+        n(s.relayUsPerPacketOut, 0),
+        n(s.cpu.generatorsPct),
+        n(s.lossPct, 3),
+        `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
+      ]);
+    }
+  }
+  return table(
+    [
+      "Speakers",
+      "Listeners",
+      "Packets out/s",
+      "Relay CPU (% of 1 core)",
+      "µs CPU / packet out",
+      "Generator CPU",
+      "Loss %",
+      "Delay p50 / p99 (ms)",
+    ],
+    rows,
+  );
+}
+
+function setupBlock(setup: Json): string {
+  const labels: [string, string][] = [
+    ["inviteResponseMs", "call.invite -> its response (caller)"],
+    ["inviteToRingingMs", "invite -> ringing (call.incoming at the callee)"],
+    ["callerLegMs", "caller's media leg: offer -> ICE + DTLS connected"],
+    ["calleeLegMs", "callee's media leg: offer -> connected"],
+    ["answerResponseMs", "call.answer -> its response"],
+    ["answerToAudioCalleeMs", "answer -> first audio packet at the callee"],
+    ["answerToAudioCallerMs", "answer -> first audio packet at the caller"],
+  ];
+  const parts: string[] = [];
+  for (const [mode, title] of [
+    ["connected", "Answered once the callee's media is up (a person picking up a ringing phone)"],
+    ["ring", "Answered the moment it rings (an auto-answering bot: ICE and DTLS after the answer)"],
+  ] as const) {
+    const m = setup.result.modes[mode];
+    if (!m) continue;
+    parts.push(
+      `**${title}**: ${m.calls} calls, ${m.concurrentCalls} at a time, ${m.failures.length} failed; ` +
+        `server CPU ${n(m.serverCpuMsPerCall)} ms per call (set up and torn down).\n`,
+    );
+    parts.push(
+      table(
+        ["Interval (ms)", "p50", "p95", "p99", "max"],
+        labels
+          .filter(([key]) => m.timings[key])
+          .map(([key, label]) => {
+            const t = m.timings[key];
+            return [label, n(t.p50), n(t.p95), n(t.p99), n(t.max)];
+          }),
+      ),
+    );
+    parts.push("");
+  }
+  return parts.join("\n").trim();
+}
+
+function signalingBlock(sig: Json): string {
+  const r = sig.result;
+  const f = r.presenceFanout.median;
+  return table(
+    ["Measure", "Result"],
+    [
+      ["Idle users connected (WebSocket + hello + auth.resume)", r.idleUsers],
+      [
+        "Login by session token (auth.resume) while all of them connect",
+        `${n(r.resume.perSecond, 0)}/s (${r.resume.concurrency} at a time; p50 ${n(r.resume.latency.p50)} ms, p99 ${n(r.resume.latency.p99)} ms; server ${n(r.resume.serverCpuPct, 0)}% CPU)`,
+      ],
+      [
+        "Memory per idle connected user",
+        `${n(r.memory.rssKiBPerUser)} KiB RSS, of which ${n(r.memory.heapKiBPerUser)} KiB JS heap after GC (${r.memory.before.rssMiB} -> ${r.memory.after.rssMiB} MiB RSS)`,
+      ],
+      ["Server CPU with all of them idle (heartbeats)", `${n(r.idleCpuPct, 2)}% of a core`],
+      [
+        `Presence: one more user logs in; "online" reaches all ${f.receivers} users`,
+        `p50 ${n(f.p50)} ms, p99 ${n(f.p99)} ms, last ${n(f.max)} ms (median of ${r.presenceFanout.trials.length} trials)`,
+      ],
+      [
+        `Request round trip (account.get) at ${r.requestRtt.requestsPerSecond}/s from ${r.requestRtt.clients} connections`,
+        `p50 ${n(r.requestRtt.p50, 2)} ms, p99 ${n(r.requestRtt.p99, 2)} ms (server ${n(r.requestRtt.serverCpuPct)}% CPU)`,
+      ],
+      [
+        "Login with password (scrypt N=2^17, 0.3 s by design)",
+        `${n(r.passwordLogin.perSecond)}/s with ${r.passwordLogin.concurrency} at a time; p50 ${n(r.passwordLogin.latency.p50, 0)} ms, p99 ${n(r.passwordLogin.latency.p99, 0)} ms`,
+      ],
+    ],
+  );
+}
+
+function profileBlock(profile: Json): string {
+  const r = profile.result;
+  const s = r.summary;
+  const parts = [
+    `${r.calls} calls for ${r.seconds} s under \`--cpu-prof\` (server at ${n(r.window.cpu.serverPct)}% of its core with the profiler on; ` +
+      `samples from the measurement window only, ${n(s.busyMs / 1000)} s of CPU).\n`,
+    "Self time by area:\n",
+    table(
+      ["Area", "% of CPU"],
+      (s.areas as Json[]).filter((a) => a.selfPct >= 0.5).map((a) => [a.area, n(a.selfPct)]),
+    ),
+    "\nTop functions by self time:\n",
+    table(
+      ["Function", "Where", "Self %", "Incl. %"],
+      (s.topSelf as Json[])
+        .slice(0, 20)
+        .map((f) => [`\`${f.function}\``, f.location || "(native)", n(f.selfPct), n(f.totalPct)]),
+    ),
+    "\nThe packet path, inclusive time (a function and everything it calls):\n",
+    table(
+      ["Stage", "% of CPU"],
+      (s.hotPaths as Json[]).map((h) => [h.function, n(h.totalPct)]),
+    ),
+  ];
+  return parts.join("\n");
+}
+
+function replaceBlock(doc: string, name: string, body: string): string {
+  const start = `<!-- bench:${name} -->`;
+  const end = `<!-- /bench:${name} -->`;
+  const i = doc.indexOf(start);
+  const j = doc.indexOf(end);
+  if (i < 0 || j < i) return doc;
+  return `${doc.slice(0, i + start.length)}\n${body}\n${doc.slice(j)}`;
+}
+
+function relayChart(relay: Json, loop: Json | undefined, verdict: Json): string {
+  const steps = relay.result.steps as Json[];
+  const loopSteps = (loop?.result.steps ?? []) as Json[];
+  const xs = [...new Set([...steps, ...loopSteps].map((s) => s.calls as number))].sort((a, b) => a - b);
+  const at = (list: Json[], pick: (s: Json) => number | null) =>
+    xs.map((x) => {
+      const s = list.find((t) => t.calls === x);
+      return s ? pick(s) : null;
+    });
+  const maxLoss = Math.max(1, ...[...steps, ...loopSteps].map((s) => s.lossPct));
+  const left = [
+    { name: "server CPU, whole server on 1 core", values: at(steps, (s) => s.cpu.serverPct), color: "#1f77b4" },
+    { name: "load generators CPU", values: at(steps, (s) => s.cpu.generatorsPct), color: "#7f7f7f", dashed: true },
+  ];
+  const right = [{ name: "loss, whole server on 1 core", values: at(steps, (s) => s.lossPct), color: "#d62728" }];
+  if (loop) {
+    left.splice(1, 0, {
+      name: "server CPU (all threads), event loop on 1 core",
+      values: at(loopSteps, (s) => s.cpu.serverPct),
+      color: "#9467bd",
+    });
+    right.push({
+      name: "loss, event loop on 1 core",
+      values: at(loopSteps, (s) => s.lossPct),
+      color: "#ff7f0e",
+      dashed: true,
+    } as (typeof right)[number]);
+  }
+  return lineChart({
+    title: "1:1 calls through one Parley server: CPU and packet loss",
+    x: { label: "concurrent 1:1 calls (50 packets/s each way)", values: xs },
+    left: {
+      label: "CPU, % of one core",
+      max: Math.max(100, ...left.flatMap((l) => l.values.filter((v): v is number => v !== null))),
+      series: left,
+    },
+    right: {
+      label: "packet loss, %",
+      max: maxLoss,
+      series: right,
+      reference: { value: 0.1, label: "0.1% loss limit" },
+    },
+    marker: verdict.result.capacityCalls
+      ? { x: verdict.result.capacityCalls, label: `capacity (1 core): ${verdict.result.capacityCalls} calls` }
+      : undefined,
+  });
+}
+
+function delayChart(verdict: Json, loopVerdict: Json | undefined): string {
+  const steps = verdict.result.steps as Json[];
+  const loopSteps = (loopVerdict?.result.steps ?? []) as Json[];
+  const xs = [...new Set([...steps, ...loopSteps].map((s) => s.calls as number))].sort((a, b) => a - b);
+  const at = (list: Json[], pick: (s: Json) => number | null) =>
+    xs.map((x) => {
+      const s = list.find((t) => t.calls === x);
+      return s ? pick(s) : null;
+    });
+  const series = [
+    { name: "added p99, whole server on 1 core", values: at(steps, (s) => s.addedP99), color: "#d62728" },
+    { name: "added p50, whole server on 1 core", values: at(steps, (s) => s.addedP50), color: "#1f77b4" },
+  ];
+  if (loopVerdict) {
+    series.push({
+      name: "added p99, event loop on 1 core",
+      values: at(loopSteps, (s) => s.addedP99),
+      color: "#ff7f0e",
+    });
+  }
+  const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
+  return lineChart({
+    title: "Delay the server adds (via server minus direct baseline), capped at 100 ms",
+    x: { label: "concurrent 1:1 calls", values: xs },
+    left: {
+      label: "added delay, ms",
+      max: Math.min(100, Math.max(12, ...all)),
+      series,
+      reference: { value: 10, label: "10 ms p99 limit" },
+    },
+  });
+}
+
+function fanoutChart(fanout: Json): string {
+  const ramp = (fanout.result.ramps as Json[])[0];
+  const steps = ramp.steps as Json[];
+  return lineChart({
+    title: `Fan-out: one speaker forwarded to N legs (MediaLeg.forwardTo)`,
+    x: { label: "listeners N", values: steps.map((s) => s.listeners) },
+    left: {
+      label: "relay CPU, % of one core",
+      max: 100,
+      series: [{ name: "relay CPU", values: steps.map((s) => s.cpu.serverPct), color: "#1f77b4" }],
+    },
+    right: {
+      label: "packet loss, %",
+      max: Math.max(1, ...steps.map((s) => s.lossPct)),
+      series: [{ name: "loss", values: steps.map((s) => s.lossPct), color: "#d62728" }],
+      reference: { value: 0.1, label: "0.1% loss limit" },
+    },
+  });
+}
+
+export function writeDocs(resultsDir: string, seconds?: number): void {
+  const relay = read(resultsDir, "relay");
+  const loop = read(resultsDir, "relay-loop");
+  const verdict = read(resultsDir, "relay-verdict");
+  const loopVerdict = read(resultsDir, "relay-loop-verdict");
+  const baseline = read(resultsDir, "baseline");
+  const fanout = read(resultsDir, "fanout");
+  const setup = read(resultsDir, "setup");
+  const signaling = read(resultsDir, "signaling");
+  const profile = read(resultsDir, "profile");
+  const fastpath = read(resultsDir, "fastpath");
+  if (!fs.existsSync(DOC)) throw new Error(`${DOC} is missing`);
+  let doc = fs.readFileSync(DOC, "utf8");
+  const any = relay ?? fanout ?? setup ?? signaling ?? profile;
+  if (any) doc = replaceBlock(doc, "env", envBlock(any, seconds ?? read(resultsDir, "run")?.result?.seconds));
+  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, fastpath));
+  if (relay && verdict) {
+    doc = replaceBlock(doc, "relay", relayBlock(relay, verdict));
+    fs.writeFileSync(path.join(ROOT, "docs/perf-relay.svg"), relayChart(relay, loop, verdict));
+    fs.writeFileSync(path.join(ROOT, "docs/perf-delay.svg"), delayChart(verdict, loopVerdict));
+  }
+  if (loop && loopVerdict) doc = replaceBlock(doc, "relay-loop", relayBlock(loop, loopVerdict));
+  if (baseline) doc = replaceBlock(doc, "baseline", baselineBlock(baseline));
+  if (fanout) {
+    doc = replaceBlock(doc, "fanout", fanoutBlock(fanout));
+    fs.writeFileSync(path.join(ROOT, "docs/perf-fanout.svg"), fanoutChart(fanout));
+  }
+  if (setup) doc = replaceBlock(doc, "setup", setupBlock(setup));
+  if (signaling) doc = replaceBlock(doc, "signaling", signalingBlock(signaling));
+  if (profile) doc = replaceBlock(doc, "profile", profileBlock(profile));
+  if (fastpath) doc = replaceBlock(doc, "fastpath", fastpathBlock(fastpath));
+  fs.writeFileSync(DOC, doc);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  writeDocs(process.argv[2] ? path.resolve(process.argv[2]) : path.join(ROOT, "bench/results"));
+  console.log("updated docs/performance.md and docs/perf-*.svg");
+}

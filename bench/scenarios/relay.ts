@@ -1,0 +1,256 @@
+import fs from "node:fs";
+import { Cluster, type Context, type MeasuredWindow, mergeSparse, round } from "../lib/cluster.js";
+import type { SparseHistogram } from "../lib/hist.js";
+import { type PinMode, rssBytes, sleep, startServerProcess, tempDir } from "../lib/proc.js";
+import { type SeededUser, seedUsers } from "../lib/seed.js";
+
+/** Loss and added-delay limits a step must stay within to count towards capacity. */
+export const LIMITS = { lossPct: 0.1, addedP99Ms: 10 };
+
+export interface RelayStep extends MeasuredWindow {
+  calls: number;
+  /** Server CPU per forwarded packet (each call forwards 2 x 50 packets/s). */
+  serverUsPerPacket: number | null;
+  generatorUsPerPacket: number;
+  serverRssMiB: number | null;
+  serverEventLoopUtilization: number | null;
+  /** Server GC pauses during the window (and the settle before it). */
+  serverGc: { count: number; totalMs: number; maxMs: number; p99Ms: number } | null;
+  setupSeconds: number;
+  setupFailures: string[];
+  /** account.get round trips from a few of the call participants during the window. */
+  signalingRtt: ReturnType<typeof mergeSparse> | null;
+}
+
+export function relaySteps(quick: boolean): number[] {
+  if (process.env.BENCH_RELAY_STEPS) return process.env.BENCH_RELAY_STEPS.split(",").map(Number);
+  return quick
+    ? [10, 30, 60]
+    : [20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 240, 280, 320, 360, 400, 450, 500, 600, 700, 800];
+}
+
+/**
+ * A step past saturation: losing packets, queueing the median packet 10 ms, or the slowest 1% for a
+ * fifth of a second. The ramp goes on through steps that only miss the delay limit (to show where
+ * the CPU runs out) and stops after two overloaded steps in a row.
+ */
+function overloaded(step: MeasuredWindow): boolean {
+  return step.lossPct >= LIMITS.lossPct || step.delay.p50 >= 10 || step.delay.p99 >= 200;
+}
+
+function usPerPacket(pct: number | null, calls: number): number | null {
+  if (pct === null || calls === 0) return null;
+  return round(((pct / 100) * 1e6) / (calls * 100), 1);
+}
+
+/** Assigns calls [from, to) to generators round-robin; call i is users 2i -> 2i+1. */
+function assign(users: SeededUser[], from: number, to: number, generators: number) {
+  const groups = Array.from({ length: generators }, () => ({
+    users: [] as SeededUser[],
+    pairs: [] as { caller: string; callee: string }[],
+  }));
+  for (let i = from; i < to; i++) {
+    const group = groups[i % generators]!;
+    const caller = users[2 * i]!;
+    const callee = users[2 * i + 1]!;
+    group.users.push(caller, callee);
+    group.pairs.push({ caller: caller.username, callee: callee.username });
+  }
+  return groups;
+}
+
+/**
+ * Relay capacity: 1:1 calls through the real server process (signaling, relay legs, werift),
+ * 50 packets/s of 20 ms Opus each way, ramped in steps until two steps in a row are overloaded.
+ * `pinMode` "process" gives the whole server one core; "loop" gives its event-loop thread one core
+ * to itself and puts V8's and libuv's helper threads on the other cores (see startServerProcess).
+ */
+export async function relayScenario(ctx: Context, options: { windowSeconds?: number; pinMode?: PinMode } = {}) {
+  const pinMode = options.pinMode ?? "process";
+  const steps = relaySteps(ctx.quick);
+  const windowSeconds = options.windowSeconds ?? Number(process.env.BENCH_WINDOW_SECONDS ?? (ctx.quick ? 4 : 10));
+  const settleMs = ctx.quick ? 1500 : 3000;
+  const dataDir = tempDir("parley-bench-relay-");
+  const users = await seedUsers(dataDir, 2 * steps.at(-1)!);
+  const server = await startServerProcess({
+    dataDir,
+    pin: ctx.pinning.server,
+    pinMode,
+    helperCores: ctx.pinning.generators,
+  });
+  const cluster = await Cluster.start(ctx, ctx.generators);
+  const rows: RelayStep[] = [];
+  let current = 0;
+  let overloadedInRow = 0;
+  try {
+    for (const target of steps) {
+      const groups = assign(users, current, target, ctx.generators);
+      const t0 = performance.now();
+      await cluster.all("login", (g) => ({ url: server.url, users: groups[g]!.users, concurrency: 8 }));
+      const setups = await cluster.all<{ failures: string[] }>("calls", (g) => ({
+        pairs: groups[g]!.pairs,
+        concurrency: 4,
+        answer: "connected",
+      }));
+      const setupSeconds = round((performance.now() - t0) / 1000, 1);
+      const setupFailures = setups.flatMap((s) => s.failures);
+      current = target;
+      await sleep(settleMs);
+      await server.probe();
+      const rttPending = cluster.all<{ latency: SparseHistogram }>("rtt", () => ({
+        clients: 4,
+        perClientPerSecond: 2,
+        durationMs: windowSeconds * 1000,
+      }));
+      const window = await cluster.measure(windowSeconds, server.pid);
+      const probe = await server.probe();
+      const rtt = await rttPending;
+      const row: RelayStep = {
+        calls: target,
+        ...window,
+        serverUsPerPacket: usPerPacket(window.cpu.serverPct, target),
+        generatorUsPerPacket: usPerPacket(window.cpu.generatorsPct, target)!,
+        serverRssMiB: round(rssBytes(server.pid) / 2 ** 20, 1),
+        serverEventLoopUtilization: round(probe.eventLoopUtilization, 3),
+        serverGc: {
+          count: probe.gc.count,
+          totalMs: round(probe.gc.totalMs, 1),
+          maxMs: round(probe.gc.maxMs, 2),
+          p99Ms: round(probe.gc.p99Ms, 2),
+        },
+        setupSeconds,
+        setupFailures,
+        signalingRtt: mergeSparse(rtt.map((r) => r.latency)),
+      };
+      rows.push(row);
+      ctx.log(
+        `relay (${pinMode}) ${target} calls: server ${window.cpu.serverPct}% cpu ` +
+          `(event loop ${window.cpu.serverLoopPct}%), generators ${window.cpu.generatorsPct}%, ` +
+          `loss ${window.lossPct}%, delay p50 ${window.delay.p50} p99 ${window.delay.p99} ms, ` +
+          `send lateness p99 ${window.lateness.p99} ms, server GC ${probe.gc.count} pauses max ` +
+          `${round(probe.gc.maxMs, 1)} ms, setup ${setupSeconds} s` +
+          (setupFailures.length ? `, ${setupFailures.length} failed: ${setupFailures[0]}` : ""),
+      );
+      overloadedInRow = overloaded(window) ? overloadedInRow + 1 : 0;
+      if (overloadedInRow >= 2 || window.lossPct >= 2 || setupFailures.length > target / 10) break;
+    }
+  } finally {
+    await cluster.all("hangup", () => ({})).catch(() => undefined);
+    await cluster.stop();
+    await server.stop();
+    if (process.env.BENCH_KEEP_SERVER_OUTPUT) fs.writeFileSync(process.env.BENCH_KEEP_SERVER_OUTPUT, server.output());
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  return { pinMode, windowSeconds, settleMs, steps: rows };
+}
+
+/**
+ * Direct baseline: the same generators, the same number of streams and the same fast path, but
+ * each pair of legs connected to each other (werift to werift) without the server. Its delay is
+ * what the generators and the loopback interface add by themselves at that load.
+ */
+export async function baselineScenario(ctx: Context, maxCalls: number, options: { windowSeconds?: number } = {}) {
+  const steps = relaySteps(ctx.quick).filter((n) => n <= maxCalls);
+  const windowSeconds = options.windowSeconds ?? (ctx.quick ? 3 : 6);
+  const cluster = await Cluster.start(ctx, ctx.generators);
+  const rows: (MeasuredWindow & { calls: number; generatorUsPerPacket: number })[] = [];
+  let current = 0;
+  try {
+    for (const target of steps) {
+      const add = target - current;
+      const results = await cluster.all<{ failures: string[] }>("direct", (g) => ({
+        count: Math.floor(add / ctx.generators) + (g < add % ctx.generators ? 1 : 0),
+        concurrency: 4,
+      }));
+      const failures = results.flatMap((r) => r.failures);
+      if (failures.length) ctx.log(`baseline: ${failures.length} direct pairs failed: ${failures[0]}`);
+      current = target;
+      await sleep(1000);
+      const window = await cluster.measure(windowSeconds, undefined);
+      rows.push({ calls: target, ...window, generatorUsPerPacket: usPerPacket(window.cpu.generatorsPct, target)! });
+      ctx.log(
+        `baseline ${target} pairs: generators ${window.cpu.generatorsPct}% cpu, loss ${window.lossPct}%, ` +
+          `delay p50 ${window.delay.p50} p99 ${window.delay.p99} ms`,
+      );
+    }
+  } finally {
+    await cluster.all("hangup", () => ({})).catch(() => undefined);
+    await cluster.stop();
+  }
+  return { windowSeconds, steps: rows };
+}
+
+export type RelayResult = Awaited<ReturnType<typeof relayScenario>>;
+export type BaselineResult = Awaited<ReturnType<typeof baselineScenario>>;
+
+/** Added delay (relay minus baseline at the same load) and the verdict for each step; the capacity. */
+export function relayVerdict(relay: RelayResult, baseline: BaselineResult | undefined) {
+  const steps = relay.steps.map((step) => {
+    const base = baseline?.steps.find((b) => b.calls === step.calls) ?? baseline?.steps.at(-1);
+    const addedP50 = base ? round(step.delay.p50 - base.delay.p50, 3) : null;
+    const addedP99 = base ? round(step.delay.p99 - base.delay.p99, 3) : null;
+    const pass =
+      step.lossPct < LIMITS.lossPct &&
+      (addedP99 ?? step.delay.p99) < LIMITS.addedP99Ms &&
+      step.setupFailures.length === 0;
+    return {
+      calls: step.calls,
+      serverCpuPct: step.cpu.serverPct,
+      serverLoopCpuPct: step.cpu.serverLoopPct,
+      generatorsCpuPct: step.cpu.generatorsPct,
+      lossPct: step.lossPct,
+      p50: step.delay.p50,
+      p99: step.delay.p99,
+      baselineP50: base?.delay.p50 ?? null,
+      baselineP99: base?.delay.p99 ?? null,
+      addedP50,
+      addedP99,
+      serverUsPerPacket: step.serverUsPerPacket,
+      pass,
+    };
+  });
+  // Capacity: the highest step such that it and every step below it passed.
+  let capacity = 0;
+  for (const s of steps) {
+    if (!s.pass) break;
+    capacity = s.calls;
+  }
+  const at = steps.find((s) => s.calls === capacity);
+  const cpuAtCapacity = at?.serverCpuPct ?? null;
+  // CPU ceiling: a straight line through server CPU against calls over the loaded, loss-free steps
+  // (CPU per call is higher at low load: an idle core pays to wake up for every packet).
+  const fitted = steps.filter(
+    (s) => s.lossPct < LIMITS.lossPct && (s.serverCpuPct ?? 0) >= 25 && (s.serverCpuPct ?? 100) <= 97,
+  );
+  let marginalUsPerPacket: number | null = null;
+  let cpuCeilingCalls: number | null = null;
+  if (fitted.length >= 2) {
+    const n = fitted.length;
+    const mx = fitted.reduce((a, s) => a + s.calls, 0) / n;
+    const my = fitted.reduce((a, s) => a + s.serverCpuPct!, 0) / n;
+    const sxy = fitted.reduce((a, s) => a + (s.calls - mx) * (s.serverCpuPct! - my), 0);
+    const sxx = fitted.reduce((a, s) => a + (s.calls - mx) ** 2, 0);
+    const slope = sxx > 0 ? sxy / sxx : 0;
+    if (slope > 0) {
+      // slope: % of a core per call; one call forwards 100 packets/s.
+      marginalUsPerPacket = round(slope * 100, 1);
+      cpuCeilingCalls = Math.round((100 - (my - slope * mx)) / slope);
+    }
+  }
+  return {
+    pinMode: relay.pinMode,
+    limits: LIMITS,
+    steps,
+    capacityCalls: capacity,
+    serverCpuPctAtCapacity: cpuAtCapacity,
+    serverLoopCpuPctAtCapacity: at?.serverLoopCpuPct ?? null,
+    /** Calls one full core would carry at the CPU cost measured at capacity (for unpinned or partly loaded runs). */
+    callsPerCoreByCpu: at && cpuAtCapacity ? round((capacity * 100) / cpuAtCapacity, 0) : null,
+    firstFailure: steps.find((s) => !s.pass) ?? null,
+    /** Server CPU per extra forwarded packet, from the fit. */
+    marginalUsPerPacket,
+    /** Calls at which the fit reaches 100% of the core: the CPU-bound ceiling, ignoring latency. */
+    cpuCeilingCalls,
+    fittedSteps: fitted.map((s) => s.calls),
+  };
+}
