@@ -40,15 +40,21 @@ function table(head: string[], rows: (string | number)[][]): string {
   ].join("\n");
 }
 
-function envBlock(any: Json, seconds: number | undefined): string {
+function envBlock(any: Json, run: Json | undefined): string {
   const m = any.machine;
+  const load = run?.result?.loadAverage1m;
   return [
     `Measured ${any.date.slice(0, 16).replace("T", " ")} UTC on ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ` +
-      `${m.os}; Node ${any.node}; commit \`${any.git.commit.slice(0, 12)}\`${any.git.dirty ? " (with uncommitted changes in the tree)" : ""}; ` +
-      `load average at the start ${m.loadAverage.join(" / ")}.`,
-    `${any.pinning.note}; ${any.generators} load generator processes. Command: \`${any.command}\`` +
-      (seconds ? `, ${Math.round(seconds / 60)} min in all.` : "."),
-  ].join("\n");
+      `${m.os}; Node ${any.node}; commit \`${any.git.commit.slice(0, 12)}\`${any.git.dirty ? " (with uncommitted changes in the tree)" : ""}.`,
+    `${any.pinning.note}; ${any.generators} load generator processes. Command: \`${run?.command ?? any.command}\`` +
+      (run?.result?.seconds ? `, ${Math.round(run.result.seconds / 60)} min in all.` : "."),
+    load
+      ? `Machine load (1-minute load average, the bench's own processes included) ${load.atStart} at the start, ` +
+        `${load.mean} on average, ${load.max} at most; the "other CPU" columns show what else ran during each window.`
+      : "",
+  ]
+    .filter(Boolean)
+    .join("\n");
 }
 
 function headlineBlock(verdict: Json, loopVerdict: Json | undefined, fastpath: Json | undefined): string {
@@ -96,6 +102,7 @@ function relayBlock(relay: Json, verdict: Json): string {
       "Added p50 / p99",
       "Server GC pauses (count, max ms)",
       "Signaling RTT p99 (ms)",
+      "Other CPU on the machine",
       "Pass",
     ],
     steps.map((s) => {
@@ -111,6 +118,7 @@ function relayBlock(relay: Json, verdict: Json): string {
         `${n(v?.addedP50, 2)} / ${n(v?.addedP99, 2)}`,
         s.serverGc ? `${s.serverGc.count}, ${n(s.serverGc.maxMs)}` : "–",
         n(s.signalingRtt?.p99, 1),
+        n(s.cpu.otherPct, 0),
         v?.pass ? "yes" : "**no**",
       ];
     }),
@@ -415,7 +423,7 @@ function fanoutChart(fanout: Json): string {
   });
 }
 
-export function writeDocs(resultsDir: string, seconds?: number): void {
+export function writeDocs(resultsDir: string): void {
   const relay = read(resultsDir, "relay");
   const loop = read(resultsDir, "relay-loop");
   const verdict = read(resultsDir, "relay-verdict");
@@ -429,7 +437,7 @@ export function writeDocs(resultsDir: string, seconds?: number): void {
   if (!fs.existsSync(DOC)) throw new Error(`${DOC} is missing`);
   let doc = fs.readFileSync(DOC, "utf8");
   const any = relay ?? fanout ?? setup ?? signaling ?? profile;
-  if (any) doc = replaceBlock(doc, "env", envBlock(any, seconds ?? read(resultsDir, "run")?.result?.seconds));
+  if (any) doc = replaceBlock(doc, "env", envBlock(any, read(resultsDir, "run")));
   if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, fastpath));
   if (relay && verdict) {
     doc = replaceBlock(doc, "relay", relayBlock(relay, verdict));

@@ -7,6 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { type Context, encodeFrames } from "./lib/cluster.js";
@@ -44,6 +45,10 @@ const only = new Set<Scenario>(
 );
 for (const name of only) if (!SCENARIOS.includes(name)) throw new Error(`unknown scenario '${name}'`);
 const started = performance.now();
+// The machine is shared: sample its 1-minute load average through the run, to report the conditions.
+const loadSamples: number[] = [os.loadavg()[0]!];
+const loadSampler = setInterval(() => loadSamples.push(os.loadavg()[0]!), 5000);
+loadSampler.unref();
 const resultsDir = path.join(ROOT, "bench/results", quick ? "quick" : "");
 fs.mkdirSync(resultsDir, { recursive: true });
 const commandLine = `node --import tsx bench/run.ts ${process.argv.slice(2).join(" ")}`.trim();
@@ -97,7 +102,11 @@ let ceiling: number | undefined;
 if (only.has("relay")) {
   // The whole server on one core (the strict per-core figure), then (full runs) only its event loop
   // on that core with V8's GC threads and libuv's pool free to use the others.
-  const modes: PinMode[] = quick || !pinning.available ? ["process"] : ["process", "loop"];
+  const modes: PinMode[] = process.env.BENCH_RELAY_MODES
+    ? (process.env.BENCH_RELAY_MODES.split(",") as PinMode[])
+    : quick || !pinning.available
+      ? ["process"]
+      : ["process", "loop"];
   const ramps: RelayResult[] = [];
   for (const pinMode of modes) {
     ramps.push(await timed(pinMode === "process" ? "relay" : "relay-loop", () => relayScenario(ctx, { pinMode })));
@@ -123,10 +132,15 @@ if (only.has("profile")) await timed("profile", () => profileScenario(ctx, ceili
 if (only.has("fastpath")) await timed("fastpath", () => fastpathScenario(ctx));
 
 const seconds = Math.round((performance.now() - started) / 1000);
-save("run", { seconds, scenarios: [...only] }, seconds);
+const load = {
+  atStart: loadSamples[0],
+  mean: Math.round((100 * loadSamples.reduce((a, b) => a + b, 0)) / loadSamples.length) / 100,
+  max: Math.max(...loadSamples),
+};
+save("run", { seconds, scenarios: [...only], loadAverage1m: load }, seconds);
 log(`done in ${seconds} s`);
 if (!quick && !values["no-docs"] && only.size === SCENARIOS.length) {
-  writeDocs(resultsDir, seconds);
+  writeDocs(resultsDir);
   log("updated docs/performance.md and docs/perf-*.svg");
 }
 process.exit(0);

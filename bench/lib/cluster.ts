@@ -2,7 +2,17 @@ import path from "node:path";
 import { OpusEncoder, readWav } from "@parley/audio";
 import { Histogram, type SparseHistogram } from "./hist.js";
 import type { CallTimings, WindowResult } from "./loadgen.js";
-import { CpuMeter, type Pinning, PORTS, ROOT, sleep, startWorker, threadCpuSeconds, type Worker } from "./proc.js";
+import {
+  CpuMeter,
+  machineBusySeconds,
+  type Pinning,
+  PORTS,
+  ROOT,
+  sleep,
+  startWorker,
+  threadCpuSeconds,
+  type Worker,
+} from "./proc.js";
 
 /** What every scenario gets from the runner. */
 export interface Context {
@@ -43,6 +53,8 @@ export interface MeasuredWindow {
     serverLoopPct: number | null;
     generatorsPct: number;
     generatorPct: number[];
+    /** Everything else the machine ran during the window (other users' work, the bench runner), % of one core. */
+    otherPct: number;
   };
   authFailures: number;
   /** Calls the server ended on its own so far (media failure, ...); none in a healthy run. */
@@ -103,9 +115,11 @@ export class Cluster {
     await sleep(startEpoch - Date.now());
     const pids = serverPid === undefined ? this.pids : [serverPid, ...this.pids];
     const meter = new CpuMeter(pids);
+    const busy0 = machineBusySeconds();
     const loop0 = serverPid === undefined ? 0 : threadCpuSeconds(serverPid, serverPid);
     await sleep(endEpoch - Date.now());
     const cpu = meter.read();
+    const busy = machineBusySeconds() - busy0;
     const loopSeconds = serverPid === undefined ? 0 : threadCpuSeconds(serverPid, serverPid) - loop0;
     const results = await pending;
     const delay = Histogram.from(...results.map((r) => r.delay));
@@ -126,6 +140,7 @@ export class Cluster {
         serverLoopPct: serverPid === undefined ? null : round((100 * loopSeconds) / cpu.wall, 2),
         generatorsPct: round(sum(generatorPct), 2),
         generatorPct: generatorPct.map((p) => round(p, 2)),
+        otherPct: round(Math.max(0, (100 * (busy - sum(cpu.seconds))) / cpu.wall), 1),
       },
       authFailures: sum(results.map((r) => r.authFailures)),
       droppedCalls: sum(results.map((r) => r.droppedCalls)),

@@ -44,6 +44,13 @@ export function threadCpuSeconds(pid: number, tid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
+/** CPU seconds the whole machine has been busy (all cores; /proc/stat minus idle and iowait). */
+export function machineBusySeconds(): number {
+  const line = fs.readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!;
+  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS;
+}
+
 /** Resident set size in bytes, from /proc/PID/status. */
 export function rssBytes(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");

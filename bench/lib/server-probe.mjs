@@ -6,6 +6,20 @@
 import fs from "node:fs";
 import { PerformanceObserver, performance } from "node:perf_hooks";
 
+// Experiment (BENCH_SERVER_EXPERIMENT=no-rtp-history, used by the relay GC experiment): werift's
+// RTCRtpSender keeps its last 128 sent packets for retransmission (rtpCache), even for audio without
+// NACK. Replacing each sender's cache with a write-only stand-in tests whether that history is what
+// fills V8's old generation and triggers the major collections.
+if (process.env.BENCH_SERVER_EXPERIMENT === "no-rtp-history") {
+  const { RTCRtpSender } = await import("werift");
+  const sendRtp = RTCRtpSender.prototype.sendRtp;
+  const discard = new Proxy([], { set: () => true });
+  RTCRtpSender.prototype.sendRtp = function (rtp) {
+    if (this.rtpCache !== discard) this.rtpCache = discard;
+    return sendRtp.call(this, rtp);
+  };
+}
+
 const file = process.env.BENCH_PROBE_FILE;
 if (file) {
   let lastElu = performance.eventLoopUtilization();

@@ -107,7 +107,7 @@ export function lineChart(chart: Chart): string {
     const x = sx(chart.marker.x);
     out.push(
       `<line x1="${x}" y1="${M.top}" x2="${x}" y2="${M.top + plotH}" stroke="#2a9d4b" stroke-dasharray="5 4"/>`,
-      `<text x="${x + 4}" y="${M.top + 14}" fill="#2a9d4b">${esc(chart.marker.label)}</text>`,
+      `<text x="${x + 4}" y="${M.top + plotH - 8}" fill="#2a9d4b">${esc(chart.marker.label)}</text>`,
     );
   }
   // Series.

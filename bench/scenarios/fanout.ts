@@ -18,9 +18,9 @@ export interface FanoutStep extends MeasuredWindow {
  * times every packet.
  */
 export async function fanoutScenario(ctx: Context) {
-  const windowSeconds = ctx.quick ? 3 : 6;
+  const windowSeconds = ctx.quick ? 2 : 6;
   const ramps = ctx.quick
-    ? [{ speakers: 1, listeners: [1, 10, 50] }]
+    ? [{ speakers: 1, listeners: [1, 25] }]
     : [
         { speakers: 1, listeners: [1, 10, 25, 50, 100, 150, 200, 300, 400] },
         { speakers: 3, listeners: [10, 50, 100] },
@@ -48,7 +48,7 @@ export async function fanoutScenario(ctx: Context) {
           listeners,
           concurrency: 4,
         }));
-        await sleep(ctx.quick ? 1000 : 2000);
+        await sleep(ctx.quick ? 500 : 2000);
         const window = await cluster.measure(windowSeconds, host.pid);
         const legs = ramp.speakers + listeners;
         const packetsOutPerSecond = ramp.speakers * (legs - 1) * 50;

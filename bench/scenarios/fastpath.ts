@@ -18,7 +18,7 @@ export async function fastpathScenario(ctx: Context) {
   const steps =
     process.env.BENCH_FASTPATH_STEPS?.split(",").map(Number) ??
     (ctx.quick ? [50, 150] : [50, 100, 200, 300, 400, 500, 600]);
-  const windowSeconds = ctx.quick ? 3 : 6;
+  const windowSeconds = ctx.quick ? 2 : 6;
   const relay = await startWorker(
     "fastpath-relay",
     ctx.pinning.server,

@@ -19,7 +19,7 @@ export async function profileScenario(ctx: Context, ceiling: number | undefined)
       : ctx.quick
         ? 30
         : 100;
-  const seconds = ctx.quick ? 5 : 15;
+  const seconds = ctx.quick ? 3 : 15;
   const dataDir = tempDir("parley-bench-profile-");
   const profileDir = path.join(dataDir, "cpuprofile");
   const users = await seedUsers(dataDir, 2 * calls);

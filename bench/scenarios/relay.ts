@@ -25,7 +25,7 @@ export interface RelayStep extends MeasuredWindow {
 export function relaySteps(quick: boolean): number[] {
   if (process.env.BENCH_RELAY_STEPS) return process.env.BENCH_RELAY_STEPS.split(",").map(Number);
   return quick
-    ? [10, 30, 60]
+    ? [10, 40]
     : [20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 240, 280, 320, 360, 400, 450, 500, 600, 700, 800];
 }
 
@@ -68,7 +68,7 @@ function assign(users: SeededUser[], from: number, to: number, generators: numbe
 export async function relayScenario(ctx: Context, options: { windowSeconds?: number; pinMode?: PinMode } = {}) {
   const pinMode = options.pinMode ?? "process";
   const steps = relaySteps(ctx.quick);
-  const windowSeconds = options.windowSeconds ?? Number(process.env.BENCH_WINDOW_SECONDS ?? (ctx.quick ? 4 : 10));
+  const windowSeconds = options.windowSeconds ?? Number(process.env.BENCH_WINDOW_SECONDS ?? (ctx.quick ? 3 : 10));
   const settleMs = ctx.quick ? 1500 : 3000;
   const dataDir = tempDir("parley-bench-relay-");
   const users = await seedUsers(dataDir, 2 * steps.at(-1)!);
@@ -151,7 +151,7 @@ export async function relayScenario(ctx: Context, options: { windowSeconds?: num
  */
 export async function baselineScenario(ctx: Context, maxCalls: number, options: { windowSeconds?: number } = {}) {
   const steps = relaySteps(ctx.quick).filter((n) => n <= maxCalls);
-  const windowSeconds = options.windowSeconds ?? (ctx.quick ? 3 : 6);
+  const windowSeconds = options.windowSeconds ?? (ctx.quick ? 2 : 6);
   const cluster = await Cluster.start(ctx, ctx.generators);
   const rows: (MeasuredWindow & { calls: number; generatorUsPerPacket: number })[] = [];
   let current = 0;

@@ -78,7 +78,7 @@ export async function signalingScenario(ctx: Context) {
 
     // 2. Idle cost: heartbeats (a ping every 5 s per connection) and nothing else.
     const idleMeter = new CpuMeter([server.pid]);
-    await sleep(ctx.quick ? 5000 : 10_000);
+    await sleep(ctx.quick ? 2000 : 10_000);
     const idleCpuPct = round(idleMeter.read().pct[0]!, 2);
 
     // 3. Presence fan-out: one more user logs in; how long until every connected user hears of it.
@@ -92,7 +92,7 @@ export async function signalingScenario(ctx: Context) {
           token: probe.token,
         }),
       ]);
-      await sleep(ctx.quick ? 1500 : 3000);
+      await sleep(ctx.quick ? 1000 : 3000);
       const seen = (await cluster.all<{ seen: number[] }>("presenceCollect", () => ({}))).flatMap((s) => s.seen);
       const delays = seen.map((t) => t - sent!.sentAt);
       fanouts.push({
@@ -116,7 +116,7 @@ export async function signalingScenario(ctx: Context) {
     const rtts = await cluster.all<{ latency: SparseHistogram; failures: number; clients: number }>("rtt", () => ({
       clients: rttClients,
       perClientPerSecond: perClient,
-      durationMs: ctx.quick ? 4000 : 10_000,
+      durationMs: ctx.quick ? 2000 : 10_000,
     }));
     const rttCpu = round(rttMeter.read().pct[0]!, 1);
     const rtt = mergeSparse(rtts.map((r) => r.latency));
