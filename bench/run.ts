@@ -117,7 +117,7 @@ if (only.has("relay")) {
     const verdict = relayVerdict(ramp, baseline);
     // The profile runs at 70% of the CPU ceiling: loaded, but short of saturation.
     if (ramp.pinMode === "process") ceiling = verdict.cpuCeilingCalls ?? verdict.capacityCalls;
-    save(ramp.pinMode === "process" ? "relay-verdict" : "relay-loop-verdict", verdict, 0);
+    save(ramp.pinMode === "process" ? "relay-verdict" : "relay-loop-verdict", verdict, 0); // report.ts recomputes these
     log(
       `relay capacity (${ramp.pinMode}): ${verdict.capacityCalls} calls with loss < ${verdict.limits.lossPct}% and ` +
         `added p99 < ${verdict.limits.addedP99Ms} ms (server CPU ${verdict.serverCpuPctAtCapacity}%); ` +

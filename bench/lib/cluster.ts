@@ -4,7 +4,7 @@ import { Histogram, type SparseHistogram } from "./hist.js";
 import type { CallTimings, WindowResult } from "./loadgen.js";
 import {
   CpuMeter,
-  machineBusySeconds,
+  coresBusySeconds,
   type Pinning,
   PORTS,
   ROOT,
@@ -53,8 +53,11 @@ export interface MeasuredWindow {
     serverLoopPct: number | null;
     generatorsPct: number;
     generatorPct: number[];
-    /** Everything else the machine ran during the window (other users' work, the bench runner), % of one core. */
-    otherPct: number;
+    /**
+     * How busy the server's core was (% of it), counting interrupt and softirq time (the kernel's
+     * network processing, which no process is charged for) and anything else that ran there.
+     */
+    serverCoreBusyPct: number | null;
   };
   authFailures: number;
   /** Calls the server ended on its own so far (media failure, ...); none in a healthy run. */
@@ -68,9 +71,11 @@ export interface MeasuredWindow {
 /** Several load generator processes, pinned to the generator cores. */
 export class Cluster {
   readonly workers: Worker[];
+  readonly #serverCore: string | undefined;
 
-  private constructor(workers: Worker[]) {
+  private constructor(workers: Worker[], serverCore: string | undefined) {
     this.workers = workers;
+    this.#serverCore = serverCore;
   }
 
   static async start(
@@ -92,7 +97,7 @@ export class Cluster {
         }),
       ),
     );
-    return new Cluster(workers);
+    return new Cluster(workers, ctx.pinning.server);
   }
 
   get pids(): number[] {
@@ -115,11 +120,12 @@ export class Cluster {
     await sleep(startEpoch - Date.now());
     const pids = serverPid === undefined ? this.pids : [serverPid, ...this.pids];
     const meter = new CpuMeter(pids);
-    const busy0 = machineBusySeconds();
+    const serverCore = this.#serverCore;
+    const core0 = serverCore === undefined ? 0 : coresBusySeconds(serverCore);
     const loop0 = serverPid === undefined ? 0 : threadCpuSeconds(serverPid, serverPid);
     await sleep(endEpoch - Date.now());
     const cpu = meter.read();
-    const busy = machineBusySeconds() - busy0;
+    const coreBusy = serverCore === undefined ? 0 : coresBusySeconds(serverCore) - core0;
     const loopSeconds = serverPid === undefined ? 0 : threadCpuSeconds(serverPid, serverPid) - loop0;
     const results = await pending;
     const delay = Histogram.from(...results.map((r) => r.delay));
@@ -140,7 +146,8 @@ export class Cluster {
         serverLoopPct: serverPid === undefined ? null : round((100 * loopSeconds) / cpu.wall, 2),
         generatorsPct: round(sum(generatorPct), 2),
         generatorPct: generatorPct.map((p) => round(p, 2)),
-        otherPct: round(Math.max(0, (100 * (busy - sum(cpu.seconds))) / cpu.wall), 1),
+        serverCoreBusyPct:
+          serverPid === undefined || serverCore === undefined ? null : round((100 * coreBusy) / cpu.wall, 1),
       },
       authFailures: sum(results.map((r) => r.authFailures)),
       droppedCalls: sum(results.map((r) => r.droppedCalls)),

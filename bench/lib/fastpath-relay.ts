@@ -47,6 +47,8 @@ class Leg {
     this.#sender = new SrtpSender(toClient);
     this.#ssrc = (Math.random() * 0xffffffff) >>> 0;
     this.socket.on("message", (packet, rinfo) => this.#onPacket(packet, rinfo));
+    // A connected socket reports the client's closed port (ICMP) as ECONNREFUSED; not an error here.
+    this.socket.on("error", () => undefined);
   }
 
   async bind(): Promise<number> {

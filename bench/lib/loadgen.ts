@@ -483,6 +483,8 @@ const wire = (k: SrtpKeys) => ({
 async function boundSocket(): Promise<dgram.Socket> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const socket = dgram.createSocket("udp4");
+    // Connected sockets report a closed remote port (ICMP) as ECONNREFUSED during teardown.
+    socket.on("error", () => undefined);
     const [port] = ports.range();
     try {
       await new Promise<void>((resolve, reject) => {

@@ -44,11 +44,25 @@ export function threadCpuSeconds(pid: number, tid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-/** CPU seconds the whole machine has been busy (all cores; /proc/stat minus idle and iowait). */
-export function machineBusySeconds(): number {
-  const line = fs.readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!;
-  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS;
+/**
+ * CPU seconds some cores have been busy, from /proc/stat: everything but idle and iowait, so
+ * including interrupt and softirq time (the kernel's network processing), which /proc/PID/stat
+ * does not charge to any process. `cores` is a taskset list such as "0" or "1-3".
+ */
+export function coresBusySeconds(cores: string): number {
+  const wanted = new Set<number>();
+  for (const part of cores.split(",")) {
+    const [from, to] = part.split("-").map(Number);
+    for (let c = from!; c <= (to ?? from!); c++) wanted.add(c);
+  }
+  let ticks = 0;
+  for (const line of fs.readFileSync("/proc/stat", "utf8").split("\n")) {
+    const match = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!match || !wanted.has(Number(match[1]))) continue;
+    const [user, nice, system, , , irq, softirq, steal] = match[2]!.trim().split(/\s+/).map(Number);
+    ticks += user! + nice! + system! + irq! + softirq! + steal!;
+  }
+  return ticks / CLOCK_TICKS;
 }
 
 /** Resident set size in bytes, from /proc/PID/status. */

@@ -98,7 +98,7 @@ export function lineChart(chart: Chart): string {
     const y = scale.y(axis.reference.value);
     out.push(
       `<line x1="${M.left}" y1="${y}" x2="${M.left + plotW}" y2="${y}" stroke="#888" stroke-dasharray="2 3"/>`,
-      `<text x="${M.left + plotW - 4}" y="${y - 4}" text-anchor="end" fill="#666">${esc(axis.reference.label)}</text>`,
+      `<text x="${M.left + plotW - 4}" y="${y + 14}" text-anchor="end" fill="#666">${esc(axis.reference.label)}</text>`,
     );
   };
   reference(chart.left, left);

@@ -1,5 +1,6 @@
 import { Cluster, type Context, type MeasuredWindow, round } from "../lib/cluster.js";
 import { PORTS, sleep, startWorker } from "../lib/proc.js";
+import { fitCeiling } from "./relay.js";
 
 export interface FastpathStep extends MeasuredWindow {
   calls: number;
@@ -65,21 +66,20 @@ export async function fastpathScenario(ctx: Context) {
     await relay.stop();
   }
   // Relay CPU per forwarded packet from a fit over the steps the generators kept up with.
-  const fit = rows.filter((r) => r.lateness.p99 <= 20 && r.lossPct < 1 && (r.cpu.serverPct ?? 0) >= 10);
-  let marginalUsPerPacket: number | null = null;
-  let cpuCeilingCalls: number | null = null;
-  if (fit.length >= 2) {
-    const n = fit.length;
-    const mx = fit.reduce((a, r) => a + r.calls, 0) / n;
-    const my = fit.reduce((a, r) => a + r.cpu.serverPct!, 0) / n;
-    const slope =
-      fit.reduce((a, r) => a + (r.calls - mx) * (r.cpu.serverPct! - my), 0) /
-      fit.reduce((a, r) => a + (r.calls - mx) ** 2, 0);
-    if (slope > 0) {
-      marginalUsPerPacket = round(slope * 100, 1);
-      cpuCeilingCalls = Math.round((100 - (my - slope * mx)) / slope);
-    }
-  }
+  const kept = rows.filter((r) => r.lateness.p99 <= 20 && r.lossPct < 1 && (r.cpu.serverPct ?? 0) >= 10);
+  const fit = fitCeiling(kept.map((r) => [r.calls, r.cpu.serverPct!]));
+  const coreFit = fitCeiling(
+    kept.filter((r) => r.cpu.serverCoreBusyPct !== null).map((r) => [r.calls, r.cpu.serverCoreBusyPct!]),
+  );
+  const marginalUsPerPacket = fit.usPerPacket;
+  const cpuCeilingCalls = fit.ceiling;
   ctx.log(`fast path: ${marginalUsPerPacket} µs per forwarded packet, CPU ceiling ${cpuCeilingCalls} calls per core`);
-  return { windowSeconds, steps: rows, marginalUsPerPacket, cpuCeilingCalls };
+  return {
+    windowSeconds,
+    steps: rows,
+    marginalUsPerPacket,
+    cpuCeilingCalls,
+    coreMarginalUsPerPacket: coreFit.usPerPacket,
+    coreCeilingCalls: coreFit.ceiling,
+  };
 }

@@ -196,6 +196,7 @@ export function relayVerdict(relay: RelayResult, baseline: BaselineResult | unde
     return {
       calls: step.calls,
       serverCpuPct: step.cpu.serverPct,
+      serverCoreBusyPct: step.cpu.serverCoreBusyPct,
       serverLoopCpuPct: step.cpu.serverLoopPct,
       generatorsCpuPct: step.cpu.generatorsPct,
       lossPct: step.lossPct,
@@ -217,40 +218,49 @@ export function relayVerdict(relay: RelayResult, baseline: BaselineResult | unde
   }
   const at = steps.find((s) => s.calls === capacity);
   const cpuAtCapacity = at?.serverCpuPct ?? null;
-  // CPU ceiling: a straight line through server CPU against calls over the loaded, loss-free steps
-  // (CPU per call is higher at low load: an idle core pays to wake up for every packet).
+  // CPU ceiling: a straight line through CPU against calls over the loaded steps that were not
+  // yet queueing (CPU per call is higher at low load: an idle core pays to wake up for every packet).
   const fitted = steps.filter(
-    (s) => s.lossPct < LIMITS.lossPct && (s.serverCpuPct ?? 0) >= 25 && (s.serverCpuPct ?? 100) <= 97,
+    (s) => s.lossPct < LIMITS.lossPct && s.p50 < 5 && (s.serverCpuPct ?? 0) >= 25 && (s.serverCpuPct ?? 100) <= 97,
   );
-  let marginalUsPerPacket: number | null = null;
-  let cpuCeilingCalls: number | null = null;
-  if (fitted.length >= 2) {
-    const n = fitted.length;
-    const mx = fitted.reduce((a, s) => a + s.calls, 0) / n;
-    const my = fitted.reduce((a, s) => a + s.serverCpuPct!, 0) / n;
-    const sxy = fitted.reduce((a, s) => a + (s.calls - mx) * (s.serverCpuPct! - my), 0);
-    const sxx = fitted.reduce((a, s) => a + (s.calls - mx) ** 2, 0);
-    const slope = sxx > 0 ? sxy / sxx : 0;
-    if (slope > 0) {
-      // slope: % of a core per call; one call forwards 100 packets/s.
-      marginalUsPerPacket = round(slope * 100, 1);
-      cpuCeilingCalls = Math.round((100 - (my - slope * mx)) / slope);
-    }
-  }
+  const process = fitCeiling(fitted.map((s) => [s.calls, s.serverCpuPct!]));
+  const core = fitCeiling(
+    fitted.filter((s) => s.serverCoreBusyPct !== null).map((s) => [s.calls, s.serverCoreBusyPct!]),
+  );
   return {
     pinMode: relay.pinMode,
     limits: LIMITS,
     steps,
     capacityCalls: capacity,
+    /** The highest step that passed at all (GC stalls can fail a step below it). */
+    highestPassingCalls: Math.max(0, ...steps.filter((s) => s.pass).map((s) => s.calls)),
     serverCpuPctAtCapacity: cpuAtCapacity,
     serverLoopCpuPctAtCapacity: at?.serverLoopCpuPct ?? null,
     /** Calls one full core would carry at the CPU cost measured at capacity (for unpinned or partly loaded runs). */
     callsPerCoreByCpu: at && cpuAtCapacity ? round((capacity * 100) / cpuAtCapacity, 0) : null,
     firstFailure: steps.find((s) => !s.pass) ?? null,
     /** Server CPU per extra forwarded packet, from the fit. */
-    marginalUsPerPacket,
+    marginalUsPerPacket: process.usPerPacket,
     /** Calls at which the fit reaches 100% of the core: the CPU-bound ceiling, ignoring latency. */
-    cpuCeilingCalls,
+    cpuCeilingCalls: process.ceiling,
+    /** The same fit on the server core's busy time (kernel network processing included). */
+    coreMarginalUsPerPacket: core.usPerPacket,
+    coreCeilingCalls: core.ceiling,
     fittedSteps: fitted.map((s) => s.calls),
   };
+}
+
+/**
+ * Least-squares line through (calls, % of a core): the CPU per forwarded packet (a call forwards
+ * 100 packets/s, so the slope in % per call x 100 is µs per packet) and the calls at 100%.
+ */
+export function fitCeiling(points: [number, number][]): { usPerPacket: number | null; ceiling: number | null } {
+  if (points.length < 2) return { usPerPacket: null, ceiling: null };
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  const slope = sxx > 0 ? points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0) / sxx : 0;
+  if (!(slope > 0)) return { usPerPacket: null, ceiling: null };
+  return { usPerPacket: round(slope * 100, 1), ceiling: Math.round((100 - (my - slope * mx)) / slope) };
 }
