@@ -3,8 +3,17 @@ import dgram from "node:dgram";
 import { after, describe, it } from "node:test";
 import { waitFor } from "@parley/testkit";
 import { pino } from "pino";
-import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useOPUS, usePCMU, useVP8 } from "werift";
-import { type MediaLeg, type MediaLegState, MediaRelay } from "../../packages/server/dist/media/index.js";
+import {
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RtpHeader,
+  RtpPacket,
+  useAudioLevelIndication,
+  useOPUS,
+  usePCMU,
+  useVP8,
+} from "werift";
+import { assignSlots, type MediaLeg, type MediaLegState, MediaRelay } from "../../packages/server/dist/media/index.js";
 
 const IP = "127.0.0.1";
 const PORT_MIN = 40000;
@@ -36,12 +45,30 @@ class TestClient {
   readonly pc: RTCPeerConnection;
   readonly track = new MediaStreamTrack({ kind: "audio" });
   readonly received: RtpPacket[] = [];
+  /** Received packets per audio m-line (slot), in m-line order. */
+  readonly receivedBySlot: RtpPacket[][] = [];
   #timer: NodeJS.Timeout | undefined;
   #sequenceNumber: number;
   #timestamp: number;
+  /** RFC 6464 level (0 loudest .. 127 silence) sent with each packet, when `audioLevel` was asked for. */
+  level = 127;
+  readonly #audioLevel: boolean;
 
-  constructor(opts: { opusPayloadType?: number; pcmuOnly?: boolean; video?: boolean; firstSeq?: number } = {}) {
+  constructor(
+    opts: {
+      opusPayloadType?: number;
+      pcmuOnly?: boolean;
+      video?: boolean;
+      firstSeq?: number;
+      /** Audio m-lines to offer: one sendrecv, the rest recvonly (conference receive slots). */
+      slots?: number;
+      audioLevel?: boolean;
+    } = {},
+  ) {
+    this.#audioLevel = opts.audioLevel ?? false;
     this.pc = new RTCPeerConnection({
+      bundlePolicy: "max-bundle",
+      headerExtensions: { audio: opts.audioLevel ? [useAudioLevelIndication()] : [], video: [] },
       iceServers: [],
       iceUseIpv4: false,
       iceUseIpv6: false,
@@ -56,6 +83,12 @@ class TestClient {
     });
     if (opts.video) this.pc.addTransceiver("video", { direction: "sendrecv" });
     else this.pc.addTransceiver(this.track, { direction: "sendrecv" });
+    for (let slot = 1; slot < (opts.slots ?? 1); slot++) this.pc.addTransceiver("audio", { direction: "recvonly" });
+    for (const [slot, transceiver] of this.pc.getTransceivers().entries()) {
+      const packets: RtpPacket[] = [];
+      this.receivedBySlot[slot] = packets;
+      transceiver.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => packets.push(rtp)));
+    }
     // werift falls back to stun.l.google.com when iceServers is empty; a test needs no STUN.
     for (const transport of this.pc.iceTransports) transport.connection.stunServer = undefined;
     this.pc.onTrack.subscribe((track) => {
@@ -87,6 +120,12 @@ class TestClient {
         timestamp: this.#timestamp,
         ssrc: 1,
       });
+      if (this.#audioLevel) {
+        const id = this.pc
+          .getTransceivers()[0]
+          ?.headerExtensions.find((e) => e.uri === "urn:ietf:params:rtp-hdrext:ssrc-audio-level")?.id;
+        if (id !== undefined) header.extensions = [{ id, payload: Buffer.from([0x80 | this.level]) }];
+      }
       this.#sequenceNumber = (this.#sequenceNumber + 1) & 0xffff;
       this.#timestamp = (this.#timestamp + 960) >>> 0;
       this.track.writeRtp(new RtpPacket(header, payload));
@@ -414,5 +453,93 @@ describe("media relay", () => {
     assert.deepEqual(states, ["failed", "closed"]);
     assert.equal(relay.stats().legs, 0);
     relay.close();
+  });
+
+  it("answers an offer with several audio m-lines on one port and sends a different leg's audio on each slot", async () => {
+    const relay = newRelay();
+    const listener = new TestClient({ slots: 3 });
+    const speakers = [new TestClient(), new TestClient(), new TestClient()];
+    const { leg, answerSdp } = await connect(relay, "slots-listener", listener);
+    assert.equal(leg.slotCount, 3);
+    assert.equal(answerSdp.match(/^m=audio /gm)?.length, 3, "one answered m-line per offered one");
+    assert.deepEqual(
+      [...new Set(candidatesOf(answerSdp).map((c) => c.port))].length,
+      1,
+      "the m-lines are bundled on one port",
+    );
+    const legs: MediaLeg[] = [];
+    for (const [i, speaker] of speakers.entries()) legs.push((await connect(relay, `slots-speaker-${i}`, speaker)).leg);
+    for (const [i, speakerLeg] of legs.entries()) leg.route(i, speakerLeg);
+    assert.deepEqual(leg.slotSources, legs);
+    for (const [i, speaker] of speakers.entries()) speaker.startSending(0xc0 + i);
+    await waitFor(() => listener.receivedBySlot.every((packets) => packets.length >= 10), "every slot carrying audio");
+    for (const [slot, packets] of listener.receivedBySlot.entries()) {
+      assert.deepEqual(
+        [...new Set(packets.map((rtp) => rtp.payload[0]))],
+        [0xc0 + slot],
+        `slot ${slot} carries one speaker`,
+      );
+    }
+    assert.equal(
+      new Set(listener.receivedBySlot.map((packets) => packets[0]?.header.ssrc)).size,
+      3,
+      "one SSRC per slot",
+    );
+    assert.throws(() => leg.route(3, legs[0]!), RangeError);
+
+    // A closing source leaves its slot silent, the other slots go on.
+    legs[1]!.close();
+    assert.deepEqual(leg.slotSources, [legs[0], null, legs[2]]);
+    relay.close();
+  });
+
+  it("refuses offers with too many or non-audio m-lines", async () => {
+    const relay = newRelay();
+    await assert.rejects(relay.createLeg("nine", await new TestClient({ slots: 9 }).offer()), { code: "BAD_PARAMS" });
+    relay.close();
+  });
+
+  it("tells when a client speaks from its RFC 6464 audio levels, with hysteresis", async () => {
+    const relay = newRelay();
+    const client = new TestClient({ audioLevel: true });
+    const { leg, answerSdp } = await connect(relay, "level", client);
+    assert.match(answerSdp, /^a=extmap:\d+ urn:ietf:params:rtp-hdrext:ssrc-audio-level\r?$/m);
+    const changes: boolean[] = [];
+    leg.on("speaking", (speaking) => changes.push(speaking));
+    client.level = 20;
+    client.startSending(0x01);
+    await waitFor(() => leg.speaking, "speaking from loud packets");
+    assert.ok(leg.loudness > 60, `loudness ${leg.loudness}`);
+    client.level = 127;
+    await waitFor(() => !leg.speaking, "quiet again from silent packets");
+    assert.deepEqual(changes, [true, false]);
+    client.stopSending();
+    relay.close();
+  });
+});
+
+describe("speaker selection", () => {
+  const a = { name: "a" };
+  const b = { name: "b" };
+  const c = { name: "c" };
+  const d = { name: "d" };
+  const loud = new Map([
+    [a, 10],
+    [b, 50],
+    [c, 30],
+    [d, 90],
+  ]);
+  const level = (x: { name: string }) => loud.get(x) ?? 0;
+
+  it("gives every source a slot when there are enough, keeping the slots sources already have", () => {
+    assert.deepEqual(assignSlots([null, null, null], [a, b], level), [b, a, null], "loudest first");
+    assert.deepEqual(assignSlots([null, b, null], [a, b, c], level), [c, b, a]);
+    assert.deepEqual(assignSlots([a, b, c], [b], level), [null, b, null], "sources that left free their slots");
+  });
+
+  it("hears the loudest when there are more sources than slots, and swaps only for a clearly louder one", () => {
+    assert.deepEqual(assignSlots([null, null], [a, b, c, d], level), [d, b]);
+    assert.deepEqual(assignSlots([a, b], [a, b, c, d], level), [d, b], "d replaces the quietest (a)");
+    assert.deepEqual(assignSlots([c, b], [a, b, c], level, 25), [c, b], "a is not louder than c by the margin");
   });
 });

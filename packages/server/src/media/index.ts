@@ -1,2 +1,3 @@
 export { MEDIA_LEG_STATES, MediaLeg, type MediaLegCounters, type MediaLegState } from "./media-leg.js";
 export { type MediaConfig, MediaRelay, type MediaRelayOptions } from "./media-relay.js";
+export { assignSlots } from "./speaker-selection.js";

@@ -3,7 +3,7 @@ import type { Logger } from "../logging/logger.js";
 import { type MediaConfig, mediaConfigProblem } from "./media-config.js";
 import { type ForwardTotals, MediaLeg } from "./media-leg.js";
 import { answerOffer, createPeerConnection, portRangesToTry } from "./relay-peer-connection.js";
-import { declaresSsrc, offerProblem } from "./sdp-lines.js";
+import { AUDIO_LEVEL_URI, declaresSsrc, extensionId, mediaSectionCount, offerProblem } from "./sdp-lines.js";
 
 export type { MediaConfig } from "./media-config.js";
 
@@ -15,9 +15,10 @@ export interface MediaRelayOptions {
 const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
 
 /**
- * The server's media relay: one WebRTC leg per client device, each receiving that client's
- * Opus audio and forwarding the RTP packets to the legs it is told to (no mixing, no
- * transcoding). It knows nothing of users or calls; the caller pairs legs with `forwardTo`.
+ * The server's media relay (an SFU for audio): one WebRTC leg per client device, each receiving
+ * that client's Opus audio and forwarding the RTP packets to the slots of the legs it is told to
+ * (no mixing, no transcoding). It knows nothing of users or calls; the caller routes legs with
+ * `route` / `forwardTo`.
  */
 export class MediaRelay {
   readonly #config: MediaConfig;
@@ -36,7 +37,8 @@ export class MediaRelay {
   }
 
   /**
-   * Creates a leg from a client's SDP offer (one audio m-line with Opus); resolves with the leg
+   * Creates a leg from a client's SDP offer (1 to 8 bundled audio m-lines with Opus: the first is
+   * the client's microphone, each one a slot the relay can send a stream on); resolves with the leg
    * and the SDP answer (sendrecv, the offer's Opus payload type, every ICE candidate already in
    * it: config.ip only, UDP ports within [portMin, portMax]). The leg is live, and counted, from
    * the call on; it closes itself if setting up fails. `id` labels the leg in logs; it need not
@@ -70,8 +72,8 @@ export class MediaRelay {
     if (this.#closed) throw new ParleyError("MEDIA_FAILED", "The media relay is closed.");
     let leg: MediaLeg | undefined;
     try {
-      const { pc, sender } = createPeerConnection(this.#config, portRange);
-      const created = new MediaLeg(id, pc, sender, this.#totals, this.#logger, this.#connectTimeoutMs);
+      const { pc, senders } = createPeerConnection(this.#config, portRange, mediaSectionCount(offerSdp));
+      const created = new MediaLeg(id, pc, senders, this.#totals, this.#logger, this.#connectTimeoutMs);
       leg = created;
       this.#legs.add(created);
       created.on("closed", () => this.#legs.delete(created));
@@ -83,6 +85,7 @@ export class MediaRelay {
         created.close();
         return null;
       }
+      created.setAudioLevelExtension(extensionId(answerSdp, AUDIO_LEVEL_URI));
       return { leg: created, answerSdp };
     } catch (error) {
       leg?.close();

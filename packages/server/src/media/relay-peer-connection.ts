@@ -1,5 +1,5 @@
 import net from "node:net";
-import { RTCPeerConnection, type RTCRtpSender, useOPUS } from "werift";
+import { RTCPeerConnection, type RTCRtpSender, useAudioLevelIndication, useOPUS } from "werift";
 import type { MediaConfig } from "./media-config.js";
 import { sdpCandidates } from "./sdp-lines.js";
 
@@ -23,13 +23,16 @@ export function portRangesToTry(config: MediaConfig): [number, number][] {
 
 /**
  * A werift peer connection for one leg: host candidates on `config.ip` only, UDP ports in
- * `portRange` (within the configured range), Opus only, no header extensions, and one sendrecv
- * audio transceiver.
+ * `portRange` (within the configured range), Opus only, the RFC 6464 audio level header extension
+ * (who is speaking), and one sendrecv audio transceiver per audio m-line of the offer
+ * (`sections`): the first carries the client's microphone, each further one a stream the client
+ * hears in a conference.
  */
 export function createPeerConnection(
   config: MediaConfig,
   portRange: [number, number],
-): { pc: RTCPeerConnection; sender: RTCRtpSender } {
+  sections: number,
+): { pc: RTCPeerConnection; senders: RTCRtpSender[] } {
   const pc = new RTCPeerConnection({
     // No STUN or TURN: the relay's address is configured (see also negotiate()).
     iceServers: [],
@@ -47,13 +50,15 @@ export function createPeerConnection(
     iceUseTcp: false,
     // The answer takes the offer's Opus payload type (werift answers with the remote's numbers).
     codecs: { audio: [useOPUS()], video: [] },
-    headerExtensions: { audio: [], video: [] },
+    headerExtensions: { audio: [useAudioLevelIndication()], video: [] },
   });
   // werift quirk: the transceiver setRemoteDescription creates for an offered m-line is recvonly,
-  // so the answer would be recvonly. A sendrecv transceiver added first (same kind, mid still null)
-  // is adopted for the m-line instead, and the answer is sendrecv.
-  const { sender } = pc.addTransceiver("audio", { direction: "sendrecv" });
-  return { pc, sender };
+  // so the answer would be recvonly. Sendrecv transceivers added first (same kind, mid still null)
+  // are adopted for the m-lines in order instead, and the answer is sendrecv (sendonly where the
+  // client offered recvonly).
+  const senders: RTCRtpSender[] = [];
+  for (let i = 0; i < sections; i++) senders.push(pc.addTransceiver("audio", { direction: "sendrecv" }).sender);
+  return { pc, senders };
 }
 
 let negotiationQueue: Promise<unknown> = Promise.resolve();

@@ -14,13 +14,20 @@ function lines(sdp: string): string[] {
   return sdp.split(/\r?\n/);
 }
 
-/** Why the relay cannot answer this offer (one audio m-line offering Opus), or null if it can. */
+/**
+ * Most audio m-lines an offer may have: the first carries the client's microphone both ways, each
+ * further one (recvonly at the client) is one more stream the client can hear at once in a
+ * conference.
+ */
+export const MAX_AUDIO_SECTIONS = 8;
+
+/** Why the relay cannot answer this offer (1 to 8 audio m-lines offering Opus), or null if it can. */
 export function offerProblem(sdp: string): string | null {
   if (sdp.length > MAX_OFFER_LENGTH) return "the SDP offer is too large";
   const all = lines(sdp);
   const media = all.filter((line) => line.startsWith("m="));
-  if (media.length !== 1 || !media[0]?.startsWith("m=audio ")) {
-    return "the SDP offer must have exactly one m-line, for audio";
+  if (media.length === 0 || media.length > MAX_AUDIO_SECTIONS || media.some((line) => !line.startsWith("m=audio "))) {
+    return `the SDP offer must have 1 to ${MAX_AUDIO_SECTIONS} m-lines, all audio`;
   }
   if (!all.some((line) => /^a=rtpmap:\d+ opus\/48000\/2\s*$/i.test(line))) {
     return "the SDP offer does not offer Opus (opus/48000/2)";
@@ -47,4 +54,21 @@ export function sdpCandidates(sdp: string): SdpCandidate[] {
     found.push({ protocol: protocol.toLowerCase(), address, port: Number(port), type });
   }
   return found;
+}
+
+/** How many m-lines (media sections) an SDP has. */
+export function mediaSectionCount(sdp: string): number {
+  return lines(sdp).filter((line) => line.startsWith("m=")).length;
+}
+
+/** RFC 6464 client-to-mixer audio level: the header extension that tells how loud each packet is. */
+export const AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/** The RTP header extension id an SDP gives `uri` (`a=extmap:<id> <uri>`), or null. */
+export function extensionId(sdp: string, uri: string): number | null {
+  for (const line of lines(sdp)) {
+    const match = /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(line);
+    if (match && match[2] === uri) return Number(match[1]);
+  }
+  return null;
 }
