@@ -18,13 +18,13 @@ after(async () => {
 
 const PASSWORD = "bot password 1";
 
-function toneFile(hz: number): string {
-  const file = path.join(dir, `tone-${hz}.wav`);
-  if (!fs.existsSync(file)) writeWav(file, tone(hz, 2));
+function toneFile(hz: number, amplitude = 0.5): string {
+  const file = path.join(dir, `tone-${hz}-${amplitude}.wav`);
+  if (!fs.existsSync(file)) writeWav(file, tone(hz, 2, amplitude));
   return file;
 }
 
-function common(user: string, hz: number, bind = "127.0.0.1") {
+function common(user: string, hz: number, bind = "127.0.0.1", amplitude = 0.5) {
   return [
     "--server",
     t.url,
@@ -34,7 +34,7 @@ function common(user: string, hz: number, bind = "127.0.0.1") {
     PASSWORD,
     "--register",
     "--play",
-    toneFile(hz),
+    toneFile(hz, amplitude),
     "--record",
     path.join(dir, `${user}.wav`),
     "--bind",
@@ -204,6 +204,69 @@ describe("parley call and parley answer bots", () => {
     // The waiter's recording of the second call holds the second caller's tone, never the first's.
     assert.match(toneTimeline("waiter", 900, "waiter-2.wav"), /T{4}/);
     assert.doesNotMatch(toneTimeline("waiter", 500, "waiter-2.wav"), /T/);
+  });
+
+  it("hold a four-party group call where each hears the three others and never itself", async () => {
+    // Quieter tones, so three of them mixed at a listener do not clip.
+    const parties = [
+      { user: "conf-a", hz: 500 },
+      { user: "conf-b", hz: 700 },
+      { user: "conf-c", hz: 1100 },
+      { user: "conf-d", hz: 1300 },
+    ];
+    const [caller, ...invitees] = parties as [(typeof parties)[0], ...typeof parties];
+    const answers = invitees.map(({ user, hz }) =>
+      runBot("answer", [...common(user, hz, "127.0.0.1", 0.2), "--wait", "60", "--duration", "8"]),
+    );
+    for (const [i, answer] of answers.entries()) {
+      await waitFor(() => answer.output().includes("waiting for a call"), `${invitees[i]!.user} waiting`, {
+        timeoutMs: 20_000,
+      });
+    }
+    const call = runBot("call", [
+      ...common(caller.user, caller.hz, "127.0.0.1", 0.2),
+      "--to",
+      invitees.map((p) => p.user).join(","),
+      "--duration",
+      "10",
+    ]);
+    const codes = await Promise.all([call.exited, ...answers.map((a) => a.exited)]);
+    const outputs = [call.output(), ...answers.map((a) => a.output())].join("\n");
+    assert.deepEqual(codes, [0, 0, 0, 0], outputs);
+    assert.match(call.output(), /conference: conf-b connected, conf-c connected, conf-d connected/);
+    for (const { user, hz } of parties) {
+      const samples = heard(user);
+      assert.ok(samples.length > SAMPLE_RATE * 3, `${user} recorded ${samples.length} samples`);
+      const others = parties.filter((p) => p.user !== user).map((p) => toneLevel(samples, p.hz));
+      for (const [i, level] of others.entries()) {
+        assert.ok(level > 0.03, `${user} hears ${parties.filter((p) => p.user !== user)[i]!.hz} Hz at ${level}`);
+      }
+      const own = toneLevel(samples, hz);
+      assert.ok(own < Math.min(...others) / 50, `${user} hears its own ${hz} Hz at ${own}: echo`);
+    }
+  });
+
+  it("add a third participant to a running call, turning it into a conference", async () => {
+    const b = runBot("answer", [...common("grow-b", 700, "127.0.0.1", 0.25), "--wait", "60", "--duration", "9"]);
+    const c = runBot("answer", [...common("grow-c", 1100, "127.0.0.1", 0.25), "--wait", "60", "--duration", "5"]);
+    await waitFor(
+      () => b.output().includes("waiting for a call") && c.output().includes("waiting for a call"),
+      "b and c",
+    );
+    const a = runBot("call", [
+      ...common("grow-a", 500, "127.0.0.1", 0.25),
+      ...["--to", "grow-b", "--add", "grow-c", "--add-at", "2", "--duration", "11"],
+    ]);
+    const codes = await Promise.all([a.exited, b.exited, c.exited]);
+    assert.deepEqual(codes, [0, 0, 0], `${a.output()}\n${b.output()}\n${c.output()}`);
+    assert.match(a.output(), /inviting grow-c/);
+    // C left after 5 s; A and B went on talking until B hung up.
+    assert.match(a.output(), /conference: grow-b connected, grow-c left/);
+    const heardBy = (user: string, hz: number) => toneLevel(heard(user), hz);
+    assert.ok(heardBy("grow-c", 500) > 0.03 && heardBy("grow-c", 700) > 0.03, "C hears A and B");
+    assert.ok(heardBy("grow-a", 700) > 0.03 && heardBy("grow-a", 1100) > 0.02, "A hears B and C");
+    assert.ok(heardBy("grow-b", 500) > 0.03 && heardBy("grow-b", 1100) > 0.02, "B hears A and C");
+    assert.ok(heardBy("grow-c", 1100) < 0.001, "C does not hear itself");
   });
 
   it("report how a call ended in the exit code", async () => {

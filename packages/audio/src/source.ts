@@ -8,6 +8,20 @@ export interface AudioFrame {
   timestamp: number;
   sequenceNumber: number;
   marker: boolean;
+  /** The frame's audio level as RFC 6464 puts it: -dBov, 0 (loudest) to 127 (silence). */
+  level: number;
+}
+
+/** RFC 6464 level of a frame: its RMS in -dBov, clamped to 0..127. */
+export function audioLevel(samples: Int16Array): number {
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const s = (samples[i] as number) / 32768;
+    sum += s * s;
+  }
+  const rms = Math.sqrt(sum / Math.max(1, samples.length));
+  if (rms === 0) return 127;
+  return Math.min(127, Math.max(0, Math.round(-20 * Math.log10(rms))));
 }
 
 export interface AudioSourceOptions {
@@ -127,9 +141,11 @@ export class AudioSource {
         this.#position = this.#position + 1 === source.length ? 0 : this.#position + 1;
       }
     }
-    const payload = encoder.encode(this.muted || source.length === 0 ? this.#silence : this.#frame);
+    const pcm = this.muted || source.length === 0 ? this.#silence : this.#frame;
+    const payload = encoder.encode(pcm);
     const frame: AudioFrame = {
       payload,
+      level: audioLevel(pcm),
       timestamp: this.#timestamp,
       sequenceNumber: this.#sequenceNumber,
       marker: this.#marker,

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { CONFERENCE_MAX_LIMIT } from "@parley/protocol";
 import {
   DEFAULT_CONFIG,
   dataPaths,
@@ -81,6 +82,18 @@ program
       .argParser(positiveNumber),
   )
   .addOption(
+    new Option("--max-conference <n>", `most participants in one call (2-${CONFERENCE_MAX_LIMIT})`)
+      .env("PARLEY_MAX_CONFERENCE")
+      .default(DEFAULT_CONFIG.maxConferenceSize)
+      .argParser((value) => {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 2 || n > CONFERENCE_MAX_LIMIT) {
+          throw new InvalidArgumentError(`must be a whole number from 2 to ${CONFERENCE_MAX_LIMIT}`);
+        }
+        return n;
+      }),
+  )
+  .addOption(
     new Option("--web-root <dir>", "directory of the built web client served at /")
       .env("PARLEY_WEB_ROOT")
       .default(fileURLToPath(new URL("../../web/dist", import.meta.url))),
@@ -119,6 +132,7 @@ program
           ...(typeof opts.mediaPorts === "string" ? parsePortRange(opts.mediaPorts) : opts.mediaPorts),
         },
         ringTimeoutMs: opts.ringTimeout * 1000,
+        maxConferenceSize: opts.maxConference,
         webRoot: opts.webRoot,
         allowedOrigins: allowed,
         logLevel: opts.logLevel,
@@ -189,7 +203,9 @@ function botCommand(name: string, description: string): Command {
     .option("--bind <address>", "local address for signaling and media", "127.0.0.1")
     .option("--trace <file>", "append every signaling message received to this file (JSON lines)")
     .option("--hold-at <seconds>", "put the call on hold this long after the answer", nonNegative)
-    .option("--resume-at <seconds>", "take the call off hold this long after the answer", nonNegative);
+    .option("--resume-at <seconds>", "take the call off hold this long after the answer", nonNegative)
+    .option("--add <name>", "invite this user into the call (a conference), at --add-at")
+    .option("--add-at <seconds>", "when to invite --add, this long after the answer (default 0)", nonNegative);
 }
 
 function botOptions(opts: Record<string, unknown>): BotOptions {
@@ -208,6 +224,7 @@ function botOptions(opts: Record<string, unknown>): BotOptions {
     ...(opts.resumeAt !== undefined ? { resumeAt: opts.resumeAt as number } : {}),
     ...(opts.answerWaiting ? { answerWaiting: true } : {}),
     ...(opts.switchAt !== undefined ? { switchAt: opts.switchAt as number } : {}),
+    ...(opts.add ? { add: { username: opts.add as string, at: (opts.addAt as number | undefined) ?? 0 } } : {}),
     log: (line) => process.stderr.write(`parley: ${line}\n`),
   };
 }
@@ -222,12 +239,18 @@ async function runBot(run: () => Promise<number>): Promise<never> {
 }
 
 botCommand("call", "Call a user, play a WAV as the microphone and record what comes back.")
-  .requiredOption("--to <name>", "who to call")
+  .requiredOption("--to <names>", "who to call: a username, or several separated by commas (a group call)")
   .addHelpText(
     "after",
     "\nExit codes: 0 answered and hung up, 1 error, 2 declined, 3 busy, 4 no answer, 5 unreachable, 6 cancelled, 7 failed.",
   )
-  .action((opts) => runBot(() => runCallBot({ ...botOptions(opts), to: opts.to as string })));
+  .action((opts) => {
+    const to = (opts.to as string)
+      .split(",")
+      .map((name) => name.trim())
+      .filter(Boolean);
+    return runBot(() => runCallBot({ ...botOptions(opts), to: to.length === 1 ? to[0]! : to }));
+  });
 
 botCommand("answer", "Wait for a call, answer it, play a WAV as the microphone and record what comes in.")
   .option("--wait <seconds>", "give up when no call arrives in this time", positiveNumber)

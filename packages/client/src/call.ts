@@ -7,7 +7,7 @@ import { Emitter } from "./typed-emitter.js";
  * `ontrack` handling), the SDK negotiates it with the server.
  */
 export interface PeerConnectionLike {
-  addTransceiver(kind: "audio", init: { direction: "sendrecv" }): unknown;
+  addTransceiver(kind: "audio", init: { direction: "sendrecv" | "recvonly" }): unknown;
   getTransceivers(): unknown[];
   createOffer(): Promise<{ type: string; sdp?: string }>;
   // biome-ignore lint/suspicious/noExplicitAny: browser and werift description types differ
@@ -42,6 +42,7 @@ export interface CallActions {
   decline(call: Call): Promise<void>;
   hangup(call: Call): Promise<void>;
   hold(call: Call, held: boolean): Promise<void>;
+  add(call: Call, username: string): Promise<void>;
   mute(call: Call, muted: boolean): Promise<void>;
 }
 
@@ -86,9 +87,27 @@ export class Call extends Emitter<CallEvents> {
     return this.#info.state;
   }
 
-  /** The other participant(s). */
+  /** The other participant(s), including those still ringing and those who left. */
   get peers(): CallParticipant[] {
     return this.#info.participants.filter((p) => p.userId !== this.#selfId);
+  }
+
+  /** The other participants still in the call (talking or ringing). */
+  get activePeers(): CallParticipant[] {
+    return this.peers.filter((p) => p.state !== "left");
+  }
+
+  /** More than two people were invited: a group call or conference. */
+  get conference(): boolean {
+    return this.#info.conference;
+  }
+
+  /**
+   * Invites one more user into this call (it becomes a conference). Rejects with
+   * CONFERENCE_FULL, ALREADY_PARTICIPANT, USER_OFFLINE, USER_BUSY or USER_NOT_FOUND.
+   */
+  add(username: string): Promise<void> {
+    return this.#actions.add(this, username);
   }
 
   /** When the call was answered, or undefined while it rings. */
@@ -118,9 +137,10 @@ export class Call extends Emitter<CallEvents> {
     return this.#info.participants.some((p) => p.userId === this.#selfId && p.held);
   }
 
-  /** True while another participant holds the call. */
+  /** True while every other participant talking in the call holds it (nobody to hear). */
   get heldByPeer(): boolean {
-    return this.peers.some((p) => p.held);
+    const talking = this.peers.filter((p) => p.state === "connected" || p.state === "calling");
+    return talking.length > 0 && talking.every((p) => p.held);
   }
 
   /** Puts the call on hold: no audio flows either way until `resume()`. */

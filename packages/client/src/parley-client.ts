@@ -50,6 +50,12 @@ export interface ParleyClientOptions {
    */
   createPeerConnection?: PeerConnectionFactory;
   /**
+   * How many other participants this device can hear at once in a conference (default 3): the
+   * number of audio m-lines offered (the first sendrecv, the rest recvonly). With more people
+   * talking, the server sends the loudest.
+   */
+  receiveStreams?: number;
+  /**
    * Reconnect after an unexpected close (network loss, server restart) and resume the session.
    * Never after a kick, a revoked session, a disabled account or `disconnect()`.
    */
@@ -75,6 +81,7 @@ export interface ParleyClientDelegate {
 }
 
 const GATHERING_TIMEOUT_MS = 5000;
+const DEFAULT_RECEIVE_STREAMS = 3;
 
 async function iceGatheringComplete(pc: PeerConnectionLike): Promise<void> {
   const deadline = Date.now() + GATHERING_TIMEOUT_MS;
@@ -275,9 +282,12 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     return [...this.#calls.values()];
   }
 
-  /** [CAL] Calls a user; media is set up at once so audio flows the moment the callee answers. */
-  async call(username: string): Promise<Call> {
-    const { call: info } = await this.request("call.invite", { to: username });
+  /**
+   * [CAL] Calls a user, or several at once (a group call); media is set up at once so audio flows
+   * the moment someone answers.
+   */
+  async call(to: string | string[]): Promise<Call> {
+    const { call: info } = await this.request("call.invite", { to });
     const call = this.#track(info, "outgoing");
     void this.#startMedia(call);
     return call;
@@ -309,6 +319,10 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
       const { call: info } = await this.request(held ? "call.hold" : "call.resume", { callId: call.id });
       call.update(info);
     },
+    add: async (call, username) => {
+      const { call: info } = await this.request("call.add", { callId: call.id, to: username });
+      call.update(info);
+    },
     mute: async (call, muted) => {
       const { call: info } = await this.request("call.mute", { callId: call.id, muted });
       call.update(info);
@@ -329,6 +343,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
       const pc = factory(call);
       call.peerConnection = pc;
       if (pc.getTransceivers().length === 0) pc.addTransceiver("audio", { direction: "sendrecv" });
+      // One more receive-only stream per other participant heard at once (conference slots).
+      const streams = this.#options.receiveStreams ?? DEFAULT_RECEIVE_STREAMS;
+      for (let i = pc.getTransceivers().length; i < streams; i++) pc.addTransceiver("audio", { direction: "recvonly" });
       await pc.setLocalDescription(await pc.createOffer());
       await iceGatheringComplete(pc);
       const offer = pc.localDescription?.sdp;

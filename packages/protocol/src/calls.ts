@@ -5,17 +5,22 @@ import { Timestamp, UserId } from "./common.js";
 export const CallId = z.string().min(1).max(64);
 
 /**
- * Call states.
+ * Call states. A call has participants: the caller and everyone invited (one for a 1:1 call,
+ * several for a group call, more added later turn it into a conference).
  *
- *   ringing --answer--> active --hangup--> ended
- *      |                                    ^
- *      +--decline / cancel / no answer -----+
+ *   ringing --first answer--> active --fewer than two participants left--> ended
+ *      |                                                                    ^
+ *      +--decline / cancel / no answer by every invitee, caller cancels ----+
  */
 export const CALL_STATES = ["ringing", "active", "ended"] as const;
 export const CallState = z.enum(CALL_STATES);
 export type CallState = z.infer<typeof CallState>;
 
-/** A participant's state within a call. */
+/**
+ * A participant's state within a call: the caller is "calling" until someone answers, then
+ * "connected"; an invitee is "ringing", then "connected" once they answer; "left" is anyone who
+ * hung up, declined, was not reached or did not answer while the call goes on for the others.
+ */
 export const PARTICIPANT_STATES = ["calling", "ringing", "connected", "left"] as const;
 export const ParticipantState = z.enum(PARTICIPANT_STATES);
 export type ParticipantState = z.infer<typeof ParticipantState>;
@@ -24,12 +29,15 @@ export const CallParticipant = z.object({
   userId: UserId,
   username: z.string(),
   displayName: z.string(),
+  /** "caller" started the call; "callee" was invited (at the start or added later). */
   role: z.enum(["caller", "callee"]),
   state: ParticipantState,
   /** This participant put the call on hold (or answered another call): no audio flows to or from them. */
   held: z.boolean(),
   /** This participant muted their microphone. */
   muted: z.boolean(),
+  /** The server hears this participant talking (from their audio levels). */
+  speaking: z.boolean(),
 });
 export type CallParticipant = z.infer<typeof CallParticipant>;
 
@@ -40,7 +48,12 @@ export const CallInfo = z.object({
   createdAt: Timestamp,
   /** When the call was answered (the call's start time), null while ringing. */
   answeredAt: Timestamp.nullable(),
+  /** Everyone invited so far, in the order they were invited (the caller first). */
   participants: z.array(CallParticipant),
+  /** More than two people were invited: a conference (group call). */
+  conference: z.boolean(),
+  /** The most participants this call may have (the server's configured conference size). */
+  maxParticipants: z.number().int().positive(),
 });
 export type CallInfo = z.infer<typeof CallInfo>;
 
@@ -72,11 +85,20 @@ export const CALL_OUTCOMES = [
 export const CallOutcome = z.enum(CALL_OUTCOMES);
 export type CallOutcome = z.infer<typeof CallOutcome>;
 
+const HistoryParty = z.object({ userId: UserId.nullable(), username: z.string(), displayName: z.string() });
+
 export const CallHistoryEntry = z.object({
   callId: CallId,
   direction: z.enum(["outgoing", "incoming"]),
-  /** The other party; userId is null when that account was deleted since. */
-  peer: z.object({ userId: UserId.nullable(), username: z.string(), displayName: z.string() }),
+  /**
+   * The other party (for a conference: the caller, or for the caller the first invitee);
+   * userId is null when that account was deleted since.
+   */
+  peer: HistoryParty,
+  /** Everyone else invited to the call, the caller first (one entry for a 1:1 call). */
+  participants: z.array(HistoryParty),
+  /** A group call or conference (more than two people invited). */
+  conference: z.boolean(),
   createdAt: Timestamp,
   answeredAt: Timestamp.nullable(),
   endedAt: Timestamp,
@@ -84,7 +106,7 @@ export const CallHistoryEntry = z.object({
   outcome: CallOutcome,
   /** Time the answered call spent on hold. */
   heldMs: z.number().int().nonnegative(),
-  /** An incoming call that was not answered (and not declined by the user). */
+  /** An incoming call this user did not answer (and did not decline). */
   missed: z.boolean(),
 });
 export type CallHistoryEntry = z.infer<typeof CallHistoryEntry>;

@@ -40,6 +40,8 @@ export const ERROR_CODES = [
   "CALL_ALREADY_ANSWERED",
   "NOT_IN_CALL",
   "CALL_NOT_ACTIVE",
+  "CONFERENCE_FULL",
+  "ALREADY_PARTICIPANT",
   "MEDIA_FAILED",
   // Server
   "INTERNAL_ERROR",
@@ -82,6 +84,8 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   CALL_ALREADY_ANSWERED: "That call was already answered.",
   NOT_IN_CALL: "This device does not take part in that call.",
   CALL_NOT_ACTIVE: "That call has not been answered yet.",
+  CONFERENCE_FULL: "The call has reached the server's maximum number of participants.",
+  ALREADY_PARTICIPANT: "That user already takes part in this call.",
   MEDIA_FAILED: "The media connection could not be set up.",
   INTERNAL_ERROR: "Internal server error.",
 };

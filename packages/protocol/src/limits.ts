@@ -15,3 +15,6 @@ export const DEVICE_NAME_MAX = 64;
 export const LABEL_MAX = 64;
 export const NOTES_MAX = 1000;
 export const PHONEBOOK_MAX_ENTRIES = 1000;
+
+/** Largest conference the protocol allows (the operator configures the server's own maximum, default 16). */
+export const CONFERENCE_MAX_LIMIT = 64;

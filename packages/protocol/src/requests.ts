@@ -15,6 +15,7 @@ import {
   Username,
   UsernameRef,
 } from "./common.js";
+import { CONFERENCE_MAX_LIMIT } from "./limits.js";
 
 const Empty = z.strictObject({});
 
@@ -118,8 +119,27 @@ export const Requests = {
     result: PhonebookEntry,
   },
   "phonebook.remove": { params: z.strictObject({ id: z.number().int().positive() }), result: Empty },
-  /** [CAL] Call a user: rings every device of the callee. */
-  "call.invite": { params: z.strictObject({ to: UsernameRef }), result: z.object({ call: CallInfo }) },
+  /**
+   * [CAL] Call a user (rings every device of the callee), or several at once: a group call
+   * (conference) that goes on as long as two participants remain.
+   */
+  "call.invite": {
+    params: z.strictObject({
+      to: z.union([
+        UsernameRef,
+        z
+          .array(UsernameRef)
+          .min(1)
+          .max(CONFERENCE_MAX_LIMIT - 1),
+      ]),
+    }),
+    result: z.object({ call: CallInfo }),
+  },
+  /** Invite one more user into a call this device talks in, turning it into a conference. */
+  "call.add": {
+    params: z.strictObject({ callId: CallId, to: UsernameRef }),
+    result: z.object({ call: CallInfo }),
+  },
   /** [RES 1] Answer a ringing call on this device; the callee's other devices stop ringing. */
   "call.answer": { params: z.strictObject({ callId: CallId }), result: z.object({ call: CallInfo }) },
   /** [RES 0] Decline a ringing call. */

@@ -57,6 +57,8 @@ export interface ServerConfig {
   heartbeatMs: number;
   /** How long a call rings before it ends as "no answer". */
   ringTimeoutMs: number;
+  /** The most participants one call (conference) may have, the caller included. */
+  maxConferenceSize: number;
   /** The address and UDP port range the media relay advertises and listens on. */
   media: { ip: string; portMin: number; portMax: number };
   /** Directory of the built web client served at `/`; none serves a plain notice. */
@@ -78,6 +80,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   helloTimeoutMs: 10_000,
   heartbeatMs: 5_000,
   ringTimeoutMs: 30_000,
+  maxConferenceSize: 16,
   media: { ip: defaultMediaIp(), portMin: 40000, portMax: 49999 },
   logLevel: "info",
   logToStdout: true,

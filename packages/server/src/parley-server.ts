@@ -71,6 +71,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     audit,
     logger: logger.child({ module: "calls" }),
     ringTimeoutMs: config.ringTimeoutMs,
+    maxParticipants: config.maxConferenceSize,
   });
   accounts.sessions.purgeExpired();
 

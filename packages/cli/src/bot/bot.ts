@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { AudioRecorder, AudioSource, FRAME_SAMPLES, readWav } from "@parley/audio";
+import { AudioSource, FRAME_SAMPLES, MixingRecorder, readWav } from "@parley/audio";
 import { type Call, ParleyClient, type WebSocketLike } from "@parley/client";
 import { ParleyError } from "@parley/protocol";
 import WebSocket from "ws";
@@ -28,6 +28,8 @@ export interface BotOptions {
   answerWaiting?: boolean;
   /** Seconds after answering the waiting call at which to switch back to the first call. */
   switchAt?: number;
+  /** Invite this user into the call `at` seconds after the answer (turning it into a conference). */
+  add?: { username: string; at: number };
   /** Append every signaling frame received, as JSON lines, to this file (for debugging and audits). */
   trace?: string;
   log: (line: string) => void;
@@ -36,7 +38,8 @@ export interface BotOptions {
 /** One call's media on the bot: its werift connection and its recorder. */
 interface CallMedia {
   peer: BotPeer;
-  recorder: AudioRecorder;
+  /** Every stream the call brings (one per other participant heard), mixed. */
+  recorder: MixingRecorder;
   live: boolean;
 }
 
@@ -55,10 +58,10 @@ class BotMedia {
 
   peerConnection(callId: string, bind: string) {
     const media: CallMedia = {
-      recorder: new AudioRecorder(),
+      recorder: new MixingRecorder(),
       live: false,
-      peer: createBotPeer(bind, (frame) => {
-        if (media.live) media.recorder.push(frame);
+      peer: createBotPeer(bind, (frame, stream) => {
+        if (media.live) media.recorder.push(stream, frame);
       }),
     };
     this.#calls.set(callId, media);
@@ -156,13 +159,20 @@ async function converse(call: Call, n: number, media: BotMedia, options: BotOpti
       at(call, options.duration, "hanging up", () => call.hangup(), options.log);
       at(call, options.holdAt, "putting the call on hold", () => call.hold(), options.log);
       at(call, options.resumeAt, "resuming the call", () => call.resume(), options.log);
+      const add = options.add;
+      if (add) at(call, add.at, `inviting ${add.username}`, () => call.add(add.username), options.log);
     }
   };
   if (call.state === "active") started();
   else call.on("state", (state) => state === "active" && started());
+  let described = "";
   call.on("info", () => {
     const held = call.info.participants.filter((p) => p.held).map((p) => p.username);
     if (held.length) options.log(`call ${n} on hold by ${held.join(", ")}`);
+    if (!call.conference) return;
+    const who = call.peers.map((p) => `${p.username} ${p.state}`).join(", ");
+    if (who !== described) options.log(`conference: ${who}`);
+    described = who;
   });
   const end = await call.whenEnded();
   const file = recordingFile(options.record, n);
@@ -181,7 +191,7 @@ function microphone(options: BotOptions): Int16Array {
 }
 
 /** `parley call`: calls `to`, talks, hangs up. Returns the process exit code. */
-export async function runCallBot(options: BotOptions & { to: string }): Promise<number> {
+export async function runCallBot(options: BotOptions & { to: string | string[] }): Promise<number> {
   const media = new BotMedia(microphone(options));
   const client = connectClient(options, media);
   try {
@@ -197,7 +207,7 @@ export async function runCallBot(options: BotOptions & { to: string }): Promise<
       }
       throw error;
     }
-    options.log(`calling ${options.to} (call ${call.id}): ringing`);
+    options.log(`calling ${[options.to].flat().join(", ")} (call ${call.id}): ringing`);
     call.on("mediaError", (error) => options.log(`media error: ${error.message}`));
     return await converse(call, 1, media, options);
   } finally {

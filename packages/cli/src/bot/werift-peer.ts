@@ -1,14 +1,22 @@
 import type { PeerConnectionLike } from "@parley/client";
-import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useOPUS } from "werift";
+import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useAudioLevelIndication, useOPUS } from "werift";
 
 export interface RtpFrame {
   payload: Buffer;
   timestamp: number;
   sequenceNumber: number;
   marker: boolean;
+  /** RFC 6464 audio level (0 loudest .. 127 silence), sent in the audio level header extension. */
+  level?: number;
 }
 
-/** A werift peer connection with one Opus audio transceiver: frames in, received RTP out. */
+const AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/**
+ * A werift peer connection with one sendrecv Opus audio transceiver (the SDK adds receive-only
+ * ones for conferences): frames in, received RTP out, each with the index of the stream (the
+ * order its track arrived in) it came on.
+ */
 export interface BotPeer {
   pc: PeerConnectionLike;
   send(frame: RtpFrame): void;
@@ -22,7 +30,7 @@ const OPUS_PAYLOAD_TYPE = 111;
  * Creates the bot's WebRTC connection. Its ICE candidates use only `bindAddress`, so the bot's
  * media comes from the same address as its signaling.
  */
-export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame) => void): BotPeer {
+export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame, stream: number) => void): BotPeer {
   // Same werift settings as the server's relay (see packages/server/src/media): no STUN server
   // (werift defaults to a public one), no interface discovery (it would list every address of
   // the machine), the one bind address named explicitly and the socket bound to it.
@@ -33,6 +41,10 @@ export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame) => v
     iceInterfaceAddresses: { udp4: bindAddress },
     iceAdditionalHostAddresses: [bindAddress],
     codecs: { audio: [useOPUS()], video: [] },
+    // The audio level lets the server show who speaks and pick the loudest for conference slots.
+    headerExtensions: { audio: [useAudioLevelIndication()], video: [] },
+    // All m-lines on one transport, as browsers do (the server expects a bundled offer).
+    bundlePolicy: "max-bundle",
   });
   // werift quirk (see packages/server/src/media/relay-peer-connection.ts): without a STUN server
   // it falls back to a public one; clearing it on the ICE transports before gathering stops that.
@@ -42,15 +54,21 @@ export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame) => v
     return setLocalDescription(description);
   };
   const track = new MediaStreamTrack({ kind: "audio" });
-  pc.addTransceiver(track, { direction: "sendrecv" });
+  const transceiver = pc.addTransceiver(track, { direction: "sendrecv" });
+  const streams = new Map<MediaStreamTrack, number>();
   pc.onTrack.subscribe((remote) => {
+    const stream = streams.size;
+    streams.set(remote, stream);
     remote.onReceiveRtp.subscribe((rtp) => {
-      onRtp({
-        payload: rtp.payload,
-        timestamp: rtp.header.timestamp,
-        sequenceNumber: rtp.header.sequenceNumber,
-        marker: rtp.header.marker,
-      });
+      onRtp(
+        {
+          payload: rtp.payload,
+          timestamp: rtp.header.timestamp,
+          sequenceNumber: rtp.header.sequenceNumber,
+          marker: rtp.header.marker,
+        },
+        stream,
+      );
     });
   });
   const ssrc = Math.floor(Math.random() * 0xffffffff);
@@ -64,6 +82,10 @@ export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame) => v
         marker: frame.marker,
         ssrc,
       });
+      const levelId = transceiver.headerExtensions.find((e) => e.uri === AUDIO_LEVEL_URI)?.id;
+      if (levelId !== undefined && frame.level !== undefined) {
+        header.extensions = [{ id: levelId, payload: Buffer.from([0x80 | frame.level]) }];
+      }
       track.writeRtp(new RtpPacket(header, frame.payload));
     },
     close() {

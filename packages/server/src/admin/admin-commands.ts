@@ -153,7 +153,8 @@ export class AdminCommands {
         const id = args.positionals[0];
         if (!id) throw new UsageError("hangup CALL (a call id or a unique prefix, see 'calls')");
         const call = this.#calls.endByOperator(id, actor);
-        return `ended call ${call.id} (${call.caller.username} -> ${call.callee.username})`;
+        const who = [...call.members.values()].map((m) => m.party.username).join(", ");
+        return `ended call ${call.id} (${who})`;
       }
       case "shutdown":
         this.#audit.record({ action: "admin.shutdown", actor });
@@ -230,14 +231,19 @@ export class AdminCommands {
       .map((c) => [
         c.id,
         c.state,
-        c.caller,
-        c.callee,
+        c.conference ? "conference" : "1:1",
+        c.participants
+          .map(
+            (p) =>
+              `${p.username}${p.state === "connected" || p.state === "calling" ? "" : ` (${p.state})`}${p.held ? " (held)" : ""}`,
+          )
+          .join(", "),
         c.answeredAt
           ? formatDuration(now - c.answeredAt.getTime())
           : `ringing ${formatDuration(now - c.createdAt.getTime())}`,
         c.legs.map((l) => `${l.state} ${l.packetsIn}/${l.packetsOut}`).join(", ") || "-",
       ]);
-    return `${table(["CALL", "STATE", "CALLER", "CALLEE", "DURATION", "MEDIA LEGS (in/out packets)"], rows)}\n${rows.length} live call(s)`;
+    return `${table(["CALL", "STATE", "KIND", "PARTICIPANTS", "DURATION", "MEDIA LEGS (in/out packets)"], rows)}\n${rows.length} live call(s)`;
   }
 
   #kick(username: string, actor: string): string {

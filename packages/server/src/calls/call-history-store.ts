@@ -1,37 +1,59 @@
 import type { CallEndReason, CallHistoryEntry, CallOutcome } from "@parley/protocol";
 import type { Database } from "../storage/database.js";
 
+export interface ParticipantRecord {
+  id: number;
+  username: string;
+  displayName: string;
+  role: "caller" | "callee";
+  /** How the call went for this participant (the caller's is the call's outcome). */
+  outcome: CallOutcome;
+  joinedAt: string | null;
+  leftAt: string;
+}
+
 export interface CallRecord {
   id: string;
-  caller: { id: number; username: string; displayName: string };
-  callee: { id: number; username: string; displayName: string };
   createdAt: string;
   answeredAt: string | null;
   endedAt: string;
+  /** The call's outcome: "answered" once anyone answered. */
   outcome: CallOutcome;
   endReason: CallEndReason | null;
   heldMs: number;
+  /** Everyone invited, the caller first. */
+  participants: ParticipantRecord[];
 }
 
 interface CallRow {
   id: string;
-  caller_id: number | null;
-  callee_id: number | null;
-  caller_name: string;
-  caller_display_name: string;
-  callee_name: string;
-  callee_display_name: string;
   created_at: string;
   answered_at: string | null;
   ended_at: string;
   outcome: CallOutcome;
-  end_reason: CallEndReason | null;
   held_ms: number;
+  my_position: number;
+  my_role: "caller" | "callee";
+  my_outcome: CallOutcome;
+  my_joined_at: string | null;
+  my_left_at: string;
+}
+
+interface ParticipantRow {
+  call_id: string;
+  position: number;
+  user_id: number | null;
+  username: string;
+  display_name: string;
 }
 
 const MISSED: readonly CallOutcome[] = ["no_answer", "cancelled", "busy", "unreachable"];
 
-/** C11: every call, written once when it ends (or is refused), listed per user. */
+/**
+ * C11: every call, written once when it ends (or is refused), with each participant, listed per
+ * user. The `calls` row keeps the caller and the first invitee (the 1:1 view); `call_participants`
+ * has everyone, with their own outcome.
+ */
 export class CallHistoryStore {
   readonly #db: Database;
 
@@ -41,20 +63,27 @@ export class CallHistoryStore {
 
   /** Records a call; a participant whose account was deleted meanwhile is kept by name only. */
   record(call: CallRecord): void {
-    this.#db
-      .prepare(
-        `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name,
-          callee_display_name, created_at, answered_at, ended_at, outcome, end_reason, held_ms)
-         VALUES (?, (SELECT id FROM users WHERE id = ?), (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+    const caller = call.participants[0];
+    const callee = call.participants[1];
+    if (!caller || !callee) throw new Error("a call record needs a caller and at least one invitee");
+    const insertCall = this.#db.prepare(
+      `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name,
+        callee_display_name, created_at, answered_at, ended_at, outcome, end_reason, held_ms)
+       VALUES (?, (SELECT id FROM users WHERE id = ?), (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertParticipant = this.#db.prepare(
+      `INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
+       VALUES (?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#db.transaction(() => {
+      insertCall.run(
         call.id,
-        call.caller.id,
-        call.callee.id,
-        call.caller.username,
-        call.caller.displayName,
-        call.callee.username,
-        call.callee.displayName,
+        caller.id,
+        callee.id,
+        caller.username,
+        caller.displayName,
+        callee.username,
+        callee.displayName,
         call.createdAt,
         call.answeredAt,
         call.endedAt,
@@ -62,31 +91,64 @@ export class CallHistoryStore {
         call.endReason,
         call.heldMs,
       );
+      for (const [position, p] of call.participants.entries()) {
+        insertParticipant.run(
+          call.id,
+          position,
+          p.id,
+          p.username,
+          p.displayName,
+          p.role,
+          p.outcome,
+          p.joinedAt,
+          p.leftAt,
+        );
+      }
+    })();
   }
 
   /** The user's calls, newest first. */
   forUser(userId: number, limit = 50, before?: string): CallHistoryEntry[] {
     const rows = this.#db
-      .prepare<[number, number, string, number], CallRow>(
-        `SELECT * FROM calls WHERE (caller_id = ? OR callee_id = ?) AND created_at < ?
-         ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+      .prepare<[number, string, number], CallRow>(
+        `SELECT c.id, c.created_at, c.answered_at, c.ended_at, c.outcome, c.held_ms,
+                p.position AS my_position, p.role AS my_role, p.outcome AS my_outcome, p.joined_at AS my_joined_at,
+                p.left_at AS my_left_at
+         FROM call_participants p JOIN calls c ON c.id = p.call_id
+         WHERE p.user_id = ? AND c.created_at < ?
+         ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?`,
       )
-      .all(userId, userId, before ?? "9999", limit);
+      .all(userId, before ?? "9999", limit);
+    if (rows.length === 0) return [];
+    const others = this.#db
+      .prepare<[string], ParticipantRow>(
+        `SELECT call_id, position, user_id, username, display_name FROM call_participants
+         WHERE call_id IN (SELECT value FROM json_each(?)) ORDER BY call_id, position`,
+      )
+      .all(JSON.stringify(rows.map((row) => row.id)));
+    const byCall = new Map<string, ParticipantRow[]>();
+    for (const p of others) byCall.set(p.call_id, [...(byCall.get(p.call_id) ?? []), p]);
     return rows.map((row) => {
-      const outgoing = row.caller_id === userId;
+      const outgoing = row.my_role === "caller";
+      const participants = (byCall.get(row.id) ?? [])
+        .filter((p) => p.position !== row.my_position)
+        .map((p) => ({ userId: p.user_id, username: p.username, displayName: p.display_name }));
+      const outcome = outgoing ? row.outcome : row.my_outcome;
+      // The duration is this user's own time in the call (a conference may have begun without them).
+      const joinedAt = outgoing ? row.answered_at : row.my_joined_at;
       return {
         callId: row.id,
         direction: outgoing ? "outgoing" : "incoming",
-        peer: outgoing
-          ? { userId: row.callee_id, username: row.callee_name, displayName: row.callee_display_name }
-          : { userId: row.caller_id, username: row.caller_name, displayName: row.caller_display_name },
+        peer: participants[0] ?? { userId: null, username: "", displayName: "" },
+        participants,
+        conference: participants.length > 1,
         createdAt: row.created_at,
-        answeredAt: row.answered_at,
-        endedAt: row.ended_at,
-        durationMs: row.answered_at ? Date.parse(row.ended_at) - Date.parse(row.answered_at) : 0,
-        outcome: row.outcome,
+        answeredAt: joinedAt,
+        endedAt: row.my_left_at,
+        durationMs: joinedAt ? Math.max(0, Date.parse(row.my_left_at) - Date.parse(joinedAt)) : 0,
+        outcome,
         heldMs: row.held_ms,
-        missed: !outgoing && MISSED.includes(row.outcome),
+        missed: !outgoing && MISSED.includes(outcome),
       };
     });
   }

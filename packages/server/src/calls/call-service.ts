@@ -7,13 +7,14 @@ import {
   type EventData,
   type EventName,
   ParleyError,
+  type ParticipantState,
 } from "@parley/protocol";
 import type { Logger } from "pino";
 import type { AccountService } from "../accounts/account-service.js";
 import type { AuditLog } from "../audit/audit-log.js";
-import type { MediaLeg, MediaRelay } from "../media/index.js";
+import { assignSlots, type MediaLeg, type MediaRelay } from "../media/index.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
-import { Call, type Party } from "./call.js";
+import { Call, type Member, type Party } from "./call.js";
 import type { CallHistoryStore } from "./call-history-store.js";
 
 const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
@@ -28,21 +29,23 @@ const ENDED_MEMORY_MS = 5 * 60_000;
 export interface LiveCall {
   id: string;
   state: Call["state"];
-  caller: string;
-  callee: string;
+  conference: boolean;
+  participants: { username: string; state: ParticipantState; held: boolean; muted: boolean }[];
   createdAt: Date;
   answeredAt: Date | undefined;
   legs: { device: number; state: string; packetsIn: number; packetsOut: number }[];
 }
 
 /**
- * C1-C5, C7, C10, C11: call signaling. Rings every device of the callee, connects the answering
- * device's media leg to the caller's, and ends calls on hang up, decline, cancel, ring timeout,
- * a lost connection or the operator; every call is written to the history.
+ * C1-C11: call signaling. Rings every device of each invitee, connects answering devices' media
+ * legs to each other (SFU: each participant hears the others on their receive slots), and ends
+ * calls on hang up, decline, cancel, ring timeout, a lost connection or the operator; a
+ * conference goes on while two participants remain. Every call is written to the history with
+ * each participant's own outcome.
  */
 export class CallService {
   readonly #calls = new Map<string, Call>();
-  /** Calls (ringing or active) each user takes part in. */
+  /** Calls (ringing or active) each user takes part in or rings for. */
   readonly #byUser = new Map<number, Set<Call>>();
   readonly #ended = new Map<string, number>();
   readonly #accounts: AccountService;
@@ -52,6 +55,7 @@ export class CallService {
   readonly #audit: AuditLog;
   readonly #logger: Logger;
   readonly #ringTimeoutMs: number;
+  readonly #maxParticipants: number;
 
   constructor(deps: {
     accounts: AccountService;
@@ -61,6 +65,8 @@ export class CallService {
     audit: AuditLog;
     logger: Logger;
     ringTimeoutMs: number;
+    /** Largest conference, the caller included. */
+    maxParticipants: number;
   }) {
     this.#accounts = deps.accounts;
     this.#presence = deps.presence;
@@ -69,13 +75,16 @@ export class CallService {
     this.#audit = deps.audit;
     this.#logger = deps.logger;
     this.#ringTimeoutMs = deps.ringTimeoutMs;
+    this.#maxParticipants = deps.maxParticipants;
     deps.presence.setInCallProvider((userId) => this.isInActiveCall(userId));
     deps.presence.on("deviceDetached", (device) => this.#deviceGone(device));
   }
 
-  /** True while the user takes part in an answered call (presence shows "in-call"). */
+  /** True while the user talks in an answered call (presence shows "in-call"). */
   isInActiveCall(userId: number): boolean {
-    for (const call of this.#byUser.get(userId) ?? []) if (call.state === "active") return true;
+    for (const call of this.#byUser.get(userId) ?? []) {
+      if (call.state === "active" && call.members.get(userId)?.talking) return true;
+    }
     return false;
   }
 
@@ -87,78 +96,105 @@ export class CallService {
   /** True while the user rings out, or talks in a call they have not put on hold. */
   #isTalking(userId: number): boolean {
     for (const call of this.#byUser.get(userId) ?? []) {
-      if (call.state === "ringing" && call.caller.userId === userId) return true;
-      if (call.state === "active" && !call.held.has(userId)) return true;
+      if (!call.members.get(userId)?.talking) continue;
+      if (call.state === "ringing" || !call.held.has(userId)) return true;
     }
     return false;
   }
 
-  /** [CAL] Places a call from `device` to `username`. */
-  invite(device: Device, username: string): CallInfo {
+  /**
+   * [CAL] Places a call from `device` to one user, or to several at once (a group call). Invitees
+   * who cannot be reached (offline, do-not-disturb) are refused: for a 1:1 call, or when none can
+   * be reached, with USER_OFFLINE / USER_BUSY; in a group call they are listed as "left".
+   */
+  invite(device: Device, to: string | readonly string[]): CallInfo {
     const caller = this.#party(device.userId);
-    const target = this.#accounts.users.byName(username);
-    if (!target || target.disabled) throw new ParleyError("USER_NOT_FOUND");
-    if (target.id === caller.userId) throw new ParleyError("CANNOT_CALL_SELF");
+    const names = [...new Set(typeof to === "string" ? [to] : to)];
+    const targets = names.map((name) => this.#target(name, caller));
     if (this.#isTalking(caller.userId)) throw new ParleyError("ALREADY_IN_CALL");
-    const callee: Party = { userId: target.id, username: target.username, displayName: target.display_name };
-    const devices = this.#presence.devicesOf(callee.userId);
-    // Do-not-disturb ("busy" status) refuses calls as busy; a callee already in a call gets call waiting.
-    const doNotDisturb = target.status === "busy";
-    if (devices.length === 0 || doNotDisturb) {
-      const outcome: CallOutcome = devices.length === 0 ? "unreachable" : "busy";
-      const now = new Date().toISOString();
-      this.#history.record({
-        id: randomUUID(),
-        caller: { id: caller.userId, username: caller.username, displayName: caller.displayName },
-        callee: { id: callee.userId, username: callee.username, displayName: callee.displayName },
-        createdAt: now,
-        answeredAt: null,
-        endedAt: now,
-        outcome,
-        endReason: null,
-        heldMs: 0,
-      });
-      this.#logger.info({ caller: caller.username, callee: callee.username, outcome }, "call refused");
-      throw new ParleyError(outcome === "unreachable" ? "USER_OFFLINE" : "USER_BUSY");
+    if (targets.length + 1 > this.#maxParticipants) {
+      throw new ParleyError("CONFERENCE_FULL", `A call may have at most ${this.#maxParticipants} participants.`);
     }
-    const call = new Call(randomUUID(), caller, device, callee, this.#logger);
-    for (const d of devices) call.ringing.add(d);
+    const call = new Call(randomUUID(), caller, device, this.#maxParticipants, this.#logger);
+    let refusal: ParleyError | undefined;
+    for (const target of targets) {
+      const member = call.invite(target);
+      const problem = this.#unreachable(target);
+      if (problem) {
+        refusal ??= problem;
+        member.state = "left";
+        member.outcome = problem.code === "USER_OFFLINE" ? "unreachable" : "busy";
+        call.logger.info({ callee: target.username, outcome: member.outcome }, "invitee refused");
+        continue;
+      }
+      for (const d of this.#presence.devicesOf(target.userId)) member.ringing.add(d);
+    }
+    if (refusal && call.present().length < 2) {
+      // Nobody rings: the attempt goes to the history (missed for the invitees) and the caller is told why.
+      call.transitionTo("ended", { reason: "refused" });
+      this.#record(call, refusal.code === "USER_OFFLINE" ? "unreachable" : "busy", null, new Date());
+      throw refusal;
+    }
     this.#calls.set(call.id, call);
     this.#join(caller.userId, call);
-    this.#join(callee.userId, call);
-    call.logger.info({ caller: caller.username, callee: callee.username, devices: devices.length }, "call ringing");
-    call.ringTimer = setTimeout(() => this.#end(call, "no_answer", null), this.#ringTimeoutMs);
-    call.ringTimer.unref();
+    call.logger.info({ caller: caller.username, invitees: names }, "call ringing");
     const info = call.info();
-    const waiting = this.isBusy(callee.userId) && [...(this.#byUser.get(callee.userId) ?? [])].some((c) => c !== call);
-    for (const d of call.ringing) d.push("call.incoming", { call: info, waiting });
+    for (const member of call.present()) if (member.state === "ringing") this.#ring(call, member, info);
     return info;
   }
 
-  /** [RES 1] Answers on `device`; the callee's other devices stop ringing. */
+  /** Invites one more user into a call this device talks in (it becomes a conference). */
+  add(device: Device, callId: string, username: string): CallInfo {
+    const call = this.#find(callId);
+    const adder = call.talkerOf(device);
+    if (!adder) throw new ParleyError("NOT_IN_CALL");
+    const target = this.#target(username, adder.party);
+    if (call.members.get(target.userId)?.present) throw new ParleyError("ALREADY_PARTICIPANT");
+    if (call.present().length + 1 > call.maxParticipants) {
+      throw new ParleyError("CONFERENCE_FULL", `A call may have at most ${call.maxParticipants} participants.`);
+    }
+    const problem = this.#unreachable(target);
+    if (problem) throw problem;
+    const member = call.invite(target);
+    for (const d of this.#presence.devicesOf(target.userId)) member.ringing.add(d);
+    call.logger.info({ by: adder.party.username, invitee: target.username }, "participant invited");
+    this.#pushInfo(call);
+    this.#ring(call, member, call.info());
+    return call.info();
+  }
+
+  /** [RES 1] Answers on `device`; the invitee's other devices stop ringing. */
   answer(device: Device, callId: string): CallInfo {
     const call = this.#find(callId);
-    if (!call.ringing.has(device)) throw this.#notRinging(call, device);
-    clearTimeout(call.ringTimer);
-    call.transitionTo("active", { device: device.id });
-    call.answeredAt = new Date();
-    call.answeredBy = device;
-    const others = [...call.ringing].filter((d) => d !== device);
-    call.ringing.clear();
+    const member = call.members.get(device.userId);
+    if (!member || member.state !== "ringing" || !member.ringing.has(device)) throw this.#notRinging(call, device);
+    clearTimeout(member.ringTimer);
+    const others = [...member.ringing].filter((d) => d !== device);
+    member.ringing.clear();
+    member.device = device;
+    member.state = "connected";
+    member.joinedAt = new Date();
     for (const other of others) {
       this.#closeLeg(call, other.id);
       other.push("call.ended", { callId, reason: "answered_elsewhere", outcome: "answered", by: device.userId });
     }
-    // Call waiting: answering puts the callee's other calls on hold.
-    this.#holdOthers(call.callee.userId, call);
+    if (call.state === "ringing") {
+      call.transitionTo("active", { device: device.id });
+      call.answeredAt = member.joinedAt;
+      call.caller.state = "connected";
+      call.caller.joinedAt = member.joinedAt;
+    } else {
+      call.logger.info({ userId: device.userId, device: device.id }, "participant joined");
+    }
+    // Call waiting: answering puts the user's other calls on hold.
+    this.#holdOthers(device.userId, call);
     this.#link(call);
-    this.#presence.refresh(call.caller.userId);
-    this.#presence.refresh(call.callee.userId);
+    for (const talker of call.talking()) this.#presence.refresh(talker.userId);
     this.#pushInfo(call);
     return call.info();
   }
 
-  /** Puts the call on hold for this device's user: no audio flows either way until resumed. */
+  /** Puts the call on hold for this device's user: no audio flows to or from them until resumed. */
   hold(device: Device, callId: string): CallInfo {
     const call = this.#activeFor(device, callId);
     if (call.setHeld(device.userId, true)) {
@@ -182,7 +218,7 @@ export class CallService {
   /** Records that this participant muted or unmuted their microphone, for the others to see. */
   mute(device: Device, callId: string, muted: boolean): CallInfo {
     const call = this.#find(callId);
-    if (device !== call.callerDevice && device !== call.answeredBy) throw new ParleyError("NOT_IN_CALL");
+    if (!call.talkerOf(device)) throw new ParleyError("NOT_IN_CALL");
     const changed = muted ? !call.muted.has(device.userId) : call.muted.has(device.userId);
     if (changed) {
       if (muted) call.muted.add(device.userId);
@@ -195,42 +231,47 @@ export class CallService {
   /** The call, if this device talks in it and it was answered. */
   #activeFor(device: Device, callId: string): Call {
     const call = this.#find(callId);
-    if (device !== call.callerDevice && device !== call.answeredBy) throw new ParleyError("NOT_IN_CALL");
+    if (!call.talkerOf(device)) throw new ParleyError("NOT_IN_CALL");
     if (call.state !== "active") throw new ParleyError("CALL_NOT_ACTIVE");
     return call;
   }
 
   #holdOthers(userId: number, keep: Call): void {
     for (const other of this.#byUser.get(userId) ?? []) {
-      if (other !== keep && other.state === "active" && other.setHeld(userId, true)) {
-        this.#link(other);
-        this.#pushInfo(other);
+      if (other !== keep && other.state === "active" && other.members.get(userId)?.talking) {
+        if (other.setHeld(userId, true)) {
+          this.#link(other);
+          this.#pushInfo(other);
+        }
       }
     }
   }
 
-  /** [RES 0] Declines a ringing call on behalf of the callee. */
+  /** [RES 0] Declines a ringing call on behalf of the invitee. */
   decline(device: Device, callId: string): void {
     const call = this.#find(callId);
-    if (!call.ringing.has(device)) throw this.#notRinging(call, device);
-    this.#end(call, "declined", device.userId);
+    const member = call.members.get(device.userId);
+    if (!member || member.state !== "ringing" || !member.ringing.has(device)) throw this.#notRinging(call, device);
+    this.#leave(call, member, "declined", device.userId, "declined");
   }
 
-  /** [FIN] Hang up: caller cancels a ringing call, a ringing callee declines, a participant ends it. */
+  /**
+   * [FIN] Hang up: the caller cancels a call nobody answered yet, a ringing invitee declines, a
+   * participant leaves (the call ends for everyone when fewer than two remain).
+   */
   hangup(device: Device, callId: string): void {
     const call = this.#find(callId);
-    if (!call.isParticipantDevice(device)) throw new ParleyError("NOT_IN_CALL");
-    if (call.state === "ringing") {
-      this.#end(call, device === call.callerDevice ? "cancelled" : "declined", device.userId);
-    } else {
-      this.#end(call, "hangup", device.userId);
-    }
+    const member = call.memberOf(device);
+    if (!member) throw new ParleyError("NOT_IN_CALL");
+    if (member.state === "ringing") this.#leave(call, member, "declined", device.userId, "declined");
+    else if (call.state === "ringing") this.#end(call, "cancelled", device.userId);
+    else this.#leave(call, member, "hangup", device.userId, "answered");
   }
 
   /** Media for this device's leg: SDP offer in, answer out. Replaces an earlier leg of the same device. */
   async media(device: Device, callId: string, sdp: string): Promise<string> {
     const call = this.#find(callId);
-    if (!call.isParticipantDevice(device)) throw new ParleyError("NOT_IN_CALL");
+    if (!call.memberOf(device)) throw new ParleyError("NOT_IN_CALL");
     let created: { leg: MediaLeg; answerSdp: string };
     try {
       created = await this.#media.createLeg(`${callId}:${device.id}`, sdp);
@@ -241,18 +282,23 @@ export class CallService {
     }
     const { leg, answerSdp } = created;
     // The call may have ended, or this device stopped ringing, while the leg was set up.
-    if (call.state === "ended" || !call.isParticipantDevice(device)) {
+    if (call.state === "ended" || !call.memberOf(device)) {
       leg.close();
       throw new ParleyError(call.state === "ended" ? "CALL_ENDED" : "NOT_IN_CALL");
     }
     this.#closeLeg(call, device.id);
     call.legs.set(device.id, leg);
     leg.on("stateChange", (state) => {
-      if (state === "failed" && call.legs.get(device.id) === leg) {
-        call.logger.warn({ device: device.id }, "media leg failed");
-        if (device === call.callerDevice || device === call.answeredBy) this.#end(call, "media_failed", null);
-        else this.#closeLeg(call, device.id);
-      }
+      if (state !== "failed" || call.legs.get(device.id) !== leg) return;
+      call.logger.warn({ device: device.id }, "media leg failed");
+      const member = call.talkerOf(device);
+      if (member) this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed");
+      else this.#closeLeg(call, device.id);
+    });
+    leg.on("speaking", () => {
+      if (call.legs.get(device.id) !== leg || call.state !== "active") return;
+      this.#link(call); // the loudest speakers take the receive slots
+      this.#pushInfo(call);
     });
     this.#link(call);
     return answerSdp;
@@ -266,8 +312,13 @@ export class CallService {
     return [...this.#calls.values()].map((call) => ({
       id: call.id,
       state: call.state,
-      caller: call.caller.username,
-      callee: call.callee.username,
+      conference: call.conference,
+      participants: [...call.members.values()].map((m) => ({
+        username: m.party.username,
+        state: m.state,
+        held: call.held.has(m.userId),
+        muted: call.muted.has(m.userId),
+      })),
       createdAt: call.createdAt,
       answeredAt: call.answeredAt,
       legs: [...call.legs].map(([device, leg]) => ({
@@ -287,8 +338,8 @@ export class CallService {
     this.#audit.record({
       action: "admin.hangup",
       actor,
-      username: call.caller.username,
-      detail: { callId: call.id, callee: call.callee.username },
+      username: call.caller.party.username,
+      detail: { callId: call.id, participants: [...call.members.values()].map((m) => m.party.username) },
     });
     this.#end(call, "operator", null);
     return call;
@@ -299,10 +350,11 @@ export class CallService {
     for (const call of [...this.#calls.values()]) this.#end(call, "server_shutdown", null);
   }
 
-  /** Why a device may not answer or decline: only the callee's own devices learn the call was answered. */
+  /** Why a device may not answer or decline: only the invitee's own devices learn the call was answered. */
   #notRinging(call: Call, device: Device): ParleyError {
-    const calleeDevice = device.userId === call.callee.userId && device !== call.answeredBy;
-    return new ParleyError(call.state === "active" && calleeDevice ? "CALL_ALREADY_ANSWERED" : "NOT_IN_CALL");
+    const member = call.members.get(device.userId);
+    const answeredElsewhere = member?.state === "connected" && member.device !== device;
+    return new ParleyError(answeredElsewhere ? "CALL_ALREADY_ANSWERED" : "NOT_IN_CALL");
   }
 
   #find(callId: string): Call {
@@ -317,6 +369,32 @@ export class CallService {
     return { userId: row.id, username: row.username, displayName: row.display_name };
   }
 
+  /** The user called `username`, who must exist, be enabled, and not be `self`. */
+  #target(username: string, self: Party): Party {
+    const row = this.#accounts.users.byName(username);
+    if (!row || row.disabled) throw new ParleyError("USER_NOT_FOUND", `No such user: '${username}'.`);
+    if (row.id === self.userId) throw new ParleyError("CANNOT_CALL_SELF");
+    return { userId: row.id, username: row.username, displayName: row.display_name };
+  }
+
+  /** Why `party` cannot be rung now: no device connected, or do-not-disturb ("busy" status). */
+  #unreachable(party: Party): ParleyError | undefined {
+    if (this.#presence.devicesOf(party.userId).length === 0) return new ParleyError("USER_OFFLINE");
+    if (this.#accounts.users.byId(party.userId)?.status === "busy") return new ParleyError("USER_BUSY");
+    return undefined;
+  }
+
+  /** Rings every device of an invitee (call waiting if they are in another call) until the ring timeout. */
+  #ring(call: Call, member: Member, info: CallInfo): void {
+    const waiting = this.isBusy(member.userId);
+    this.#join(member.userId, call);
+    member.ringTimer = setTimeout(() => {
+      if (member.state === "ringing") this.#leave(call, member, "no_answer", null, "no_answer");
+    }, this.#ringTimeoutMs);
+    member.ringTimer.unref();
+    for (const d of member.ringing) d.push("call.incoming", { call: info, waiting });
+  }
+
   #join(userId: number, call: Call): void {
     let set = this.#byUser.get(userId);
     if (!set) {
@@ -326,20 +404,36 @@ export class CallService {
     set.add(call);
   }
 
-  #leave(userId: number, call: Call): void {
+  #unjoin(userId: number, call: Call): void {
     const set = this.#byUser.get(userId);
     set?.delete(call);
     if (set?.size === 0) this.#byUser.delete(userId);
   }
 
-  /** Audio flows only between the caller's leg and the answering device's leg of an active call. */
+  /**
+   * SFU routing: in an active call, each talking participant who has not put it on hold hears
+   * every other such participant, one per receive slot; with more speakers than slots the
+   * loudest are heard. Everyone else's slots are silent.
+   */
   #link(call: Call): void {
-    const callerLeg = call.legs.get(call.callerDevice.id);
-    const calleeLeg = call.answeredBy ? call.legs.get(call.answeredBy.id) : undefined;
-    for (const leg of call.legs.values()) leg.forwardTo([]);
-    if (call.state === "active" && call.held.size === 0 && callerLeg && calleeLeg) {
-      callerLeg.forwardTo([calleeLeg]);
-      calleeLeg.forwardTo([callerLeg]);
+    const talkers: MediaLeg[] = [];
+    if (call.state === "active") {
+      for (const member of call.talking()) {
+        const leg = member.device && !call.held.has(member.userId) ? call.legs.get(member.device.id) : undefined;
+        if (leg) talkers.push(leg);
+      }
+    }
+    for (const leg of call.legs.values()) {
+      if (!talkers.includes(leg)) {
+        leg.clearRoutes();
+        continue;
+      }
+      const sources = assignSlots(
+        leg.slotSources,
+        talkers.filter((other) => other !== leg),
+        (other) => other.loudness,
+      );
+      for (const [slot, source] of sources.entries()) leg.route(slot, source);
     }
   }
 
@@ -359,49 +453,104 @@ export class CallService {
   }
 
   /**
-   * Ends the call for every device, closes its media and records it. An answered call's outcome
-   * is "answered"; an unanswered one's is `unanswered` (by default derived from the reason).
+   * One participant leaves (hangs up, declines, does not answer, loses their connection): their
+   * devices are told the call ended for them, and the others go on if at least two remain (one
+   * of them talking); otherwise the call ends for everyone with the same reason.
    */
+  #leave(
+    call: Call,
+    member: Member,
+    reason: CallEndReason,
+    by: number | null,
+    outcome: CallOutcome,
+    endOutcome?: CallOutcome,
+  ): void {
+    if (!member.present || call.state === "ended") return;
+    const wasTalking = member.talking;
+    const devices = [...(member.device ? [member.device] : []), ...member.ringing];
+    clearTimeout(member.ringTimer);
+    member.state = "left";
+    member.leftAt = new Date();
+    member.outcome = outcome;
+    member.ringing.clear();
+    call.forget(member.userId);
+    for (const device of devices) this.#closeLeg(call, device.id);
+    this.#unjoin(member.userId, call);
+    if (!call.viable()) {
+      // Told with the call's own outcome, as everyone else (e.g. "declined" for a 1:1 call).
+      for (const device of devices) device.push("call.ended", this.#endedEvent(call, reason, by, endOutcome));
+      this.#end(call, reason, by, endOutcome);
+      if (wasTalking && call.answeredAt) this.#presence.refresh(member.userId);
+      return;
+    }
+    call.logger.info({ userId: member.userId, reason }, "participant left");
+    for (const device of devices) device.push("call.ended", { callId: call.id, reason, outcome, by });
+    this.#link(call);
+    if (wasTalking) this.#presence.refresh(member.userId);
+    this.#pushInfo(call);
+  }
+
+  #endedEvent(call: Call, reason: CallEndReason, by: number | null, unanswered?: CallOutcome): EventData<"call.ended"> {
+    return { callId: call.id, reason, outcome: this.#callOutcome(call, reason, unanswered), by };
+  }
+
+  /** An answered call's outcome is "answered"; an unanswered one's is `unanswered` or follows from the reason. */
+  #callOutcome(call: Call, reason: CallEndReason, unanswered?: CallOutcome): CallOutcome {
+    return call.answeredAt ? "answered" : (unanswered ?? UNANSWERED_OUTCOME[reason] ?? "failed");
+  }
+
+  /** Ends the call for every device, closes its media and records it. */
   #end(call: Call, reason: CallEndReason, by: number | null, unanswered?: CallOutcome): void {
-    const wasActive = call.state === "active";
+    const talkers = call.talking().map((m) => m.userId);
+    const devices = call.devices();
     if (!call.transitionTo("ended", { reason, by })) return;
-    clearTimeout(call.ringTimer);
-    const outcome: CallOutcome = wasActive ? "answered" : (unanswered ?? UNANSWERED_OUTCOME[reason] ?? "failed");
-    this.#pushAll(call, "call.ended", { callId: call.id, reason, outcome, by });
+    const outcome = this.#callOutcome(call, reason, unanswered);
+    for (const device of devices) device.push("call.ended", { callId: call.id, reason, outcome, by });
     for (const deviceId of [...call.legs.keys()]) this.#closeLeg(call, deviceId);
-    call.ringing.clear();
     this.#calls.delete(call.id);
-    this.#leave(call.caller.userId, call);
-    this.#leave(call.callee.userId, call);
-    this.#rememberEnded(call.id);
     const endedAt = new Date();
+    for (const member of call.members.values()) {
+      clearTimeout(member.ringTimer);
+      this.#unjoin(member.userId, call);
+      if (!member.present) continue;
+      // Someone still ringing when the call ends missed it, even if others answered.
+      member.outcome = member.talking ? outcome : outcome === "answered" ? "cancelled" : outcome;
+      member.state = "left";
+      member.leftAt = endedAt;
+      member.ringing.clear();
+    }
+    this.#rememberEnded(call.id);
+    this.#record(call, outcome, reason, endedAt);
+    call.logger.info(
+      { outcome, reason, durationMs: call.answeredAt ? endedAt.getTime() - call.answeredAt.getTime() : 0 },
+      "call ended",
+    );
+    if (call.answeredAt) for (const userId of talkers) this.#presence.refresh(userId);
+  }
+
+  #record(call: Call, outcome: CallOutcome, reason: CallEndReason | null, endedAt: Date): void {
     try {
       this.#history.record({
         id: call.id,
-        caller: { id: call.caller.userId, username: call.caller.username, displayName: call.caller.displayName },
-        callee: { id: call.callee.userId, username: call.callee.username, displayName: call.callee.displayName },
         createdAt: call.createdAt.toISOString(),
         answeredAt: call.answeredAt?.toISOString() ?? null,
         endedAt: endedAt.toISOString(),
         outcome,
         endReason: reason,
         heldMs: call.heldMs(endedAt.getTime()),
+        participants: [...call.members.values()].map((m) => ({
+          id: m.userId,
+          username: m.party.username,
+          displayName: m.party.displayName,
+          role: m.role,
+          outcome: m.outcome ?? outcome,
+          joinedAt: m.joinedAt?.toISOString() ?? null,
+          leftAt: (m.leftAt ?? endedAt).toISOString(),
+        })),
       });
     } catch (error) {
       // The call has ended for everyone whatever happens to its record (e.g. a full disk).
       call.logger.error({ err: error }, "could not record the call in the history");
-    }
-    call.logger.info(
-      {
-        outcome,
-        reason,
-        durationMs: call.answeredAt ? endedAt.getTime() - call.answeredAt.getTime() : 0,
-      },
-      "call ended",
-    );
-    if (wasActive) {
-      this.#presence.refresh(call.caller.userId);
-      this.#presence.refresh(call.callee.userId);
     }
   }
 
@@ -417,11 +566,14 @@ export class CallService {
   /** A device's signaling connection closed (or it logged out). */
   #deviceGone(device: Device): void {
     for (const call of [...(this.#byUser.get(device.userId) ?? [])]) {
-      if (device === call.callerDevice || device === call.answeredBy) {
-        this.#end(call, "connection_lost", null, "cancelled");
-      } else if (call.ringing.delete(device)) {
+      const member = call.members.get(device.userId);
+      if (!member?.present) continue;
+      if (member.talking && member.device === device) {
+        if (call.state === "ringing") this.#end(call, "connection_lost", null, "cancelled");
+        else this.#leave(call, member, "connection_lost", null, "answered");
+      } else if (member.ringing.delete(device)) {
         this.#closeLeg(call, device.id);
-        if (call.ringing.size === 0) this.#end(call, "connection_lost", null, "unreachable");
+        if (member.ringing.size === 0) this.#leave(call, member, "connection_lost", null, "unreachable", "unreachable");
       }
     }
   }

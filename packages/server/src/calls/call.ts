@@ -1,4 +1,4 @@
-import type { CallInfo, CallParticipant, CallState, ParticipantState } from "@parley/protocol";
+import type { CallInfo, CallOutcome, CallParticipant, CallState, ParticipantState } from "@parley/protocol";
 import type { Logger } from "pino";
 import type { MediaLeg } from "../media/index.js";
 import type { Device } from "../presence/presence-service.js";
@@ -15,42 +15,78 @@ const ALLOWED: Record<CallState, readonly CallState[]> = {
   ended: [],
 };
 
+/** One person in a call: who, how they take part, and (for the history) how it went for them. */
+export class Member {
+  readonly party: Party;
+  readonly role: CallParticipant["role"];
+  state: ParticipantState;
+  /** The device that talks in the call: the caller's, or the invitee's answering device. */
+  device: Device | undefined;
+  /** Devices still ringing for this invitee (empty once answered or gone). */
+  readonly ringing = new Set<Device>();
+  ringTimer: NodeJS.Timeout | undefined;
+  joinedAt: Date | undefined;
+  leftAt: Date | undefined;
+  /** How the call went for this participant, once they left (see CallService). */
+  outcome: CallOutcome | undefined;
+
+  constructor(party: Party, role: CallParticipant["role"], device?: Device) {
+    this.party = party;
+    this.role = role;
+    this.device = device;
+    this.state = role === "caller" ? "calling" : "ringing";
+  }
+
+  get userId(): number {
+    return this.party.userId;
+  }
+
+  /** Still part of the call: talking, calling or ringing. */
+  get present(): boolean {
+    return this.state !== "left";
+  }
+
+  /** Takes part with a device (the caller, or an invitee who answered) and has not left. */
+  get talking(): boolean {
+    return this.state === "calling" || this.state === "connected";
+  }
+}
+
 /**
- * One 1:1 call: who calls from which device, which of the callee's devices ring, which one
- * answered, and each device's media leg. State moves only through `transitionTo()`.
+ * One call between two or more people. The caller's device is in from the start; each invitee
+ * rings on all their devices until one answers (they are connected), they decline, their ring
+ * times out or the call ends. The call is "ringing" until the first answer, "active" from then
+ * on, and ends when fewer than two participants remain (or nobody talking is left). More than two
+ * invited make it a conference. State moves only through `transitionTo()`.
  *
- *   ringing --answer--> active --hangup / connection lost / media failed / operator / shutdown--> ended
- *                        (hold and resume are flags on an active call, not states)
- *      |                                                                 ^
- *      +--decline / cancel / no answer / connection lost ----------------+
+ *   ringing --first answer--> active --last but one leaves / operator / shutdown--> ended
+ *      |                                                                    ^
+ *      +--every invitee declines / does not answer, caller cancels ---------+
+ *
+ * Hold and mute are flags per participant, not states.
  */
 export class Call {
   readonly id: string;
   readonly createdAt = new Date();
   answeredAt: Date | undefined;
-  readonly caller: Party;
-  readonly callee: Party;
-  readonly callerDevice: Device;
-  /** Callee devices still ringing (empty once answered). */
-  readonly ringing = new Set<Device>();
-  answeredBy: Device | undefined;
+  /** Everyone invited, by user id, in invitation order (the caller first). */
+  readonly members = new Map<number, Member>();
   /** Media legs by device id. */
   readonly legs = new Map<number, MediaLeg>();
-  ringTimer: NodeJS.Timeout | undefined;
-  /** Users who hold the call (a held call carries no audio either way). */
+  /** Users who hold the call (no audio flows to or from a participant who holds it). */
   readonly held = new Set<number>();
   /** Users whose microphone is muted. */
   readonly muted = new Set<number>();
+  readonly maxParticipants: number;
   #heldSince: number | undefined;
   #heldMs = 0;
   #state: CallState = "ringing";
   readonly #logger: Logger;
 
-  constructor(id: string, caller: Party, callerDevice: Device, callee: Party, logger: Logger) {
+  constructor(id: string, caller: Party, callerDevice: Device, maxParticipants: number, logger: Logger) {
     this.id = id;
-    this.caller = caller;
-    this.callerDevice = callerDevice;
-    this.callee = callee;
+    this.maxParticipants = maxParticipants;
+    this.members.set(caller.userId, new Member(caller, "caller", callerDevice));
     this.#logger = logger.child({ callId: id });
   }
 
@@ -60,6 +96,52 @@ export class Call {
 
   get logger(): Logger {
     return this.#logger;
+  }
+
+  /** The member who started the call. */
+  get caller(): Member {
+    return this.members.values().next().value as Member;
+  }
+
+  /** More than two people were invited. */
+  get conference(): boolean {
+    return this.members.size > 2;
+  }
+
+  /** Participants still in the call (talking or ringing). */
+  present(): Member[] {
+    return [...this.members.values()].filter((m) => m.present);
+  }
+
+  /** Participants who take part with a device right now (not ringing, not gone). */
+  talking(): Member[] {
+    return [...this.members.values()].filter((m) => m.talking);
+  }
+
+  /** Whether the call can go on: someone talks, and someone else talks or rings. */
+  viable(): boolean {
+    const present = this.present();
+    return present.length >= 2 && present.some((m) => m.talking);
+  }
+
+  invite(party: Party): Member {
+    const member = new Member(party, "callee");
+    this.members.delete(party.userId); // someone who left and is invited again goes to the end
+    this.members.set(party.userId, member);
+    return member;
+  }
+
+  /** The member this device belongs to, if it talks or rings in the call. */
+  memberOf(device: Device): Member | undefined {
+    const member = this.members.get(device.userId);
+    if (!member?.present) return undefined;
+    return member.device === device || member.ringing.has(device) ? member : undefined;
+  }
+
+  /** The member, if this device talks in the call (not merely rings). */
+  talkerOf(device: Device): Member | undefined {
+    const member = this.memberOf(device);
+    return member?.talking && member.device === device ? member : undefined;
   }
 
   /** Moves to `next` if allowed; returns false (and logs) for a stale or backward move. */
@@ -79,13 +161,26 @@ export class Call {
     if (held) this.held.add(userId);
     else this.held.delete(userId);
     this.#logger.info({ userId, held }, "hold");
+    this.#updateHeldTime();
+    return true;
+  }
+
+  /** Hold time counts while any talking participant holds the call. */
+  #updateHeldTime(): void {
     const now = Date.now();
-    if (this.held.size > 0 && this.#heldSince === undefined) this.#heldSince = now;
-    if (this.held.size === 0 && this.#heldSince !== undefined) {
+    const anyHeld = [...this.held].some((userId) => this.members.get(userId)?.talking);
+    if (anyHeld && this.#heldSince === undefined) this.#heldSince = now;
+    if (!anyHeld && this.#heldSince !== undefined) {
       this.#heldMs += now - this.#heldSince;
       this.#heldSince = undefined;
     }
-    return true;
+  }
+
+  /** A participant left: their hold and mute no longer count. */
+  forget(userId: number): void {
+    this.held.delete(userId);
+    this.muted.delete(userId);
+    this.#updateHeldTime();
   }
 
   /** Total time on hold so far. */
@@ -93,35 +188,41 @@ export class Call {
     return this.#heldMs + (this.#heldSince === undefined ? 0 : now - this.#heldSince);
   }
 
-  /** Devices that take part: the caller's, and the answering one or every ringing one. */
+  /** Devices that are told about the call: every talking device and every ringing one. */
   devices(): Device[] {
-    return [this.callerDevice, ...(this.answeredBy ? [this.answeredBy] : [...this.ringing])];
+    const devices: Device[] = [];
+    for (const member of this.members.values()) {
+      if (!member.present) continue;
+      if (member.device) devices.push(member.device);
+      devices.push(...member.ringing);
+    }
+    return devices;
   }
 
-  isParticipantDevice(device: Device): boolean {
-    return device === this.callerDevice || device === this.answeredBy || this.ringing.has(device);
+  /** True while this participant's leg reports speech. */
+  speaking(member: Member): boolean {
+    const leg = member.device ? this.legs.get(member.device.id) : undefined;
+    return leg?.speaking ?? false;
   }
 
   info(): CallInfo {
-    const calleeState: ParticipantState =
-      this.#state === "ended" ? "left" : this.#state === "active" ? "connected" : "ringing";
-    const callerState: ParticipantState =
-      this.#state === "ended" ? "left" : this.#state === "active" ? "connected" : "calling";
-    const participant = (party: Party, role: CallParticipant["role"], state: ParticipantState): CallParticipant => ({
-      userId: party.userId,
-      username: party.username,
-      displayName: party.displayName,
-      role,
-      state,
-      held: this.held.has(party.userId),
-      muted: this.muted.has(party.userId),
-    });
     return {
       callId: this.id,
       state: this.#state,
       createdAt: this.createdAt.toISOString(),
       answeredAt: this.answeredAt?.toISOString() ?? null,
-      participants: [participant(this.caller, "caller", callerState), participant(this.callee, "callee", calleeState)],
+      participants: [...this.members.values()].map((member) => ({
+        userId: member.userId,
+        username: member.party.username,
+        displayName: member.party.displayName,
+        role: member.role,
+        state: this.#state === "ended" ? "left" : member.state,
+        held: this.held.has(member.userId),
+        muted: this.muted.has(member.userId),
+        speaking: member.talking && this.speaking(member),
+      })),
+      conference: this.conference,
+      maxParticipants: this.maxParticipants,
     };
   }
 }

@@ -148,6 +148,8 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
 
   "call.invite": (params, conn, { calls }) => ({ call: calls.invite(me(conn).device, params.to) }),
 
+  "call.add": (params, conn, { calls }) => ({ call: calls.add(me(conn).device, params.callId, params.to) }),
+
   "call.answer": (params, conn, { calls }) => ({ call: calls.answer(me(conn).device, params.callId) }),
 
   "call.decline": (params, conn, { calls }) => {

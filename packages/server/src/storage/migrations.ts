@@ -75,4 +75,24 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE calls ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4: everyone invited to a call (conferences), with how it went for each; earlier calls are copied in
+  `
+  CREATE TABLE call_participants (
+    call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    username TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('caller', 'callee')),
+    outcome TEXT NOT NULL,
+    joined_at TEXT,
+    left_at TEXT NOT NULL,
+    PRIMARY KEY (call_id, position)
+  );
+  CREATE INDEX call_participants_user ON call_participants(user_id);
+  INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
+    SELECT id, 0, caller_id, caller_name, caller_display_name, 'caller', outcome, answered_at, ended_at FROM calls;
+  INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
+    SELECT id, 1, callee_id, callee_name, callee_display_name, 'callee', outcome, answered_at, ended_at FROM calls;
+  `,
 ];
