@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { dominantFrequency, readWav, SAMPLE_RATE, tone, toneLevel, writeWav } from "@parley/audio";
-import { runBot, startTestServer, type TestServer, tempDir, waitFor } from "@parley/testkit";
+import { registered, runBot, startTestServer, type TestServer, tempDir, waitFor } from "@parley/testkit";
 
 let t: TestServer;
 let dir: string;
@@ -272,6 +272,18 @@ describe("parley call and parley answer bots", () => {
     // Unreachable: nobody is logged in as the callee.
     const registerOnly = runBot("call", [...common("lonely", 500), "--to", "ann"]);
     assert.equal(await registerOnly.exited, 5, registerOnly.output());
+    // Do-not-disturb: a callee whose status is "busy" refuses the call as busy (exit code 3).
+    const dnd = await registered(t.url, "dnd-callee");
+    await dnd.client.call("presence.set", { status: "busy" });
+    const refused = runBot("call", [...common("dnd-caller", 500), "--to", "dnd-callee"]);
+    assert.equal(await refused.exited, 3, refused.output());
+    assert.match(refused.output(), /USER_BUSY/);
+    const missed = await dnd.client.call<{ calls: { outcome: string; missed: boolean }[] }>("call.history");
+    assert.deepEqual(
+      missed.calls.map((c) => [c.outcome, c.missed]),
+      [["busy", true]],
+    );
+    dnd.client.close();
     // No call arrives for `parley answer` within --wait.
     const idle = runBot("answer", [...common("idle", 500), "--wait", "1"]);
     assert.equal(await idle.exited, 7, idle.output());

@@ -4,6 +4,7 @@ import { after, describe, it } from "node:test";
 import { waitFor } from "@parley/testkit";
 import { pino } from "pino";
 import {
+  DtlsSocket,
   MediaStreamTrack,
   RTCPeerConnection,
   RtpHeader,
@@ -63,11 +64,13 @@ class TestClient {
       /** Audio m-lines to offer: one sendrecv, the rest recvonly (conference receive slots). */
       slots?: number;
       audioLevel?: boolean;
+      /** Offer every m-line on one transport (default), as browsers do. */
+      bundle?: boolean;
     } = {},
   ) {
     this.#audioLevel = opts.audioLevel ?? false;
     this.pc = new RTCPeerConnection({
-      bundlePolicy: "max-bundle",
+      bundlePolicy: opts.bundle === false ? "disable" : "max-bundle",
       headerExtensions: { audio: opts.audioLevel ? [useAudioLevelIndication()] : [], video: [] },
       iceServers: [],
       iceUseIpv4: false,
@@ -496,6 +499,10 @@ describe("media relay", () => {
   it("refuses offers with too many or non-audio m-lines", async () => {
     const relay = newRelay();
     await assert.rejects(relay.createLeg("nine", await new TestClient({ slots: 9 }).offer()), { code: "BAD_PARAMS" });
+    await assert.rejects(relay.createLeg("unbundled", await new TestClient({ slots: 2, bundle: false }).offer()), {
+      code: "BAD_PARAMS",
+      message: /BUNDLE/,
+    });
     relay.close();
   });
 
@@ -515,6 +522,36 @@ describe("media relay", () => {
     assert.deepEqual(changes, [true, false]);
     client.stopSending();
     relay.close();
+  });
+});
+
+describe("werift fixes", () => {
+  it("a DTLS client ignores a repeated HelloVerifyRequest once it has answered it", () => {
+    // The relay module applies the fix on load (it was imported above).
+    const socket = Object.create(DtlsSocket.prototype) as {
+      bufferFragmentedHandshakes: unknown[];
+      sessionType: number;
+      dtls: { flight: number };
+      handleFragmentHandshake(messages: unknown[]): unknown[];
+    };
+    socket.bufferFragmentedHandshakes = [];
+    socket.sessionType = 1; // client
+    const helloVerifyRequest = { msg_type: 3, fragment_length: 20, length: 20, fragment_offset: 0 };
+    const serverHello = { msg_type: 2, fragment_length: 20, length: 20, fragment_offset: 0 };
+    socket.dtls = { flight: 1 };
+    assert.deepEqual(
+      socket.handleFragmentHandshake([helloVerifyRequest]),
+      [helloVerifyRequest],
+      "the first one counts",
+    );
+    socket.dtls = { flight: 3 };
+    assert.deepEqual(
+      socket.handleFragmentHandshake([helloVerifyRequest, serverHello]),
+      [serverHello],
+      "a repeat is dropped",
+    );
+    socket.sessionType = 2; // a server never gets one; left alone
+    assert.deepEqual(socket.handleFragmentHandshake([helloVerifyRequest]), [helloVerifyRequest]);
   });
 });
 

@@ -199,13 +199,21 @@ function botCommand(name: string, description: string): Command {
     .option("--register", "create the account first (log in if it exists)")
     .option("--play <wav>", "WAV file sent as the microphone, looped (silence if absent)")
     .option("--record <wav>", "write what is heard to this WAV file (48 kHz mono)")
-    .option("--duration <seconds>", "talk this long after the answer, then hang up", positiveNumber)
+    .option(
+      "--duration <seconds>",
+      "talk this long after the answer (from when audio connected), then hang up",
+      positiveNumber,
+    )
     .option("--bind <address>", "local address for signaling and media", "127.0.0.1")
     .option("--trace <file>", "append every signaling message received to this file (JSON lines)")
     .option("--hold-at <seconds>", "put the call on hold this long after the answer", nonNegative)
     .option("--resume-at <seconds>", "take the call off hold this long after the answer", nonNegative)
     .option("--add <name>", "invite this user into the call (a conference), at --add-at")
-    .option("--add-at <seconds>", "when to invite --add, this long after the answer (default 0)", nonNegative);
+    .option("--add-at <seconds>", "when to invite --add, this long after the answer (default 0)", nonNegative)
+    .addHelpText(
+      "after",
+      "\nScripted times (--duration, --hold-at, --resume-at, --add-at, --switch-at) count from when the call's audio connected: normally the answer.",
+    );
 }
 
 function botOptions(opts: Record<string, unknown>): BotOptions {

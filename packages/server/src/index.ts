@@ -9,6 +9,7 @@ export {
   resolveConfig,
   type ServerConfig,
 } from "./config.js";
+export { applyWeriftFixes } from "./media/werift-fixes.js";
 export { type ParleyServer, SERVER_VERSION, type StartOptions, startServer } from "./parley-server.js";
 export { openDatabase, schemaVersion } from "./storage/database.js";
 export { MIGRATIONS } from "./storage/migrations.js";

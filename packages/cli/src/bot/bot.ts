@@ -35,6 +35,9 @@ export interface BotOptions {
   log: (line: string) => void;
 }
 
+/** Longest wait for a call's media before its scripted actions start anyway. */
+const MEDIA_WAIT_MS = 10_000;
+
 /** One call's media on the bot: its werift connection and its recorder. */
 interface CallMedia {
   peer: BotPeer;
@@ -68,9 +71,20 @@ class BotMedia {
     return media.peer.pc;
   }
 
-  /** Resolves when the call's media connection is up. */
-  connected(callId: string): Promise<void> | undefined {
-    return this.#calls.get(callId)?.peer.connected;
+  /**
+   * Resolves when the call's media connection is up (at once if it already is, as when it was set
+   * up while ringing), or after `limitMs` at the latest, so scripts run even if media never comes.
+   */
+  async ready(callId: string, limitMs = MEDIA_WAIT_MS): Promise<boolean> {
+    const connected = this.#calls.get(callId)?.peer.connected;
+    if (!connected) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), limitMs);
+    });
+    const result = await Promise.race([connected.then(() => true), late]);
+    clearTimeout(timer);
+    return result;
   }
 
   /** A call is answered: record it, and make sure the microphone runs. */
@@ -155,22 +169,36 @@ function at(
   }, seconds * 1000).unref();
 }
 
-/** Talks on a call until --duration elapses or the call ends; returns the exit code. */
-async function converse(call: Call, n: number, media: BotMedia, options: BotOptions): Promise<number> {
+/**
+ * Talks on a call until --duration elapses or the call ends; returns the exit code. The scripted
+ * times (--duration, --hold-at, --resume-at, --add-at; --switch-at for a waiting call) count from
+ * when the call's audio connected: normally the answer, as media is set up while it rings, but on
+ * a loaded machine the DTLS handshake can take seconds, and a script timed from the answer would
+ * hold a call before anyone heard anything.
+ */
+async function converse(
+  call: Call,
+  n: number,
+  media: BotMedia,
+  options: BotOptions,
+  script: () => void = () => undefined,
+): Promise<number> {
   const started = () => {
     media.start(call.id);
     options.log(`answered: talking${options.duration ? ` for ${options.duration} s` : " until hang up"}`);
     const since = performance.now();
-    void media
-      .connected(call.id)
-      ?.then(() => options.log(`call ${n}: media connected ${Math.round(performance.now() - since)} ms after the answer`));
-    if (n === 1) {
-      at(call, options.duration, "hanging up", () => call.hangup(), options.log);
-      at(call, options.holdAt, "putting the call on hold", () => call.hold(), options.log);
-      at(call, options.resumeAt, "resuming the call", () => call.resume(), options.log);
-      const add = options.add;
-      if (add) at(call, add.at, `inviting ${add.username}`, () => call.add(add.username), options.log);
-    }
+    void media.ready(call.id).then((connected) => {
+      const waited = Math.round(performance.now() - since);
+      options.log(`call ${n}: ${connected ? "media connected" : "still no media"} ${waited} ms after the answer`);
+      if (n === 1) {
+        at(call, options.duration, "hanging up", () => call.hangup(), options.log);
+        at(call, options.holdAt, "putting the call on hold", () => call.hold(), options.log);
+        at(call, options.resumeAt, "resuming the call", () => call.resume(), options.log);
+        const add = options.add;
+        if (add) at(call, add.at, `inviting ${add.username}`, () => call.add(add.username), options.log);
+      }
+      script();
+    });
   };
   if (call.state === "active") started();
   else call.on("state", (state) => state === "active" && started());
@@ -273,6 +301,7 @@ export async function runAnswerBot(options: BotOptions): Promise<number> {
 async function answerWaiting(call: Call, first: Call, media: BotMedia, options: BotOptions): Promise<number> {
   options.log(`call waiting from ${call.peers[0]?.username ?? "?"}: answering, the first call goes on hold`);
   await call.answer();
-  at(call, options.switchAt, "switching back to the first call", () => first.resume(), options.log);
-  return converse(call, 2, media, options);
+  return converse(call, 2, media, options, () =>
+    at(call, options.switchAt, "switching back to the first call", () => first.resume(), options.log),
+  );
 }

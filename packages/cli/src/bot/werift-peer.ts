@@ -1,4 +1,5 @@
 import type { PeerConnectionLike } from "@parley/client";
+import { applyWeriftFixes } from "@parley/server";
 import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useAudioLevelIndication, useOPUS } from "werift";
 
 export interface RtpFrame {
@@ -33,6 +34,7 @@ const OPUS_PAYLOAD_TYPE = 111;
  * media comes from the same address as its signaling.
  */
 export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame, stream: number) => void): BotPeer {
+  applyWeriftFixes();
   // Same werift settings as the server's relay (see packages/server/src/media): no STUN server
   // (werift defaults to a public one), no interface discovery (it would list every address of
   // the machine), the one bind address named explicitly and the socket bound to it.

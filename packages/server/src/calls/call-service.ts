@@ -158,8 +158,8 @@ export class CallService {
     const member = call.invite(target, adder.userId);
     for (const d of this.#presence.devicesOf(target.userId)) member.ringing.add(d);
     call.logger.info({ by: adder.party.username, invitee: target.username }, "participant invited");
-    this.#pushInfo(call);
     this.#ring(call, member, call.info());
+    this.#pushInfo(call);
     return call.info();
   }
 

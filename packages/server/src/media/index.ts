@@ -1,3 +1,4 @@
 export { MEDIA_LEG_STATES, MediaLeg, type MediaLegCounters, type MediaLegState } from "./media-leg.js";
 export { type MediaConfig, MediaRelay, type MediaRelayOptions } from "./media-relay.js";
 export { assignSlots } from "./speaker-selection.js";
+export { applyWeriftFixes } from "./werift-fixes.js";

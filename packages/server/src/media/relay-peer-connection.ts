@@ -1,6 +1,7 @@
 import net from "node:net";
 import { RTCPeerConnection, type RTCRtpSender, useAudioLevelIndication, useOPUS } from "werift";
 import type { MediaConfig } from "./media-config.js";
+import "./werift-fixes.js";
 import { sdpCandidates } from "./sdp-lines.js";
 
 /** Answering is local work (no STUN/TURN); if it takes this long something is stuck. */
@@ -51,6 +52,11 @@ export function createPeerConnection(
     // The answer takes the offer's Opus payload type (werift answers with the remote's numbers).
     codecs: { audio: [useOPUS()], video: [] },
     headerExtensions: { audio: [useAudioLevelIndication()], video: [] },
+    // werift quirk: each transceiver added before the remote description gets its own (not yet
+    // gathering) transport; a BUNDLE offer then moves every m-line onto the first one and the
+    // others are dropped, so a leg binds one port. "max-bundle" here would share the transport from
+    // the start, but made werift fail some legs ("ICE or DTLS failed") when several connect at
+    // once, so the default policy stays and offers with several m-lines must be bundled.
   });
   // werift quirk: the transceiver setRemoteDescription creates for an offered m-line is recvonly,
   // so the answer would be recvonly. Sendrecv transceivers added first (same kind, mid still null)

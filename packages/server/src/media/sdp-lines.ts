@@ -29,6 +29,9 @@ export function offerProblem(sdp: string): string | null {
   if (media.length === 0 || media.length > MAX_AUDIO_SECTIONS || media.some((line) => !line.startsWith("m=audio "))) {
     return `the SDP offer must have 1 to ${MAX_AUDIO_SECTIONS} m-lines, all audio`;
   }
+  if (media.length > 1 && !all.some((line) => line.startsWith("a=group:BUNDLE "))) {
+    return "an SDP offer with several m-lines must bundle them (a=group:BUNDLE)";
+  }
   if (!all.some((line) => /^a=rtpmap:\d+ opus\/48000\/2\s*$/i.test(line))) {
     return "the SDP offer does not offer Opus (opus/48000/2)";
   }

@@ -16,7 +16,7 @@ const CONNECTION_LABELS: Record<ConnectionState, MessageKey> = {
 const STATUS_OPTIONS: { value: SelectableStatus; label: MessageKey }[] = [
   { value: "available", label: "statusAvailable" },
   { value: "away", label: "statusAway" },
-  { value: "busy", label: "statusBusy" },
+  { value: "busy", label: "statusDoNotDisturb" },
 ];
 
 export function AppHeader() {
