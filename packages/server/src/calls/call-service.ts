@@ -166,8 +166,7 @@ export class CallService {
   /** [RES 1] Answers on `device`; the invitee's other devices stop ringing. */
   answer(device: Device, callId: string): CallInfo {
     const call = this.#find(callId);
-    const member = call.members.get(device.userId);
-    if (!member || member.state !== "ringing" || !member.ringing.has(device)) throw this.#notRinging(call, device);
+    const member = this.#ringingOn(call, device);
     clearTimeout(member.ringTimer);
     const others = [...member.ringing].filter((d) => d !== device);
     member.ringing.clear();
@@ -250,8 +249,7 @@ export class CallService {
   /** [RES 0] Declines a ringing call on behalf of the invitee. */
   decline(device: Device, callId: string): void {
     const call = this.#find(callId);
-    const member = call.members.get(device.userId);
-    if (!member || member.state !== "ringing" || !member.ringing.has(device)) throw this.#notRinging(call, device);
+    const member = this.#ringingOn(call, device);
     this.#leave(call, member, "declined", device.userId, "declined");
   }
 
@@ -350,11 +348,15 @@ export class CallService {
     for (const call of [...this.#calls.values()]) this.#end(call, "server_shutdown", null);
   }
 
-  /** Why a device may not answer or decline: only the invitee's own devices learn the call was answered. */
-  #notRinging(call: Call, device: Device): ParleyError {
+  /**
+   * The invitee the call rings for on this device, or why it may not answer or decline: only the
+   * invitee's own devices learn the call was answered elsewhere.
+   */
+  #ringingOn(call: Call, device: Device): Member {
     const member = call.members.get(device.userId);
+    if (member?.state === "ringing" && member.ringing.has(device)) return member;
     const answeredElsewhere = member?.state === "connected" && member.device !== device;
-    return new ParleyError(answeredElsewhere ? "CALL_ALREADY_ANSWERED" : "NOT_IN_CALL");
+    throw new ParleyError(answeredElsewhere ? "CALL_ALREADY_ANSWERED" : "NOT_IN_CALL");
   }
 
   #find(callId: string): Call {
