@@ -183,7 +183,12 @@ function InCallView({ call }: { call: CallView }) {
   return (
     <div className="call-card call-card--active">
       <div className="call-card__peer">
-        <Avatar name={call.peerName} seed={call.peerUsername} size="lg" speaking={speaking} />
+        <Avatar
+          name={call.conference ? t("groupCall") : call.peerName}
+          seed={call.conference ? "conference" : call.peerUsername}
+          size="lg"
+          speaking={speaking}
+        />
         <div className="call-card__text">
           <p className="call-card__title">
             <span data-testid="call-peer">{call.peerName}</span>

@@ -91,7 +91,9 @@ function HistoryRow({ entry }: { entry: CallHistoryEntry }) {
       </span>
       <Avatar name={entry.peer.displayName} seed={entry.peer.username} size="sm" />
       <div className="history-item__main">
-        <span className="history-item__name">{entry.peer.displayName}</span>
+        <span className="history-item__name">
+          {entry.conference ? entry.participants.map((p) => p.displayName).join(", ") : entry.peer.displayName}
+        </span>
         <span className="contact__sub">
           {entry.peer.userId === null ? t("deletedUser") : `@${entry.peer.username}`}
         </span>
