@@ -24,7 +24,7 @@ import {
   toneWav,
   waitForReceivedAudio,
 } from "@parley/testkit";
-import type { Page } from "playwright-core";
+import type { Locator, Page } from "playwright-core";
 import {
   button,
   callButton,
@@ -43,6 +43,7 @@ import {
   type Person,
   registerThroughUi,
   statusSelect,
+  waitingDialog,
 } from "./helpers.js";
 
 const ALICE: Person = { username: "alice", displayName: "Alice Martin" };
@@ -95,9 +96,15 @@ function hears(page: Page, hz: number, what: string): Promise<ReceivedAudio> {
   return waitForReceivedAudio(page, isTone(hz), what, { seconds: 1, ...AUDIO_WAIT });
 }
 
-/** Received audio at `page` is silence (the same threshold as the mute test). */
-function hearsSilence(page: Page, what: string): Promise<ReceivedAudio> {
-  return waitForReceivedAudio(page, (audio) => audio.rms < 0.003, what, AUDIO_WAIT);
+const SILENT = (audio: ReceivedAudio) => audio.rms < 0.003;
+
+/**
+ * Received audio at `page` becomes silence (the same threshold as the mute test) and stays so for
+ * the next window too, so a window caught while the tone fades out does not count.
+ */
+async function hearsSilence(page: Page, what: string): Promise<ReceivedAudio> {
+  await waitForReceivedAudio(page, SILENT, what, AUDIO_WAIT);
+  return waitForReceivedAudio(page, SILENT, `${what} (still)`, { ...AUDIO_WAIT, overallTimeoutMs: 0 });
 }
 
 /** `caller` calls `callee` from Contacts and `callee` answers; resolves once both hear each other. */
@@ -105,8 +112,9 @@ async function connect(caller: BrowserUser, callerHz: number, callee: BrowserUse
   await callButton(caller.page, name).click();
   const dialog = incomingDialog(callee.page);
   await expectVisible(dialog);
-  await expectText(dialog, `is calling`);
+  await expectText(dialog, "is calling");
   // A plain incoming call, not call waiting.
+  assert.equal(await waitingDialog(callee.page).count(), 0);
   assert.equal(await dialog.getByText("Call waiting", { exact: true }).count(), 0);
   await dialog.getByRole("button", { name: "Answer", exact: true }).click();
   await expectGone(dialog);
@@ -122,9 +130,23 @@ function heldRow(page: Page, name: string) {
   return page.getByTestId("held-call").filter({ hasText: name });
 }
 
-/** The note a page shows when the peer holds the call. */
+/**
+ * The note a page shows when the peer holds the call: a polite live region (role="status"), so a
+ * screen reader says why the line went quiet.
+ */
 function heldByPeerNote(page: Page, name: string) {
-  return callPanel(page).getByText(`${name} put the call on hold`, { exact: true });
+  return callPanel(page)
+    .getByRole("status")
+    .filter({ hasText: `${name} put the call on hold` });
+}
+
+/** The accessible description of `locator` (its aria-describedby texts, joined by spaces). */
+function description(locator: Locator): Promise<string> {
+  return locator.evaluate((element) => {
+    const doc = element.ownerDocument;
+    const ids = (element.getAttribute("aria-describedby") ?? "").split(/\s+/).filter(Boolean);
+    return ids.map((id) => doc.getElementById(id)?.textContent?.trim() ?? "").join(" ");
+  });
 }
 
 describe("hold and call waiting in the browser", { timeout: 170_000 }, () => {
@@ -175,12 +197,18 @@ describe("hold and call waiting in the browser", { timeout: 170_000 }, () => {
     await callButton(carol.page, ALICE.displayName).click();
     await expectText(callPanel(carol.page), "Ringing…");
 
-    const dialog = incomingDialog(alice.page);
+    // The call-waiting prompt, distinct from a plain incoming call: a dialog named "Call waiting",
+    // naming the caller and, in its description too, the call that answering would hold.
+    const dialog = waitingDialog(alice.page);
     await expectVisible(dialog);
-    // The call-waiting prompt: marked as such, naming both the caller and the call it would hold.
+    assert.equal(await incomingDialog(alice.page).count(), 0);
     await expectVisible(dialog.getByText("Call waiting", { exact: true }));
     await expectText(dialog, `${CAROL.displayName} is calling`);
     await expectText(dialog, `Answering puts ${BRUNO.displayName} on hold.`);
+    assert.equal(
+      await description(dialog),
+      `${CAROL.displayName} is calling Answering puts ${BRUNO.displayName} on hold.`,
+    );
     // The call with Bruno stays in front and keeps talking while Carol waits.
     await expectText(alice.page.getByTestId("call-peer"), BRUNO.displayName);
     await hears(alice.page, BRUNO_HZ, `Alice still hearing ${BRUNO_HZ} Hz while Carol waits`);
@@ -205,6 +233,38 @@ describe("hold and call waiting in the browser", { timeout: 170_000 }, () => {
     console.log(
       `waiting answered: Alice hears ${describeAudio(aliceHearsCarol)}; Carol hears ${describeAudio(carolHearsAlice)}; Bruno hears ${describeAudio(brunoHears)}`,
     );
+  });
+
+  it("holding the call in front while another is held keeps it in front, and Hold again resumes it", async () => {
+    // Carol's call is in front, Bruno's held behind it (previous test). Alice holds Carol too.
+    const hold = button(alice.page, "Hold");
+    await expectAttribute(hold, "aria-pressed", "false");
+    await hold.click();
+    // The card she acted on stays in front, now on hold; Bruno stays in the held-call row.
+    await expectAttribute(hold, "aria-pressed", "true");
+    await expectText(alice.page.getByTestId("call-peer"), CAROL.displayName);
+    await expectVisible(heldRow(alice.page, BRUNO.displayName));
+    await expectGone(heldRow(alice.page, CAROL.displayName));
+    await expectVisible(heldByPeerNote(carol.page, ALICE.displayName));
+    await expectVisible(heldByPeerNote(bruno.page, ALICE.displayName));
+    await Promise.all([
+      hearsSilence(alice.page, "Alice hearing silence with both calls held"),
+      hearsSilence(carol.page, "Carol hearing silence while held"),
+      hearsSilence(bruno.page, "Bruno hearing silence while held"),
+    ]);
+
+    // Pressing Hold again resumes the call in front (Carol's), not the other held one.
+    await hold.click();
+    await expectAttribute(hold, "aria-pressed", "false");
+    await expectText(alice.page.getByTestId("call-peer"), CAROL.displayName);
+    await expectVisible(heldRow(alice.page, BRUNO.displayName));
+    await expectGone(heldByPeerNote(carol.page, ALICE.displayName));
+    await expectVisible(heldByPeerNote(bruno.page, ALICE.displayName));
+    await Promise.all([
+      hears(alice.page, CAROL_HZ, `Alice hearing Carol's ${CAROL_HZ} Hz again`),
+      hears(carol.page, ALICE_HZ, `Carol hearing Alice's ${ALICE_HZ} Hz again`),
+      hearsSilence(bruno.page, "Bruno still hearing silence"),
+    ]);
   });
 
   it("resuming the held call from its row switches back: Bruno talks again, Carol is held", async () => {
@@ -247,9 +307,8 @@ describe("hold and call waiting in the browser", { timeout: 170_000 }, () => {
   it("declining a waiting call leaves the current call talking", async () => {
     await expectContactStatus(carol.page, ALICE.displayName, "in-call", "In a call");
     await callButton(carol.page, ALICE.displayName).click();
-    const dialog = incomingDialog(alice.page);
+    const dialog = waitingDialog(alice.page);
     await expectVisible(dialog);
-    await expectVisible(dialog.getByText("Call waiting", { exact: true }));
     await dialog.getByRole("button", { name: "Decline", exact: true }).click();
     await expectEndNotice(carol.page, `${ALICE.displayName} declined`);
     await expectGone(dialog);

@@ -111,6 +111,7 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
   const store = useStore();
   const ref = useRef<HTMLDivElement>(null);
   const textId = useId();
+  const hintId = useId();
 
   useEffect(() => {
     // Take focus so the keyboard is one Tab from "Answer", unless the user is typing somewhere.
@@ -127,8 +128,9 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
       ref={ref}
       className={`call-card call-card--incoming${waitingBehind ? " call-card--waiting" : ""}`}
       role="dialog"
-      aria-label={t("incomingCall")}
-      aria-describedby={textId}
+      // A waiting call is named as such, and its description says which call answering holds.
+      aria-label={waitingBehind ? t("callWaiting") : t("incomingCall")}
+      aria-describedby={waitingBehind ? `${textId} ${hintId}` : textId}
       tabIndex={-1}
     >
       <div className="call-card__peer">
@@ -140,7 +142,12 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
           </p>
           <p className="call-card__sub">
             @{call.peerUsername}
-            {waitingBehind ? ` · ${t("waitingHint", { name: waitingBehind })}` : ""}
+            {waitingBehind ? (
+              <>
+                {" · "}
+                <span id={hintId}>{t("waitingHint", { name: waitingBehind })}</span>
+              </>
+            ) : null}
           </p>
         </div>
       </div>
@@ -187,8 +194,11 @@ function InCallView({ call }: { call: CallView }) {
             <CallTimer since={call.activeSince ?? Date.now()} />
             <QualityIndicator quality={state.quality} />
           </p>
-          {call.heldByPeer ? <p className="call-card__note">{t("heldByPeer", { name: call.peerName })}</p> : null}
-          {call.peerMuted ? <p className="call-card__note">{t("peerMuted", { name: call.peerName })}</p> : null}
+          {/* Always present, so screen readers announce the notes as they come and go. */}
+          <div role="status" className="call-card__notes">
+            {call.heldByPeer ? <p className="call-card__note">{t("heldByPeer", { name: call.peerName })}</p> : null}
+            {call.peerMuted ? <p className="call-card__note">{t("peerMuted", { name: call.peerName })}</p> : null}
+          </div>
           {call.mediaError ? (
             <p className="call-card__warning" role="alert">
               {t("mediaFailed")}

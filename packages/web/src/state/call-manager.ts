@@ -73,11 +73,18 @@ interface Entry {
 
 const END_NOTICE_MS = 4000;
 
-function pickMain(views: CallView[]): CallView | undefined {
+/**
+ * `previous` is the key of the call in front so far. When every answered call is on hold, it stays
+ * in front: holding the call in front must not swap in another held call, or the Hold toggle
+ * pressed again would resume that other call instead of the one the user just held.
+ */
+function pickMain(views: CallView[], previous: number | undefined): CallView | undefined {
+  const kept = views.find((v) => v.key === previous && v.phase === "active");
   return (
     views.find((v) => v.phase === "active" && !v.held) ??
     views.find((v) => v.direction === "outgoing" && v.phase !== "active") ??
     views.find((v) => v.phase === "ringing" && !v.waiting) ??
+    kept ??
     views.find((v) => v.phase === "active") ??
     views[0]
   );
@@ -384,7 +391,7 @@ export class CallManager {
       if (waiting !== entry.view.waiting) entry.view = { ...entry.view, waiting };
     }
     const calls = this.#entries.map((e) => e.view);
-    const call = pickMain(calls);
+    const call = pickMain(calls, this.state.call?.key);
     const ringingIn = calls.some((v) => v.direction === "incoming" && v.phase === "ringing");
     this.state = {
       ...this.state,
