@@ -140,13 +140,12 @@ function heldByPeerNote(page: Page, name: string) {
     .filter({ hasText: `${name} put the call on hold` });
 }
 
-/** The accessible description of `locator` (its aria-describedby texts, joined by spaces). */
-function description(locator: Locator): Promise<string> {
-  return locator.evaluate((element) => {
-    const doc = element.ownerDocument;
-    const ids = (element.getAttribute("aria-describedby") ?? "").split(/\s+/).filter(Boolean);
-    return ids.map((id) => doc.getElementById(id)?.textContent?.trim() ?? "").join(" ");
-  });
+/** The accessible description of `locator`: the texts of its aria-describedby elements, joined by spaces. */
+async function description(locator: Locator): Promise<string> {
+  const ids = ((await locator.getAttribute("aria-describedby")) ?? "").split(/\s+/).filter(Boolean);
+  const page = locator.page();
+  const texts = await Promise.all(ids.map((id) => page.locator(`[id="${id}"]`).textContent()));
+  return texts.map((text) => text?.trim() ?? "").join(" ");
 }
 
 describe("hold and call waiting in the browser", { timeout: 170_000 }, () => {

@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef } from "react";
+import { type ReactNode, useEffect, useId, useRef } from "react";
 import { useI18n } from "../i18n.js";
 import type { CallQuality } from "../media/call-stats.js";
 import { END_MESSAGES } from "../state/call-end.js";
@@ -68,12 +68,57 @@ export function CallArea() {
           {notice ? t(END_MESSAGES[notice.kind], { name: notice.name }) : ""}
         </p>
         {notice ? (
-          <button type="button" className="btn btn--small btn--ghost-light" onClick={() => store.dismissEndNotice()}>
+          <CallAction look="small" onClick={() => store.dismissEndNotice()}>
             {t("dismiss")}
-          </button>
+          </CallAction>
         ) : null}
       </div>
     </>
+  );
+}
+
+const CALL_ACTION_CLASSES = {
+  answer: "btn btn--answer",
+  hangup: "btn btn--hangup",
+  toggle: "btn btn--toggle",
+  small: "btn btn--small btn--ghost-light",
+  "small-hangup": "btn btn--small btn--hangup-small",
+} as const;
+
+/**
+ * A button of the call area: its look, an optional leading icon, and its text. `label` sets the
+ * accessible name when the text alone is not enough (held-call rows; icon-only buttons); `pressed`
+ * makes it a toggle (`aria-pressed`).
+ */
+function CallAction({
+  look,
+  icon,
+  label,
+  pressed,
+  disabled,
+  onClick,
+  children,
+}: {
+  look: keyof typeof CALL_ACTION_CLASSES;
+  icon?: "phone" | "phone-off";
+  label?: string;
+  pressed?: boolean;
+  disabled?: boolean;
+  onClick: () => void;
+  children?: ReactNode;
+}) {
+  return (
+    <button
+      type="button"
+      className={CALL_ACTION_CLASSES[look]}
+      aria-label={label}
+      aria-pressed={pressed}
+      disabled={disabled}
+      onClick={onClick}
+    >
+      {icon ? <Icon name={icon} /> : null}
+      {children}
+    </button>
   );
 }
 
@@ -92,15 +137,9 @@ function OutgoingCallView({ call }: { call: CallView }) {
         </div>
       </div>
       <div className="call-card__actions">
-        <button
-          type="button"
-          className="btn btn--hangup"
-          disabled={call.busy}
-          onClick={() => void store.hangup(call.key)}
-        >
-          <Icon name="phone-off" />
+        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.hangup(call.key)}>
           {t("cancel")}
-        </button>
+        </CallAction>
       </div>
     </div>
   );
@@ -152,24 +191,12 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
         </div>
       </div>
       <div className="call-card__actions">
-        <button
-          type="button"
-          className="btn btn--answer"
-          disabled={call.busy}
-          onClick={() => void store.answer(call.key)}
-        >
-          <Icon name="phone" />
+        <CallAction look="answer" icon="phone" disabled={call.busy} onClick={() => void store.answer(call.key)}>
           {t("answer")}
-        </button>
-        <button
-          type="button"
-          className="btn btn--hangup"
-          disabled={call.busy}
-          onClick={() => void store.decline(call.key)}
-        >
-          <Icon name="phone-off" />
+        </CallAction>
+        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.decline(call.key)}>
           {t("decline")}
-        </button>
+        </CallAction>
       </div>
     </div>
   );
@@ -208,23 +235,16 @@ function InCallView({ call }: { call: CallView }) {
         </div>
       </div>
       <div className="call-card__actions">
-        <button
-          type="button"
-          className="btn btn--toggle"
-          aria-pressed={call.held}
+        <CallAction
+          look="toggle"
+          pressed={call.held}
           onClick={() => void store.setHeld(!call.held, call.key).catch(() => {})}
         >
           {t("hold")}
-        </button>
-        <button
-          type="button"
-          className="btn btn--hangup"
-          disabled={call.busy}
-          onClick={() => void store.hangup(call.key)}
-        >
-          <Icon name="phone-off" />
+        </CallAction>
+        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.hangup(call.key)}>
           {t("hangUp")}
-        </button>
+        </CallAction>
       </div>
       <AudioSettings />
     </div>
@@ -242,23 +262,20 @@ function HeldCallRow({ call }: { call: CallView }) {
       <span className="held-tag">{t("onHold")}</span>
       {call.activeSince !== undefined ? <CallTimer since={call.activeSince} plain /> : null}
       <span className="held-call__actions">
-        <button
-          type="button"
-          className="btn btn--small btn--ghost-light"
-          aria-label={t("resumeName", { name: call.peerName })}
+        <CallAction
+          look="small"
+          label={t("resumeName", { name: call.peerName })}
           onClick={() => void store.setHeld(false, call.key).catch(() => {})}
         >
           {t("resumeShort")}
-        </button>
-        <button
-          type="button"
-          className="btn btn--small btn--hangup-small"
-          aria-label={t("hangUpName", { name: call.peerName })}
+        </CallAction>
+        <CallAction
+          look="small-hangup"
+          icon="phone-off"
+          label={t("hangUpName", { name: call.peerName })}
           disabled={call.busy}
           onClick={() => void store.hangup(call.key)}
-        >
-          <Icon name="phone-off" />
-        </button>
+        />
       </span>
     </div>
   );
