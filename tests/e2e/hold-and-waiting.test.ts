@@ -33,6 +33,7 @@ import {
   expectAttribute,
   expectContactStatus,
   expectEndNotice,
+  expectEventually,
   expectGone,
   expectText,
   expectTimerRunning,
@@ -189,6 +190,47 @@ describe("hold and call waiting in the browser", { timeout: 170_000 }, () => {
       hears(bruno.page, ALICE_HZ, `Bruno hearing ${ALICE_HZ} Hz again`),
     ]);
     console.log(`resumed: Alice hears ${describeAudio(backAtAlice)}; Bruno hears ${describeAudio(backAtBruno)}`);
+  });
+
+  it("with the call on hold a new call can be placed; the held call cannot be resumed while it rings out", async () => {
+    // Alice and Bruno are talking (previous test). Alice holds Bruno and calls Carol.
+    const hold = button(alice.page, "Hold");
+    await hold.click();
+    await expectAttribute(hold, "aria-pressed", "true");
+    await expectVisible(heldByPeerNote(bruno.page, ALICE.displayName));
+    await callButton(alice.page, CAROL.displayName).click();
+    await expectText(callPanel(alice.page), `Calling ${CAROL.displayName}…`);
+    const bruno_ = heldRow(alice.page, BRUNO.displayName);
+    await expectVisible(bruno_);
+    // Resuming now would have Alice talk to Bruno while Carol's phone rings, and when Carol
+    // answered, both calls would be live (the row would still say "On hold"). So it waits.
+    const resume = bruno_.getByRole("button", { name: `Resume call with ${BRUNO.displayName}`, exact: true });
+    await expectEventually(() => resume.isDisabled(), Boolean, "Resume to be disabled while ringing out");
+    await expectText(callPanel(alice.page), "Ringing…");
+
+    const dialog = incomingDialog(carol.page);
+    await expectVisible(dialog);
+    await dialog.getByRole("button", { name: "Answer", exact: true }).click();
+    await expectText(alice.page.getByTestId("call-peer"), CAROL.displayName);
+    await expectEventually(() => resume.isEnabled(), Boolean, "Resume to be enabled once Carol answered");
+    await Promise.all([
+      hears(alice.page, CAROL_HZ, `Alice hearing Carol's ${CAROL_HZ} Hz`),
+      hears(carol.page, ALICE_HZ, `Carol hearing Alice's ${ALICE_HZ} Hz`),
+      hearsSilence(bruno.page, "Bruno hearing silence while held"),
+    ]);
+
+    // Alice hangs up on Carol: Bruno's held call comes to the front, still held, until she resumes it.
+    await button(alice.page, "Hang up").click();
+    await expectEndNotice(carol.page, "Call ended");
+    await expectText(alice.page.getByTestId("call-peer"), BRUNO.displayName);
+    await expectAttribute(hold, "aria-pressed", "true");
+    await hold.click();
+    await expectAttribute(hold, "aria-pressed", "false");
+    await expectGone(heldByPeerNote(bruno.page, ALICE.displayName));
+    await Promise.all([
+      hears(alice.page, BRUNO_HZ, `Alice hearing ${BRUNO_HZ} Hz again`),
+      hears(bruno.page, ALICE_HZ, `Bruno hearing ${ALICE_HZ} Hz again`),
+    ]);
   });
 
   it("a call to a user in a call shows as call waiting; answering it holds the first call", async () => {

@@ -255,6 +255,7 @@ function InCallView({ call }: { call: CallView }) {
 function HeldCallRow({ call }: { call: CallView }) {
   const { t } = useI18n();
   const store = useStore();
+  const { canResume } = useSoftphone();
   return (
     <div className="held-call" data-testid="held-call">
       <Avatar name={call.peerName} seed={call.peerUsername} size="sm" />
@@ -265,6 +266,7 @@ function HeldCallRow({ call }: { call: CallView }) {
         <CallAction
           look="small"
           label={t("resumeName", { name: call.peerName })}
+          disabled={!canResume}
           onClick={() => void store.setHeld(false, call.key).catch(() => {})}
         >
           {t("resumeShort")}

@@ -62,6 +62,12 @@ export interface CallsState {
   micMuted: boolean;
   /** Whether a new call may be placed: no call, or every call is on hold. */
   canCall: boolean;
+  /**
+   * Whether a held call may be resumed: not while a call rings out. The server holds my other calls
+   * when I resume one, but not when the call I placed is answered, so resuming during the ring
+   * would leave two live calls once it is answered.
+   */
+  canResume: boolean;
 }
 
 interface Entry {
@@ -121,6 +127,7 @@ export class CallManager {
     announcement: undefined,
     micMuted: false,
     canCall: true,
+    canResume: true,
   };
 
   constructor(microphone: Microphone, onChange: () => void) {
@@ -342,7 +349,7 @@ export class CallManager {
 
   async setHeld(held: boolean, key?: number): Promise<void> {
     const call = this.#entry(key)?.call;
-    if (call?.state !== "active") return;
+    if (call?.state !== "active" || (!held && !this.state.canResume)) return;
     await (held ? call.hold() : call.resume());
   }
 
@@ -399,6 +406,7 @@ export class CallManager {
       call,
       micMuted: this.#microphone.muted,
       canCall: calls.every((v) => v.phase === "active" && v.held),
+      canResume: !calls.some((v) => v.direction === "outgoing" && v.phase !== "active"),
       announcement: ringingIn ? this.state.announcement : undefined,
     };
     // Tones: ringback while ringing out; ringtone for a call in; a discreet beep for call waiting.
