@@ -149,7 +149,7 @@ async function description(locator: Locator): Promise<string> {
   return texts.map((text) => text?.trim() ?? "").join(" ");
 }
 
-describe("hold and call waiting in the browser", { timeout: 170_000 }, () => {
+describe("hold and call waiting in the browser", { timeout: 300_000 }, () => {
   it("three users sign in and see each other online", async () => {
     await Promise.all([
       registerThroughUi(alice.page, t.server.httpUrl, ALICE),
@@ -169,7 +169,7 @@ describe("hold and call waiting in the browser", { timeout: 170_000 }, () => {
     await hold.click();
     await expectAttribute(hold, "aria-pressed", "true");
     // Alice's card is marked on hold; Bruno is told Alice holds the call.
-    await expectText(callPanel(alice.page), "On hold");
+    await expectVisible(callPanel(alice.page).getByText("On hold", { exact: true }));
     await expectVisible(heldByPeerNote(bruno.page, ALICE.displayName));
     // Bruno's own Hold toggle is not pressed: he did not hold the call.
     await expectAttribute(button(bruno.page, "Hold"), "aria-pressed", "false");
