@@ -172,7 +172,12 @@ export function statusSelect(page: Page): Locator {
 }
 
 export function incomingDialog(page: Page): Locator {
-  return page.getByRole("dialog", { name: "Incoming call" });
+  return page.getByRole("dialog", { name: "Incoming call", exact: true });
+}
+
+/** The prompt for a call that rings while I am in another call. */
+export function waitingDialog(page: Page): Locator {
+  return page.getByRole("dialog", { name: "Call waiting", exact: true });
 }
 
 /** The call panel (outgoing, incoming or in progress). */

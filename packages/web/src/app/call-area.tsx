@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef } from "react";
+import { type ReactNode, useEffect, useId, useRef } from "react";
 import { useI18n } from "../i18n.js";
 import type { CallQuality } from "../media/call-stats.js";
 import { END_MESSAGES } from "../state/call-end.js";
@@ -73,12 +73,57 @@ export function CallArea() {
           {notice ? t(END_MESSAGES[notice.kind], { name: notice.name }) : ""}
         </p>
         {notice ? (
-          <button type="button" className="btn btn--small btn--ghost-light" onClick={() => store.dismissEndNotice()}>
+          <CallAction look="small" onClick={() => store.dismissEndNotice()}>
             {t("dismiss")}
-          </button>
+          </CallAction>
         ) : null}
       </div>
     </>
+  );
+}
+
+const CALL_ACTION_CLASSES = {
+  answer: "btn btn--answer",
+  hangup: "btn btn--hangup",
+  toggle: "btn btn--toggle",
+  small: "btn btn--small btn--ghost-light",
+  "small-hangup": "btn btn--small btn--hangup-small",
+} as const;
+
+/**
+ * A button of the call area: its look, an optional leading icon, and its text. `label` sets the
+ * accessible name when the text alone is not enough (held-call rows; icon-only buttons); `pressed`
+ * makes it a toggle (`aria-pressed`).
+ */
+function CallAction({
+  look,
+  icon,
+  label,
+  pressed,
+  disabled,
+  onClick,
+  children,
+}: {
+  look: keyof typeof CALL_ACTION_CLASSES;
+  icon?: "phone" | "phone-off";
+  label?: string;
+  pressed?: boolean;
+  disabled?: boolean;
+  onClick: () => void;
+  children?: ReactNode;
+}) {
+  return (
+    <button
+      type="button"
+      className={CALL_ACTION_CLASSES[look]}
+      aria-label={label}
+      aria-pressed={pressed}
+      disabled={disabled}
+      onClick={onClick}
+    >
+      {icon ? <Icon name={icon} /> : null}
+      {children}
+    </button>
   );
 }
 
@@ -98,15 +143,9 @@ function OutgoingCallView({ call }: { call: CallView }) {
       </div>
       {call.conference && call.participants.length > 0 ? <ParticipantList call={call} /> : null}
       <div className="call-card__actions">
-        <button
-          type="button"
-          className="btn btn--hangup"
-          disabled={call.busy}
-          onClick={() => void store.hangup(call.key)}
-        >
-          <Icon name="phone-off" />
+        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.hangup(call.key)}>
           {t("cancel")}
-        </button>
+        </CallAction>
       </div>
     </div>
   );
@@ -117,6 +156,7 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
   const store = useStore();
   const ref = useRef<HTMLDivElement>(null);
   const textId = useId();
+  const hintId = useId();
 
   useEffect(() => {
     // Take focus so the keyboard is one Tab from "Answer", unless the user is typing somewhere.
@@ -133,8 +173,9 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
       ref={ref}
       className={`call-card call-card--incoming${waitingBehind ? " call-card--waiting" : ""}`}
       role="dialog"
-      aria-label={t("incomingCall")}
-      aria-describedby={textId}
+      // A waiting call is named as such, and its description says which call answering holds.
+      aria-label={waitingBehind ? t("callWaiting") : t("incomingCall")}
+      aria-describedby={waitingBehind ? `${textId} ${hintId}` : textId}
       tabIndex={-1}
     >
       <div className="call-card__peer">
@@ -147,29 +188,22 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
           <p className="call-card__sub">
             @{call.peerUsername}
             {call.conference ? ` · ${t("groupCallWith", { names: groupNames(call) })}` : ""}
-            {waitingBehind ? ` · ${t("waitingHint", { name: waitingBehind })}` : ""}
+            {waitingBehind ? (
+              <>
+                {" · "}
+                <span id={hintId}>{t("waitingHint", { name: waitingBehind })}</span>
+              </>
+            ) : null}
           </p>
         </div>
       </div>
       <div className="call-card__actions">
-        <button
-          type="button"
-          className="btn btn--answer"
-          disabled={call.busy}
-          onClick={() => void store.answer(call.key)}
-        >
-          <Icon name="phone" />
+        <CallAction look="answer" icon="phone" disabled={call.busy} onClick={() => void store.answer(call.key)}>
           {t("answer")}
-        </button>
-        <button
-          type="button"
-          className="btn btn--hangup"
-          disabled={call.busy}
-          onClick={() => void store.decline(call.key)}
-        >
-          <Icon name="phone-off" />
+        </CallAction>
+        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.decline(call.key)}>
           {t("decline")}
-        </button>
+        </CallAction>
       </div>
     </div>
   );
@@ -199,8 +233,11 @@ function InCallView({ call }: { call: CallView }) {
             <CallTimer since={call.activeSince ?? Date.now()} />
             <QualityIndicator quality={state.quality} />
           </p>
-          {call.heldByPeer ? <p className="call-card__note">{t("heldByPeer", { name: call.peerName })}</p> : null}
-          {call.peerMuted ? <p className="call-card__note">{t("peerMuted", { name: call.peerName })}</p> : null}
+          {/* Always present, so screen readers announce the notes as they come and go. */}
+          <div role="status" className="call-card__notes">
+            {call.heldByPeer ? <p className="call-card__note">{t("heldByPeer", { name: call.peerName })}</p> : null}
+            {call.peerMuted ? <p className="call-card__note">{t("peerMuted", { name: call.peerName })}</p> : null}
+          </div>
           {call.mediaError ? (
             <p className="call-card__warning" role="alert">
               {t("mediaFailed")}
@@ -211,24 +248,17 @@ function InCallView({ call }: { call: CallView }) {
       </div>
       {call.conference ? <ParticipantList call={call} /> : null}
       <div className="call-card__actions">
-        <button
-          type="button"
-          className="btn btn--toggle"
-          aria-pressed={call.held}
+        <CallAction
+          look="toggle"
+          pressed={call.held}
           onClick={() => void store.setHeld(!call.held, call.key).catch(() => {})}
         >
           {t("hold")}
-        </button>
+        </CallAction>
         {!call.held ? <AddParticipant call={call} /> : null}
-        <button
-          type="button"
-          className="btn btn--hangup"
-          disabled={call.busy}
-          onClick={() => void store.hangup(call.key)}
-        >
-          <Icon name="phone-off" />
+        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.hangup(call.key)}>
           {t("hangUp")}
-        </button>
+        </CallAction>
       </div>
       <AudioSettings />
     </div>
@@ -247,6 +277,7 @@ function groupNames(call: CallView): string {
 function HeldCallRow({ call }: { call: CallView }) {
   const { t } = useI18n();
   const store = useStore();
+  const { canResume } = useSoftphone();
   return (
     <div className="held-call" data-testid="held-call">
       <Avatar name={call.peerName} seed={call.peerUsername} size="sm" />
@@ -254,23 +285,21 @@ function HeldCallRow({ call }: { call: CallView }) {
       <span className="held-tag">{t("onHold")}</span>
       {call.activeSince !== undefined ? <CallTimer since={call.activeSince} plain /> : null}
       <span className="held-call__actions">
-        <button
-          type="button"
-          className="btn btn--small btn--ghost-light"
-          aria-label={t("resumeName", { name: call.peerName })}
+        <CallAction
+          look="small"
+          label={t("resumeName", { name: call.peerName })}
+          disabled={!canResume}
           onClick={() => void store.setHeld(false, call.key).catch(() => {})}
         >
           {t("resumeShort")}
-        </button>
-        <button
-          type="button"
-          className="btn btn--small btn--hangup-small"
-          aria-label={t("hangUpName", { name: call.peerName })}
+        </CallAction>
+        <CallAction
+          look="small-hangup"
+          icon="phone-off"
+          label={t("hangUpName", { name: call.peerName })}
           disabled={call.busy}
           onClick={() => void store.hangup(call.key)}
-        >
-          <Icon name="phone-off" />
-        </button>
+        />
       </span>
     </div>
   );

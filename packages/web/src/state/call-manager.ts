@@ -69,6 +69,12 @@ export interface CallsState {
   micMuted: boolean;
   /** Whether a new call may be placed: no call, or every call is on hold. */
   canCall: boolean;
+  /**
+   * Whether a held call may be resumed: not while a call rings out. The server holds my other calls
+   * when I resume one, but not when the call I placed is answered, so resuming during the ring
+   * would leave two live calls once it is answered.
+   */
+  canResume: boolean;
 }
 
 interface Entry {
@@ -80,11 +86,18 @@ interface Entry {
 
 const END_NOTICE_MS = 4000;
 
-function pickMain(views: CallView[]): CallView | undefined {
+/**
+ * `previous` is the key of the call in front so far. When every answered call is on hold, it stays
+ * in front: holding the call in front must not swap in another held call, or the Hold toggle
+ * pressed again would resume that other call instead of the one the user just held.
+ */
+function pickMain(views: CallView[], previous: number | undefined): CallView | undefined {
+  const kept = views.find((v) => v.key === previous && v.phase === "active");
   return (
     views.find((v) => v.phase === "active" && !v.held) ??
     views.find((v) => v.direction === "outgoing" && v.phase !== "active") ??
     views.find((v) => v.phase === "ringing" && !v.waiting) ??
+    kept ??
     views.find((v) => v.phase === "active") ??
     views[0]
   );
@@ -121,6 +134,7 @@ export class CallManager {
     announcement: undefined,
     micMuted: false,
     canCall: true,
+    canResume: true,
   };
 
   constructor(microphone: Microphone, onChange: () => void) {
@@ -374,7 +388,7 @@ export class CallManager {
 
   async setHeld(held: boolean, key?: number): Promise<void> {
     const call = this.#entry(key)?.call;
-    if (call?.state !== "active" || call.myState !== "connected") return;
+    if (call?.state !== "active" || call.myState !== "connected" || (!held && !this.state.canResume)) return;
     await (held ? call.hold() : call.resume());
   }
 
@@ -423,7 +437,7 @@ export class CallManager {
       if (waiting !== entry.view.waiting) entry.view = { ...entry.view, waiting };
     }
     const calls = this.#entries.map((e) => e.view);
-    const call = pickMain(calls);
+    const call = pickMain(calls, this.state.call?.key);
     const ringingIn = calls.some((v) => v.direction === "incoming" && v.phase === "ringing");
     this.state = {
       ...this.state,
@@ -431,6 +445,7 @@ export class CallManager {
       call,
       micMuted: this.#microphone.muted,
       canCall: calls.every((v) => v.phase === "active" && v.held),
+      canResume: !calls.some((v) => v.direction === "outgoing" && v.phase !== "active"),
       announcement: ringingIn ? this.state.announcement : undefined,
     };
     // Tones: ringback while ringing out; ringtone for a call in; a discreet beep for call waiting.
