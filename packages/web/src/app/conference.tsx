@@ -3,7 +3,7 @@ import { useId, useState } from "react";
 import { type MessageKey, useI18n } from "../i18n.js";
 import type { CallView } from "../state/store.js";
 import { useSoftphone, useStore } from "../state/store-context.js";
-import { Avatar, errorText, useAction } from "./ui.js";
+import { Avatar, FormMessage, useAction } from "./ui.js";
 
 const STATE_TEXT: Record<CallParticipant["state"], MessageKey> = {
   calling: "participantConnected",
@@ -111,11 +111,7 @@ export function AddParticipant({ call }: { call: CallView }) {
           </button>
         </form>
       ) : null}
-      {action.error !== undefined ? (
-        <p className="form-message form-message--error" role="alert">
-          {errorText(t, action.error)}
-        </p>
-      ) : null}
+      <FormMessage action={action} />
     </div>
   );
 }
