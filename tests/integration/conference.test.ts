@@ -193,6 +193,26 @@ describe("conference calls", () => {
     closeAll(group);
   });
 
+  it("holds the caller's other call when a call they placed is answered", async () => {
+    const group = await users(3);
+    const [a, b, c] = group as [User, User, User];
+    const { call: first } = await a.client.call<{ call: CallInfo }>("call.invite", { to: b.name });
+    await b.client.event("call.incoming");
+    await b.client.call("call.answer", { callId: first.callId });
+    await a.client.call("call.hold", { callId: first.callId });
+    const { call: second } = await a.client.call<{ call: CallInfo }>("call.invite", { to: c.name });
+    // While C rings, A takes B off hold again...
+    await a.client.call("call.resume", { callId: first.callId });
+    await c.client.event("call.incoming");
+    await c.client.call("call.answer", { callId: second.callId });
+    // ...so when C answers, the call with B goes back on hold: A talks in one call at a time.
+    const held = await infoWhere(b.client, first.callId, (i) =>
+      i.participants.some((p) => p.username === a.name && p.held),
+    );
+    assert.equal(held.state, "active");
+    closeAll(group);
+  });
+
   it("refuses a group call larger than the maximum, and lists unreachable invitees as left", async () => {
     const group = await users(5);
     const [a, b, c, d, e] = group as [User, User, User, User, User];

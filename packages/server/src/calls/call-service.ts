@@ -182,6 +182,9 @@ export class CallService {
       call.answeredAt = member.joinedAt;
       call.caller.state = "connected";
       call.caller.joinedAt = member.joinedAt;
+      // The caller may have resumed another call while this one rang: it goes on hold now, so
+      // nobody talks in two calls at once.
+      this.#holdOthers(call.caller.userId, call);
     } else {
       call.logger.info({ userId: device.userId, device: device.id }, "participant joined");
     }
