@@ -53,11 +53,20 @@ function states(info: CallInfo): Record<string, string> {
 }
 
 /** Waits for a `call.info` on `client` that satisfies `match`. */
-async function infoWhere(client: RawClient, callId: string, match: (info: CallInfo) => boolean): Promise<CallInfo> {
-  const event = await client.event("call.info", (d) => {
-    const info = d.call as CallInfo;
-    return info.callId === callId && match(info);
-  });
+async function infoWhere(
+  client: RawClient,
+  callId: string,
+  match: (info: CallInfo) => boolean,
+  from = 0,
+): Promise<CallInfo> {
+  const event = await client.event(
+    "call.info",
+    (d) => {
+      const info = d.call as CallInfo;
+      return info.callId === callId && match(info);
+    },
+    from,
+  );
   return event.data.call as CallInfo;
 }
 
@@ -202,13 +211,14 @@ describe("conference calls", () => {
     await a.client.call("call.hold", { callId: first.callId });
     const { call: second } = await a.client.call<{ call: CallInfo }>("call.invite", { to: c.name });
     // While C rings, A takes B off hold again...
-    await a.client.call("call.resume", { callId: first.callId });
+    const resumed = await a.client.call<{ call: CallInfo }>("call.resume", { callId: first.callId });
+    const heldByA = (i: CallInfo) => i.participants.some((p) => p.username === a.name && p.held);
+    assert.equal(heldByA(resumed.call), false);
+    const mark = b.client.received.length;
     await c.client.event("call.incoming");
     await c.client.call("call.answer", { callId: second.callId });
     // ...so when C answers, the call with B goes back on hold: A talks in one call at a time.
-    const held = await infoWhere(b.client, first.callId, (i) =>
-      i.participants.some((p) => p.username === a.name && p.held),
-    );
+    const held = await infoWhere(b.client, first.callId, heldByA, mark);
     assert.equal(held.state, "active");
     closeAll(group);
   });
