@@ -41,6 +41,8 @@ export const ERROR_CODES = [
   "NOT_IN_CALL",
   "CALL_NOT_ACTIVE",
   "MEDIA_FAILED",
+  // Operator
+  "NOT_OPERATOR",
   // Server
   "INTERNAL_ERROR",
 ] as const;
@@ -83,6 +85,7 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   NOT_IN_CALL: "This device does not take part in that call.",
   CALL_NOT_ACTIVE: "That call has not been answered yet.",
   MEDIA_FAILED: "The media connection could not be set up.",
+  NOT_OPERATOR: "Only operators may do that; ask an operator to grant you the role.",
   INTERNAL_ERROR: "Internal server error.",
 };
 

@@ -15,6 +15,7 @@ import {
   Username,
   UsernameRef,
 } from "./common.js";
+import { OperatorRequests } from "./operator.js";
 
 const Empty = z.strictObject({});
 
@@ -150,6 +151,8 @@ export const Requests = {
     }),
     result: z.object({ calls: z.array(CallHistoryEntry) }),
   },
+  /** Operator console (O2, O3): see operator.ts. */
+  ...OperatorRequests,
 } as const;
 
 export type RequestType = keyof typeof Requests;

@@ -11,7 +11,7 @@ import {
 import type { Logger } from "pino";
 import type { AccountService } from "../accounts/account-service.js";
 import type { AuditLog } from "../audit/audit-log.js";
-import type { MediaLeg, MediaRelay } from "../media/index.js";
+import type { MediaLeg, MediaLegQuality, MediaRelay } from "../media/index.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
 import { Call, type Party } from "./call.js";
 import type { CallHistoryStore } from "./call-history-store.js";
@@ -32,7 +32,18 @@ export interface LiveCall {
   callee: string;
   createdAt: Date;
   answeredAt: Date | undefined;
-  legs: { device: number; state: string; packetsIn: number; packetsOut: number }[];
+  legs: {
+    device: number;
+    state: string;
+    packetsIn: number;
+    packetsOut: number;
+    bytesIn: number;
+    bytesOut: number;
+    /** RTCP-derived quality, read on demand (operator console). */
+    quality(): Promise<MediaLegQuality>;
+  }[];
+  /** Someone put the answered call on hold. */
+  held: boolean;
 }
 
 /**
@@ -275,7 +286,11 @@ export class CallService {
         state: leg.state,
         packetsIn: leg.counters.packetsIn,
         packetsOut: leg.counters.packetsOut,
+        bytesIn: leg.counters.bytesIn,
+        bytesOut: leg.counters.bytesOut,
+        quality: () => leg.quality(),
       })),
+      held: call.held.size > 0,
     }));
   }
 

@@ -75,4 +75,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE calls ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4: operator role
+  `
+  ALTER TABLE users ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
