@@ -146,7 +146,7 @@ function useSearch<T>(search: () => Promise<T[]>) {
 }
 
 export function AuditPanel({ store }: { store: OperatorStore }) {
-  const { t } = useAdminI18n();
+  const { t, language } = useAdminI18n();
   const i18n = useI18n();
   const headingId = useId();
   const [filters, setFilters] = useState<Filters>(EMPTY);
@@ -178,7 +178,9 @@ export function AuditPanel({ store }: { store: OperatorStore }) {
       <div className="card__header">
         <h2 id={headingId}>{t("auditLog")}</h2>
         <span className="muted" role="status">
-          {t("entries", { count: rows.length })}
+          {t(new Intl.PluralRules(language).select(rows.length) === "one" ? "entriesOne" : "entries", {
+            count: rows.length,
+          })}
         </span>
       </div>
       <FilterForm
@@ -234,7 +236,7 @@ export function AuditPanel({ store }: { store: OperatorStore }) {
 }
 
 export function HistoryPanel({ store }: { store: OperatorStore }) {
-  const { t } = useAdminI18n();
+  const { t, language } = useAdminI18n();
   const i18n = useI18n();
   const headingId = useId();
   const [filters, setFilters] = useState<Filters>(EMPTY);
@@ -276,7 +278,9 @@ export function HistoryPanel({ store }: { store: OperatorStore }) {
       <div className="card__header">
         <h2 id={headingId}>{t("callHistory")}</h2>
         <span className="muted" role="status">
-          {t("entries", { count: rows.length })}
+          {t(new Intl.PluralRules(language).select(rows.length) === "one" ? "entriesOne" : "entries", {
+            count: rows.length,
+          })}
         </span>
       </div>
       <FilterForm
