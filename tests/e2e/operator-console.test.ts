@@ -281,4 +281,48 @@ describe("operator console", { timeout: 120_000 }, () => {
       "Norbert to show no device",
     );
   });
+
+  it("disables and enables an account, resets a password and turns self-signup off and on, each confirmed", async () => {
+    const page = operator.page;
+    const confirm = () =>
+      page.getByRole("dialog", { name: "Please confirm" }).getByRole("button", { name: "Confirm" }).click();
+    const row = page.locator(`[data-testid="operator-user"][data-username="${NORBERT.username}"]`);
+
+    await button(page, `Disable ${NORBERT.username}`).click();
+    await confirm();
+    await expectText(page.getByTestId("operator-result"), `${NORBERT.username} is disabled.`);
+    await expectEventually(
+      () => row.getAttribute("data-disabled"),
+      (v) => v === "true",
+      "the row to show the account disabled",
+    );
+    await button(page, `Enable ${NORBERT.username}`).click();
+    await confirm();
+    await expectText(page.getByTestId("operator-result"), `${NORBERT.username} is enabled.`);
+
+    await button(page, `Reset password of ${NORBERT.username}`).click();
+    await confirm(); // the new-password field left empty: a random one
+    const result = await expectText(page.getByTestId("operator-result"), /New password of norbert: \S{12,}/);
+    const password = /: (\S+)$/.exec(result.trim())?.[1] ?? "";
+    (await loggedIn(t.url, NORBERT.username, password)).client.close();
+
+    const signup = page.getByTestId("server-signup");
+    await button(page, "Turn self-signup off").click();
+    await confirm();
+    await expectText(page.getByTestId("operator-result"), "Self-signup is off.");
+    await expectEventually(
+      () => signup.getAttribute("data-enabled"),
+      (v) => v === "false",
+      "the server panel to show signup off",
+    );
+    await button(page, "Turn self-signup on").click();
+    await confirm();
+    await expectText(page.getByTestId("operator-result"), "Self-signup is on.");
+
+    const audit = await t.server.operator.audit({ username: NORBERT.username });
+    assert.deepEqual(
+      audit.filter((e) => e.actor === OLIVIA.username).map((e) => e.action),
+      ["admin.kick", "admin.disable", "admin.enable", "admin.reset_password"],
+    );
+  });
 });
