@@ -325,4 +325,18 @@ describe("operator console", { timeout: 120_000 }, () => {
       ["admin.kick", "admin.disable", "admin.enable", "admin.reset_password"],
     );
   });
+
+  it("drops the operator data from the open page as soon as the role is revoked", async () => {
+    const page = operator.page;
+    await expectVisible(region(page, /^Live calls/));
+    const revoked = await t.server.commands.run(["operator", "revoke", OLIVIA.username]);
+    assert.equal(revoked.exitCode, 0, revoked.output);
+    await expectText(page.getByTestId("not-operator"), "Your account is not an operator.");
+    await expectGone(region(page, /^Live calls/));
+    assert.doesNotMatch(await page.locator("body").innerText(), /127\.0\.0\.1/);
+    // Granted again: the page subscribes by itself, no reload.
+    await t.server.commands.run(["operator", "grant", OLIVIA.username]);
+    await expectVisible(region(page, /^Live calls/));
+    await expectGone(page.getByTestId("not-operator"));
+  });
 });

@@ -17,6 +17,7 @@ export class OperatorFeed {
   readonly #logger: Logger;
   readonly #intervalMs: number;
   #timer: NodeJS.Timeout | undefined;
+  #soon: NodeJS.Timeout | undefined;
   #busy = false;
 
   constructor(deps: {
@@ -48,6 +49,19 @@ export class OperatorFeed {
     if (this.#subscribers.size === 0) this.#stop();
   }
 
+  /**
+   * An operator action changed something: push a fresh snapshot shortly (coalescing a burst)
+   * instead of waiting up to a second, so the page shows the effect with the action's result.
+   */
+  refreshSoon(): void {
+    if (this.#subscribers.size === 0 || this.#soon) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined;
+      void this.#tick();
+    }, 50);
+    this.#soon.unref();
+  }
+
   close(): void {
     this.#subscribers.clear();
     this.#stop();
@@ -55,7 +69,9 @@ export class OperatorFeed {
 
   #stop(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#soon);
     this.#timer = undefined;
+    this.#soon = undefined;
   }
 
   async #tick(): Promise<void> {

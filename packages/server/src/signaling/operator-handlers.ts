@@ -16,6 +16,13 @@ function operatorOf(conn: ClientConnection, { operator }: Services): string {
   return operator.requireOperator(identity.userId);
 }
 
+/** Runs an action as the operator, then has the live pages show its effect at once. */
+function act<R>(conn: ClientConnection, services: Services, action: (actor: string) => R): R {
+  const result = action(operatorOf(conn, services));
+  services.operatorFeed.refreshSoon();
+  return result;
+}
+
 /**
  * The web operator page's requests: thin adapters onto OperatorService, whose operations the
  * console and `parley admin` text commands call as well (one implementation of each).
@@ -38,34 +45,36 @@ export const OPERATOR_HANDLERS: { [T in OperatorRequestType]: Handler<T> } = {
     return {};
   },
 
-  "operator.kick": (params, conn, services) => ({
-    devices: services.operator.kick(params.username, operatorOf(conn, services)).devices,
-  }),
+  "operator.kick": (params, conn, services) =>
+    act(conn, services, (actor) => ({ devices: services.operator.kick(params.username, actor).devices })),
 
-  "operator.setDisabled": (params, conn, services) => ({
-    user: services.operator.setDisabled(params.username, params.disabled, operatorOf(conn, services)),
-  }),
+  "operator.setDisabled": (params, conn, services) =>
+    act(conn, services, (actor) => ({
+      user: services.operator.setDisabled(params.username, params.disabled, actor),
+    })),
 
   "operator.resetPassword": async (params, conn, services) => {
-    const reset = await services.operator.resetPassword(params.username, params.password, operatorOf(conn, services));
+    const reset = await act(conn, services, (actor) =>
+      services.operator.resetPassword(params.username, params.password, actor),
+    );
     return { password: reset.generated };
   },
 
-  "operator.setOperator": (params, conn, services) => ({
-    user: services.operator.setOperator(params.username, params.operator, operatorOf(conn, services)),
-  }),
+  "operator.setOperator": (params, conn, services) =>
+    act(conn, services, (actor) => ({
+      user: services.operator.setOperator(params.username, params.operator, actor),
+    })),
 
-  "operator.endCall": (params, conn, services) => {
-    const actor = operatorOf(conn, services);
-    // The page names calls by their full id: no prefix matching here.
-    if (!services.operator.hasLiveCall(params.callId)) throw new ParleyError("CALL_NOT_FOUND");
-    services.operator.endCall(params.callId, actor);
-    return {};
-  },
+  "operator.endCall": (params, conn, services) =>
+    act(conn, services, (actor) => {
+      // The page names calls by their full id: no prefix matching here.
+      if (!services.operator.hasLiveCall(params.callId)) throw new ParleyError("CALL_NOT_FOUND");
+      services.operator.endCall(params.callId, actor);
+      return {};
+    }),
 
-  "operator.setSignup": (params, conn, services) => ({
-    enabled: services.operator.setSignup(params.enabled, operatorOf(conn, services)),
-  }),
+  "operator.setSignup": (params, conn, services) =>
+    act(conn, services, (actor) => ({ enabled: services.operator.setSignup(params.enabled, actor) })),
 
   "operator.audit": (params, conn, services) => {
     operatorOf(conn, services);
