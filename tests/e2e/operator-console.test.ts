@@ -166,7 +166,7 @@ describe("operator console", { timeout: 120_000 }, () => {
     const duration = call.getByTestId("call-duration");
     const first = seconds(await expectText(duration, /\d+:\d\d/));
     await expectEventually(
-      async () => seconds(await duration.innerText()),
+      async () => seconds(await duration.innerText({ timeout: 1000 })),
       (now) => now >= first + 2,
       "the call duration to advance",
     );
