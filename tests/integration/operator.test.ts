@@ -44,6 +44,22 @@ describe("parley admin against a running server", () => {
     assert.equal(usage.code, 2);
   });
 
+  it("creates operators and grants or revokes the role, shown in the users list", async () => {
+    const created = await admin("users", "add", "opal", "--password", "opal-password", "--operator");
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /created opal \(id \d+\) as an operator/);
+    assert.match((await admin("users")).stdout, /opal\s+opal\s+offline\s+0\s+-\s+operator/);
+    assert.match((await admin("operator", "revoke", "opal")).stdout, /opal is not an operator/);
+    assert.doesNotMatch((await admin("users")).stdout, /opal.*operator/);
+    assert.match((await admin("operator", "grant", "opal")).stdout, /opal is an operator/);
+    const unknown = await admin("operator", "grant", "nobody");
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /USER_NOT_FOUND/);
+    const logs = await admin("logs", "5", "--user", "opal");
+    assert.match(logs.stdout, /admin\.grant_operator\s+operator\s+opal/);
+    assert.match(logs.stdout, /admin\.revoke_operator\s+operator\s+opal/);
+  });
+
   it("seeds the demo users with one command", async () => {
     const seeded = await admin("demo-users");
     assert.match(seeded.stdout, /created yann, tugdual, johndoe, alice, bob/);
@@ -165,6 +181,7 @@ describe("parley admin against a running server", () => {
     const help = await admin("help");
     for (const command of [
       "users",
+      "operator grant NAME",
       "who",
       "user NAME",
       "kick",

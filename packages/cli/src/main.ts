@@ -4,6 +4,7 @@ import { CONFERENCE_MAX_LIMIT } from "@parley/protocol";
 import {
   DEFAULT_CONFIG,
   dataPaths,
+  METRICS_EXPOSURES,
   parsePortRange,
   SERVER_VERSION,
   sendControlCommand,
@@ -110,6 +111,20 @@ program
       .env("PARLEY_LOG_LEVEL")
       .default(DEFAULT_CONFIG.logLevel),
   )
+  .addOption(
+    new Option(
+      "--metrics <exposure>",
+      "who may read GET /metrics (Prometheus): off, local (loopback clients only) or token (--metrics-token)",
+    )
+      .choices(METRICS_EXPOSURES)
+      .env("PARLEY_METRICS")
+      .default(DEFAULT_CONFIG.metrics.exposure),
+  )
+  .addOption(
+    new Option("--metrics-token <token>", "bearer token for --metrics token (16+ characters)").env(
+      "PARLEY_METRICS_TOKEN",
+    ),
+  )
   .addOption(new Option("--quiet", "log to the data dir's log file only, not stdout"))
   .addOption(
     new Option("--console <mode>", "operator console on stdin: auto (when stdin is a terminal), on, off")
@@ -137,6 +152,7 @@ program
         allowedOrigins: allowed,
         logLevel: opts.logLevel,
         logToStdout: !opts.quiet,
+        metrics: { exposure: opts.metrics, token: opts.metricsToken },
         ...(consoleOn ? { consoleInput: process.stdin, consoleOutput: process.stdout } : {}),
       });
     } catch (error) {

@@ -51,6 +51,8 @@ export const Self = z.object({
   /** The status the user chose; others see it while at least one device is connected. */
   status: SelectableStatus,
   createdAt: Timestamp,
+  /** This account may use the operator console (`operator.*` requests, the /admin page). */
+  operator: z.boolean(),
 });
 export type Self = z.infer<typeof Self>;
 

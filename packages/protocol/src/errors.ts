@@ -43,6 +43,8 @@ export const ERROR_CODES = [
   "CONFERENCE_FULL",
   "ALREADY_PARTICIPANT",
   "MEDIA_FAILED",
+  // Operator
+  "NOT_OPERATOR",
   // Server
   "INTERNAL_ERROR",
 ] as const;
@@ -87,6 +89,7 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   CONFERENCE_FULL: "The call has reached the server's maximum number of participants.",
   ALREADY_PARTICIPANT: "That user already takes part in this call.",
   MEDIA_FAILED: "The media connection could not be set up.",
+  NOT_OPERATOR: "Only operators may do that; ask an operator to grant you the role.",
   INTERNAL_ERROR: "Internal server error.",
 };
 

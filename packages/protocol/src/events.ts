@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CallEndReason, CallId, CallInfo, CallOutcome } from "./calls.js";
 import { DirectoryUser, PhonebookEntry, PresenceStatus, Self, UserId } from "./common.js";
+import { OperatorEvents } from "./operator.js";
 
 /** Server pushes: `{ type: "event", event, data }`. */
 export const Events = {
@@ -33,6 +34,8 @@ export const Events = {
   }),
   /** Sent right before the server closes this connection, with the close reason. */
   "session.ended": z.object({ reason: z.string(), message: z.string() }),
+  /** Operator console: see operator.ts. */
+  ...OperatorEvents,
 } as const;
 
 export type EventName = keyof typeof Events;

@@ -5,5 +5,6 @@ export * from "./errors.js";
 export * from "./events.js";
 export * from "./limits.js";
 export * from "./messages.js";
+export * from "./operator.js";
 export * from "./requests.js";
 export * from "./version.js";

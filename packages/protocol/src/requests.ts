@@ -16,6 +16,7 @@ import {
   UsernameRef,
 } from "./common.js";
 import { CONFERENCE_MAX_LIMIT } from "./limits.js";
+import { OperatorRequests } from "./operator.js";
 
 const Empty = z.strictObject({});
 
@@ -170,6 +171,8 @@ export const Requests = {
     }),
     result: z.object({ calls: z.array(CallHistoryEntry) }),
   },
+  /** Operator console (O2, O3): see operator.ts. */
+  ...OperatorRequests,
 } as const;
 
 export type RequestType = keyof typeof Requests;

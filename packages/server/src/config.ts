@@ -36,6 +36,20 @@ export interface LoginLimits {
   windowMs: number;
 }
 
+/** Who may read `GET /metrics`. */
+export const METRICS_EXPOSURES = ["off", "local", "token"] as const;
+export type MetricsExposure = (typeof METRICS_EXPOSURES)[number];
+
+export interface MetricsConfig {
+  /** off: no endpoint; local: loopback clients only (the default); token: a bearer token, from anywhere. */
+  exposure: MetricsExposure;
+  /** Required with `token`. */
+  token?: string | undefined;
+}
+
+/** Shortest metrics token accepted: guessing it must be out of reach. */
+export const METRICS_TOKEN_MIN = 16;
+
 export interface ServerConfig {
   host: string;
   /** 0 picks a free port. */
@@ -66,6 +80,8 @@ export interface ServerConfig {
   logLevel: string;
   /** Also write logs to stdout (the file in the data dir is always written). */
   logToStdout: boolean;
+  /** Exposure of the Prometheus endpoint `GET /metrics`. */
+  metrics: MetricsConfig;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -84,11 +100,20 @@ export const DEFAULT_CONFIG: ServerConfig = {
   media: { ip: defaultMediaIp(), portMin: 40000, portMax: 49999 },
   logLevel: "info",
   logToStdout: true,
+  metrics: { exposure: "local" },
 };
 
 export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig {
   const config = { ...DEFAULT_CONFIG, ...partial };
   config.dataDir = path.resolve(config.dataDir);
+  const { exposure, token } = config.metrics;
+  if (!METRICS_EXPOSURES.includes(exposure))
+    throw new Error(`--metrics must be one of ${METRICS_EXPOSURES.join(", ")}`);
+  if (exposure === "token" && (!token || token.length < METRICS_TOKEN_MIN)) {
+    throw new Error(
+      `--metrics token needs a --metrics-token (PARLEY_METRICS_TOKEN) of at least ${METRICS_TOKEN_MIN} characters`,
+    );
+  }
   return config;
 }
 

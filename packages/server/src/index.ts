@@ -1,15 +1,22 @@
 export { AdminCommands, type CommandResult, DEMO_PASSWORD, DEMO_USERS } from "./admin/admin-commands.js";
 export { sendControlCommand } from "./admin/control-socket.js";
+export { OPERATOR_FEED_INTERVAL_MS } from "./admin/operator-feed.js";
+export type { OperatorService } from "./admin/operator-service.js";
 export { splitCommandLine } from "./admin/table.js";
 export {
   DEFAULT_CONFIG,
   dataPaths,
   defaultMediaIp,
+  METRICS_EXPOSURES,
+  METRICS_TOKEN_MIN,
+  type MetricsConfig,
+  type MetricsExposure,
   parsePortRange,
   resolveConfig,
   type ServerConfig,
 } from "./config.js";
 export { applyWeriftFixes } from "./media/werift-fixes.js";
+export { isLoopback } from "./metrics/metrics-endpoint.js";
 export { type ParleyServer, SERVER_VERSION, type StartOptions, startServer } from "./parley-server.js";
 export { openDatabase, schemaVersion } from "./storage/database.js";
 export { MIGRATIONS } from "./storage/migrations.js";

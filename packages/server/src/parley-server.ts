@@ -5,15 +5,20 @@ import path from "node:path";
 import { SIGNALING_PATH } from "@parley/protocol";
 import { AccountService } from "./accounts/account-service.js";
 import { AdminCommands } from "./admin/admin-commands.js";
+import { CallHistorySearch } from "./admin/call-history-search.js";
 import { startConsole } from "./admin/console.js";
 import { ControlSocket } from "./admin/control-socket.js";
+import { OperatorFeed } from "./admin/operator-feed.js";
+import { OperatorService } from "./admin/operator-service.js";
 import { AuditLog } from "./audit/audit-log.js";
-import { CallHistoryStore } from "./calls/call-history-store.js";
 import { CallService } from "./calls/call-service.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
 import { createLogger, type Logger } from "./logging/logger.js";
 import { MediaRelay } from "./media/index.js";
+import { MeteredCallHistoryStore } from "./metrics/metered-call-history.js";
+import { Metrics } from "./metrics/metrics.js";
+import { serveMetrics } from "./metrics/metrics-endpoint.js";
 import { PhonebookService } from "./phonebook/phonebook-service.js";
 import { PresenceService } from "./presence/presence-service.js";
 import { ServerStats } from "./signaling/server-stats.js";
@@ -41,6 +46,8 @@ export interface ParleyServer {
   readonly port: number;
   readonly controlSocketPath: string;
   readonly commands: AdminCommands;
+  /** The structured operator operations (what the commands and the web operator page call). */
+  readonly operator: OperatorService;
   readonly logger: Logger;
   readonly db: Database;
   /** Resolves once the server has shut down (after `close()`, a `shutdown` command or a signal). */
@@ -63,10 +70,12 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const presence = new PresenceService({ accounts, logger });
   const phonebook = new PhonebookService({ db, accounts, presence });
   const media = new MediaRelay(config.media, logger.child({ module: "media" }));
+  // Metrics read the services at scrape time; only call outcomes are counted as they happen.
+  let metrics: Metrics | undefined;
   const calls = new CallService({
     accounts,
     presence,
-    history: new CallHistoryStore(db),
+    history: new MeteredCallHistoryStore(db, (call) => metrics?.callRecorded(call)),
     media,
     audit,
     logger: logger.child({ module: "calls" }),
@@ -75,7 +84,25 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   });
   accounts.sessions.purgeExpired();
 
-  const signaling = new SignalingServer({
+  // The signaling server is built below; the operator's connection count reads it then.
+  let signaling: SignalingServer | undefined;
+  const connections = () => signaling?.connections.size ?? 0;
+  const operator = new OperatorService({
+    accounts,
+    presence,
+    audit,
+    stats,
+    calls,
+    media,
+    history: new CallHistorySearch(db),
+    version: SERVER_VERSION,
+    connections,
+  });
+  const operatorFeed = new OperatorFeed({ operator, presence, logger: logger.child({ module: "operator" }) });
+  metrics = new Metrics({ presence, calls, media, stats, audit, connections });
+  const meter = metrics;
+
+  signaling = new SignalingServer({
     config,
     logger,
     version: SERVER_VERSION,
@@ -84,18 +111,22 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     phonebook,
     calls,
     stats,
+    operator,
+    operatorFeed,
     onConnectionClosed: () => {},
   });
+  const signalingServer = signaling;
   const httpServer = createHttpServer({
     webRoot: config.webRoot ? path.resolve(config.webRoot) : undefined,
     health: () => ({
       status: "ok",
       version: SERVER_VERSION,
       uptimeSeconds: Math.round((Date.now() - stats.startedAt.getTime()) / 1000),
-      connections: signaling.connections.size,
+      connections: signalingServer.connections.size,
     }),
+    metrics: (req, res) => serveMetrics(req, res, config.metrics, meter),
   });
-  httpServer.on("upgrade", (req, socket, head) => signaling.handleUpgrade(req, socket, head));
+  httpServer.on("upgrade", (req, socket, head) => signalingServer.handleUpgrade(req, socket, head));
 
   let closing: Promise<void> | undefined;
   let resolveClosed!: () => void;
@@ -107,24 +138,17 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     return closing;
   };
 
-  const commands = new AdminCommands({
-    accounts,
-    presence,
-    audit,
-    stats,
-    calls,
-    logger,
-    shutdown: () => void close(),
-  });
+  const commands = new AdminCommands({ operator, logger, shutdown: () => void close() });
   let control: ControlSocket | undefined;
   let stopConsole: (() => void) | undefined;
 
   async function shutdown(): Promise<void> {
     logger.info("shutting down");
     stopConsole?.();
+    operatorFeed.close();
     calls.endAll();
     media.close();
-    signaling.close();
+    signalingServer.close();
     accounts.close();
     await closeHttp(httpServer);
     await control?.close();
@@ -165,6 +189,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     port,
     controlSocketPath: paths.controlSocket,
     commands,
+    operator,
     logger,
     db,
     closed,

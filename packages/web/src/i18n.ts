@@ -10,6 +10,7 @@ const en = {
   tagline: "Voice calls for your team",
   language: "Language",
   skipToContent: "Skip to content",
+  operatorConsole: "Operator console",
 
   // Sign in
   signInTitle: "Sign in to Parley",
@@ -251,6 +252,7 @@ export type MessageKey = keyof typeof en;
 export type Dictionary = Record<MessageKey, string>;
 
 const fr: Dictionary = {
+  operatorConsole: "Console d’exploitation",
   appName: "Parley",
   tagline: "Les appels vocaux de votre équipe",
   language: "Langue",

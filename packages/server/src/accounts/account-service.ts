@@ -272,6 +272,22 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     return updated;
   }
 
+  /**
+   * Grants or revokes the operator role (the web operator console). The account's devices are
+   * told (`account.updated`), so an open operator page learns at once.
+   */
+  setOperator(username: string, operator: boolean, actor: string): UserRow {
+    const user = this.requireByName(username);
+    if ((user.operator === 1) === operator) return user;
+    this.users.setOperator(user.id, operator);
+    this.#audit.record({
+      action: operator ? "admin.grant_operator" : "admin.revoke_operator",
+      actor,
+      username: user.username,
+    });
+    return this.#updated(user.id);
+  }
+
   /** Sets a new password and ends every session of the account. */
   async resetPassword(username: string, newPassword: string, actor: string): Promise<UserRow> {
     const user = this.requireByName(username);

@@ -9,6 +9,8 @@ export interface UserRow {
   password_hash: string;
   status: SelectableStatus;
   disabled: number;
+  /** 1 when the account has the operator role (the web operator console). */
+  operator: number;
   created_at: string;
   last_login_at: string | null;
 }
@@ -20,6 +22,7 @@ export function toSelf(row: UserRow): Self {
     displayName: row.display_name,
     status: row.status,
     createdAt: row.created_at,
+    operator: row.operator === 1,
   };
 }
 
@@ -87,6 +90,10 @@ export class UserStore {
 
   setDisabled(id: number, disabled: boolean): void {
     this.#db.prepare("UPDATE users SET disabled = ? WHERE id = ?").run(disabled ? 1 : 0, id);
+  }
+
+  setOperator(id: number, operator: boolean): void {
+    this.#db.prepare("UPDATE users SET operator = ? WHERE id = ?").run(operator ? 1 : 0, id);
   }
 
   touchLogin(id: number): void {

@@ -1,12 +1,9 @@
-import { randomBytes } from "node:crypto";
-import { PASSWORD_MAX, PASSWORD_MIN, ParleyError, USERNAME_PATTERN } from "@parley/protocol";
+import { ParleyError } from "@parley/protocol";
 import type { Logger } from "pino";
-import type { AccountService } from "../accounts/account-service.js";
-import type { AuditLog } from "../audit/audit-log.js";
-import type { CallService } from "../calls/call-service.js";
-import type { PresenceService } from "../presence/presence-service.js";
-import type { ServerStats } from "../signaling/server-stats.js";
+import { DEMO_PASSWORD, type OperatorService } from "./operator-service.js";
 import { formatDuration, table } from "./table.js";
+
+export { DEMO_PASSWORD, DEMO_USERS } from "./operator-service.js";
 
 export interface CommandResult {
   output: string;
@@ -14,21 +11,13 @@ export interface CommandResult {
   exitCode: number;
 }
 
-/** The seeds' test users (A6). */
-export const DEMO_USERS = [
-  { username: "yann", displayName: "Yann" },
-  { username: "tugdual", displayName: "Tugdual" },
-  { username: "johndoe", displayName: "John Doe" },
-  { username: "alice", displayName: "Alice" },
-  { username: "bob", displayName: "Bob" },
-] as const;
-export const DEMO_PASSWORD = "parley-demo";
-
 const HELP = `Operator commands:
   help                                   this list
   users                                  every account: status, devices, last login
-  users add NAME --password PW [--display-name NAME]
-                                         create an account
+  users add NAME --password PW [--display-name NAME] [--operator]
+                                         create an account (--operator: with the operator role)
+  operator grant NAME | operator revoke NAME
+                                         give or take the operator role (the web console at /admin)
   who                                    connected clients (devices) with their addresses
   user NAME                              one user: status, devices, connected since, last login, addresses
   kick NAME                              disconnect every device of NAME (they may log in again)
@@ -68,32 +57,17 @@ function parse(args: string[]): Parsed {
 class UsageError extends Error {}
 
 /**
- * O3: every operator command, written once. The stdin console, the control socket
- * (`parley admin`) and, later, the web operator page all call `run()`.
+ * O3: the text form of every operator command, for the stdin console and the control socket
+ * (`parley admin`): parses words, calls the one structured operation in OperatorService (which
+ * the web operator page's requests call too), and formats the result as text.
  */
 export class AdminCommands {
-  readonly #accounts: AccountService;
-  readonly #presence: PresenceService;
-  readonly #audit: AuditLog;
-  readonly #stats: ServerStats;
-  readonly #calls: CallService;
+  readonly #operator: OperatorService;
   readonly #logger: Logger;
   readonly #shutdown: () => void;
 
-  constructor(deps: {
-    accounts: AccountService;
-    presence: PresenceService;
-    audit: AuditLog;
-    stats: ServerStats;
-    calls: CallService;
-    logger: Logger;
-    shutdown: () => void;
-  }) {
-    this.#calls = deps.calls;
-    this.#accounts = deps.accounts;
-    this.#presence = deps.presence;
-    this.#audit = deps.audit;
-    this.#stats = deps.stats;
+  constructor(deps: { operator: OperatorService; logger: Logger; shutdown: () => void }) {
+    this.#operator = deps.operator;
     this.#logger = deps.logger;
     this.#shutdown = deps.shutdown;
   }
@@ -115,6 +89,7 @@ export class AdminCommands {
   }
 
   async #dispatch(command: string, args: Parsed, actor: string): Promise<string> {
+    const op = this.#operator;
     const name = () => {
       const value = args.positionals[0];
       if (!value) throw new UsageError(`${command} NAME`);
@@ -130,35 +105,55 @@ export class AdminCommands {
         return this.#who();
       case "user":
         return this.#user(name());
-      case "kick":
-        return this.#kick(name(), actor);
+      case "kick": {
+        const kicked = op.kick(name(), actor);
+        return `kicked ${kicked.username} (${kicked.devices} device(s))`;
+      }
       case "disable":
       case "enable": {
-        const user = this.#accounts.setDisabled(name(), command === "disable", actor);
+        const user = op.setDisabled(name(), command === "disable", actor);
         return `${user.username} ${command}d`;
       }
-      case "reset-password":
-        return this.#resetPassword(name(), args.options.get("password"), actor);
+      case "operator": {
+        const [verb, who] = args.positionals;
+        if ((verb !== "grant" && verb !== "revoke") || !who)
+          throw new UsageError("operator grant NAME | operator revoke NAME");
+        const user = op.setOperator(who, verb === "grant", actor);
+        return `${user.username} is ${user.operator ? "an operator" : "not an operator"}`;
+      }
+      case "reset-password": {
+        const given = args.options.get("password");
+        const reset = await op.resetPassword(name(), given, actor);
+        return reset.generated
+          ? `password of ${reset.username} reset to: ${reset.generated}`
+          : `password of ${reset.username} reset`;
+      }
       case "logs":
         return this.#logs(args);
       case "stats":
         return this.#statsText();
-      case "signup":
-        return this.#signup(args.positionals[0], actor);
-      case "demo-users":
-        return this.#demoUsers(actor);
+      case "signup": {
+        const value = args.positionals[0];
+        if (value === undefined) return `signup is ${op.server().signupEnabled ? "on" : "off"}`;
+        if (value !== "on" && value !== "off") throw new UsageError("signup [on|off]");
+        return `signup is ${op.setSignup(value === "on", actor) ? "on" : "off"}`;
+      }
+      case "demo-users": {
+        const created = await op.demoUsers(actor);
+        return created.length
+          ? `created ${created.join(", ")} (password '${DEMO_PASSWORD}')`
+          : "demo users already exist";
+      }
       case "calls":
         return this.#liveCalls();
       case "hangup": {
         const id = args.positionals[0];
         if (!id) throw new UsageError("hangup CALL (a call id or a unique prefix, see 'calls')");
-        const call = this.#calls.endByOperator(id, actor);
-        const who = [...call.members.values()].map((m) => m.party.username).join(", ");
-        return `ended call ${call.id} (${who})`;
+        const call = op.endCall(id, actor);
+        return `ended call ${call.callId} (${call.participants.join(", ")})`;
       }
       case "shutdown":
-        this.#audit.record({ action: "admin.shutdown", actor });
-        setImmediate(this.#shutdown);
+        op.shutdown(actor, this.#shutdown);
         return "shutting down";
       default:
         throw new UsageError(`unknown command '${command}'; try 'help'`);
@@ -168,106 +163,86 @@ export class AdminCommands {
   async #addUser(args: Parsed, actor: string): Promise<string> {
     const username = args.positionals[1]?.toLowerCase();
     const password = args.options.get("password");
-    if (!username || !password) throw new UsageError("users add NAME --password PW [--display-name NAME]");
-    if (!USERNAME_PATTERN.test(username)) throw new ParleyError("INVALID_USERNAME");
-    checkPassword(password);
-    const user = await this.#accounts.createUser(username, password, args.options.get("display-name"));
-    this.#audit.record({ action: "admin.user_added", actor, username: user.username });
-    return `created ${user.username} (id ${user.id})`;
+    if (!username || !password) throw new UsageError("users add NAME --password PW [--display-name NAME] [--operator]");
+    const operator = args.options.get("operator") === "true";
+    const user = await this.#operator.addUser(
+      { username, password, displayName: args.options.get("display-name"), operator },
+      actor,
+    );
+    return `created ${user.username} (id ${user.id})${operator ? " as an operator" : ""}`;
   }
 
   #users(): string {
-    const rows = this.#accounts.users
-      .all()
+    const rows = this.#operator
+      .users(Number.POSITIVE_INFINITY)
+      .sort((a, b) => a.username.localeCompare(b.username))
       .map((u) => [
         u.id,
         u.username,
-        u.display_name,
-        u.disabled ? "disabled" : this.#presence.statusOf(u),
-        this.#presence.devicesOf(u.id).length,
-        u.last_login_at,
+        u.displayName,
+        u.disabled ? "disabled" : u.status,
+        u.devices.length,
+        u.lastLoginAt,
+        u.operator ? "operator" : null,
       ]);
-    return `${table(["ID", "USERNAME", "DISPLAY NAME", "STATUS", "DEVICES", "LAST LOGIN"], rows)}\n${rows.length} account(s)`;
+    return `${table(["ID", "USERNAME", "DISPLAY NAME", "STATUS", "DEVICES", "LAST LOGIN", "ROLE"], rows)}\n${rows.length} account(s)`;
   }
 
   #who(): string {
     const now = Date.now();
-    const rows = this.#presence.allDevices().map((d) => {
-      const user = this.#accounts.users.byId(d.userId);
-      return [
-        d.id,
-        user?.username,
-        d.deviceName,
-        d.address,
-        d.connectedAt.toISOString(),
-        formatDuration(now - d.connectedAt.getTime()),
-      ];
-    });
+    const rows = this.#operator
+      .users()
+      .flatMap((u) =>
+        u.devices.map((d) => [
+          d.connectionId,
+          u.username,
+          d.deviceName,
+          d.address,
+          d.connectedAt,
+          formatDuration(now - Date.parse(d.connectedAt)),
+        ]),
+      );
     return `${table(["CONN", "USER", "DEVICE", "ADDRESS", "CONNECTED SINCE", "FOR"], rows)}\n${rows.length} device(s) connected`;
   }
 
   #user(username: string): string {
-    const user = this.#accounts.requireByName(username);
-    const devices = this.#presence.devicesOf(user.id);
+    const user = this.#operator.user(username);
     const lines = [
-      `user:          ${user.username} (id ${user.id})`,
-      `display name:  ${user.display_name}`,
-      `status:        ${user.disabled ? "disabled" : this.#presence.statusOf(user)} (chosen: ${user.status})`,
-      `created:       ${user.created_at}`,
-      `last login:    ${user.last_login_at ?? "never"}`,
-      `sessions:      ${this.#accounts.sessions.ofUser(user.id).length}`,
-      `devices:       ${devices.length} connected`,
-      ...devices.map(
-        (d) => `  - conn ${d.id} "${d.deviceName}" from ${d.address}, connected since ${d.connectedAt.toISOString()}`,
+      `user:          ${user.username} (id ${user.id})${user.operator ? ", operator" : ""}`,
+      `display name:  ${user.displayName}`,
+      `status:        ${user.disabled ? "disabled" : user.status}`,
+      `created:       ${user.createdAt}`,
+      `last login:    ${user.lastLoginAt ?? "never"}`,
+      `sessions:      ${user.sessions}`,
+      `current call:  ${user.callId ?? "none"}`,
+      `devices:       ${user.devices.length} connected`,
+      ...user.devices.map(
+        (d) => `  - conn ${d.connectionId} "${d.deviceName}" from ${d.address}, connected since ${d.connectedAt}`,
       ),
     ];
     return lines.join("\n");
   }
 
-  #liveCalls(): string {
-    const now = Date.now();
-    const rows = this.#calls
-      .liveCalls()
-      .map((c) => [
-        c.id,
-        c.state,
-        c.conference ? "conference" : "1:1",
-        c.participants
-          .map(
-            (p) =>
-              `${p.username}${p.state === "connected" || p.state === "calling" ? "" : ` (${p.state})`}${p.held ? " (held)" : ""}`,
-          )
-          .join(", "),
-        c.answeredAt
-          ? formatDuration(now - c.answeredAt.getTime())
-          : `ringing ${formatDuration(now - c.createdAt.getTime())}`,
-        c.legs.map((l) => `${l.state} ${l.packetsIn}/${l.packetsOut}`).join(", ") || "-",
-      ]);
-    return `${table(["CALL", "STATE", "KIND", "PARTICIPANTS", "DURATION", "MEDIA LEGS (in/out packets)"], rows)}\n${rows.length} live call(s)`;
-  }
-
-  #kick(username: string, actor: string): string {
-    const user = this.#accounts.requireByName(username);
-    const devices = this.#presence.devicesOf(user.id);
-    for (const device of devices) device.close("KICKED");
-    this.#audit.record({ action: "admin.kick", actor, username: user.username, detail: { devices: devices.length } });
-    return `kicked ${user.username} (${devices.length} device(s))`;
-  }
-
-  async #resetPassword(username: string, given: string | undefined, actor: string): Promise<string> {
-    const password = given ?? randomBytes(9).toString("base64url");
-    checkPassword(password);
-    const user = await this.#accounts.resetPassword(username, password, actor);
-    return given ? `password of ${user.username} reset` : `password of ${user.username} reset to: ${password}`;
+  async #liveCalls(): Promise<string> {
+    const rows = (await this.#operator.calls()).map((c) => [
+      c.callId,
+      c.state,
+      c.participants.join(" "),
+      c.state === "ringing" ? `ringing ${formatDuration(c.durationMs)}` : formatDuration(c.durationMs),
+      c.legs
+        .map((l) => `${l.username ?? l.connectionId} ${l.state} ${l.packetsIn}/${l.packetsOut}${quality(l)}`)
+        .join(", ") || "-",
+    ]);
+    return `${table(["CALL", "STATE", "PARTICIPANTS", "DURATION", "MEDIA LEGS (in/out packets, lost, jitter, RTT)"], rows)}\n${rows.length} live call(s)`;
   }
 
   #logs(args: Parsed): string {
     const limit = args.positionals[0] ? Number.parseInt(args.positionals[0], 10) : 20;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
       throw new UsageError("logs [N] [--user NAME] [--action A] [--since ISO] [--until ISO]");
-    const entries = this.#audit.query({
+    const entries = this.#operator.audit({
       limit,
-      username: args.options.get("user")?.toLowerCase(),
+      username: args.options.get("user"),
       action: args.options.get("action"),
       since: args.options.get("since"),
       until: args.options.get("until"),
@@ -279,42 +254,36 @@ export class AdminCommands {
   }
 
   #statsText(): string {
-    const memory = process.memoryUsage();
+    const s = this.#operator.server();
+    const counters = this.#operator.counters();
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-    const errors = [...this.#stats.errors].map(([code, n]) => `${code}=${n}`).join(" ") || "none";
+    const errors = [...counters.errors].map(([code, n]) => `${code}=${n}`).join(" ") || "none";
     return [
-      `uptime:              ${formatDuration(Date.now() - this.#stats.startedAt.getTime())}`,
-      `accounts:            ${this.#accounts.users.count()}`,
-      `users online:        ${this.#presence.onlineUserCount()}`,
-      `devices connected:   ${this.#presence.allDevices().length}`,
-      `connections total:   ${this.#stats.connectionsTotal}`,
-      `live calls:          ${this.#calls.liveCalls().length}`,
-      `messages in / out:   ${this.#stats.messagesIn} / ${this.#stats.messagesOut}`,
+      `version:             ${s.version}`,
+      `uptime:              ${formatDuration(s.uptimeSeconds * 1000)}`,
+      `accounts:            ${s.accounts}`,
+      `users online:        ${s.usersOnline}`,
+      `devices connected:   ${counters.devices}`,
+      `connections open:    ${s.connections}`,
+      `connections total:   ${counters.connectionsTotal}`,
+      `live calls:          ${s.calls}`,
+      `media legs:          ${s.mediaLegs}`,
+      `packets relayed:     ${s.packetsRelayed} (${s.packetsPerSecond}/s)`,
+      `messages in / out:   ${counters.messagesIn} / ${counters.messagesOut}`,
       `errors sent:         ${errors}`,
-      `signup:              ${this.#accounts.signupEnabled ? "on" : "off"}`,
-      `memory (rss / heap): ${mib(memory.rss)} / ${mib(memory.heapUsed)}`,
+      `signup:              ${s.signupEnabled ? "on" : "off"}`,
+      `cpu:                 ${s.cpuPercent}%`,
+      `memory (rss / heap): ${mib(s.rssBytes)} / ${mib(s.heapUsedBytes)}`,
     ].join("\n");
-  }
-
-  #signup(value: string | undefined, actor: string): string {
-    if (value === undefined) return `signup is ${this.#accounts.signupEnabled ? "on" : "off"}`;
-    if (value !== "on" && value !== "off") throw new UsageError("signup [on|off]");
-    this.#accounts.setSignupEnabled(value === "on", actor);
-    return `signup is ${value}`;
-  }
-
-  async #demoUsers(actor: string): Promise<string> {
-    const created: string[] = [];
-    for (const demo of DEMO_USERS) {
-      if (this.#accounts.users.byName(demo.username)) continue;
-      await this.#accounts.createUser(demo.username, DEMO_PASSWORD, demo.displayName);
-      created.push(demo.username);
-    }
-    this.#audit.record({ action: "admin.demo_users", actor, detail: { created } });
-    return created.length ? `created ${created.join(", ")} (password '${DEMO_PASSWORD}')` : "demo users already exist";
   }
 }
 
-function checkPassword(password: string): void {
-  if (password.length < PASSWORD_MIN || password.length > PASSWORD_MAX) throw new ParleyError("INVALID_PASSWORD");
+/** " lost 0, jitter 2.1 ms, rtt 1.0 ms" for what is measured. */
+function quality(leg: { packetsLost: number | null; jitterMs: number | null; roundTripMs: number | null }): string {
+  const parts = [
+    leg.packetsLost === null ? null : `lost ${leg.packetsLost}`,
+    leg.jitterMs === null ? null : `jitter ${leg.jitterMs} ms`,
+    leg.roundTripMs === null ? null : `rtt ${leg.roundTripMs} ms`,
+  ].filter((p) => p !== null);
+  return parts.length ? ` (${parts.join(", ")})` : "";
 }

@@ -22,6 +22,8 @@ export const AUDIT_ACTIONS = [
   "admin.demo_users",
   "admin.shutdown",
   "admin.hangup",
+  "admin.grant_operator",
+  "admin.revoke_operator",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -46,10 +48,20 @@ export interface AuditQuery {
   until?: string;
 }
 
+/** What `record()` is given; listeners (metrics) see the same. */
+export interface AuditRecord {
+  action: AuditAction;
+  actor?: string | null;
+  username?: string | null;
+  address?: string | null;
+  detail?: Record<string, unknown>;
+}
+
 /** Append-only table of security-relevant actions, queried by the operator. */
 export class AuditLog {
   readonly #db: Database;
   readonly #insert;
+  readonly #listeners: ((entry: AuditRecord) => void)[] = [];
 
   constructor(db: Database) {
     this.#db = db;
@@ -58,13 +70,7 @@ export class AuditLog {
     );
   }
 
-  record(entry: {
-    action: AuditAction;
-    actor?: string | null;
-    username?: string | null;
-    address?: string | null;
-    detail?: Record<string, unknown>;
-  }): void {
+  record(entry: AuditRecord): void {
     this.#insert.run(
       nowIso(),
       entry.action,
@@ -73,6 +79,15 @@ export class AuditLog {
       entry.address ?? null,
       entry.detail ? JSON.stringify(entry.detail) : null,
     );
+    for (const listener of this.#listeners) listener(entry);
+  }
+
+  /**
+   * Calls `listener` after every entry is written. Lets the metrics count failed logins (and
+   * anything else audited) without the account rules knowing metrics exist.
+   */
+  onRecord(listener: (entry: AuditRecord) => void): void {
+    this.#listeners.push(listener);
   }
 
   /** Newest last, at most `limit` entries (default 20). */

@@ -12,7 +12,7 @@ import {
 import type { Logger } from "pino";
 import type { AccountService } from "../accounts/account-service.js";
 import type { AuditLog } from "../audit/audit-log.js";
-import { assignSlots, type MediaLeg, type MediaRelay } from "../media/index.js";
+import { assignSlots, type MediaLeg, type MediaLegQuality, type MediaRelay } from "../media/index.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
 import { Call, type Member, type Party } from "./call.js";
 import type { CallHistoryStore } from "./call-history-store.js";
@@ -33,7 +33,18 @@ export interface LiveCall {
   participants: { username: string; state: ParticipantState; held: boolean; muted: boolean }[];
   createdAt: Date;
   answeredAt: Date | undefined;
-  legs: { device: number; state: string; packetsIn: number; packetsOut: number }[];
+  legs: {
+    device: number;
+    state: string;
+    packetsIn: number;
+    packetsOut: number;
+    bytesIn: number;
+    bytesOut: number;
+    /** RTCP-derived quality, read on demand (operator console). */
+    quality(): Promise<MediaLegQuality>;
+  }[];
+  /** Someone put the answered call on hold. */
+  held: boolean;
 }
 
 /**
@@ -327,7 +338,11 @@ export class CallService {
         state: leg.state,
         packetsIn: leg.counters.packetsIn,
         packetsOut: leg.counters.packetsOut,
+        bytesIn: leg.counters.bytesIn,
+        bytesOut: leg.counters.bytesOut,
+        quality: () => leg.quality(),
       })),
+      held: call.held.size > 0,
     }));
   }
 

@@ -8,10 +8,22 @@ export interface HealthInfo {
   connections: number;
 }
 
-/** The one HTTP port: health check and the web client; WebSocket upgrades are handed over. */
-export function createHttpServer(options: { health: () => HealthInfo; webRoot?: string | undefined }): http.Server {
+/** The one HTTP port: health check, metrics and the web client; WebSocket upgrades are handed over. */
+export function createHttpServer(options: {
+  health: () => HealthInfo;
+  webRoot?: string | undefined;
+  /** Serves `GET /metrics` (exposure rules included). */
+  metrics?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+}): http.Server {
   return http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname === "/metrics" && options.metrics && (req.method === "GET" || req.method === "HEAD")) {
+      options.metrics(req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "INTERNAL_ERROR" }));
+      });
+      return;
+    }
     if (url.pathname === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       const body = JSON.stringify(options.health());
       res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });

@@ -1,4 +1,10 @@
-export { MEDIA_LEG_STATES, MediaLeg, type MediaLegCounters, type MediaLegState } from "./media-leg.js";
+export {
+  MEDIA_LEG_STATES,
+  MediaLeg,
+  type MediaLegCounters,
+  type MediaLegQuality,
+  type MediaLegState,
+} from "./media-leg.js";
 export { type MediaConfig, MediaRelay, type MediaRelayOptions } from "./media-relay.js";
 export { assignSlots } from "./speaker-selection.js";
 export { applyWeriftFixes } from "./werift-fixes.js";

@@ -17,6 +17,16 @@ export interface MediaLegCounters {
   lastPacketAt: number;
 }
 
+/**
+ * RTCP-derived quality of a leg, read from werift's stats (null until measured): loss and jitter
+ * of the audio the relay receives from the client, round trip from the client's receiver reports.
+ */
+export interface MediaLegQuality {
+  packetsLost: number | null;
+  jitterMs: number | null;
+  roundTripMs: number | null;
+}
+
 /** Relay-wide totals that every leg adds its forwarded packets to. */
 export interface ForwardTotals {
   packetsForwarded: number;
@@ -181,6 +191,34 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     this.#transitionTo("closed");
     this.#pc.close().catch((error: unknown) => this.#logger.warn({ err: error }, "closing the peer connection failed"));
     this.emit("closed");
+  }
+
+  // ---- Quality (operator console and metrics; not on the packet path) ----------------------------
+
+  /**
+   * Reads this leg's RTCP statistics from werift: `inbound-rtp` (what the relay receives:
+   * packets lost from sequence gaps, interarrival jitter) and `remote-inbound-rtp` (the client's
+   * receiver reports on what the relay sends: round-trip time). Costs one getStats(); meant for
+   * once-a-second views, never per packet.
+   */
+  async quality(): Promise<MediaLegQuality> {
+    const quality: MediaLegQuality = { packetsLost: null, jitterMs: null, roundTripMs: null };
+    if (this.#state === "closed") return quality;
+    try {
+      const report = await this.#pc.getStats();
+      for (const stats of report.values()) {
+        const s = stats as { type: string; packetsLost?: number; jitter?: number; roundTripTime?: number };
+        if (s.type === "inbound-rtp") {
+          if (typeof s.packetsLost === "number") quality.packetsLost = (quality.packetsLost ?? 0) + s.packetsLost;
+          if (typeof s.jitter === "number") quality.jitterMs = s.jitter * 1000;
+        } else if (s.type === "remote-inbound-rtp" && typeof s.roundTripTime === "number") {
+          quality.roundTripMs = s.roundTripTime * 1000;
+        }
+      }
+    } catch (error) {
+      this.#logger.debug({ err: error }, "could not read media stats");
+    }
+    return quality;
   }
 
   #receive(track: MediaStreamTrack): void {

@@ -227,6 +227,7 @@ export class ClientConnection {
       this.#replyError(id, "UNKNOWN_TYPE", `Unknown message type '${type.slice(0, 64)}'.`);
       return;
     }
+    this.#services.stats.countRequest(type);
     // Requests run one at a time, in order: a login completes before the next request is judged.
     this.#queue = this.#queue
       .then(() => this.#handle(type, id, params ?? {}))

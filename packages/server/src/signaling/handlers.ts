@@ -9,11 +9,14 @@ import {
 import type { Logger } from "pino";
 import type { AccountService, Authenticated, Origin } from "../accounts/account-service.js";
 import { toSelf } from "../accounts/user-store.js";
+import type { OperatorFeed } from "../admin/operator-feed.js";
+import type { OperatorService } from "../admin/operator-service.js";
 import type { CallService } from "../calls/call-service.js";
 import type { ServerConfig } from "../config.js";
 import type { PhonebookService } from "../phonebook/phonebook-service.js";
 import type { PresenceService } from "../presence/presence-service.js";
 import type { ClientConnection, Identity } from "./client-connection.js";
+import { OPERATOR_HANDLERS } from "./operator-handlers.js";
 import type { ServerStats } from "./server-stats.js";
 
 /** What request handlers may use. Built once by the composition root. */
@@ -26,10 +29,12 @@ export interface Services {
   phonebook: PhonebookService;
   calls: CallService;
   stats: ServerStats;
+  operator: OperatorService;
+  operatorFeed: OperatorFeed;
   onConnectionClosed(conn: ClientConnection): void;
 }
 
-type Handler<T extends RequestType> = (
+export type Handler<T extends RequestType> = (
   params: ParsedParams<T>,
   conn: ClientConnection,
   services: Services,
@@ -175,4 +180,6 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
   "call.history": (params, conn, { calls }) => ({
     calls: calls.history(me(conn).userId, params.limit, params.before),
   }),
+
+  ...OPERATOR_HANDLERS,
 };

@@ -95,4 +95,8 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
     SELECT id, 1, callee_id, callee_name, callee_display_name, 'callee', outcome, answered_at, ended_at FROM calls;
   `,
+  // 5: operator role
+  `
+  ALTER TABLE users ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -48,6 +48,11 @@ export function AppHeader() {
         </div>
       </div>
       <div className="topbar__controls">
+        {self.operator ? (
+          <a className="btn btn--small btn--ghost" href="/admin">
+            {t("operatorConsole")}
+          </a>
+        ) : null}
         <div className="inline-field">
           <label htmlFor={statusId}>{t("status")}</label>
           <select

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useState } from "react";
+import { OperatorApp } from "../admin/operator-app.js";
 import { unlockOnGesture } from "../audio/audio-context.js";
 import { I18nContext, initialLanguage, type Language, saveLanguage, translate, useI18n } from "../i18n.js";
 import type { SoftphoneStore } from "../state/store.js";
@@ -7,7 +8,7 @@ import { Announcer } from "./announcer.js";
 import { Shell } from "./shell.js";
 import { SignInScreen } from "./sign-in-screen.js";
 
-export function App({ store }: { store: SoftphoneStore }) {
+export function App({ store, operatorConsole = false }: { store: SoftphoneStore; operatorConsole?: boolean }) {
   const [language, setLanguageState] = useState<Language>(initialLanguage);
   const i18n = useMemo(
     () => ({
@@ -33,16 +34,16 @@ export function App({ store }: { store: SoftphoneStore }) {
   return (
     <I18nContext.Provider value={i18n}>
       <StoreContext.Provider value={store}>
-        <Screens />
+        <Screens operatorConsole={operatorConsole} />
         <Announcer />
       </StoreContext.Provider>
     </I18nContext.Provider>
   );
 }
 
-function Screens() {
+function Screens({ operatorConsole }: { operatorConsole: boolean }) {
   const state = useSoftphone();
-  if (state.phase === "signedIn") return <Shell />;
+  if (state.phase === "signedIn") return operatorConsole ? <OperatorApp /> : <Shell />;
   if (state.phase === "signedOut") return <SignInScreen />;
   return <Splash />;
 }

@@ -86,8 +86,11 @@ export class SoftphoneStore {
   readonly #calls: CallManager;
   #lastActivity = Date.now();
   #autoAway = false;
+  /** False on the operator console: no microphone, incoming calls are left to the user's softphones. */
+  readonly #softphone: boolean;
 
-  constructor() {
+  constructor(options: { softphone?: boolean } = {}) {
+    this.#softphone = options.softphone ?? true;
     const prefs = loadMediaPrefs();
     this.#microphone = new Microphone(prefs.micDeviceId);
     this.#microphone.onChange = () => this.#set({ micMuted: this.#microphone.muted });
@@ -117,6 +120,11 @@ export class SoftphoneStore {
   }
 
   // ---- React binding -------------------------------------------------------------------------
+
+  /** The SDK client of the current sign-in, if any: the operator console sends its requests on it. */
+  get client(): ParleyClient | undefined {
+    return this.#client;
+  }
 
   readonly subscribe = (listener: () => void): (() => void) => {
     this.#listeners.add(listener);
@@ -255,13 +263,13 @@ export class SoftphoneStore {
       webSocket: (u) => new WebSocket(u) as unknown as WebSocketLike,
       client: { name: "parley-web", version: "0.1.0" },
       reconnect: true,
-      createPeerConnection: this.#calls.peerConnectionFactory(),
+      ...(this.#softphone ? { createPeerConnection: this.#calls.peerConnectionFactory() } : {}),
     });
     this.#client = client;
     this.#clientUrl = url;
     client.delegate = {
       onIncomingCall: (call) => {
-        if (this.#client === client && this.#state.phase === "signedIn") this.#calls.incoming(call);
+        if (this.#softphone && this.#client === client && this.#state.phase === "signedIn") this.#calls.incoming(call);
       },
     };
     this.#detach = [
@@ -315,7 +323,7 @@ export class SoftphoneStore {
     });
     this.#autoAway = false;
     void this.refreshHistory();
-    void this.prepareMicrophone();
+    if (this.#softphone) void this.prepareMicrophone();
   }
 
   #signOut(reason: SignedOutReason): void {

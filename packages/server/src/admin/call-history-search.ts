@@ -1,0 +1,75 @@
+import type { CallOutcome, OperatorHistoryCall } from "@parley/protocol";
+import type { Database } from "../storage/database.js";
+
+export interface CallHistoryQuery {
+  /** Calls this user placed or received (by username at the time). */
+  username?: string | undefined;
+  outcome?: CallOutcome | undefined;
+  /** ISO 8601 bounds on when the call was placed. */
+  since?: string | undefined;
+  until?: string | undefined;
+  limit?: number | undefined;
+}
+
+interface Row {
+  id: string;
+  caller_name: string;
+  callee_name: string;
+  created_at: string;
+  answered_at: string | null;
+  ended_at: string;
+  outcome: CallOutcome;
+  end_reason: string | null;
+}
+
+/**
+ * The operator's search over everyone's call history (the `calls` table written by the call
+ * service). Read-only, kept apart from the call service so calls stay about one user's view.
+ */
+export class CallHistorySearch {
+  readonly #db: Database;
+
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  /** Newest first. */
+  search(query: CallHistoryQuery = {}): OperatorHistoryCall[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (query.username) {
+      where.push("(caller_name = ? OR callee_name = ?)");
+      args.push(query.username, query.username);
+    }
+    if (query.outcome) {
+      where.push("outcome = ?");
+      args.push(query.outcome);
+    }
+    if (query.since) {
+      where.push("created_at >= ?");
+      args.push(query.since);
+    }
+    if (query.until) {
+      where.push("created_at <= ?");
+      args.push(query.until);
+    }
+    args.push(query.limit ?? 100);
+    const rows = this.#db
+      .prepare(
+        `SELECT id, caller_name, callee_name, created_at, answered_at, ended_at, outcome, end_reason FROM calls
+         ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+      )
+      .all(...args) as Row[];
+    return rows.map((row) => ({
+      callId: row.id,
+      caller: row.caller_name,
+      callee: row.callee_name,
+      createdAt: row.created_at,
+      answeredAt: row.answered_at,
+      endedAt: row.ended_at,
+      durationMs: row.answered_at ? Math.max(0, Date.parse(row.ended_at) - Date.parse(row.answered_at)) : 0,
+      outcome: row.outcome,
+      endReason: row.end_reason,
+    }));
+  }
+}

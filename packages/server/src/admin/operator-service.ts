@@ -1,0 +1,361 @@
+import { randomBytes } from "node:crypto";
+import {
+  type AuditEntry,
+  type OperatorCall,
+  type OperatorHistoryCall,
+  type OperatorSnapshot,
+  type OperatorUser,
+  PASSWORD_MAX,
+  PASSWORD_MIN,
+  ParleyError,
+  type ServerSummary,
+  USERNAME_PATTERN,
+} from "@parley/protocol";
+import type { AccountService } from "../accounts/account-service.js";
+import type { UserRow } from "../accounts/user-store.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import type { CallService, LiveCall } from "../calls/call-service.js";
+import type { MediaRelay } from "../media/index.js";
+import type { PresenceService } from "../presence/presence-service.js";
+import type { ServerStats } from "../signaling/server-stats.js";
+import type { CallHistoryQuery, CallHistorySearch } from "./call-history-search.js";
+
+/** The seeds' test users (A6). */
+export const DEMO_USERS = [
+  { username: "yann", displayName: "Yann" },
+  { username: "tugdual", displayName: "Tugdual" },
+  { username: "johndoe", displayName: "John Doe" },
+  { username: "alice", displayName: "Alice" },
+  { username: "bob", displayName: "Bob" },
+] as const;
+export const DEMO_PASSWORD = "parley-demo";
+
+/** Accounts listed in a snapshot at most (online ones first): the live view stays small. */
+const SNAPSHOT_USERS_MAX = 500;
+
+export interface AuditQuery {
+  username?: string | undefined;
+  action?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+  limit?: number | undefined;
+}
+
+/**
+ * The usernames taking part in a live call (talking or ringing), caller first. The one place
+ * that knows how a `LiveCall` names its participants.
+ */
+export function participantsOf(call: LiveCall): string[] {
+  return call.participants.filter((p) => p.state !== "left").map((p) => p.username);
+}
+
+/** ISO 8601 in the database's form (toISOString), so string comparisons in SQL hold at the bounds. */
+function normalizeTime(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new ParleyError("BAD_PARAMS", `'${value}' is not an ISO 8601 time.`);
+  return new Date(ms).toISOString();
+}
+
+export function checkPassword(password: string): void {
+  if (password.length < PASSWORD_MIN || password.length > PASSWORD_MAX) throw new ParleyError("INVALID_PASSWORD");
+}
+
+/**
+ * O2, O3: every operator operation, written once as a structured call. The text commands of the
+ * stdin console and `parley admin` (AdminCommands) and the WebSocket `operator.*` requests of the
+ * web operator page both call these; each action names its `actor` and is written to the audit
+ * log. Checking that a web user may act is the caller's job (`requireOperator`): the console and
+ * the control socket are trusted by construction (the server's terminal, a 0600 socket).
+ */
+export class OperatorService {
+  readonly #accounts: AccountService;
+  readonly #presence: PresenceService;
+  readonly #audit: AuditLog;
+  readonly #stats: ServerStats;
+  readonly #calls: CallService;
+  readonly #media: MediaRelay;
+  readonly #history: CallHistorySearch;
+  readonly #version: string;
+  readonly #connections: () => number;
+  /** The last CPU and packet sample, for rates between snapshots. */
+  #sample = { at: performance.now(), cpu: process.cpuUsage(), packets: 0, cpuPercent: 0, packetsPerSecond: 0 };
+
+  constructor(deps: {
+    accounts: AccountService;
+    presence: PresenceService;
+    audit: AuditLog;
+    stats: ServerStats;
+    calls: CallService;
+    media: MediaRelay;
+    history: CallHistorySearch;
+    version: string;
+    /** Open signaling connections (logged in or not). */
+    connections: () => number;
+  }) {
+    this.#accounts = deps.accounts;
+    this.#presence = deps.presence;
+    this.#audit = deps.audit;
+    this.#stats = deps.stats;
+    this.#calls = deps.calls;
+    this.#media = deps.media;
+    this.#history = deps.history;
+    this.#version = deps.version;
+    this.#connections = deps.connections;
+  }
+
+  // ---- Who may ------------------------------------------------------------------------------
+
+  /** Read from the database each time, so a revoke takes effect on the very next request. */
+  isOperator(userId: number): boolean {
+    const row = this.#accounts.users.byId(userId);
+    return row !== undefined && row.operator === 1 && row.disabled === 0;
+  }
+
+  /** Throws NOT_OPERATOR unless the user is an (enabled) operator; returns their username. */
+  requireOperator(userId: number): string {
+    if (!this.isOperator(userId)) throw new ParleyError("NOT_OPERATOR");
+    return this.#accounts.users.byId(userId)!.username;
+  }
+
+  // ---- Views --------------------------------------------------------------------------------
+
+  async snapshot(): Promise<OperatorSnapshot> {
+    return {
+      at: new Date().toISOString(),
+      server: this.server(),
+      users: this.users(),
+      calls: await this.calls(),
+    };
+  }
+
+  /** Accounts, online first (by name), with devices and addresses; at most `limit`. */
+  users(limit = SNAPSHOT_USERS_MAX): OperatorUser[] {
+    const callOf = new Map<string, string>();
+    for (const call of this.#calls.liveCalls()) for (const name of participantsOf(call)) callOf.set(name, call.id);
+    const rows = this.#accounts.users.all();
+    const online = (row: UserRow) => this.#presence.devicesOf(row.id).length > 0;
+    return [...rows.filter(online), ...rows.filter((row) => !online(row))]
+      .slice(0, limit)
+      .map((row) => this.#user(row, callOf.get(row.username) ?? null));
+  }
+
+  /** One account in detail (USER_NOT_FOUND if none), with its number of sessions. */
+  user(username: string): OperatorUser & { sessions: number } {
+    const row = this.#accounts.requireByName(username.toLowerCase());
+    const call = this.#calls.liveCalls().find((c) => participantsOf(c).includes(row.username));
+    return { ...this.#user(row, call?.id ?? null), sessions: this.#accounts.sessions.ofUser(row.id).length };
+  }
+
+  /** Raw signaling counters since start (the text `stats`). */
+  counters() {
+    return {
+      devices: this.#presence.allDevices().length,
+      connectionsTotal: this.#stats.connectionsTotal,
+      messagesIn: this.#stats.messagesIn,
+      messagesOut: this.#stats.messagesOut,
+      errors: new Map(this.#stats.errors),
+    };
+  }
+
+  #user(row: UserRow, callId: string | null = null): OperatorUser {
+    const devices = this.#presence.devicesOf(row.id).sort((a, b) => a.connectedAt.getTime() - b.connectedAt.getTime());
+    return {
+      id: row.id,
+      username: row.username,
+      displayName: row.display_name,
+      status: row.disabled ? "offline" : this.#presence.statusOf(row),
+      disabled: row.disabled === 1,
+      operator: row.operator === 1,
+      devices: devices.map((d) => ({
+        connectionId: d.id,
+        deviceName: d.deviceName,
+        address: d.address,
+        connectedAt: d.connectedAt.toISOString(),
+      })),
+      connectedSince: devices[0]?.connectedAt.toISOString() ?? null,
+      createdAt: row.created_at,
+      lastLoginAt: row.last_login_at,
+      callId,
+    };
+  }
+
+  /** Live calls with per-leg counters and RTCP quality. */
+  async calls(): Promise<OperatorCall[]> {
+    const now = Date.now();
+    const owner = new Map<number, string>();
+    for (const device of this.#presence.allDevices()) {
+      const row = this.#accounts.users.byId(device.userId);
+      if (row) owner.set(device.id, row.username);
+    }
+    return Promise.all(
+      this.#calls.liveCalls().map(async (call) => ({
+        callId: call.id,
+        state: call.state === "ringing" ? "ringing" : call.conference ? "conference" : call.held ? "held" : "active",
+        participants: participantsOf(call),
+        createdAt: call.createdAt.toISOString(),
+        answeredAt: call.answeredAt?.toISOString() ?? null,
+        durationMs: Math.max(0, now - (call.answeredAt ?? call.createdAt).getTime()),
+        legs: await Promise.all(
+          call.legs.map(async (leg) => {
+            const quality = await leg.quality();
+            return {
+              connectionId: leg.device,
+              username: owner.get(leg.device) ?? null,
+              state: leg.state,
+              packetsIn: leg.packetsIn,
+              packetsOut: leg.packetsOut,
+              bytesIn: leg.bytesIn,
+              bytesOut: leg.bytesOut,
+              packetsLost: quality.packetsLost,
+              jitterMs: quality.jitterMs === null ? null : Math.round(quality.jitterMs * 10) / 10,
+              roundTripMs: quality.roundTripMs === null ? null : Math.round(quality.roundTripMs * 10) / 10,
+            };
+          }),
+        ),
+      })),
+    );
+  }
+
+  server(): ServerSummary {
+    const media = this.#media.stats();
+    this.#resample(media.packetsForwarded);
+    const memory = process.memoryUsage();
+    return {
+      version: this.#version,
+      startedAt: this.#stats.startedAt.toISOString(),
+      uptimeSeconds: Math.floor((Date.now() - this.#stats.startedAt.getTime()) / 1000),
+      cpuPercent: this.#sample.cpuPercent,
+      rssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+      connections: this.#connections(),
+      usersOnline: this.#presence.onlineUserCount(),
+      accounts: this.#accounts.users.count(),
+      calls: this.#calls.liveCalls().length,
+      mediaLegs: media.legs,
+      packetsRelayed: media.packetsForwarded,
+      packetsPerSecond: this.#sample.packetsPerSecond,
+      signupEnabled: this.#accounts.signupEnabled,
+    };
+  }
+
+  /** Rates over at least ~1 s: several operators asking at once share one sample. */
+  #resample(packets: number): void {
+    const now = performance.now();
+    const elapsedMs = now - this.#sample.at;
+    if (elapsedMs < 900) return;
+    const cpu = process.cpuUsage(this.#sample.cpu);
+    this.#sample = {
+      at: now,
+      cpu: process.cpuUsage(),
+      packets,
+      cpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / elapsedMs) * 1000) / 10,
+      packetsPerSecond: Math.round(((packets - this.#sample.packets) * 1000) / elapsedMs),
+    };
+  }
+
+  audit(query: AuditQuery = {}): AuditEntry[] {
+    return this.#audit.query({
+      limit: query.limit ?? 200,
+      ...(query.username ? { username: query.username.toLowerCase() } : {}),
+      ...(query.action ? { action: query.action } : {}),
+      ...(query.since ? { since: normalizeTime(query.since)! } : {}),
+      ...(query.until ? { until: normalizeTime(query.until)! } : {}),
+    });
+  }
+
+  callHistory(query: CallHistoryQuery = {}): OperatorHistoryCall[] {
+    return this.#history.search({
+      ...query,
+      username: query.username?.toLowerCase(),
+      since: normalizeTime(query.since),
+      until: normalizeTime(query.until),
+    });
+  }
+
+  // ---- Actions (each audited) -----------------------------------------------------------------
+
+  async addUser(
+    params: { username: string; password: string; displayName?: string | undefined; operator?: boolean },
+    actor: string,
+  ): Promise<UserRow> {
+    const username = params.username.toLowerCase();
+    if (!USERNAME_PATTERN.test(username)) throw new ParleyError("INVALID_USERNAME");
+    checkPassword(params.password);
+    let user = await this.#accounts.createUser(username, params.password, params.displayName);
+    this.#audit.record({
+      action: "admin.user_added",
+      actor,
+      username: user.username,
+      ...(params.operator ? { detail: { operator: true } } : {}),
+    });
+    if (params.operator) user = this.#accounts.setOperator(user.username, true, actor);
+    return user;
+  }
+
+  /** Disconnects every device of the user (they may log in again). */
+  kick(username: string, actor: string): { username: string; devices: number } {
+    const user = this.#accounts.requireByName(username);
+    const devices = this.#presence.devicesOf(user.id);
+    for (const device of devices) device.close("KICKED");
+    this.#audit.record({ action: "admin.kick", actor, username: user.username, detail: { devices: devices.length } });
+    return { username: user.username, devices: devices.length };
+  }
+
+  /** Disabling also ends every session of the account. Audited by the account service. */
+  setDisabled(username: string, disabled: boolean, actor: string): OperatorUser {
+    return this.#user(this.#accounts.setDisabled(username.toLowerCase(), disabled, actor));
+  }
+
+  /**
+   * Sets `password`, or a random one when none is given (returned, to hand to the user); ends
+   * every session of the account. Audited by the account service.
+   */
+  async resetPassword(
+    username: string,
+    password: string | undefined,
+    actor: string,
+  ): Promise<{ username: string; generated: string | null }> {
+    const chosen = password ?? randomBytes(9).toString("base64url");
+    checkPassword(chosen);
+    const user = await this.#accounts.resetPassword(username.toLowerCase(), chosen, actor);
+    return { username: user.username, generated: password === undefined ? chosen : null };
+  }
+
+  /** Grants or revokes the operator role. Audited by the account service. */
+  setOperator(username: string, operator: boolean, actor: string): OperatorUser {
+    return this.#user(this.#accounts.setOperator(username.toLowerCase(), operator, actor));
+  }
+
+  hasLiveCall(callId: string): boolean {
+    return this.#calls.liveCalls().some((c) => c.id === callId);
+  }
+
+  /** Ends a live call for everyone in it (a unique id prefix is enough). Audited by the call service. */
+  endCall(idOrPrefix: string, actor: string): { callId: string; participants: string[] } {
+    const before = this.#calls.liveCalls().find((c) => c.id.startsWith(idOrPrefix));
+    const call = this.#calls.endByOperator(idOrPrefix, actor);
+    return { callId: call.id, participants: before ? participantsOf(before) : [] };
+  }
+
+  setSignup(enabled: boolean, actor: string): boolean {
+    this.#accounts.setSignupEnabled(enabled, actor);
+    return this.#accounts.signupEnabled;
+  }
+
+  shutdown(actor: string, stop: () => void): void {
+    this.#audit.record({ action: "admin.shutdown", actor });
+    setImmediate(stop);
+  }
+
+  async demoUsers(actor: string): Promise<string[]> {
+    const created: string[] = [];
+    for (const demo of DEMO_USERS) {
+      if (this.#accounts.users.byName(demo.username)) continue;
+      await this.#accounts.createUser(demo.username, DEMO_PASSWORD, demo.displayName);
+      created.push(demo.username);
+    }
+    this.#audit.record({ action: "admin.demo_users", actor, detail: { created } });
+    return created;
+  }
+}

@@ -1,0 +1,88 @@
+import { type OperatorRequests, ParleyError } from "@parley/protocol";
+import type { ClientConnection } from "./client-connection.js";
+import type { Handler, Services } from "./handlers.js";
+
+type OperatorRequestType = keyof typeof OperatorRequests;
+
+/**
+ * The operator's identity for an `operator.*` request: the connection must be logged in
+ * (NOT_AUTHENTICATED) as an enabled operator (NOT_OPERATOR), checked against the database on
+ * every request so a revoke takes effect at once. Returns the operator's username, the actor in
+ * the audit log.
+ */
+function operatorOf(conn: ClientConnection, { operator }: Services): string {
+  const identity = conn.identity;
+  if (!identity) throw new ParleyError("NOT_AUTHENTICATED");
+  return operator.requireOperator(identity.userId);
+}
+
+/** Runs an action as the operator, then has the live pages show its effect at once. */
+function act<R>(conn: ClientConnection, services: Services, action: (actor: string) => R): R {
+  const result = action(operatorOf(conn, services));
+  services.operatorFeed.refreshSoon();
+  return result;
+}
+
+/**
+ * The web operator page's requests: thin adapters onto OperatorService, whose operations the
+ * console and `parley admin` text commands call as well (one implementation of each).
+ */
+export const OPERATOR_HANDLERS: { [T in OperatorRequestType]: Handler<T> } = {
+  "operator.snapshot": (_params, conn, services) => {
+    operatorOf(conn, services);
+    return services.operator.snapshot();
+  },
+
+  "operator.subscribe": (_params, conn, services) => {
+    operatorOf(conn, services);
+    services.operatorFeed.subscribe(conn.identity!.device);
+    return services.operator.snapshot();
+  },
+
+  "operator.unsubscribe": (_params, conn, services) => {
+    operatorOf(conn, services);
+    services.operatorFeed.unsubscribe(conn.identity!.device);
+    return {};
+  },
+
+  "operator.kick": (params, conn, services) =>
+    act(conn, services, (actor) => ({ devices: services.operator.kick(params.username, actor).devices })),
+
+  "operator.setDisabled": (params, conn, services) =>
+    act(conn, services, (actor) => ({
+      user: services.operator.setDisabled(params.username, params.disabled, actor),
+    })),
+
+  "operator.resetPassword": async (params, conn, services) => {
+    const reset = await act(conn, services, (actor) =>
+      services.operator.resetPassword(params.username, params.password, actor),
+    );
+    return { password: reset.generated };
+  },
+
+  "operator.setOperator": (params, conn, services) =>
+    act(conn, services, (actor) => ({
+      user: services.operator.setOperator(params.username, params.operator, actor),
+    })),
+
+  "operator.endCall": (params, conn, services) =>
+    act(conn, services, (actor) => {
+      // The page names calls by their full id: no prefix matching here.
+      if (!services.operator.hasLiveCall(params.callId)) throw new ParleyError("CALL_NOT_FOUND");
+      services.operator.endCall(params.callId, actor);
+      return {};
+    }),
+
+  "operator.setSignup": (params, conn, services) =>
+    act(conn, services, (actor) => ({ enabled: services.operator.setSignup(params.enabled, actor) })),
+
+  "operator.audit": (params, conn, services) => {
+    operatorOf(conn, services);
+    return { entries: services.operator.audit(params) };
+  },
+
+  "operator.callHistory": (params, conn, services) => {
+    operatorOf(conn, services);
+    return { calls: services.operator.callHistory(params) };
+  },
+};
