@@ -2,7 +2,7 @@ import type { CallOutcome, OperatorHistoryCall } from "@parley/protocol";
 import type { Database } from "../storage/database.js";
 
 export interface CallHistoryQuery {
-  /** Calls this user placed or received (by username at the time). */
+  /** Calls this user placed or was invited to (by username at the time). */
   username?: string | undefined;
   outcome?: CallOutcome | undefined;
   /** ISO 8601 bounds on when the call was placed. */
@@ -38,8 +38,8 @@ export class CallHistorySearch {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (query.username) {
-      where.push("(caller_name = ? OR callee_name = ?)");
-      args.push(query.username, query.username);
+      where.push("id IN (SELECT call_id FROM call_participants WHERE username = ?)");
+      args.push(query.username);
     }
     if (query.outcome) {
       where.push("outcome = ?");
@@ -56,7 +56,11 @@ export class CallHistorySearch {
     args.push(query.limit ?? 100);
     const rows = this.#db
       .prepare(
-        `SELECT id, caller_name, callee_name, created_at, answered_at, ended_at, outcome, end_reason FROM calls
+        // callee_name: every invitee of a group call, in invitation order.
+        `SELECT id, caller_name,
+           COALESCE((SELECT group_concat(username, ', ' ORDER BY position) FROM call_participants p
+                     WHERE p.call_id = calls.id AND p.position > 0), callee_name) AS callee_name,
+           created_at, answered_at, ended_at, outcome, end_reason FROM calls
          ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, rowid DESC LIMIT ?`,
       )
       .all(...args) as Row[];

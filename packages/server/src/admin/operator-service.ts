@@ -14,7 +14,7 @@ import {
 import type { AccountService } from "../accounts/account-service.js";
 import type { UserRow } from "../accounts/user-store.js";
 import type { AuditLog } from "../audit/audit-log.js";
-import type { CallService, LiveCall } from "../calls/call-service.js";
+import { type CallService, type LiveCall, liveCallState } from "../calls/call-service.js";
 import type { MediaRelay } from "../media/index.js";
 import type { PresenceService } from "../presence/presence-service.js";
 import type { ServerStats } from "../signaling/server-stats.js";
@@ -191,7 +191,7 @@ export class OperatorService {
     return Promise.all(
       this.#calls.liveCalls().map(async (call) => ({
         callId: call.id,
-        state: call.state === "ringing" ? "ringing" : call.conference ? "conference" : call.held ? "held" : "active",
+        state: liveCallState(call),
         participants: participantsOf(call),
         createdAt: call.createdAt.toISOString(),
         answeredAt: call.answeredAt?.toISOString() ?? null,

@@ -48,6 +48,16 @@ export interface LiveCall {
 }
 
 /**
+ * How the operator and the metrics name a live call's state: ringing until answered, then a
+ * conference (more than two invited), or a 1:1 call that someone holds, or active.
+ */
+export function liveCallState(call: LiveCall): "ringing" | "active" | "held" | "conference" {
+  if (call.state === "ringing") return "ringing";
+  if (call.conference) return "conference";
+  return call.held ? "held" : "active";
+}
+
+/**
  * C1-C11: call signaling. Rings every device of each invitee, connects answering devices' media
  * legs to each other (SFU: each participant hears the others on their receive slots), and ends
  * calls on hang up, decline, cancel, ring timeout, a lost connection or the operator; a

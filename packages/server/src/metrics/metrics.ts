@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { AuditLog } from "../audit/audit-log.js";
 import type { CallRecord } from "../calls/call-history-store.js";
-import type { CallService } from "../calls/call-service.js";
+import { type CallService, liveCallState } from "../calls/call-service.js";
 import type { MediaRelay } from "../media/index.js";
 import type { PresenceService } from "../presence/presence-service.js";
 import type { ServerStats } from "../signaling/server-stats.js";
@@ -63,13 +63,12 @@ export class Metrics {
     });
     new Gauge({
       name: "parley_active_calls",
-      help: "Live calls by state (ringing, active, held).",
+      help: "Live calls by state (ringing, active, held, conference).",
       labelNames: ["state"],
       registers,
       collect() {
-        const counts = { ringing: 0, active: 0, held: 0 };
-        for (const call of calls.liveCalls())
-          counts[call.state === "ringing" ? "ringing" : call.held ? "held" : "active"]++;
+        const counts = { ringing: 0, active: 0, held: 0, conference: 0 };
+        for (const call of calls.liveCalls()) counts[liveCallState(call)]++;
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
