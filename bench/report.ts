@@ -63,10 +63,9 @@ function passedAbove(v: Json): string {
   return v.highestPassingCalls > v.capacityCalls ? `; ${v.highestPassingCalls} passed too, a step between failed` : "";
 }
 
-function headlineBlock(verdict: Json, loopVerdict: Json | undefined, fastpath: Json | undefined): string {
+function headlineBlock(verdict: Json, loopVerdict: Json | undefined): string {
   const v = verdict.result;
   const l = loopVerdict?.result;
-  const f = fastpath?.result;
   const rows: (string | number)[][] = [
     [
       "**Parley 0.1, whole server pinned to one core**: highest step with loss < 0.1% and added p99 < 10 ms",
@@ -85,12 +84,6 @@ function headlineBlock(verdict: Json, loopVerdict: Json | undefined, fastpath: J
     "Parley 0.1, CPU ceiling: where the server's CPU reaches one core (fit of CPU against calls, latency ignored)",
     ceiling(v.cpuCeilingCalls, v.marginalUsPerPacket),
   ]);
-  if (f) {
-    rows.push([
-      "**Prototype data plane without werift on the packet path** (bench/lib/fastpath-relay.ts), CPU ceiling",
-      ceiling(f.cpuCeilingCalls, f.marginalUsPerPacket),
-    ]);
-  }
   rows.push(...ANCHORS.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
   return table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows);
 }
@@ -162,38 +155,6 @@ function baselineBlock(baseline: Json): string {
     "",
     `Fit: the generators spend ${n(fit.usPerPacket)} µs of CPU per packet sent and received (send: encrypt + UDP send; ` +
       "receive: UDP receive + decrypt the 8-byte stamp), plus a fixed cost for their timers and werift's idle peer connections.",
-  ].join("\n");
-}
-
-function fastpathBlock(fastpath: Json): string {
-  const r = fastpath.result;
-  return [
-    table(
-      [
-        "Calls",
-        "Relay CPU (% of 1 core)",
-        "Relay core busy %",
-        "µs CPU / fwd packet",
-        "Generators CPU",
-        "Loss %",
-        "Delay p50 / p99 (ms)",
-        "Send lateness p99 (ms)",
-      ],
-      (r.steps as Json[]).map((s) => [
-        s.calls,
-        n(s.cpu.serverPct),
-        n(s.cpu.serverCoreBusyPct, 0),
-        n(s.relayUsPerPacket, 0),
-        n(s.cpu.generatorsPct),
-        n(s.lossPct, 3),
-        `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
-        n(s.lateness.p99, 1),
-      ]),
-    ),
-    "",
-    `Fit over the steps the generators kept up with: ${n(r.marginalUsPerPacket)} µs of relay CPU per forwarded packet, ` +
-      `a CPU ceiling of ${r.cpuCeilingCalls ?? "–"} calls per core (${r.coreCeilingCalls ?? "–"} counting the core's ` +
-      `kernel network work, ${n(r.coreMarginalUsPerPacket)} µs per packet).`,
   ].join("\n");
 }
 
@@ -467,12 +428,11 @@ export function writeDocs(resultsDir: string): void {
   const setup = read(resultsDir, "setup");
   const signaling = read(resultsDir, "signaling");
   const profile = read(resultsDir, "profile");
-  const fastpath = read(resultsDir, "fastpath");
   if (!fs.existsSync(DOC)) throw new Error(`${DOC} is missing`);
   let doc = fs.readFileSync(DOC, "utf8");
   const any = relay ?? fanout ?? setup ?? signaling ?? profile;
   if (any) doc = replaceBlock(doc, "env", envBlock(any, read(resultsDir, "run")));
-  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, fastpath));
+  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict));
   if (relay && verdict) {
     doc = replaceBlock(doc, "relay", relayBlock(relay, verdict));
     fs.writeFileSync(path.join(ROOT, "docs/perf-relay.svg"), relayChart(relay, loop, verdict));
@@ -487,7 +447,6 @@ export function writeDocs(resultsDir: string): void {
   if (setup) doc = replaceBlock(doc, "setup", setupBlock(setup));
   if (signaling) doc = replaceBlock(doc, "signaling", signalingBlock(signaling));
   if (profile) doc = replaceBlock(doc, "profile", profileBlock(profile));
-  if (fastpath) doc = replaceBlock(doc, "fastpath", fastpathBlock(fastpath));
   fs.writeFileSync(DOC, doc);
 }
 

@@ -2,7 +2,7 @@
  * Parley benchmarks: `npm run bench` (full, updates docs/performance.md and its plots) and
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
- *   node --import tsx bench/run.ts [--quick] [--only relay,fanout,setup,signaling,profile,fastpath]
+ *   node --import tsx bench/run.ts [--quick] [--only relay,fanout,setup,signaling,profile]
  *                                  [--generators N] [--no-docs] [--no-build]
  */
 import { spawnSync } from "node:child_process";
@@ -14,7 +14,6 @@ import { type Context, encodeFrames } from "./lib/cluster.js";
 import { environment, type PinMode, pinningPlan, pinSelf, ROOT } from "./lib/proc.js";
 import { writeDocs } from "./report.js";
 import { fanoutScenario } from "./scenarios/fanout.js";
-import { fastpathScenario } from "./scenarios/fastpath.js";
 import { profileScenario } from "./scenarios/profile.js";
 import {
   type BaselineResult,
@@ -26,7 +25,7 @@ import {
 import { setupScenario } from "./scenarios/setup.js";
 import { signalingScenario } from "./scenarios/signaling.js";
 
-const SCENARIOS = ["relay", "fanout", "setup", "signaling", "profile", "fastpath"] as const;
+const SCENARIOS = ["relay", "fanout", "setup", "signaling", "profile"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -129,7 +128,6 @@ if (only.has("fanout")) await timed("fanout", () => fanoutScenario(ctx));
 if (only.has("setup")) await timed("setup", () => setupScenario(ctx));
 if (only.has("signaling")) await timed("signaling", () => signalingScenario(ctx));
 if (only.has("profile")) await timed("profile", () => profileScenario(ctx, ceiling));
-if (only.has("fastpath")) await timed("fastpath", () => fastpathScenario(ctx));
 
 const seconds = Math.round((performance.now() - started) / 1000);
 const load = {

@@ -4,14 +4,11 @@
  * is driven by the orchestrator over IPC. Both ends of every call or stream live in the same
  * process, so a packet's delay is its receive time minus the send time it carries, on one clock.
  */
-import { randomBytes } from "node:crypto";
-import dgram from "node:dgram";
 import type { RTCPeerConnection } from "werift";
 import { connected, createClientPeer, FastLeg, gathered, PortAllocator } from "./fast-leg.js";
 import { Histogram, type SparseHistogram } from "./hist.js";
 import { Rpc } from "./ipc.js";
 import { SignalClient } from "./signal-client.js";
-import { PROFILE_AEAD_AES_128_GCM, type SrtpKeys } from "./srtp.js";
 
 const FRAME_MS = 20;
 
@@ -87,7 +84,6 @@ const rpc = new Rpc(process, {
   }) => setUpCalls(args),
   direct: (args: { count: number; concurrency: number }) => setUpDirect(args),
   fanout: (args: { speakers: number; listeners: number; concurrency: number }) => setUpFanout(args),
-  staticCalls: (args: { count: number; concurrency: number }) => setUpStaticCalls(args),
   measure: (args: { startEpoch: number; endEpoch: number; graceMs: number }) => measure(args),
   hangup: () => hangUpAll(),
   presenceArm: (args: { userId: number }) => armPresence(args.userId),
@@ -465,99 +461,6 @@ async function setUpFanout(args: {
   return { ms: performance.now() - started, failures, legs: fanoutLegs.length };
 }
 
-// ---------------------------------------------------------------- calls through the fast-path prototype
-
-const sockets = new Set<dgram.Socket>();
-
-function randomKeys(): SrtpKeys {
-  return { profile: PROFILE_AEAD_AES_128_GCM, key: randomBytes(16), salt: randomBytes(14), authKey: randomBytes(20) };
-}
-
-const wire = (k: SrtpKeys) => ({
-  profile: k.profile,
-  key: k.key.toString("base64"),
-  salt: k.salt.toString("base64"),
-  authKey: k.authKey.toString("base64"),
-});
-
-async function boundSocket(): Promise<dgram.Socket> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const socket = dgram.createSocket("udp4");
-    // Connected sockets report a closed remote port (ICMP) as ECONNREFUSED during teardown.
-    socket.on("error", () => undefined);
-    const [port] = ports.range();
-    try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once("error", reject);
-        socket.bind(port, "127.0.0.1", () => {
-          socket.off("error", reject);
-          resolve();
-        });
-      });
-      sockets.add(socket);
-      return socket;
-    } catch {
-      socket.close();
-    }
-  }
-  throw new Error("no free UDP port");
-}
-
-/** Calls through the prototype relay (fastpath-relay.ts): statically keyed legs, no ICE or DTLS. */
-async function setUpStaticCalls(args: {
-  count: number;
-  concurrency: number;
-}): Promise<{ ms: number; failures: string[] }> {
-  const failures: string[] = [];
-  const started = performance.now();
-  await pool(Array.from({ length: args.count }), args.concurrency, async () => {
-    try {
-      const a = { send: randomKeys(), receive: randomKeys() };
-      const b = { send: randomKeys(), receive: randomKeys() };
-      const { portA, portB } = await rpc.call<{ portA: number; portB: number }>("relay", {
-        cmd: "createCall",
-        args: {
-          a: { fromClient: wire(a.send), toClient: wire(a.receive) },
-          b: { fromClient: wire(b.send), toClient: wire(b.receive) },
-        },
-      });
-      for (const [keys, port] of [
-        [a, portA],
-        [b, portB],
-      ] as const) {
-        const socket = await boundSocket();
-        await new Promise<void>((resolve) => socket.connect(port, "127.0.0.1", () => resolve()));
-        const leg = new FastLeg({
-          local: keys.send,
-          remote: keys.receive,
-          ssrc: (Math.random() * 0xffffffff) >>> 0,
-          payloadType: 111,
-          wiring: {
-            socket,
-            remoteHost: "127.0.0.1",
-            remotePort: port,
-            connected: true,
-            tap(handler) {
-              const listener = (data: Buffer) => {
-                const b0 = data[0]!;
-                if (b0 >= 128 && b0 <= 191) handler(data);
-              };
-              socket.on("message", listener);
-              return () => socket.off("message", listener);
-            },
-          },
-        });
-        leg.onReceive = onReceive;
-        legs.add(leg);
-        addStream(leg);
-      }
-    } catch (error) {
-      failures.push((error as Error).message);
-    }
-  });
-  return { ms: performance.now() - started, failures };
-}
-
 // ---------------------------------------------------------------- teardown
 
 async function hangUpAll(): Promise<{ calls: number }> {
@@ -576,8 +479,6 @@ async function hangUpAll(): Promise<{ calls: number }> {
   legs.clear();
   await Promise.all([...peers].map((pc) => pc.close().catch(() => undefined)));
   peers.clear();
-  for (const socket of sockets) socket.close();
-  sockets.clear();
   return { calls: count };
 }
 

@@ -62,7 +62,11 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const accounts = new AccountService({ db, audit, settings, config, logger });
   const presence = new PresenceService({ accounts, logger });
   const phonebook = new PhonebookService({ db, accounts, presence });
-  const media = new MediaRelay(config.media, logger.child({ module: "media" }));
+  // PARLEY_MEDIA_DATA_PLANE=werift keeps RTP on werift's stack (a diagnostic switch: benchmarks and
+  // bug reports compare the two data planes; see docs/performance.md).
+  const media = new MediaRelay(config.media, logger.child({ module: "media" }), {
+    fastDataPlane: process.env.PARLEY_MEDIA_DATA_PLANE !== "werift",
+  });
   const calls = new CallService({
     accounts,
     presence,
