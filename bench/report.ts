@@ -158,32 +158,34 @@ function baselineBlock(baseline: Json): string {
   ].join("\n");
 }
 
-function fanoutBlock(fanout: Json): string {
+function conferenceBlock(conference: Json): string {
   const rows: (string | number)[][] = [];
-  for (const ramp of fanout.result.ramps as Json[]) {
+  for (const ramp of conference.result.ramps as Json[]) {
     for (const s of ramp.steps as Json[]) {
       rows.push([
         s.speakers,
         s.listeners,
         s.packetsOutPerSecond,
         n(s.cpu.serverPct),
-        n(s.relayUsPerPacketOut, 0),
+        n(s.serverUsPerPacketOut, 1),
         n(s.cpu.generatorsPct),
         n(s.lossPct, 3),
         `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
+        s.setupFailures.length,
       ]);
     }
   }
   return table(
     [
-      "Speakers",
-      "Listeners",
+      "Speakers K",
+      "Listeners N",
       "Packets out/s",
-      "Relay CPU (% of 1 core)",
+      "Server CPU (% of 1 core)",
       "µs CPU / packet out",
       "Generator CPU",
       "Loss %",
       "Delay p50 / p99 (ms)",
+      "Joins failed",
     ],
     rows,
   );
@@ -395,16 +397,16 @@ function delayChart(verdict: Json, loopVerdict: Json | undefined): string {
   });
 }
 
-function fanoutChart(fanout: Json): string {
-  const ramp = (fanout.result.ramps as Json[])[0];
+function conferenceChart(conference: Json): string {
+  const ramp = (conference.result.ramps as Json[])[0];
   const steps = ramp.steps as Json[];
   return lineChart({
-    title: `Fan-out: one speaker forwarded to N legs (MediaLeg.forwardTo)`,
+    title: `Conference: ${ramp.speakers} speaker(s) heard by N listeners through the server`,
     x: { label: "listeners N", values: steps.map((s) => s.listeners) },
     left: {
-      label: "relay CPU, % of one core",
-      max: 100,
-      series: [{ name: "relay CPU", values: steps.map((s) => s.cpu.serverPct), color: "#1f77b4" }],
+      label: "server CPU, % of one core",
+      max: Math.max(10, ...steps.map((s) => s.cpu.serverPct ?? 0)) * 1.2,
+      series: [{ name: "server CPU", values: steps.map((s) => s.cpu.serverPct), color: "#1f77b4" }],
     },
     right: {
       label: "packet loss, %",
@@ -424,13 +426,13 @@ export function writeDocs(resultsDir: string): void {
     ramp && baseline ? { result: relayVerdict(ramp.result, baseline.result) } : undefined;
   const verdict = verdictOf(relay);
   const loopVerdict = verdictOf(loop);
-  const fanout = read(resultsDir, "fanout");
+  const conference = read(resultsDir, "conference");
   const setup = read(resultsDir, "setup");
   const signaling = read(resultsDir, "signaling");
   const profile = read(resultsDir, "profile");
   if (!fs.existsSync(DOC)) throw new Error(`${DOC} is missing`);
   let doc = fs.readFileSync(DOC, "utf8");
-  const any = relay ?? fanout ?? setup ?? signaling ?? profile;
+  const any = relay ?? conference ?? setup ?? signaling ?? profile;
   if (any) doc = replaceBlock(doc, "env", envBlock(any, read(resultsDir, "run")));
   if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict));
   if (relay && verdict) {
@@ -440,9 +442,9 @@ export function writeDocs(resultsDir: string): void {
   }
   if (loop && loopVerdict) doc = replaceBlock(doc, "relay-loop", relayBlock(loop, loopVerdict));
   if (baseline) doc = replaceBlock(doc, "baseline", baselineBlock(baseline));
-  if (fanout) {
-    doc = replaceBlock(doc, "fanout", fanoutBlock(fanout));
-    fs.writeFileSync(path.join(ROOT, "docs/perf-fanout.svg"), fanoutChart(fanout));
+  if (conference) {
+    doc = replaceBlock(doc, "conference", conferenceBlock(conference));
+    fs.writeFileSync(path.join(ROOT, "docs/perf-conference.svg"), conferenceChart(conference));
   }
   if (setup) doc = replaceBlock(doc, "setup", setupBlock(setup));
   if (signaling) doc = replaceBlock(doc, "signaling", signalingBlock(signaling));

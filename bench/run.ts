@@ -2,7 +2,7 @@
  * Parley benchmarks: `npm run bench` (full, updates docs/performance.md and its plots) and
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
- *   node --import tsx bench/run.ts [--quick] [--only relay,fanout,setup,signaling,profile]
+ *   node --import tsx bench/run.ts [--quick] [--only relay,conference,setup,signaling,profile]
  *                                  [--generators N] [--no-docs] [--no-build]
  */
 import { spawnSync } from "node:child_process";
@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { type Context, encodeFrames } from "./lib/cluster.js";
 import { environment, type PinMode, pinningPlan, pinSelf, ROOT } from "./lib/proc.js";
 import { writeDocs } from "./report.js";
-import { fanoutScenario } from "./scenarios/fanout.js";
+import { conferenceScenario } from "./scenarios/conference.js";
 import { profileScenario } from "./scenarios/profile.js";
 import {
   type BaselineResult,
@@ -25,7 +25,7 @@ import {
 import { setupScenario } from "./scenarios/setup.js";
 import { signalingScenario } from "./scenarios/signaling.js";
 
-const SCENARIOS = ["relay", "fanout", "setup", "signaling", "profile"] as const;
+const SCENARIOS = ["relay", "conference", "setup", "signaling", "profile"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -124,7 +124,7 @@ if (only.has("relay")) {
     );
   }
 }
-if (only.has("fanout")) await timed("fanout", () => fanoutScenario(ctx));
+if (only.has("conference")) await timed("conference", () => conferenceScenario(ctx));
 if (only.has("setup")) await timed("setup", () => setupScenario(ctx));
 if (only.has("signaling")) await timed("signaling", () => signalingScenario(ctx));
 if (only.has("profile")) await timed("profile", () => profileScenario(ctx, ceiling));

@@ -382,6 +382,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     }
     fast.setAudioLevelExtension(this.#audioLevelId);
     this.#fast = fast;
+    this.#logger.info({ srtpProfile: fast.profile }, "media leg on the fast data plane");
   }
 
   #onConnectionState(state: string): void {
