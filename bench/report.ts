@@ -68,24 +68,33 @@ function headlineBlock(verdict: Json, loopVerdict: Json | undefined): string {
   const l = loopVerdict?.result;
   const rows: (string | number)[][] = [
     [
-      "**Parley 0.1, whole server pinned to one core**: highest step with loss < 0.1% and added p99 < 10 ms",
+      "**Parley (fast data plane), whole server pinned to one core**: highest step with loss < 0.1% and added p99 < 10 ms",
       `**${v.capacityCalls}** (server at ${n(v.serverCpuPctAtCapacity)}% of the core)${passedAbove(v)}`,
     ],
   ];
   if (l) {
     rows.push([
-      "**Parley 0.1, event loop alone on one core, GC and thread-pool threads on the other** (a multi-core host)",
+      "**Parley (fast data plane), event loop alone on one core, GC and thread-pool threads on the other** (a multi-core host)",
       `**${l.capacityCalls}** (all server threads ${n(l.serverCpuPctAtCapacity)}% of a core, event loop ${n(l.serverLoopCpuPctAtCapacity)}%)${passedAbove(l)}`,
     ]);
   }
   const ceiling = (calls: number | null, us: number | null) =>
     calls ? `${calls} (${n(us)} µs of CPU per forwarded packet)` : "–";
   rows.push([
-    "Parley 0.1, CPU ceiling: where the server's CPU reaches one core (fit of CPU against calls, latency ignored)",
+    "Parley (fast data plane), CPU ceiling: where the server's CPU reaches one core (fit of CPU against calls, latency ignored)",
     ceiling(v.cpuCeilingCalls, v.marginalUsPerPacket),
   ]);
   rows.push(...ANCHORS.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
-  return table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows);
+  const lines = [table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows)];
+  if (v.generatorMarginalUsPerPacket && v.marginalUsPerPacket) {
+    lines.push(
+      "",
+      `Load generators: ${n(v.generatorMarginalUsPerPacket)} µs of CPU per packet the server forwards (they send it ` +
+        `and receive it), ${n((100 * v.generatorMarginalUsPerPacket) / v.marginalUsPerPacket, 0)}% of the server's ` +
+        `${n(v.marginalUsPerPacket)} µs (same fit, same steps).`,
+    );
+  }
+  return lines.join("\n");
 }
 
 function relayBlock(relay: Json, verdict: Json): string {
@@ -270,7 +279,7 @@ function groups(areas: Json[]): string {
     ["Node's UDP layer and system calls", total((a) => a.startsWith("Node dgram"))],
     ["V8 garbage collection on the main thread", total((a) => a.startsWith("V8 garbage"))],
     ["node:crypto", total((a) => a.startsWith("Node crypto"))],
-    ["Parley's own code", total((a) => a === "Parley server")],
+    ["Parley's own code (its fast data plane included)", total((a) => a.startsWith("Parley"))],
   ];
   const rest = 100 - parts.reduce((sum, [, pct]) => sum + pct, 0);
   return [...parts, ["everything else (Node internals, native, other dependencies)", rest] as [string, number]]

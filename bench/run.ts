@@ -99,13 +99,13 @@ async function timed<T>(name: string, run: () => Promise<T>): Promise<T> {
 
 let ceiling: number | undefined;
 if (only.has("relay")) {
-  // The whole server on one core (the strict per-core figure), then (full runs) only its event loop
-  // on that core with V8's GC threads and libuv's pool free to use the others.
-  const modes: PinMode[] = process.env.BENCH_RELAY_MODES
-    ? (process.env.BENCH_RELAY_MODES.split(",") as PinMode[])
-    : quick || !pinning.available
-      ? ["process"]
-      : ["process", "loop"];
+  // The whole server on one core (the strict per-core figure). BENCH_RELAY_MODES=process,loop adds a
+  // ramp with only its event loop on that core and V8's GC threads and libuv's pool on the others
+  // (it mattered when GC stalls set the limit, on werift's RTP path; see docs/performance.md).
+  const modes: PinMode[] =
+    process.env.BENCH_RELAY_MODES && pinning.available
+      ? (process.env.BENCH_RELAY_MODES.split(",") as PinMode[])
+      : ["process"];
   const ramps: RelayResult[] = [];
   for (const pinMode of modes) {
     ramps.push(await timed(pinMode === "process" ? "relay" : "relay-loop", () => relayScenario(ctx, { pinMode })));

@@ -1,4 +1,4 @@
-import type { Socket } from "node:dgram";
+import type { RemoteInfo, Socket } from "node:dgram";
 import { MediaStreamTrack, RTCPeerConnection, useAudioLevelIndication, useOPUS } from "werift";
 // The server's own SRTP code (its fast data plane), not a copy: the generator encrypts and
 // authenticates exactly as the relay does.
@@ -107,7 +107,6 @@ export async function gathered(pc: RTCPeerConnection): Promise<string> {
 
 interface UdpTransportLike {
   socket: Socket;
-  onData: (data: Buffer, addr: [string, number]) => void;
 }
 
 interface SrtpContextLike {
@@ -240,16 +239,22 @@ export class FastLeg {
         remoteHost,
         remotePort,
         tap(handler) {
-          const werift = transport.onData;
-          // RTP and RTCP (RFC 7983: first byte 128-191) come here; everything else (STUN consent
-          // checks, DTLS) goes on to werift.
-          transport.onData = (data, addr) => {
+          // werift's own 'message' listener (UdpTransport) records the sender, allocates an address
+          // array and calls its onData for every datagram; RTP and RTCP (RFC 7983: first byte
+          // 128-191) skip it and come straight here, everything else (STUN consent checks, DTLS)
+          // still goes to werift.
+          const socket = transport.socket;
+          const werift = socket.listeners("message") as ((data: Buffer, info: RemoteInfo) => void)[];
+          socket.removeAllListeners("message");
+          const listener = (data: Buffer, info: RemoteInfo) => {
             const b0 = data[0]!;
-            if (b0 < 128 || b0 > 191) werift(data, addr);
-            else handler(data);
+            if (b0 >= 128 && b0 <= 191) handler(data);
+            else for (const l of werift) l(data, info);
           };
+          socket.on("message", listener);
           return () => {
-            transport.onData = werift;
+            socket.off("message", listener);
+            for (const l of werift) socket.on("message", l);
           };
         },
       },

@@ -24,9 +24,7 @@ export interface RelayStep extends MeasuredWindow {
 
 export function relaySteps(quick: boolean): number[] {
   if (process.env.BENCH_RELAY_STEPS) return process.env.BENCH_RELAY_STEPS.split(",").map(Number);
-  return quick
-    ? [10, 40]
-    : [20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 240, 280, 320, 360, 400, 450, 500, 600, 700, 800];
+  return quick ? [10, 40] : [20, 50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800];
 }
 
 /**
@@ -224,6 +222,8 @@ export function relayVerdict(relay: RelayResult, baseline: BaselineResult | unde
     (s) => s.lossPct < LIMITS.lossPct && s.p50 < 5 && (s.serverCpuPct ?? 0) >= 25 && (s.serverCpuPct ?? 100) <= 97,
   );
   const process = fitCeiling(fitted.map((s) => [s.calls, s.serverCpuPct!]));
+  // The generators' CPU over the same steps: what they spend per packet the server forwards.
+  const generators = fitCeiling(fitted.map((s) => [s.calls, s.generatorsCpuPct]));
   const core = fitCeiling(
     fitted.filter((s) => s.serverCoreBusyPct !== null).map((s) => [s.calls, s.serverCoreBusyPct!]),
   );
@@ -243,6 +243,8 @@ export function relayVerdict(relay: RelayResult, baseline: BaselineResult | unde
     marginalUsPerPacket: process.usPerPacket,
     /** Calls at which the fit reaches 100% of the core: the CPU-bound ceiling, ignoring latency. */
     cpuCeilingCalls: process.ceiling,
+    /** The load generators' CPU per forwarded packet (sending and receiving it), from the same kind of fit. */
+    generatorMarginalUsPerPacket: generators.usPerPacket,
     /** The same fit on the server core's busy time (kernel network processing included). */
     coreMarginalUsPerPacket: core.usPerPacket,
     coreCeilingCalls: core.ceiling,
