@@ -97,6 +97,21 @@ export class Call extends Emitter<CallEvents> {
     return this.peers.filter((p) => p.state !== "left");
   }
 
+  /**
+   * This user's own state in the call: "calling" / "ringing" until they (or, for the caller,
+   * someone) answer, "connected" while they talk, "left". In a conference the call may be active
+   * while this user's device still rings.
+   */
+  get myState(): CallParticipant["state"] {
+    return this.#info.participants.find((p) => p.userId === this.#selfId)?.state ?? "left";
+  }
+
+  /** Who invited this user into the call (undefined for the caller's own calls). */
+  get invitedBy(): CallParticipant | undefined {
+    const by = this.#info.participants.find((p) => p.userId === this.#selfId)?.invitedBy;
+    return by === null || by === undefined ? undefined : this.#info.participants.find((p) => p.userId === by);
+  }
+
   /** More than two people were invited: a group call or conference. */
   get conference(): boolean {
     return this.#info.conference;

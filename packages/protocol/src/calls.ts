@@ -31,6 +31,8 @@ export const CallParticipant = z.object({
   displayName: z.string(),
   /** "caller" started the call; "callee" was invited (at the start or added later). */
   role: z.enum(["caller", "callee"]),
+  /** Who invited this participant (the caller, or whoever added them later); null for the caller. */
+  invitedBy: UserId.nullable(),
   state: ParticipantState,
   /** This participant put the call on hold (or answered another call): no audio flows to or from them. */
   held: z.boolean(),

@@ -68,6 +68,11 @@ class BotMedia {
     return media.peer.pc;
   }
 
+  /** Resolves when the call's media connection is up. */
+  connected(callId: string): Promise<void> | undefined {
+    return this.#calls.get(callId)?.peer.connected;
+  }
+
   /** A call is answered: record it, and make sure the microphone runs. */
   start(callId: string): void {
     const media = this.#calls.get(callId);
@@ -155,6 +160,10 @@ async function converse(call: Call, n: number, media: BotMedia, options: BotOpti
   const started = () => {
     media.start(call.id);
     options.log(`answered: talking${options.duration ? ` for ${options.duration} s` : " until hang up"}`);
+    const since = performance.now();
+    void media
+      .connected(call.id)
+      ?.then(() => options.log(`call ${n}: media connected ${Math.round(performance.now() - since)} ms after the answer`));
     if (n === 1) {
       at(call, options.duration, "hanging up", () => call.hangup(), options.log);
       at(call, options.holdAt, "putting the call on hold", () => call.hold(), options.log);

@@ -20,6 +20,8 @@ const AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 export interface BotPeer {
   pc: PeerConnectionLike;
   send(frame: RtpFrame): void;
+  /** Resolves when ICE and DTLS are up (media can flow). */
+  connected: Promise<void>;
   close(): void;
 }
 
@@ -72,6 +74,13 @@ export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame, stre
     });
   });
   const ssrc = Math.floor(Math.random() * 0xffffffff);
+  const connected = new Promise<void>((resolve) => {
+    const { unSubscribe } = pc.connectionStateChange.subscribe((state) => {
+      if (state !== "connected") return;
+      unSubscribe();
+      resolve();
+    });
+  });
   return {
     pc: pc as unknown as PeerConnectionLike,
     send(frame) {
@@ -88,6 +97,7 @@ export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame, stre
       }
       track.writeRtp(new RtpPacket(header, frame.payload));
     },
+    connected,
     close() {
       void pc.close();
     },

@@ -118,7 +118,7 @@ export class CallService {
     const call = new Call(randomUUID(), caller, device, this.#maxParticipants, this.#logger);
     let refusal: ParleyError | undefined;
     for (const target of targets) {
-      const member = call.invite(target);
+      const member = call.invite(target, caller.userId);
       const problem = this.#unreachable(target);
       if (problem) {
         refusal ??= problem;
@@ -155,7 +155,7 @@ export class CallService {
     }
     const problem = this.#unreachable(target);
     if (problem) throw problem;
-    const member = call.invite(target);
+    const member = call.invite(target, adder.userId);
     for (const d of this.#presence.devicesOf(target.userId)) member.ringing.add(d);
     call.logger.info({ by: adder.party.username, invitee: target.username }, "participant invited");
     this.#pushInfo(call);

@@ -19,6 +19,8 @@ const ALLOWED: Record<CallState, readonly CallState[]> = {
 export class Member {
   readonly party: Party;
   readonly role: CallParticipant["role"];
+  /** The user who invited this participant; null for the caller. */
+  readonly invitedBy: number | null;
   state: ParticipantState;
   /** The device that talks in the call: the caller's, or the invitee's answering device. */
   device: Device | undefined;
@@ -30,9 +32,10 @@ export class Member {
   /** How the call went for this participant, once they left (see CallService). */
   outcome: CallOutcome | undefined;
 
-  constructor(party: Party, role: CallParticipant["role"], device?: Device) {
+  constructor(party: Party, role: CallParticipant["role"], invitedBy: number | null, device?: Device) {
     this.party = party;
     this.role = role;
+    this.invitedBy = invitedBy;
     this.device = device;
     this.state = role === "caller" ? "calling" : "ringing";
   }
@@ -86,7 +89,7 @@ export class Call {
   constructor(id: string, caller: Party, callerDevice: Device, maxParticipants: number, logger: Logger) {
     this.id = id;
     this.maxParticipants = maxParticipants;
-    this.members.set(caller.userId, new Member(caller, "caller", callerDevice));
+    this.members.set(caller.userId, new Member(caller, "caller", null, callerDevice));
     this.#logger = logger.child({ callId: id });
   }
 
@@ -124,8 +127,8 @@ export class Call {
     return present.length >= 2 && present.some((m) => m.talking);
   }
 
-  invite(party: Party): Member {
-    const member = new Member(party, "callee");
+  invite(party: Party, by: number): Member {
+    const member = new Member(party, "callee", by);
     this.members.delete(party.userId); // someone who left and is invited again goes to the end
     this.members.set(party.userId, member);
     return member;
@@ -216,6 +219,7 @@ export class Call {
         username: member.party.username,
         displayName: member.party.displayName,
         role: member.role,
+        invitedBy: member.invitedBy,
         state: this.#state === "ended" ? "left" : member.state,
         held: this.held.has(member.userId),
         muted: this.muted.has(member.userId),

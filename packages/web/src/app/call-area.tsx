@@ -6,6 +6,7 @@ import type { CallView } from "../state/store.js";
 import { useSoftphone, useStore } from "../state/store-context.js";
 import { AudioSettings } from "./audio-settings.js";
 import { CallTimer } from "./call-timer.js";
+import { AddParticipant, ParticipantList } from "./conference.js";
 import { RemoteAudio } from "./remote-audio.js";
 import { Avatar, Icon } from "./ui.js";
 
@@ -32,14 +33,18 @@ export function CallArea() {
           data-phase={main.phase}
           data-direction={main.direction}
         >
-          {state.calls.map((c) => (
-            <RemoteAudio
-              key={c.key}
-              stream={state.remoteStreams[c.key]}
-              main={c === main}
-              active={c.phase === "active"}
-            />
-          ))}
+          {state.calls.flatMap((c) =>
+            (state.remoteStreams[c.key] ?? []).map((stream, slot) => (
+              <RemoteAudio
+                // biome-ignore lint/suspicious/noArrayIndexKey: one element per receive slot, which never moves
+                key={`${c.key}-${slot}`}
+                stream={stream}
+                main={c === main}
+                slot={slot}
+                active={c.phase === "active"}
+              />
+            )),
+          )}
           {main.phase === "active" ? (
             <InCallView call={main} />
           ) : main.direction === "incoming" ? (
@@ -91,6 +96,7 @@ function OutgoingCallView({ call }: { call: CallView }) {
           <p className="call-card__sub">{call.calleeRinging ? t("ringing") : t("connectingCall")}</p>
         </div>
       </div>
+      {call.conference && call.participants.length > 0 ? <ParticipantList call={call} /> : null}
       <div className="call-card__actions">
         <button
           type="button"
@@ -140,6 +146,7 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
           </p>
           <p className="call-card__sub">
             @{call.peerUsername}
+            {call.conference ? ` · ${t("groupCallWith", { names: groupNames(call) })}` : ""}
             {waitingBehind ? ` · ${t("waitingHint", { name: waitingBehind })}` : ""}
           </p>
         </div>
@@ -197,6 +204,7 @@ function InCallView({ call }: { call: CallView }) {
           {state.micMuted ? <p className="call-card__warning">{t("micMutedNotice")}</p> : null}
         </div>
       </div>
+      {call.conference ? <ParticipantList call={call} /> : null}
       <div className="call-card__actions">
         <button
           type="button"
@@ -206,6 +214,7 @@ function InCallView({ call }: { call: CallView }) {
         >
           {t("hold")}
         </button>
+        {!call.held ? <AddParticipant call={call} /> : null}
         <button
           type="button"
           className="btn btn--hangup"
@@ -219,6 +228,14 @@ function InCallView({ call }: { call: CallView }) {
       <AudioSettings />
     </div>
   );
+}
+
+/** The other people invited to a group call, besides the one calling. */
+function groupNames(call: CallView): string {
+  return call.participants
+    .filter((p) => p.username !== call.peerUsername && p.state !== "left")
+    .map((p) => p.displayName)
+    .join(", ");
 }
 
 /** A call on hold behind the one in front. */

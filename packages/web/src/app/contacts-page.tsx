@@ -3,6 +3,7 @@ import { useId, useMemo, useState } from "react";
 import { useI18n } from "../i18n.js";
 import { useSoftphone, useStore } from "../state/store-context.js";
 import { CallButton, matches } from "./call-button.js";
+import { GroupCallSection } from "./conference.js";
 import { PhonebookSection } from "./phonebook-section.js";
 import { Avatar, errorText, Icon, PresenceBadge, useAction } from "./ui.js";
 
@@ -34,6 +35,7 @@ export function ContactsPage() {
         <PhonebookSection query={query} usersById={byId} />
         <DirectorySection query={query} phonebook={state.phonebook} />
       </div>
+      <GroupCallSection />
     </div>
   );
 }

@@ -3,17 +3,21 @@ import { canChooseSpeaker, setSpeaker } from "../media/devices.js";
 import { useSoftphone } from "../state/store-context.js";
 
 /**
- * Plays one call's correspondent: the server's audio track, attached as `srcObject`. Mounted for
- * the whole call so the element never restarts; volume, mute and output device follow the
- * in-call controls. The call in front carries `data-testid="remote-audio"`.
+ * Plays one receive slot of a call: the server's audio track, attached as `srcObject`. A 1:1 call
+ * uses slot 0; in a conference each slot carries one other participant (the loudest, when more
+ * talk than there are slots), and the browser mixes the elements. Mounted for the whole call so
+ * the element never restarts; volume, mute and output device follow the in-call controls. The
+ * call in front carries `data-testid="remote-audio"` (slot 0), `remote-audio-2`, `remote-audio-3`.
  */
 export function RemoteAudio({
   stream,
   main,
+  slot,
   active,
 }: {
   stream: MediaStream | undefined;
   main: boolean;
+  slot: number;
   active: boolean;
 }) {
   const state = useSoftphone();
@@ -41,6 +45,7 @@ export function RemoteAudio({
     if (audio && canChooseSpeaker()) void setSpeaker(audio, speakerDeviceId).catch(() => {});
   }, [speakerDeviceId]);
 
+  const testId = !main ? "remote-audio-other" : slot === 0 ? "remote-audio" : `remote-audio-${slot + 1}`;
   // biome-ignore lint/a11y/useMediaCaption: live call audio has no captions
-  return <audio ref={ref} autoPlay data-testid={main ? "remote-audio" : "remote-audio-other"} />;
+  return <audio ref={ref} autoPlay data-testid={testId} />;
 }

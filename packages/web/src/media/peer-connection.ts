@@ -4,8 +4,11 @@ import type { Microphone } from "./microphone.js";
 export interface PeerConnectionHooks {
   /** The connection was created for `call` (to keep it for stats and device switching). */
   created(call: Call, pc: RTCPeerConnection): void;
-  /** The server's audio for `call` arrived. */
-  remoteTrack(call: Call, track: MediaStreamTrack): void;
+  /**
+   * The server's audio for `call` arrived on receive slot `slot` (0: the sendrecv m-line; 1, 2:
+   * the extra streams of a conference, one per other participant heard at once).
+   */
+  remoteTrack(call: Call, track: MediaStreamTrack, slot: number): void;
 }
 
 /**
@@ -35,7 +38,8 @@ export function createPeerConnectionFactory(microphone: Microphone, hooks: PeerC
           // no microphone: the call goes on receive-only
         });
     }
-    pc.ontrack = (event) => hooks.remoteTrack(call, event.track);
+    pc.ontrack = (event) =>
+      hooks.remoteTrack(call, event.track, Math.max(0, pc.getTransceivers().indexOf(event.transceiver)));
     hooks.created(call, pc);
     return pc;
   };

@@ -1,4 +1,5 @@
 import type { Call, CallEnd, ParleyClient, PeerConnectionFactory } from "@parley/client";
+import type { CallParticipant } from "@parley/protocol";
 import { TonePlayer } from "../audio/tones.js";
 import { watchSpeaking } from "../media/audio-level.js";
 import { type CallQuality, CallStatsMonitor, NO_QUALITY } from "../media/call-stats.js";
@@ -27,6 +28,12 @@ export interface CallView {
   phase: "dialing" | "ringing" | "active";
   /** Outgoing: the callee's phone rings. */
   calleeRinging: boolean;
+  /** A group call or conference (more than two people invited). */
+  conference: boolean;
+  /** Everyone else invited to the call, with their live state (joined, ringing, left, speaking, muted). */
+  participants: CallParticipant[];
+  /** The most people this call may have (the server's conference size). */
+  maxParticipants: number;
   /** Local clock, ms, when the call was answered. */
   activeSince: number | undefined;
   /** This user holds the call (or answered another one). */
@@ -51,8 +58,8 @@ export interface CallsState {
   calls: CallView[];
   /** The call in front: the one talking, else the one ringing out, else ringing in, else held. */
   call: CallView | undefined;
-  /** The server's audio per call, by view key. */
-  remoteStreams: Record<number, MediaStream>;
+  /** The server's audio per call, by view key: one stream per receive slot (several in a conference). */
+  remoteStreams: Record<number, MediaStream[]>;
   /** Quality of the call in front, while it is answered. */
   quality: CallQuality;
   speaking: { local: boolean; remote: boolean };
@@ -95,8 +102,8 @@ export class CallManager {
   #nextKey = 1;
   #seq = 0;
   readonly #peerConnections = new Map<string, RTCPeerConnection>();
-  /** Remote streams that arrived before their call was attached, by call id. */
-  readonly #earlyStreams = new Map<string, MediaStream>();
+  /** Remote streams (by slot) that arrived before their call was attached, by call id. */
+  readonly #earlyStreams = new Map<string, MediaStream[]>();
   #monitored: string | undefined;
   #stats: CallStatsMonitor | undefined;
   #stopLocalLevel: (() => void) | undefined;
@@ -127,22 +134,27 @@ export class CallManager {
       created: (call, pc) => {
         this.#peerConnections.set(call.id, pc);
       },
-      remoteTrack: (call, track) => {
+      remoteTrack: (call, track, slot) => {
         const stream = new MediaStream([track]);
         const entry = this.#entries.find((e) => e.call === call);
         if (!entry) {
-          this.#earlyStreams.set(call.id, stream);
+          const early = [...(this.#earlyStreams.get(call.id) ?? [])];
+          early[slot] = stream;
+          this.#earlyStreams.set(call.id, early);
           return;
         }
-        this.#setStream(entry, stream);
+        this.#setStream(entry, stream, slot);
       },
     });
   }
 
   // ---- Placing and receiving -----------------------------------------------------------------
 
-  /** Calls `username`; `prepare` runs while "Calling …" shows (opening the microphone). */
-  async place(client: ParleyClient, username: string, displayName: string, prepare: () => Promise<unknown>) {
+  /**
+   * Calls `to` (a username, or several: a group call); `prepare` runs while "Calling …" shows
+   * (opening the microphone). `displayName` names the call until the server's info arrives.
+   */
+  async place(client: ParleyClient, to: string | string[], displayName: string, prepare: () => Promise<unknown>) {
     if (!this.state.canCall) return;
     this.#clearEndNotice();
     const entry: Entry = {
@@ -151,9 +163,12 @@ export class CallManager {
         id: undefined,
         direction: "outgoing",
         peerName: displayName,
-        peerUsername: username,
+        peerUsername: typeof to === "string" ? to : (to[0] ?? ""),
         phase: "dialing",
         calleeRinging: false,
+        conference: typeof to !== "string" && to.length > 1,
+        participants: [],
+        maxParticipants: 0,
         activeSince: undefined,
         held: false,
         heldByPeer: false,
@@ -176,7 +191,7 @@ export class CallManager {
     }
     let call: Call;
     try {
-      call = await client.call(username);
+      call = await client.call(to);
     } catch (error) {
       this.#remove(entry);
       this.#notice(inviteFailureKind(errorCodeOf(error)), displayName);
@@ -190,7 +205,7 @@ export class CallManager {
   incoming(call: Call): void {
     if (this.#entries.some((e) => e.call === call)) return;
     if (!this.#entries.some((e) => e.view.phase === "active" || e.view.phase === "ringing")) this.#clearEndNotice();
-    const peer = call.peers[0];
+    const peer = call.invitedBy ?? call.peers[0];
     const entry: Entry = {
       view: {
         key: this.#nextKey++,
@@ -200,6 +215,9 @@ export class CallManager {
         peerUsername: peer?.username ?? "",
         phase: "ringing",
         calleeRinging: false,
+        conference: call.conference,
+        participants: call.peers,
+        maxParticipants: call.info.maxParticipants,
         activeSince: undefined,
         held: false,
         heldByPeer: false,
@@ -227,7 +245,7 @@ export class CallManager {
     void call.whenEnded().then((end) => this.#ended(entry, end));
     const early = this.#earlyStreams.get(call.id);
     this.#earlyStreams.delete(call.id);
-    if (early) this.#setStream(entry, early, false);
+    for (const [slot, stream] of (early ?? []).entries()) if (stream) this.#setStream(entry, stream, slot, false);
     this.#refresh(entry);
   }
 
@@ -235,15 +253,27 @@ export class CallManager {
   #refresh(entry: Entry): void {
     const call = entry.call;
     if (!call || !this.#entries.includes(entry)) return;
-    const peer = call.peers[0];
-    const active = call.state === "active";
+    // In a conference the call is active before this user answers: it is theirs once they joined.
+    const active = call.state === "active" && call.myState === "connected";
     const becameActive = active && entry.view.phase !== "active";
+    // Ringing in: named after who invites this user. Otherwise a conference is named after
+    // everyone still in it, a 1:1 call after the other person.
+    const ringingIn = call.direction === "incoming" && !active;
+    const peer = (ringingIn ? call.invitedBy : undefined) ?? call.peers[0];
+    const present = call.activePeers;
+    const name =
+      call.conference && !ringingIn
+        ? (present.length ? present : call.peers).map((p) => p.displayName).join(", ")
+        : peer?.displayName;
     entry.view = {
       ...entry.view,
-      peerName: peer?.displayName ?? entry.view.peerName,
+      peerName: name ?? entry.view.peerName,
       peerUsername: peer?.username ?? entry.view.peerUsername,
-      phase: active ? "active" : call.state === "ringing" ? "ringing" : entry.view.phase,
-      calleeRinging: peer?.state === "ringing" || peer?.state === "connected",
+      phase: active ? "active" : call.state !== "ended" ? "ringing" : entry.view.phase,
+      calleeRinging: call.peers.some((p) => p.state === "ringing" || p.state === "connected"),
+      conference: call.conference,
+      participants: call.peers,
+      maxParticipants: call.info.maxParticipants,
       activeSince: entry.view.activeSince ?? (active ? Date.now() : undefined),
       held: call.onHold,
       heldByPeer: call.heldByPeer,
@@ -278,9 +308,11 @@ export class CallManager {
     this.#update();
   }
 
-  #setStream(entry: Entry, stream: MediaStream, update = true): void {
-    this.state = { ...this.state, remoteStreams: { ...this.state.remoteStreams, [entry.view.key]: stream } };
-    if (entry.view.id !== undefined && entry.view.id === this.#monitored) this.#watchRemote(stream);
+  #setStream(entry: Entry, stream: MediaStream, slot: number, update = true): void {
+    const streams = [...(this.state.remoteStreams[entry.view.key] ?? [])];
+    streams[slot] = stream;
+    this.state = { ...this.state, remoteStreams: { ...this.state.remoteStreams, [entry.view.key]: streams } };
+    if (slot === 0 && entry.view.id !== undefined && entry.view.id === this.#monitored) this.#watchRemote(stream);
     if (update) this.#update();
   }
 
@@ -294,7 +326,7 @@ export class CallManager {
   async answer(key?: number): Promise<void> {
     const entry = this.#entry(key);
     const call = entry?.call;
-    if (!entry || !call || call.direction !== "incoming" || call.state !== "ringing") return;
+    if (!entry || !call || call.direction !== "incoming" || call.myState !== "ringing") return;
     this.#patch(entry, { busy: true });
     try {
       await call.answer();
@@ -333,9 +365,16 @@ export class CallManager {
     }
   }
 
+  /** Invites `username` into the call in front (or `key`), making it a conference. Rejects with the server's error. */
+  async addParticipant(username: string, key?: number): Promise<void> {
+    const call = this.#entry(key)?.call;
+    if (!call) return;
+    await call.add(username);
+  }
+
   async setHeld(held: boolean, key?: number): Promise<void> {
     const call = this.#entry(key)?.call;
-    if (call?.state !== "active") return;
+    if (call?.state !== "active" || call.myState !== "connected") return;
     await (held ? call.hold() : call.resume());
   }
 
@@ -425,7 +464,7 @@ export class CallManager {
         this.#onChange();
       });
     this.#watchLocal();
-    const stream = this.state.remoteStreams[main.key];
+    const stream = this.state.remoteStreams[main.key]?.[0];
     if (stream) this.#watchRemote(stream);
   }
 

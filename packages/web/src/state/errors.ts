@@ -24,6 +24,10 @@ const MESSAGES: Partial<Record<ErrorCode, MessageKey>> = {
   RATE_LIMITED: "errRateLimited",
   CANNOT_CALL_SELF: "errCannotCallSelf",
   ALREADY_IN_CALL: "errAlreadyInCall",
+  CONFERENCE_FULL: "errConferenceFull",
+  ALREADY_PARTICIPANT: "errAlreadyParticipant",
+  USER_OFFLINE: "errUserOffline",
+  USER_BUSY: "errUserBusy",
   BAD_PARAMS: "errBadParams",
 };
 

@@ -465,6 +465,24 @@ export class SoftphoneStore {
     await this.#calls.place(client, username, displayName, () => this.prepareMicrophone());
   }
 
+  /** Calls several people at once: a group call (conference). */
+  async placeGroupCall(users: { username: string; displayName: string }[]): Promise<void> {
+    const client = this.#client;
+    if (client?.connectionState !== "connected" || users.length === 0) return;
+    const name = users.map((u) => u.displayName).join(", ");
+    await this.#calls.place(
+      client,
+      users.map((u) => u.username),
+      name,
+      () => this.prepareMicrophone(),
+    );
+  }
+
+  /** Invites one more person into the call in front. Rejects with the server's error (e.g. CONFERENCE_FULL). */
+  async addParticipant(username: string): Promise<void> {
+    await this.#calls.addParticipant(username);
+  }
+
   async answer(key?: number): Promise<void> {
     await this.prepareMicrophone();
     await this.#calls.answer(key);
