@@ -163,7 +163,9 @@ async function converse(call: Call, n: number, media: BotMedia, options: BotOpti
     const since = performance.now();
     void media
       .connected(call.id)
-      ?.then(() => options.log(`call ${n}: media connected ${Math.round(performance.now() - since)} ms after the answer`));
+      ?.then(() =>
+        options.log(`call ${n}: media connected ${Math.round(performance.now() - since)} ms after the answer`),
+      );
     if (n === 1) {
       at(call, options.duration, "hanging up", () => call.hangup(), options.log);
       at(call, options.holdAt, "putting the call on hold", () => call.hold(), options.log);
