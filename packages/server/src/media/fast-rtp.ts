@@ -1,4 +1,4 @@
-import type { Socket } from "node:dgram";
+import type { RemoteInfo, Socket } from "node:dgram";
 import type { RTCPeerConnection } from "werift";
 import {
   isSupportedProfile,
@@ -45,8 +45,8 @@ export interface InboundRtp {
 interface UdpTransportLike {
   socket: Socket;
   closed: boolean;
-  onData: (data: Buffer, addr: [string, number]) => void;
 }
+type MessageListener = (data: Buffer, info: RemoteInfo) => void;
 interface StunProtocolLike {
   transport?: UdpTransportLike;
 }
@@ -150,13 +150,20 @@ export class FastRtpPath {
     for (const ssrc of ssrcs) this.#rocs.set(ssrc >>> 0, new RocTracker());
     this.#onRtp = onRtp;
     for (const transport of transports) {
-      const werift = transport.onData;
-      transport.onData = (data, addr) => {
+      // werift's own 'message' listener (its UdpTransport) records the sender and builds an
+      // address array for every datagram before handing it to ICE; RTP skips it and comes straight
+      // here, everything else (STUN, DTLS, RTCP) still goes to werift's listener.
+      const socket = transport.socket;
+      const werift = socket.listeners("message") as MessageListener[];
+      socket.removeAllListeners("message");
+      const listener: MessageListener = (data, info) => {
         if (isRtp(data)) this.#receive(data);
-        else werift(data, addr);
+        else for (const l of werift) l.call(socket, data, info);
       };
+      socket.on("message", listener);
       this.#untaps.push(() => {
-        transport.onData = werift;
+        socket.off("message", listener);
+        for (const l of werift) socket.on("message", l);
       });
     }
   }
@@ -190,7 +197,7 @@ export class FastRtpPath {
     if (
       typeof connection.canSendApplicationData !== "function" ||
       transports.length === 0 ||
-      transports.some((t) => !t || typeof t.onData !== "function" || !t.socket)
+      transports.some((t) => !t?.socket || t.socket.listenerCount("message") === 0)
     ) {
       return "werift's ICE transport not found";
     }

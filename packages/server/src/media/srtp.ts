@@ -85,9 +85,12 @@ export function tagLength(profile: number): number {
   return profile === PROFILE_AEAD_AES_128_GCM ? GCM_TAG_BYTES : CM_TAG_BYTES;
 }
 
-/** RFC 7714 8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt, 12 bytes, written into `scratch`. */
+/**
+ * RFC 7714 8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt, 12 bytes, written into the start of
+ * `scratch`; returns `scratch` when it is exactly 12 bytes (no view allocated per packet).
+ */
 export function gcmIv(scratch: Buffer, salt: Buffer, ssrc: number, roc: number, seq: number): Buffer {
-  const iv = scratch.subarray(0, 12);
+  const iv = scratch.length === 12 ? scratch : scratch.subarray(0, 12);
   iv.writeUInt16BE(0, 0);
   iv.writeUInt32BE(ssrc >>> 0, 2);
   iv.writeUInt32BE(roc >>> 0, 6);
@@ -143,6 +146,7 @@ function rocBytes(roc: number): Buffer {
 export class SrtpSender {
   readonly #keys: SrtpKeys;
   readonly #iv = Buffer.alloc(16);
+  readonly #gcmIv = Buffer.alloc(12);
   readonly #ecb: Cipher | null;
 
   constructor(keys: SrtpKeys) {
@@ -160,7 +164,7 @@ export class SrtpSender {
     const ssrc = header.readUInt32BE(8);
     const seq = header.readUInt16BE(2);
     if (this.#ecb === null) {
-      const cipher = createCipheriv("aes-128-gcm", keys.key, gcmIv(this.#iv, keys.salt, ssrc, roc, seq));
+      const cipher = createCipheriv("aes-128-gcm", keys.key, gcmIv(this.#gcmIv, keys.salt, ssrc, roc, seq));
       cipher.setAAD(header);
       const encrypted = cipher.update(payload);
       cipher.final();
@@ -179,6 +183,7 @@ export class SrtpSender {
 export class SrtpReceiver {
   readonly #keys: SrtpKeys;
   readonly #iv = Buffer.alloc(16);
+  readonly #gcmIv = Buffer.alloc(12);
   readonly #ecb: Cipher;
   readonly #tag: number;
   /** Packets that did not authenticate (forged, corrupted, or a wrong rollover counter). */
@@ -217,7 +222,7 @@ export class SrtpReceiver {
     let payload: Buffer;
     if (keys.profile === PROFILE_AEAD_AES_128_GCM) {
       try {
-        const decipher = createDecipheriv("aes-128-gcm", keys.key, gcmIv(this.#iv, keys.salt, ssrc, roc, seq));
+        const decipher = createDecipheriv("aes-128-gcm", keys.key, gcmIv(this.#gcmIv, keys.salt, ssrc, roc, seq));
         decipher.setAAD(packet.subarray(0, headerLength));
         decipher.setAuthTag(packet.subarray(tagAt));
         payload = decipher.update(packet.subarray(headerLength, tagAt));
