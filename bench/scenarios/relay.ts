@@ -129,7 +129,10 @@ export async function relayScenario(ctx: Context, options: { windowSeconds?: num
           `${round(probe.gc.maxMs, 1)} ms, setup ${setupSeconds} s` +
           (setupFailures.length ? `, ${setupFailures.length} failed: ${setupFailures[0]}` : ""),
       );
-      overloadedInRow = overloaded(window) ? overloadedInRow + 1 : 0;
+      // BENCH_RELAY_KEEP_GOING=1 ramps on through delay-only overload (on a machine shared with
+      // other work, the server's core can queue packets long before its own CPU runs out).
+      const keepGoing = process.env.BENCH_RELAY_KEEP_GOING === "1" && window.lossPct < LIMITS.lossPct;
+      overloadedInRow = overloaded(window) && !keepGoing ? overloadedInRow + 1 : 0;
       if (overloadedInRow >= 2 || window.lossPct >= 2 || setupFailures.length > target / 10) break;
     }
   } finally {
