@@ -50,7 +50,11 @@ const loadSampler = setInterval(() => loadSamples.push(os.loadavg()[0]!), 5000);
 loadSampler.unref();
 const resultsDir = path.join(ROOT, "bench/results", quick ? "quick" : "");
 fs.mkdirSync(resultsDir, { recursive: true });
-const commandLine = `node --import tsx bench/run.ts ${process.argv.slice(2).join(" ")}`.trim();
+// The bench's own knobs and the server's data-plane switch change what is measured: record them.
+const knobs = Object.entries(process.env)
+  .filter(([name]) => name.startsWith("BENCH_") || name === "PARLEY_MEDIA_DATA_PLANE")
+  .map(([name, value]) => `${name}=${value}`);
+const commandLine = [...knobs, "node --import tsx bench/run.ts", ...process.argv.slice(2)].join(" ").trim();
 
 function log(line: string): void {
   const t = ((performance.now() - started) / 1000).toFixed(0).padStart(4);
