@@ -63,9 +63,10 @@ function passedAbove(v: Json): string {
   return v.highestPassingCalls > v.capacityCalls ? `; ${v.highestPassingCalls} passed too, a step between failed` : "";
 }
 
-function headlineBlock(verdict: Json, loopVerdict: Json | undefined): string {
+function headlineBlock(verdict: Json, loopVerdict: Json | undefined, weriftVerdict: Json | undefined): string {
   const v = verdict.result;
   const l = loopVerdict?.result;
+  const w = weriftVerdict?.result;
   const rows: (string | number)[][] = [
     [
       "**Parley (fast data plane), whole server pinned to one core**: highest step with loss < 0.1% and added p99 < 10 ms",
@@ -80,10 +81,24 @@ function headlineBlock(verdict: Json, loopVerdict: Json | undefined): string {
   }
   const ceiling = (calls: number | null, us: number | null) =>
     calls ? `${calls} (${n(us)} µs of CPU per forwarded packet)` : "–";
+  if (v.cpuCeilingCalls) {
+    rows.push([
+      "Parley (fast data plane), CPU ceiling: where the server's CPU reaches one core (fit of CPU against calls, latency ignored)",
+      ceiling(v.cpuCeilingCalls, v.marginalUsPerPacket),
+    ]);
+  }
+  const averaged = (a: Json) =>
+    a ? `${a.ceilingCalls} (${n(a.usPerPacket)} µs of CPU per forwarded packet at ${a.calls} calls)` : "–";
   rows.push([
-    "Parley (fast data plane), CPU ceiling: where the server's CPU reaches one core (fit of CPU against calls, latency ignored)",
-    ceiling(v.cpuCeilingCalls, v.marginalUsPerPacket),
+    "**Parley (fast data plane), CPU ceiling by average cost**: one core divided by the server's CPU per forwarded packet (fixed costs included) at its busiest step without loss or a long queue",
+    `**${averaged(v.averageCeiling)}**`,
   ]);
+  if (w) {
+    rows.push([
+      "Parley on werift's RTP path (`PARLEY_MEDIA_DATA_PLANE=werift`, same run), CPU ceiling by average cost",
+      averaged(w.averageCeiling),
+    ]);
+  }
   rows.push(...ANCHORS.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
   const lines = [table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows)];
   if (v.generatorMarginalUsPerPacket && v.marginalUsPerPacket) {
@@ -429,12 +444,14 @@ function conferenceChart(conference: Json): string {
 export function writeDocs(resultsDir: string): void {
   const relay = read(resultsDir, "relay");
   const loop = read(resultsDir, "relay-loop");
+  const werift = read(resultsDir, "relay-werift");
   const baseline = read(resultsDir, "baseline");
   // Verdicts are recomputed from the measurements, so the page always follows the current rules.
   const verdictOf = (ramp: Json) =>
     ramp && baseline ? { result: relayVerdict(ramp.result, baseline.result) } : undefined;
   const verdict = verdictOf(relay);
   const loopVerdict = verdictOf(loop);
+  const weriftVerdict = verdictOf(werift);
   const conference = read(resultsDir, "conference");
   const setup = read(resultsDir, "setup");
   const signaling = read(resultsDir, "signaling");
@@ -443,13 +460,14 @@ export function writeDocs(resultsDir: string): void {
   let doc = fs.readFileSync(DOC, "utf8");
   const any = relay ?? conference ?? setup ?? signaling ?? profile;
   if (any) doc = replaceBlock(doc, "env", envBlock(any, read(resultsDir, "run")));
-  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict));
+  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, weriftVerdict));
   if (relay && verdict) {
     doc = replaceBlock(doc, "relay", relayBlock(relay, verdict));
     fs.writeFileSync(path.join(ROOT, "docs/perf-relay.svg"), relayChart(relay, loop, verdict));
     fs.writeFileSync(path.join(ROOT, "docs/perf-delay.svg"), delayChart(verdict, loopVerdict));
   }
   if (loop && loopVerdict) doc = replaceBlock(doc, "relay-loop", relayBlock(loop, loopVerdict));
+  if (werift && weriftVerdict) doc = replaceBlock(doc, "relay-werift", relayBlock(werift, weriftVerdict));
   if (baseline) doc = replaceBlock(doc, "baseline", baselineBlock(baseline));
   if (conference) {
     doc = replaceBlock(doc, "conference", conferenceBlock(conference));

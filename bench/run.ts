@@ -21,6 +21,7 @@ import {
   type RelayResult,
   relayScenario,
   relayVerdict,
+  weriftSteps,
 } from "./scenarios/relay.js";
 import { setupScenario } from "./scenarios/setup.js";
 import { signalingScenario } from "./scenarios/signaling.js";
@@ -114,8 +115,13 @@ if (only.has("relay")) {
   for (const pinMode of modes) {
     ramps.push(await timed(pinMode === "process" ? "relay" : "relay-loop", () => relayScenario(ctx, { pinMode })));
   }
-  const maxCalls = Math.max(...ramps.map((r) => r.steps.at(-1)?.calls ?? 0));
+  // The same ramp's first steps on werift's RTP path, for the comparison (full runs).
+  const werift = quick
+    ? undefined
+    : await timed("relay-werift", () => relayScenario(ctx, { dataPlane: "werift", steps: weriftSteps(quick) }));
+  const maxCalls = Math.max(...[...ramps, ...(werift ? [werift] : [])].map((r) => r.steps.at(-1)?.calls ?? 0));
   const baseline: BaselineResult = await timed("baseline", () => baselineScenario(ctx, maxCalls));
+  if (werift) save("relay-werift-verdict", relayVerdict(werift, baseline), 0);
   for (const ramp of ramps) {
     const verdict = relayVerdict(ramp, baseline);
     // The profile runs at 70% of the CPU ceiling: loaded, but short of saturation.

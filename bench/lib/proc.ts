@@ -167,6 +167,8 @@ export async function startServerProcess(options: {
   cpuProfileDir?: string;
   /** More `parley server` options, e.g. ["--max-conference", "64"]. */
   extraArgs?: string[];
+  /** More environment for the server, e.g. { PARLEY_MEDIA_DATA_PLANE: "werift" }. */
+  env?: Record<string, string>;
 }): Promise<ServerProcess> {
   const probeFile = path.join(options.dataDir, "bench-probe.json");
   const nodeArgs = ["--expose-gc", "--import", PROBE];
@@ -200,7 +202,7 @@ export async function startServerProcess(options: {
   ]);
   const child = spawn(cmd, args, {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, BENCH_PROBE_FILE: probeFile },
+    env: { ...process.env, ...options.env, BENCH_PROBE_FILE: probeFile },
   });
   let output = "";
   child.stdout!.on("data", (chunk) => {

@@ -10,23 +10,6 @@ import {
   tagLength,
 } from "./srtp.js";
 
-/**
- * The relay's fast data plane for one connected leg: RTP in and out without werift's RTP stack.
- *
- * werift keeps what is hard and rare: ICE (and its consent checks), the DTLS handshake, SRTP key
- * derivation, and RTCP both ways. Once the leg is connected this takes the client's SRTP packets
- * off werift's UDP socket before werift parses them (werift would try them as STUN, decrypt them
- * with a new cipher object, build an RtpPacket, keep reception statistics and dispatch it through
- * two event layers), decrypts each once, and hands it to the leg; the leg's outgoing RTP is
- * encrypted here and written straight to the socket (werift's sender would rewrite a header
- * object, keep a 128-packet retransmission history, serialise, encrypt and send behind promises).
- *
- * What werift no longer sees, and what that changes: it sends no RTCP sender reports for the
- * relay's streams (it starts them with its first sendRtp; audio plays without them: they serve
- * lip sync and the client's remote-outbound statistics) and its receiver reports carry no
- * reception statistics. Everything else on the socket (STUN, DTLS, SRTCP) still goes to werift.
- */
-
 /** One authenticated RTP packet from the client, decoded just enough to forward it. */
 export interface InboundRtp {
   ssrc: number;
@@ -112,6 +95,22 @@ export function audioLevelOf(packet: Buffer, headerLength: number, id: number): 
   return -1;
 }
 
+/**
+ * The relay's fast data plane for one connected leg: RTP in and out without werift's RTP stack.
+ *
+ * werift keeps what is hard and rare: ICE (and its consent checks), the DTLS handshake, SRTP key
+ * derivation, and RTCP both ways. Once the leg is connected this takes the client's SRTP packets
+ * off werift's UDP socket before werift parses them (werift would try them as STUN, decrypt them
+ * with a new cipher object, build an RtpPacket, keep reception statistics and dispatch it through
+ * two event layers), decrypts each once, and hands it to the leg; the leg's outgoing RTP is
+ * encrypted here and written straight to the socket (werift's sender would rewrite a header
+ * object, keep a 128-packet retransmission history, serialise, encrypt and send behind promises).
+ *
+ * What werift no longer sees, and what that changes: it sends no RTCP sender reports for the
+ * relay's streams (it starts them with its first sendRtp; audio plays without them: they serve
+ * lip sync and the client's remote-outbound statistics) and its receiver reports carry no
+ * reception statistics. Everything else on the socket (STUN, DTLS, SRTCP) still goes to werift.
+ */
 export class FastRtpPath {
   readonly profile: number;
   readonly #connection: IceConnectionLike;
