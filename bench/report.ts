@@ -101,6 +101,14 @@ function headlineBlock(verdict: Json, loopVerdict: Json | undefined, weriftVerdi
   }
   rows.push(...ANCHORS.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
   const lines = [table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows)];
+  const at = v.averageCeiling ? (v.steps as Json[]).find((s) => s.calls === v.averageCeiling.calls) : undefined;
+  if (at?.generatorsCpuPct && at.serverCpuPct) {
+    lines.push(
+      "",
+      `Load generators at that step (${at.calls} calls): ${n(at.generatorsCpuPct)}% of a core for all three ` +
+        `processes, against the server's ${n(at.serverCpuPct)}% (${n((100 * at.generatorsCpuPct) / at.serverCpuPct, 0)}%).`,
+    );
+  }
   if (v.generatorMarginalUsPerPacket && v.marginalUsPerPacket) {
     lines.push(
       "",

@@ -125,7 +125,9 @@ if (only.has("relay")) {
   for (const ramp of ramps) {
     const verdict = relayVerdict(ramp, baseline);
     // The profile runs at 70% of the CPU ceiling: loaded, but short of saturation.
-    if (ramp.pinMode === "process") ceiling = verdict.cpuCeilingCalls ?? verdict.capacityCalls;
+    if (ramp.pinMode === "process") {
+      ceiling = verdict.cpuCeilingCalls ?? verdict.averageCeiling?.ceilingCalls ?? verdict.capacityCalls;
+    }
     save(ramp.pinMode === "process" ? "relay-verdict" : "relay-loop-verdict", verdict, 0); // report.ts recomputes these
     log(
       `relay capacity (${ramp.pinMode}): ${verdict.capacityCalls} calls with loss < ${verdict.limits.lossPct}% and ` +
