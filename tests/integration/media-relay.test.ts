@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createCipheriv, randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { after, describe, it } from "node:test";
 import { waitFor } from "@parley/testkit";
@@ -20,6 +21,7 @@ import {
   MediaRelay,
   type MediaRelayOptions,
 } from "../../packages/server/dist/media/index.js";
+import { AesGcm, ecbCipher } from "../../packages/server/dist/media/srtp.js";
 
 const IP = "127.0.0.1";
 const PORT_MIN = 40000;
@@ -688,5 +690,28 @@ describe("media relay data planes", () => {
     assert.deepEqual([alice.markers(), bob.markers()], [[0xb2], [0xa1]]);
     fast.close();
     slow.close();
+  });
+});
+
+describe("SRTP crypto", () => {
+  it("seals and opens AES-128-GCM exactly as node:crypto does, without a cipher object per message", () => {
+    for (let trial = 0; trial < 300; trial++) {
+      const key = randomBytes(16);
+      const iv = randomBytes(12);
+      const aad = randomBytes(trial % 41);
+      const plaintext = randomBytes(trial % 301);
+      const reference = createCipheriv("aes-128-gcm", key, iv);
+      reference.setAAD(aad);
+      const expected = Buffer.concat([reference.update(plaintext), reference.final()]);
+      const expectedTag = reference.getAuthTag();
+      const gcm = new AesGcm(ecbCipher(key));
+      const [ciphertext, tag] = gcm.seal(iv, aad, plaintext);
+      assert.deepEqual(ciphertext, expected, `ciphertext, trial ${trial}`);
+      assert.deepEqual(tag, expectedTag, `tag, trial ${trial}`);
+      assert.deepEqual(gcm.open(iv, aad, ciphertext, tag), plaintext);
+      const forged = Buffer.from(tag);
+      forged[trial % 16]! ^= 1;
+      assert.equal(gcm.open(iv, aad, ciphertext, forged), null, "a wrong tag does not open");
+    }
   });
 });

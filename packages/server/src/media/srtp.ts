@@ -1,13 +1,15 @@
-import { type Cipher, createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
+import { type Cipher, createCipheriv, createHmac, timingSafeEqual } from "node:crypto";
 
 /**
  * Minimal SRTP (RTP only; SRTCP stays with werift) for the relay's fast data plane and the
  * benchmark's load generator: the two DTLS-SRTP profiles werift negotiates, AEAD_AES_128_GCM
  * (RFC 7714, werift's preference) and AES_CM_128_HMAC_SHA1_80 (RFC 3711), keyed with the session
  * keys werift derived after its DTLS handshake. No RTP object model and no copies beyond the
- * cipher's output. AES-CM keystream comes from one long-lived AES-ECB cipher per direction (no
- * cipher object per packet); GCM still needs one node:crypto cipher per packet (its tag cannot be
- * computed otherwise without a JavaScript GHASH, which would cost more).
+ * cipher's output. The AES keystream of both profiles comes from one long-lived AES-ECB cipher per
+ * direction, and GCM's tag from a GHASH in JavaScript (`AesGcm`), so no node:crypto cipher object
+ * is made per packet: each wraps a native handle that the garbage collector has to finalise, which
+ * made the young-generation pauses long enough to break the relay's p99 (docs/performance.md).
+ * AES-CM's HMAC-SHA1 is still one node:crypto Hmac per packet.
  */
 
 /** DTLS-SRTP protection profile ids (RFC 5764, RFC 7714). */
@@ -136,6 +138,149 @@ function cmXor(ecb: Cipher, keys: SrtpKeys, iv: Buffer, ssrc: number, roc: numbe
   return out;
 }
 
+/** GHASH reduction constants for the 4-bit table method (the high 16 bits of R times a nibble). */
+const LAST4 = [
+  0x0000, 0x1c20, 0x3840, 0x2460, 0x7080, 0x6ca0, 0x48c0, 0x54e0, 0xe100, 0xfd20, 0xd940, 0xc560, 0x9180, 0x8da0,
+  0xa9c0, 0xb5e0,
+];
+
+/**
+ * AES-128-GCM with a 96-bit IV and a 16-byte tag (NIST SP 800-38D), as SRTP uses it (RFC 7714),
+ * without a cipher object per message: the counter-mode keystream, E(K, J0) included, comes from
+ * one ECB call, and GHASH runs here with Shoup's 4-bit tables (16 multiples of H, 128 bits each
+ * as four 32-bit words, most significant first). Checked against node:crypto in the tests.
+ */
+export class AesGcm {
+  readonly #ecb: Cipher;
+  readonly #table = new Uint32Array(64);
+  /** GHASH state, as bytes (big-endian) and as the words the multiplication writes. */
+  readonly #state = Buffer.alloc(16);
+  #counters = Buffer.alloc(16 * 16);
+
+  constructor(ecb: Cipher) {
+    this.#ecb = ecb;
+    const h = ecb.update(Buffer.alloc(16));
+    const t = this.#table;
+    let v0 = h.readUInt32BE(0);
+    let v1 = h.readUInt32BE(4);
+    let v2 = h.readUInt32BE(8);
+    let v3 = h.readUInt32BE(12);
+    t.set([v0, v1, v2, v3], 32);
+    for (let i = 4; i > 0; i >>= 1) {
+      const reduce = v3 & 1 ? 0xe1000000 : 0;
+      v3 = ((v3 >>> 1) | (v2 << 31)) >>> 0;
+      v2 = ((v2 >>> 1) | (v1 << 31)) >>> 0;
+      v1 = ((v1 >>> 1) | (v0 << 31)) >>> 0;
+      v0 = ((v0 >>> 1) ^ reduce) >>> 0;
+      t.set([v0, v1, v2, v3], i * 4);
+    }
+    for (let i = 2; i <= 8; i *= 2) {
+      for (let j = 1; j < i; j++) {
+        for (let w = 0; w < 4; w++) t[(i + j) * 4 + w] = (t[i * 4 + w]! ^ t[j * 4 + w]!) >>> 0;
+      }
+    }
+  }
+
+  /** Encrypts `plaintext`: returns the ciphertext and the 16-byte tag over `aad` and it. */
+  seal(iv: Buffer, aad: Buffer, plaintext: Buffer): [Buffer, Buffer] {
+    const keystream = this.#keystream(iv, plaintext.length);
+    const ciphertext = xorFrom(plaintext, keystream, 16);
+    return [ciphertext, this.#tag(aad, ciphertext, keystream)];
+  }
+
+  /** Decrypts `ciphertext` if `tag` authenticates it and `aad`; null otherwise. */
+  open(iv: Buffer, aad: Buffer, ciphertext: Buffer, tag: Buffer): Buffer | null {
+    const keystream = this.#keystream(iv, ciphertext.length);
+    if (!timingSafeEqual(this.#tag(aad, ciphertext, keystream), tag)) return null;
+    return xorFrom(ciphertext, keystream, 16);
+  }
+
+  /** E(K, J0) then the keystream blocks E(K, J0 + 1), ... for `length` bytes, in one ECB call. */
+  #keystream(iv: Buffer, length: number): Buffer {
+    const blocks = ((length + 15) >> 4) + 1;
+    if (this.#counters.length < blocks * 16) this.#counters = Buffer.alloc(blocks * 32);
+    const counters = this.#counters;
+    for (let b = 0; b < blocks; b++) {
+      iv.copy(counters, b * 16, 0, 12);
+      counters.writeUInt32BE(b + 1, b * 16 + 12);
+    }
+    return this.#ecb.update(counters.subarray(0, blocks * 16));
+  }
+
+  /** GHASH(aad, ciphertext) XOR E(K, J0) (the keystream's first block). */
+  #tag(aad: Buffer, ciphertext: Buffer, keystream: Buffer): Buffer {
+    const state = this.#state;
+    state.fill(0);
+    this.#absorb(aad);
+    this.#absorb(ciphertext);
+    // The lengths block: bit lengths of the AAD and the ciphertext, 64 bits each.
+    state.writeUInt32BE((state.readUInt32BE(4) ^ (aad.length * 8)) >>> 0, 4);
+    state.writeUInt32BE((state.readUInt32BE(12) ^ (ciphertext.length * 8)) >>> 0, 12);
+    this.#multiply();
+    const tag = Buffer.allocUnsafe(16);
+    for (let i = 0; i < 16; i++) tag[i] = state[i]! ^ keystream[i]!;
+    return tag;
+  }
+
+  /** XORs `data` into the state block by block (the last one zero-padded), multiplying by H after each. */
+  #absorb(data: Buffer): void {
+    const state = this.#state;
+    for (let at = 0; at < data.length; at += 16) {
+      const end = Math.min(16, data.length - at);
+      for (let i = 0; i < end; i++) state[i]! ^= data[at + i]!;
+      this.#multiply();
+    }
+  }
+
+  /** state = state * H in GF(2^128), GCM's bit order. */
+  #multiply(): void {
+    const t = this.#table;
+    const x = this.#state;
+    let index = (x[15]! & 0xf) * 4;
+    let z0 = t[index]!;
+    let z1 = t[index + 1]!;
+    let z2 = t[index + 2]!;
+    let z3 = t[index + 3]!;
+    for (let i = 15; i >= 0; i--) {
+      const byte = x[i]!;
+      let rem: number;
+      if (i !== 15) {
+        rem = z3 & 0xf;
+        z3 = (z3 >>> 4) | (z2 << 28);
+        z2 = (z2 >>> 4) | (z1 << 28);
+        z1 = (z1 >>> 4) | (z0 << 28);
+        z0 = (z0 >>> 4) ^ (LAST4[rem]! << 16);
+        index = (byte & 0xf) * 4;
+        z0 ^= t[index]!;
+        z1 ^= t[index + 1]!;
+        z2 ^= t[index + 2]!;
+        z3 ^= t[index + 3]!;
+      }
+      rem = z3 & 0xf;
+      z3 = (z3 >>> 4) | (z2 << 28);
+      z2 = (z2 >>> 4) | (z1 << 28);
+      z1 = (z1 >>> 4) | (z0 << 28);
+      z0 = (z0 >>> 4) ^ (LAST4[rem]! << 16);
+      index = (byte >>> 4) * 4;
+      z0 ^= t[index]!;
+      z1 ^= t[index + 1]!;
+      z2 ^= t[index + 2]!;
+      z3 ^= t[index + 3]!;
+    }
+    x.writeUInt32BE(z0 >>> 0, 0);
+    x.writeUInt32BE(z1 >>> 0, 4);
+    x.writeUInt32BE(z2 >>> 0, 8);
+    x.writeUInt32BE(z3 >>> 0, 12);
+  }
+}
+
+/** `data` XOR `keystream` from byte `offset` of the keystream, into a new buffer. */
+function xorFrom(data: Buffer, keystream: Buffer, offset: number): Buffer {
+  const out = Buffer.allocUnsafe(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i]! ^ keystream[offset + i]!;
+  return out;
+}
+
 function rocBytes(roc: number): Buffer {
   const out = Buffer.allocUnsafe(4);
   out.writeUInt32BE(roc >>> 0);
@@ -147,11 +292,13 @@ export class SrtpSender {
   readonly #keys: SrtpKeys;
   readonly #iv = Buffer.alloc(16);
   readonly #gcmIv = Buffer.alloc(12);
-  readonly #ecb: Cipher | null;
+  readonly #ecb: Cipher;
+  readonly #gcm: AesGcm | null;
 
   constructor(keys: SrtpKeys) {
     this.#keys = keys;
-    this.#ecb = keys.profile === PROFILE_AES128_CM_SHA1_80 ? ecbCipher(keys.key) : null;
+    this.#ecb = ecbCipher(keys.key);
+    this.#gcm = keys.profile === PROFILE_AEAD_AES_128_GCM ? new AesGcm(this.#ecb) : null;
   }
 
   /**
@@ -163,12 +310,9 @@ export class SrtpSender {
     const keys = this.#keys;
     const ssrc = header.readUInt32BE(8);
     const seq = header.readUInt16BE(2);
-    if (this.#ecb === null) {
-      const cipher = createCipheriv("aes-128-gcm", keys.key, gcmIv(this.#gcmIv, keys.salt, ssrc, roc, seq));
-      cipher.setAAD(header);
-      const encrypted = cipher.update(payload);
-      cipher.final();
-      return [header, encrypted, cipher.getAuthTag()];
+    if (this.#gcm) {
+      const [encrypted, tag] = this.#gcm.seal(gcmIv(this.#gcmIv, keys.salt, ssrc, roc, seq), header, payload);
+      return [header, encrypted, tag];
     }
     const encrypted = cmXor(this.#ecb, keys, this.#iv, ssrc, roc, seq, payload);
     const hmac = createHmac("sha1", keys.authKey);
@@ -185,6 +329,7 @@ export class SrtpReceiver {
   readonly #iv = Buffer.alloc(16);
   readonly #gcmIv = Buffer.alloc(12);
   readonly #ecb: Cipher;
+  readonly #gcm: AesGcm | null;
   readonly #tag: number;
   /** Packets that did not authenticate (forged, corrupted, or a wrong rollover counter). */
   authFailures = 0;
@@ -192,6 +337,7 @@ export class SrtpReceiver {
   constructor(keys: SrtpKeys) {
     this.#keys = keys;
     this.#ecb = ecbCipher(keys.key);
+    this.#gcm = keys.profile === PROFILE_AEAD_AES_128_GCM ? new AesGcm(this.#ecb) : null;
     this.#tag = tagLength(keys.profile);
   }
 
@@ -220,17 +366,18 @@ export class SrtpReceiver {
     const ssrc = packet.readUInt32BE(8);
     const roc = rocs.guess(seq);
     let payload: Buffer;
-    if (keys.profile === PROFILE_AEAD_AES_128_GCM) {
-      try {
-        const decipher = createDecipheriv("aes-128-gcm", keys.key, gcmIv(this.#gcmIv, keys.salt, ssrc, roc, seq));
-        decipher.setAAD(packet.subarray(0, headerLength));
-        decipher.setAuthTag(packet.subarray(tagAt));
-        payload = decipher.update(packet.subarray(headerLength, tagAt));
-        decipher.final();
-      } catch {
+    if (this.#gcm) {
+      const opened = this.#gcm.open(
+        gcmIv(this.#gcmIv, keys.salt, ssrc, roc, seq),
+        packet.subarray(0, headerLength),
+        packet.subarray(headerLength, tagAt),
+        packet.subarray(tagAt),
+      );
+      if (!opened) {
         this.authFailures++;
         return null;
       }
+      payload = opened;
     } else {
       const hmac = createHmac("sha1", keys.authKey);
       hmac.update(packet.subarray(0, tagAt));
