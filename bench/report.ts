@@ -63,36 +63,61 @@ function passedAbove(v: Json): string {
   return v.highestPassingCalls > v.capacityCalls ? `; ${v.highestPassingCalls} passed too, a step between failed` : "";
 }
 
-function headlineBlock(verdict: Json, loopVerdict: Json | undefined, fastpath: Json | undefined): string {
+function headlineBlock(verdict: Json, loopVerdict: Json | undefined, weriftVerdict: Json | undefined): string {
   const v = verdict.result;
   const l = loopVerdict?.result;
-  const f = fastpath?.result;
+  const w = weriftVerdict?.result;
   const rows: (string | number)[][] = [
     [
-      "**Parley 0.1, whole server pinned to one core**: highest step with loss < 0.1% and added p99 < 10 ms",
+      "**Parley (fast data plane), whole server pinned to one core**: highest step with loss < 0.1% and added p99 < 10 ms",
       `**${v.capacityCalls}** (server at ${n(v.serverCpuPctAtCapacity)}% of the core)${passedAbove(v)}`,
     ],
   ];
   if (l) {
     rows.push([
-      "**Parley 0.1, event loop alone on one core, GC and thread-pool threads on the other** (a multi-core host)",
+      "**Parley (fast data plane), event loop alone on one core, GC and thread-pool threads on the other** (a multi-core host)",
       `**${l.capacityCalls}** (all server threads ${n(l.serverCpuPctAtCapacity)}% of a core, event loop ${n(l.serverLoopCpuPctAtCapacity)}%)${passedAbove(l)}`,
     ]);
   }
   const ceiling = (calls: number | null, us: number | null) =>
     calls ? `${calls} (${n(us)} µs of CPU per forwarded packet)` : "–";
-  rows.push([
-    "Parley 0.1, CPU ceiling: where the server's CPU reaches one core (fit of CPU against calls, latency ignored)",
-    ceiling(v.cpuCeilingCalls, v.marginalUsPerPacket),
-  ]);
-  if (f) {
+  if (v.cpuCeilingCalls) {
     rows.push([
-      "**Prototype data plane without werift on the packet path** (bench/lib/fastpath-relay.ts), CPU ceiling",
-      ceiling(f.cpuCeilingCalls, f.marginalUsPerPacket),
+      "Parley (fast data plane), CPU ceiling: where the server's CPU reaches one core (fit of CPU against calls, latency ignored)",
+      ceiling(v.cpuCeilingCalls, v.marginalUsPerPacket),
+    ]);
+  }
+  const averaged = (a: Json) =>
+    a ? `${a.ceilingCalls} (${n(a.usPerPacket)} µs of CPU per forwarded packet at ${a.calls} calls)` : "–";
+  rows.push([
+    "**Parley (fast data plane), CPU ceiling by average cost**: one core divided by the server's CPU per forwarded packet (fixed costs included) at its busiest step without loss or a long queue",
+    `**${averaged(v.averageCeiling)}**`,
+  ]);
+  if (w) {
+    rows.push([
+      "Parley on werift's RTP path (`PARLEY_MEDIA_DATA_PLANE=werift`, same run), CPU ceiling by average cost",
+      averaged(w.averageCeiling),
     ]);
   }
   rows.push(...ANCHORS.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
-  return table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows);
+  const lines = [table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows)];
+  const at = v.averageCeiling ? (v.steps as Json[]).find((s) => s.calls === v.averageCeiling.calls) : undefined;
+  if (at?.generatorsCpuPct && at.serverCpuPct) {
+    lines.push(
+      "",
+      `Load generators at that step (${at.calls} calls): ${n(at.generatorsCpuPct)}% of a core for all three ` +
+        `processes, against the server's ${n(at.serverCpuPct)}% (${n((100 * at.generatorsCpuPct) / at.serverCpuPct, 0)}%).`,
+    );
+  }
+  if (v.generatorMarginalUsPerPacket && v.marginalUsPerPacket) {
+    lines.push(
+      "",
+      `Load generators: ${n(v.generatorMarginalUsPerPacket)} µs of CPU per packet the server forwards (they send it ` +
+        `and receive it), ${n((100 * v.generatorMarginalUsPerPacket) / v.marginalUsPerPacket, 0)}% of the server's ` +
+        `${n(v.marginalUsPerPacket)} µs (same fit, same steps).`,
+    );
+  }
+  return lines.join("\n");
 }
 
 function relayBlock(relay: Json, verdict: Json): string {
@@ -165,64 +190,34 @@ function baselineBlock(baseline: Json): string {
   ].join("\n");
 }
 
-function fastpathBlock(fastpath: Json): string {
-  const r = fastpath.result;
-  return [
-    table(
-      [
-        "Calls",
-        "Relay CPU (% of 1 core)",
-        "Relay core busy %",
-        "µs CPU / fwd packet",
-        "Generators CPU",
-        "Loss %",
-        "Delay p50 / p99 (ms)",
-        "Send lateness p99 (ms)",
-      ],
-      (r.steps as Json[]).map((s) => [
-        s.calls,
-        n(s.cpu.serverPct),
-        n(s.cpu.serverCoreBusyPct, 0),
-        n(s.relayUsPerPacket, 0),
-        n(s.cpu.generatorsPct),
-        n(s.lossPct, 3),
-        `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
-        n(s.lateness.p99, 1),
-      ]),
-    ),
-    "",
-    `Fit over the steps the generators kept up with: ${n(r.marginalUsPerPacket)} µs of relay CPU per forwarded packet, ` +
-      `a CPU ceiling of ${r.cpuCeilingCalls ?? "–"} calls per core (${r.coreCeilingCalls ?? "–"} counting the core's ` +
-      `kernel network work, ${n(r.coreMarginalUsPerPacket)} µs per packet).`,
-  ].join("\n");
-}
-
-function fanoutBlock(fanout: Json): string {
+function conferenceBlock(conference: Json): string {
   const rows: (string | number)[][] = [];
-  for (const ramp of fanout.result.ramps as Json[]) {
+  for (const ramp of conference.result.ramps as Json[]) {
     for (const s of ramp.steps as Json[]) {
       rows.push([
         s.speakers,
         s.listeners,
         s.packetsOutPerSecond,
         n(s.cpu.serverPct),
-        n(s.relayUsPerPacketOut, 0),
+        n(s.serverUsPerPacketOut, 1),
         n(s.cpu.generatorsPct),
         n(s.lossPct, 3),
         `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
+        s.setupFailures.length,
       ]);
     }
   }
   return table(
     [
-      "Speakers",
-      "Listeners",
+      "Speakers K",
+      "Listeners N",
       "Packets out/s",
-      "Relay CPU (% of 1 core)",
+      "Server CPU (% of 1 core)",
       "µs CPU / packet out",
       "Generator CPU",
       "Loss %",
       "Delay p50 / p99 (ms)",
+      "Joins failed",
     ],
     rows,
   );
@@ -307,7 +302,7 @@ function groups(areas: Json[]): string {
     ["Node's UDP layer and system calls", total((a) => a.startsWith("Node dgram"))],
     ["V8 garbage collection on the main thread", total((a) => a.startsWith("V8 garbage"))],
     ["node:crypto", total((a) => a.startsWith("Node crypto"))],
-    ["Parley's own code", total((a) => a === "Parley server")],
+    ["Parley's own code (its fast data plane included)", total((a) => a.startsWith("Parley"))],
   ];
   const rest = 100 - parts.reduce((sum, [, pct]) => sum + pct, 0);
   return [...parts, ["everything else (Node internals, native, other dependencies)", rest] as [string, number]]
@@ -434,16 +429,16 @@ function delayChart(verdict: Json, loopVerdict: Json | undefined): string {
   });
 }
 
-function fanoutChart(fanout: Json): string {
-  const ramp = (fanout.result.ramps as Json[])[0];
+function conferenceChart(conference: Json): string {
+  const ramp = (conference.result.ramps as Json[])[0];
   const steps = ramp.steps as Json[];
   return lineChart({
-    title: `Fan-out: one speaker forwarded to N legs (MediaLeg.forwardTo)`,
+    title: `Conference: ${ramp.speakers} speaker(s) heard by N listeners through the server`,
     x: { label: "listeners N", values: steps.map((s) => s.listeners) },
     left: {
-      label: "relay CPU, % of one core",
-      max: 100,
-      series: [{ name: "relay CPU", values: steps.map((s) => s.cpu.serverPct), color: "#1f77b4" }],
+      label: "server CPU, % of one core",
+      max: Math.max(10, ...steps.map((s) => s.cpu.serverPct ?? 0)) * 1.2,
+      series: [{ name: "server CPU", values: steps.map((s) => s.cpu.serverPct), color: "#1f77b4" }],
     },
     right: {
       label: "packet loss, %",
@@ -457,37 +452,38 @@ function fanoutChart(fanout: Json): string {
 export function writeDocs(resultsDir: string): void {
   const relay = read(resultsDir, "relay");
   const loop = read(resultsDir, "relay-loop");
+  const werift = read(resultsDir, "relay-werift");
   const baseline = read(resultsDir, "baseline");
   // Verdicts are recomputed from the measurements, so the page always follows the current rules.
   const verdictOf = (ramp: Json) =>
     ramp && baseline ? { result: relayVerdict(ramp.result, baseline.result) } : undefined;
   const verdict = verdictOf(relay);
   const loopVerdict = verdictOf(loop);
-  const fanout = read(resultsDir, "fanout");
+  const weriftVerdict = verdictOf(werift);
+  const conference = read(resultsDir, "conference");
   const setup = read(resultsDir, "setup");
   const signaling = read(resultsDir, "signaling");
   const profile = read(resultsDir, "profile");
-  const fastpath = read(resultsDir, "fastpath");
   if (!fs.existsSync(DOC)) throw new Error(`${DOC} is missing`);
   let doc = fs.readFileSync(DOC, "utf8");
-  const any = relay ?? fanout ?? setup ?? signaling ?? profile;
+  const any = relay ?? conference ?? setup ?? signaling ?? profile;
   if (any) doc = replaceBlock(doc, "env", envBlock(any, read(resultsDir, "run")));
-  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, fastpath));
+  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, weriftVerdict));
   if (relay && verdict) {
     doc = replaceBlock(doc, "relay", relayBlock(relay, verdict));
     fs.writeFileSync(path.join(ROOT, "docs/perf-relay.svg"), relayChart(relay, loop, verdict));
     fs.writeFileSync(path.join(ROOT, "docs/perf-delay.svg"), delayChart(verdict, loopVerdict));
   }
   if (loop && loopVerdict) doc = replaceBlock(doc, "relay-loop", relayBlock(loop, loopVerdict));
+  if (werift && weriftVerdict) doc = replaceBlock(doc, "relay-werift", relayBlock(werift, weriftVerdict));
   if (baseline) doc = replaceBlock(doc, "baseline", baselineBlock(baseline));
-  if (fanout) {
-    doc = replaceBlock(doc, "fanout", fanoutBlock(fanout));
-    fs.writeFileSync(path.join(ROOT, "docs/perf-fanout.svg"), fanoutChart(fanout));
+  if (conference) {
+    doc = replaceBlock(doc, "conference", conferenceBlock(conference));
+    fs.writeFileSync(path.join(ROOT, "docs/perf-conference.svg"), conferenceChart(conference));
   }
   if (setup) doc = replaceBlock(doc, "setup", setupBlock(setup));
   if (signaling) doc = replaceBlock(doc, "signaling", signalingBlock(signaling));
   if (profile) doc = replaceBlock(doc, "profile", profileBlock(profile));
-  if (fastpath) doc = replaceBlock(doc, "fastpath", fastpathBlock(fastpath));
   fs.writeFileSync(DOC, doc);
 }
 

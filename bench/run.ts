@@ -2,7 +2,7 @@
  * Parley benchmarks: `npm run bench` (full, updates docs/performance.md and its plots) and
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
- *   node --import tsx bench/run.ts [--quick] [--only relay,fanout,setup,signaling,profile,fastpath]
+ *   node --import tsx bench/run.ts [--quick] [--only relay,conference,setup,signaling,profile]
  *                                  [--generators N] [--no-docs] [--no-build]
  */
 import { spawnSync } from "node:child_process";
@@ -13,8 +13,7 @@ import { parseArgs } from "node:util";
 import { type Context, encodeFrames } from "./lib/cluster.js";
 import { environment, type PinMode, pinningPlan, pinSelf, ROOT } from "./lib/proc.js";
 import { writeDocs } from "./report.js";
-import { fanoutScenario } from "./scenarios/fanout.js";
-import { fastpathScenario } from "./scenarios/fastpath.js";
+import { conferenceScenario } from "./scenarios/conference.js";
 import { profileScenario } from "./scenarios/profile.js";
 import {
   type BaselineResult,
@@ -22,11 +21,12 @@ import {
   type RelayResult,
   relayScenario,
   relayVerdict,
+  weriftSteps,
 } from "./scenarios/relay.js";
 import { setupScenario } from "./scenarios/setup.js";
 import { signalingScenario } from "./scenarios/signaling.js";
 
-const SCENARIOS = ["relay", "fanout", "setup", "signaling", "profile", "fastpath"] as const;
+const SCENARIOS = ["relay", "conference", "setup", "signaling", "profile"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -51,7 +51,11 @@ const loadSampler = setInterval(() => loadSamples.push(os.loadavg()[0]!), 5000);
 loadSampler.unref();
 const resultsDir = path.join(ROOT, "bench/results", quick ? "quick" : "");
 fs.mkdirSync(resultsDir, { recursive: true });
-const commandLine = `node --import tsx bench/run.ts ${process.argv.slice(2).join(" ")}`.trim();
+// The bench's own knobs and the server's data-plane switch change what is measured: record them.
+const knobs = Object.entries(process.env)
+  .filter(([name]) => name.startsWith("BENCH_") || name === "PARLEY_MEDIA_DATA_PLANE")
+  .map(([name, value]) => `${name}=${value}`);
+const commandLine = [...knobs, "node --import tsx bench/run.ts", ...process.argv.slice(2)].join(" ").trim();
 
 function log(line: string): void {
   const t = ((performance.now() - started) / 1000).toFixed(0).padStart(4);
@@ -100,23 +104,30 @@ async function timed<T>(name: string, run: () => Promise<T>): Promise<T> {
 
 let ceiling: number | undefined;
 if (only.has("relay")) {
-  // The whole server on one core (the strict per-core figure), then (full runs) only its event loop
-  // on that core with V8's GC threads and libuv's pool free to use the others.
-  const modes: PinMode[] = process.env.BENCH_RELAY_MODES
-    ? (process.env.BENCH_RELAY_MODES.split(",") as PinMode[])
-    : quick || !pinning.available
-      ? ["process"]
-      : ["process", "loop"];
+  // The whole server on one core (the strict per-core figure). BENCH_RELAY_MODES=process,loop adds a
+  // ramp with only its event loop on that core and V8's GC threads and libuv's pool on the others
+  // (it mattered when GC stalls set the limit, on werift's RTP path; see docs/performance.md).
+  const modes: PinMode[] =
+    process.env.BENCH_RELAY_MODES && pinning.available
+      ? (process.env.BENCH_RELAY_MODES.split(",") as PinMode[])
+      : ["process"];
   const ramps: RelayResult[] = [];
   for (const pinMode of modes) {
     ramps.push(await timed(pinMode === "process" ? "relay" : "relay-loop", () => relayScenario(ctx, { pinMode })));
   }
-  const maxCalls = Math.max(...ramps.map((r) => r.steps.at(-1)?.calls ?? 0));
+  // The same ramp's first steps on werift's RTP path, for the comparison (full runs).
+  const werift = quick
+    ? undefined
+    : await timed("relay-werift", () => relayScenario(ctx, { dataPlane: "werift", steps: weriftSteps(quick) }));
+  const maxCalls = Math.max(...[...ramps, ...(werift ? [werift] : [])].map((r) => r.steps.at(-1)?.calls ?? 0));
   const baseline: BaselineResult = await timed("baseline", () => baselineScenario(ctx, maxCalls));
+  if (werift) save("relay-werift-verdict", relayVerdict(werift, baseline), 0);
   for (const ramp of ramps) {
     const verdict = relayVerdict(ramp, baseline);
     // The profile runs at 70% of the CPU ceiling: loaded, but short of saturation.
-    if (ramp.pinMode === "process") ceiling = verdict.cpuCeilingCalls ?? verdict.capacityCalls;
+    if (ramp.pinMode === "process") {
+      ceiling = verdict.cpuCeilingCalls ?? verdict.averageCeiling?.ceilingCalls ?? verdict.capacityCalls;
+    }
     save(ramp.pinMode === "process" ? "relay-verdict" : "relay-loop-verdict", verdict, 0); // report.ts recomputes these
     log(
       `relay capacity (${ramp.pinMode}): ${verdict.capacityCalls} calls with loss < ${verdict.limits.lossPct}% and ` +
@@ -125,11 +136,10 @@ if (only.has("relay")) {
     );
   }
 }
-if (only.has("fanout")) await timed("fanout", () => fanoutScenario(ctx));
+if (only.has("conference")) await timed("conference", () => conferenceScenario(ctx));
 if (only.has("setup")) await timed("setup", () => setupScenario(ctx));
 if (only.has("signaling")) await timed("signaling", () => signalingScenario(ctx));
 if (only.has("profile")) await timed("profile", () => profileScenario(ctx, ceiling));
-if (only.has("fastpath")) await timed("fastpath", () => fastpathScenario(ctx));
 
 const seconds = Math.round((performance.now() - started) / 1000);
 const load = {

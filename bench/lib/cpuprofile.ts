@@ -98,7 +98,8 @@ export function areaOf(frame: CallFrame): string {
   if (url.includes("/werift/lib/common/")) return "werift common (UDP transport, events)";
   if (url.includes("/werift/lib/webrtc/")) return "werift WebRTC (transports, sender/receiver)";
   if (url.includes("/werift/")) return "werift other";
-  if (url.includes("/packages/server/")) return "Parley server";
+  if (url.includes("/packages/server/dist/media/")) return "Parley media (fast data plane, MediaLeg)";
+  if (url.includes("/packages/server/")) return "Parley server (other)";
   if (url.includes("/node_modules/ws/")) return "ws (WebSocket)";
   if (url.includes("/node_modules/pino") || url.includes("/node_modules/sonic-boom")) return "pino (logging)";
   if (url.includes("/node_modules/better-sqlite3")) return "better-sqlite3";
@@ -146,6 +147,22 @@ const HOT_PATHS: { name: string; match: (f: CallFrame) => boolean }[] = [
   {
     name: "Parley MediaLeg: count and forward (#onRtp, includes the send path below)",
     match: (f) => f.functionName.includes("onRtp") && f.url.includes("media-leg"),
+  },
+  {
+    name: "receive: Parley fast data plane (FastRtpPath.#receive: SRTP, decode, and the forwarding it runs)",
+    match: (f) => f.functionName.includes("receive") && f.url.includes("media/fast-rtp"),
+  },
+  {
+    name: "receive: SRTP authenticate and decrypt (SrtpReceiver.unprotect, node:crypto)",
+    match: (f) => f.functionName === "unprotect" && f.url.includes("media/srtp"),
+  },
+  {
+    name: "send: Parley fast data plane (FastRtpPath.send: consent check, encrypt, UDP send)",
+    match: (f) => f.functionName === "send" && f.url.includes("media/fast-rtp"),
+  },
+  {
+    name: "send: SRTP encrypt (SrtpSender.protect, node:crypto)",
+    match: (f) => f.functionName === "protect" && f.url.includes("media/srtp"),
   },
   { name: "send: RtpPacket.clone (MediaLeg.#send)", match: (f) => f.functionName === "clone" },
   {

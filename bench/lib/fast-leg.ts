@@ -1,14 +1,27 @@
-import type { Socket } from "node:dgram";
-import { MediaStreamTrack, RTCPeerConnection, useOPUS } from "werift";
-import { PROFILE_AEAD_AES_128_GCM, type SrtpKeys, SrtpReceiver, SrtpSender } from "./srtp.js";
+import type { RemoteInfo, Socket } from "node:dgram";
+import { MediaStreamTrack, RTCPeerConnection, useAudioLevelIndication, useOPUS } from "werift";
+// werift fixes the relay applies (a DTLS client that survives a repeated HelloVerifyRequest).
+import "../../packages/server/dist/media/werift-fixes.js";
+// The server's own SRTP code (its fast data plane), not a copy: the generator encrypts and
+// authenticates exactly as the relay does.
+import {
+  cmCounter,
+  gcmIv,
+  PROFILE_AEAD_AES_128_GCM,
+  RocTracker,
+  rtpHeaderLength,
+  type SrtpKeys,
+  SrtpReceiver,
+  SrtpSender,
+} from "../../packages/server/dist/media/srtp.js";
 
 /**
  * The load generator's client legs. werift does what is hard and rare (ICE, DTLS handshake, SRTP
  * key derivation, RTCP); once the leg is connected, RTP bypasses werift's RTP stack in both
- * directions: packets are built from pre-encoded Opus frames and encrypted here (one node:crypto
- * cipher each) and written to werift's own UDP socket; received RTP is taken off that socket's
- * data callback before werift's demultiplexing, decrypted, and only its trailing send time read.
- * Everything else (STUN consent checks, DTLS, SRTCP) still reaches werift.
+ * directions: packets are built from pre-encoded Opus frames and encrypted here (with the
+ * server's SRTP module) and written to werift's own UDP socket; received RTP is taken off that
+ * socket's data callback before werift's demultiplexing, and only its trailing send time is
+ * decrypted. Everything else (STUN consent checks, DTLS, SRTCP) still reaches werift.
  */
 
 export const BIND_ADDRESS = "127.0.0.1";
@@ -35,8 +48,13 @@ export class PortAllocator {
   }
 }
 
-/** A werift peer connection configured like Parley's bots: one address, no STUN, Opus only, no header extensions. */
-export function createClientPeer(ports: PortAllocator): { pc: RTCPeerConnection; ssrc: number } {
+/**
+ * A werift peer connection configured like Parley's bots: one address, no STUN, Opus only, bundled.
+ * A 1:1 leg has one sendrecv m-line and no header extensions; a conference leg (`slots` > 1) adds
+ * recvonly m-lines (streams it hears at once, as the web client does) and the RFC 6464 audio level
+ * extension (the server ranks speakers by it).
+ */
+export function createClientPeer(ports: PortAllocator, slots = 1): { pc: RTCPeerConnection; ssrc: number } {
   const pc = new RTCPeerConnection({
     iceServers: [],
     iceUseIpv4: false,
@@ -45,9 +63,11 @@ export function createClientPeer(ports: PortAllocator): { pc: RTCPeerConnection;
     iceAdditionalHostAddresses: [BIND_ADDRESS],
     icePortRange: ports.range(),
     codecs: { audio: [useOPUS()], video: [] },
-    headerExtensions: { audio: [], video: [] },
+    headerExtensions: { audio: slots > 1 ? [useAudioLevelIndication()] : [], video: [] },
+    bundlePolicy: "max-bundle",
   });
   const transceiver = pc.addTransceiver(new MediaStreamTrack({ kind: "audio" }), { direction: "sendrecv" });
+  for (let slot = 1; slot < slots; slot++) pc.addTransceiver("audio", { direction: "recvonly" });
   // werift quirk (see packages/server/src/media): with no STUN server it falls back to a public one.
   for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
   return { pc, ssrc: transceiver.sender.ssrc };
@@ -89,7 +109,6 @@ export async function gathered(pc: RTCPeerConnection): Promise<string> {
 
 interface UdpTransportLike {
   socket: Socket;
-  onData: (data: Buffer, addr: [string, number]) => void;
 }
 
 interface SrtpContextLike {
@@ -100,6 +119,43 @@ interface SrtpContextLike {
 
 /** Called for every RTP packet received on a leg: the stamp it carried (or NaN) and when it arrived. */
 export type ReceiveHandler = (sentAt: number, now: number, payloadBytes: number) => void;
+
+/**
+ * Reads the last `length` (<= 16) plaintext bytes of an SRTP packet's payload without decrypting
+ * the rest or checking its tag: both profiles are AES counter mode, so those bytes are the
+ * ciphertext XOR one or two keystream blocks, made with the receiver's long-lived ECB cipher (no
+ * per-packet cipher object). `roc` is the packet's rollover counter. Null for a packet too short.
+ */
+function tail(receiver: SrtpReceiver, packet: Buffer, roc: number, length: number, scratch: Buffer): Buffer | null {
+  const keys = receiver.keys;
+  const gcm = keys.profile === PROFILE_AEAD_AES_128_GCM;
+  const headerLength = rtpHeaderLength(packet);
+  const payloadLength = packet.length - (gcm ? 16 : 10) - headerLength;
+  if (headerLength < 0 || payloadLength < length) return null;
+  const seq = packet.readUInt16BE(2);
+  const ssrc = packet.readUInt32BE(8);
+  const offset = payloadLength - length;
+  const first = offset >> 4;
+  const last = (offset + length - 1) >> 4;
+  const blocks = Buffer.allocUnsafe(16 * (last - first + 1));
+  for (let b = first; b <= last; b++) {
+    const block = blocks.subarray(16 * (b - first), 16 * (b - first + 1));
+    if (gcm) {
+      // RFC 7714 / GCM: payload block i is encrypted with counter (IV || i + 2).
+      gcmIv(scratch, keys.salt, ssrc, roc, seq).copy(block, 0, 0, 12);
+      block.writeUInt32BE(b + 2, 12);
+    } else {
+      // RFC 3711: block i uses the counter with i added to its (zero) low 16 bits.
+      cmCounter(scratch, keys.salt, ssrc, roc, seq).copy(block);
+      block.writeUInt16BE(b, 14);
+    }
+  }
+  const keystream = receiver.ecb.update(blocks);
+  const out = Buffer.allocUnsafe(length);
+  const at = headerLength + offset;
+  for (let i = 0; i < length; i++) out[i] = packet[at + i]! ^ keystream[(offset & 15) + i]!;
+  return out;
+}
 
 /** Where a fast leg's packets go and come from, and how it gets its datagrams. */
 export interface LegWiring {
@@ -128,6 +184,11 @@ export class FastLeg {
   readonly #remotePort: number;
   readonly #connected: boolean;
   readonly #untap: () => void;
+  /** Rollover counters of the SSRCs received (a conference leg hears up to one per slot). */
+  readonly #rocs = new Map<number, RocTracker>();
+  readonly #scratch = Buffer.alloc(16);
+  /** RFC 6464 audio level extension id and the level sent in it (null: no extension). */
+  #audioLevel: { id: number; level: number } | null = null;
   onReceive: ReceiveHandler | undefined;
   sent = 0;
   received = 0;
@@ -180,16 +241,22 @@ export class FastLeg {
         remoteHost,
         remotePort,
         tap(handler) {
-          const werift = transport.onData;
-          // RTP and RTCP (RFC 7983: first byte 128-191) come here; everything else (STUN consent
-          // checks, DTLS) goes on to werift.
-          transport.onData = (data, addr) => {
+          // werift's own 'message' listener (UdpTransport) records the sender, allocates an address
+          // array and calls its onData for every datagram; RTP and RTCP (RFC 7983: first byte
+          // 128-191) skip it and come straight here, everything else (STUN consent checks, DTLS)
+          // still goes to werift.
+          const socket = transport.socket;
+          const werift = socket.listeners("message") as ((data: Buffer, info: RemoteInfo) => void)[];
+          socket.removeAllListeners("message");
+          const listener = (data: Buffer, info: RemoteInfo) => {
             const b0 = data[0]!;
-            if (b0 < 128 || b0 > 191) werift(data, addr);
-            else handler(data);
+            if (b0 >= 128 && b0 <= 191) handler(data);
+            else for (const l of werift) l(data, info);
           };
+          socket.on("message", listener);
           return () => {
-            transport.onData = werift;
+            socket.off("message", listener);
+            for (const l of werift) socket.on("message", l);
           };
         },
       },
@@ -204,14 +271,25 @@ export class FastLeg {
     return this.profile === PROFILE_AEAD_AES_128_GCM;
   }
 
+  /** Sends the RFC 6464 audio level extension `id` with `level` (0 loudest .. 127 silence) in every packet. */
+  setAudioLevel(id: number, level: number): void {
+    this.#audioLevel = { id, level };
+  }
+
   /** Sends one 20 ms Opus frame with the current time appended. */
   send(frame: Buffer, now: number): void {
-    const header = Buffer.allocUnsafe(12);
-    header[0] = 0x80;
+    const audioLevel = this.#audioLevel;
+    const header = Buffer.allocUnsafe(audioLevel ? 20 : 12);
+    header[0] = audioLevel ? 0x90 : 0x80;
     header[1] = this.payloadType;
     header.writeUInt16BE(this.#seq, 2);
     header.writeUInt32BE(this.#timestamp >>> 0, 4);
     header.writeUInt32BE(this.ssrc >>> 0, 8);
+    if (audioLevel) {
+      // RFC 8285 one-byte header extension: one element (id, length 1 - 1), padded to a word.
+      header.writeUInt32BE(0xbede0001, 12);
+      header.writeUInt32BE((((audioLevel.id << 4) << 24) | ((0x80 | audioLevel.level) << 16)) >>> 0, 16);
+    }
     const payload = Buffer.allocUnsafe(frame.length + STAMP_BYTES);
     frame.copy(payload, 0);
     payload.writeDoubleLE(now, frame.length);
@@ -231,11 +309,21 @@ export class FastLeg {
    */
   #receive(packet: Buffer): void {
     const now = performance.now();
-    if (this.received % 50 === 0) {
-      const payload = this.#receiver.unprotect(packet);
-      if (!payload) return;
+    const ssrc = packet.readUInt32BE(8);
+    let rocs = this.#rocs.get(ssrc);
+    if (!rocs) {
+      rocs = new RocTracker();
+      this.#rocs.set(ssrc, rocs);
     }
-    const stamp = this.#receiver.tail(packet, STAMP_BYTES);
+    const seq = packet.readUInt16BE(2);
+    const roc = rocs.guess(seq);
+    if (this.received % 50 === 0) {
+      const headerLength = rtpHeaderLength(packet);
+      if (headerLength < 0 || !this.#receiver.unprotect(packet, headerLength, rocs)) return;
+    } else {
+      rocs.accept(seq, roc);
+    }
+    const stamp = tail(this.#receiver, packet, roc, STAMP_BYTES, this.#scratch);
     this.received++;
     this.onReceive?.(stamp ? stamp.readDoubleLE(0) : Number.NaN, now, packet.length);
   }

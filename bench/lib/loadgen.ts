@@ -4,14 +4,11 @@
  * is driven by the orchestrator over IPC. Both ends of every call or stream live in the same
  * process, so a packet's delay is its receive time minus the send time it carries, on one clock.
  */
-import { randomBytes } from "node:crypto";
-import dgram from "node:dgram";
 import type { RTCPeerConnection } from "werift";
 import { connected, createClientPeer, FastLeg, gathered, PortAllocator } from "./fast-leg.js";
 import { Histogram, type SparseHistogram } from "./hist.js";
 import { Rpc } from "./ipc.js";
 import { SignalClient } from "./signal-client.js";
-import { PROFILE_AEAD_AES_128_GCM, type SrtpKeys } from "./srtp.js";
 
 const FRAME_MS = 20;
 
@@ -71,7 +68,7 @@ const legs = new Set<FastLeg>();
 const calls: { caller: SignalClient; callId: string }[] = [];
 let ticker: NodeJS.Timeout | undefined;
 
-const rpc = new Rpc(process, {
+new Rpc(process, {
   init: (args: { index: number; portMin: number; portMax: number; frames: string[] }) => {
     index = args.index;
     ports = new PortAllocator(args.portMin, args.portMax);
@@ -86,8 +83,8 @@ const rpc = new Rpc(process, {
     keep?: boolean;
   }) => setUpCalls(args),
   direct: (args: { count: number; concurrency: number }) => setUpDirect(args),
-  fanout: (args: { speakers: number; listeners: number; concurrency: number }) => setUpFanout(args),
-  staticCalls: (args: { count: number; concurrency: number }) => setUpStaticCalls(args),
+  conference: (args: { host: string; members: string[]; speakers: number; concurrency: number }) =>
+    growConference(args),
   measure: (args: { startEpoch: number; endEpoch: number; graceMs: number }) => measure(args),
   hangup: () => hangUpAll(),
   presenceArm: (args: { userId: number }) => armPresence(args.userId),
@@ -418,144 +415,127 @@ async function setUpDirect(args: { count: number; concurrency: number }): Promis
   return { ms: performance.now() - started, failures };
 }
 
-// ---------------------------------------------------------------- fan-out through a bare MediaRelay
+// ---------------------------------------------------------------- one conference through the server
 
-const fanoutLegs: { id: string; leg: FastLeg }[] = [];
-const speakerStreams = new Map<string, Stream>();
+/** Receive slots a conference leg offers: one sendrecv m-line and two recvonly, as the web client does. */
+const CONFERENCE_SLOTS = 3;
+/** The RFC 6464 level speakers send (-30 dBov: voiced, so the server ranks them above silent listeners). */
+const SPEAKER_LEVEL = 30;
+
+interface Conference {
+  host: string;
+  callId: string;
+  /** Participants in the order they joined; the first `speakers` send audio. */
+  members: { username: string; leg: FastLeg; audioLevelId: number | null }[];
+  speakerStreams: Stream[];
+}
+
+let conference: Conference | undefined;
+
+/** The header extension id the local description gives the audio level, or null. */
+function audioLevelId(pc: RTCPeerConnection): number | null {
+  const match = /^a=extmap:(\d+) urn:ietf:params:rtp-hdrext:ssrc-audio-level/m.exec(pc.localDescription?.sdp ?? "");
+  return match ? Number(match[1]) : null;
+}
+
+/** A conference leg: offer with receive slots and the audio level, call.media, connected, fast path. */
+async function conferenceLeg(c: SignalClient, callId: string): Promise<{ leg: FastLeg; levelId: number | null }> {
+  const { pc, ssrc } = createClientPeer(ports, CONFERENCE_SLOTS);
+  peers.add(pc);
+  await pc.setLocalDescription(await pc.createOffer());
+  const offer = await gathered(pc);
+  const { sdp } = await c.request<{ sdp: string }>("call.media", { callId, sdp: offer });
+  await pc.setRemoteDescription({ type: "answer", sdp });
+  await connected(pc);
+  const leg = FastLeg.fromPeer(pc, ssrc);
+  leg.onReceive = onReceive;
+  legs.add(leg);
+  return { leg, levelId: audioLevelId(pc) };
+}
+
+/** One invitee: rings, sets up media while ringing (as the SDK does), answers. */
+async function joinConference(username: string, ringing: Promise<{ data: Record<string, unknown> }>) {
+  const c = client(username);
+  const { data } = await ringing;
+  const callId = String((data.call as { callId: string }).callId);
+  const { leg, levelId } = await conferenceLeg(c, callId);
+  await c.request("call.answer", { callId });
+  return { username, leg, audioLevelId: levelId };
+}
 
 /**
- * Legs on the relay host (brokered by the orchestrator), grown to `speakers + listeners`: the first
- * `speakers` legs send, and each is forwarded to every other leg. Steps add legs to the same set.
+ * One conference through the real signaling, grown to `members` (all logged in here): the host
+ * invites the first ones at once (`call.invite` with `to: [...]`), later steps add one user at a
+ * time with `call.add`. The first `speakers` participants (the host first) send speech frames
+ * with a loud audio level; the others only listen. With speakers <= 3 every listener hears every
+ * speaker on its three slots, and each speaker the others, so each speaker packet is expected
+ * at every other participant.
  */
-async function setUpFanout(args: {
+async function growConference(args: {
+  host: string;
+  members: string[];
   speakers: number;
-  listeners: number;
   concurrency: number;
-}): Promise<{ ms: number; failures: string[]; legs: number }> {
+}): Promise<{ ms: number; failures: string[]; participants: number }> {
   const failures: string[] = [];
   const started = performance.now();
-  const missing = Math.max(0, args.speakers + args.listeners - fanoutLegs.length);
-  await pool(Array.from({ length: missing }), args.concurrency, async () => {
-    try {
-      const { pc, ssrc } = createClientPeer(ports);
-      peers.add(pc);
-      await pc.setLocalDescription(await pc.createOffer());
-      const offer = await gathered(pc);
-      const { id, sdp } = await rpc.call<{ id: string; sdp: string }>("relay", { cmd: "createLeg", args: { offer } });
-      await pc.setRemoteDescription({ type: "answer", sdp });
-      await connected(pc);
-      const leg = FastLeg.fromPeer(pc, ssrc);
-      leg.onReceive = onReceive;
-      legs.add(leg);
-      fanoutLegs.push({ id, leg });
-    } catch (error) {
-      failures.push((error as Error).message);
-    }
-  });
-  for (const speaker of fanoutLegs.slice(0, args.speakers)) {
-    const targets = fanoutLegs.filter((m) => m !== speaker).map((m) => m.id);
-    await rpc.call("relay", { cmd: "forward", args: { source: speaker.id, targets } });
-    const stream = speakerStreams.get(speaker.id);
-    if (stream) stream.fanout = targets.length;
-    else {
-      addStream(speaker.leg, targets.length);
-      speakerStreams.set(speaker.id, streams.at(-1)!);
-    }
-  }
-  return { ms: performance.now() - started, failures, legs: fanoutLegs.length };
-}
-
-// ---------------------------------------------------------------- calls through the fast-path prototype
-
-const sockets = new Set<dgram.Socket>();
-
-function randomKeys(): SrtpKeys {
-  return { profile: PROFILE_AEAD_AES_128_GCM, key: randomBytes(16), salt: randomBytes(14), authKey: randomBytes(20) };
-}
-
-const wire = (k: SrtpKeys) => ({
-  profile: k.profile,
-  key: k.key.toString("base64"),
-  salt: k.salt.toString("base64"),
-  authKey: k.authKey.toString("base64"),
-});
-
-async function boundSocket(): Promise<dgram.Socket> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const socket = dgram.createSocket("udp4");
-    // Connected sockets report a closed remote port (ICMP) as ECONNREFUSED during teardown.
-    socket.on("error", () => undefined);
-    const [port] = ports.range();
-    try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once("error", reject);
-        socket.bind(port, "127.0.0.1", () => {
-          socket.off("error", reject);
-          resolve();
-        });
-      });
-      sockets.add(socket);
-      return socket;
-    } catch {
-      socket.close();
-    }
-  }
-  throw new Error("no free UDP port");
-}
-
-/** Calls through the prototype relay (fastpath-relay.ts): statically keyed legs, no ICE or DTLS. */
-async function setUpStaticCalls(args: {
-  count: number;
-  concurrency: number;
-}): Promise<{ ms: number; failures: string[] }> {
-  const failures: string[] = [];
-  const started = performance.now();
-  await pool(Array.from({ length: args.count }), args.concurrency, async () => {
-    try {
-      const a = { send: randomKeys(), receive: randomKeys() };
-      const b = { send: randomKeys(), receive: randomKeys() };
-      const { portA, portB } = await rpc.call<{ portA: number; portB: number }>("relay", {
-        cmd: "createCall",
-        args: {
-          a: { fromClient: wire(a.send), toClient: wire(a.receive) },
-          b: { fromClient: wire(b.send), toClient: wire(b.receive) },
-        },
-      });
-      for (const [keys, port] of [
-        [a, portA],
-        [b, portB],
-      ] as const) {
-        const socket = await boundSocket();
-        await new Promise<void>((resolve) => socket.connect(port, "127.0.0.1", () => resolve()));
-        const leg = new FastLeg({
-          local: keys.send,
-          remote: keys.receive,
-          ssrc: (Math.random() * 0xffffffff) >>> 0,
-          payloadType: 111,
-          wiring: {
-            socket,
-            remoteHost: "127.0.0.1",
-            remotePort: port,
-            connected: true,
-            tap(handler) {
-              const listener = (data: Buffer) => {
-                const b0 = data[0]!;
-                if (b0 >= 128 && b0 <= 191) handler(data);
-              };
-              socket.on("message", listener);
-              return () => socket.off("message", listener);
-            },
-          },
-        });
-        leg.onReceive = onReceive;
-        legs.add(leg);
-        addStream(leg);
+  if (!conference) {
+    const host = client(args.host);
+    const invitees = args.members.filter((m) => m !== args.host);
+    const ringings = invitees.map((username) =>
+      waitEvent(client(username), (event) => event === "call.incoming", 30_000),
+    );
+    for (const r of ringings) r.catch(() => undefined);
+    const { call } = await host.request<{ call: { callId: string } }>("call.invite", { to: invitees });
+    calls.push({ caller: host, callId: call.callId });
+    const hostLeg = await conferenceLeg(host, call.callId);
+    conference = {
+      host: args.host,
+      callId: call.callId,
+      members: [{ username: args.host, leg: hostLeg.leg, audioLevelId: hostLeg.levelId }],
+      speakerStreams: [],
+    };
+    const joined = await pool(invitees, args.concurrency, async (username, i) => {
+      try {
+        return await joinConference(username, ringings[i]!);
+      } catch (error) {
+        failures.push(`${username}: ${(error as Error).message}`);
+        return undefined;
       }
-    } catch (error) {
-      failures.push((error as Error).message);
+    });
+    for (const member of joined) if (member) conference.members.push(member);
+  } else {
+    const current = conference;
+    const known = new Set(current.members.map((m) => m.username));
+    const newcomers = args.members.filter((m) => !known.has(m));
+    const host = client(current.host);
+    const joined = await pool(newcomers, args.concurrency, async (username) => {
+      try {
+        const ringing = waitEvent(client(username), (event) => event === "call.incoming", 30_000);
+        ringing.catch(() => undefined);
+        await host.request("call.add", { callId: current.callId, to: username });
+        return await joinConference(username, ringing);
+      } catch (error) {
+        failures.push(`${username}: ${(error as Error).message}`);
+        return undefined;
+      }
+    });
+    for (const member of joined) if (member) current.members.push(member);
+  }
+  const conf = conference;
+  const participants = conf.members.length;
+  for (const [i, member] of conf.members.slice(0, args.speakers).entries()) {
+    const expected = participants - 1;
+    const stream = conf.speakerStreams[i];
+    if (stream) {
+      stream.fanout = expected;
+      continue;
     }
-  });
-  return { ms: performance.now() - started, failures };
+    if (member.audioLevelId !== null) member.leg.setAudioLevel(member.audioLevelId, SPEAKER_LEVEL);
+    addStream(member.leg, expected);
+    conf.speakerStreams.push(streams.at(-1)!);
+  }
+  return { ms: performance.now() - started, failures, participants };
 }
 
 // ---------------------------------------------------------------- teardown
@@ -566,18 +546,26 @@ async function hangUpAll(): Promise<{ calls: number }> {
   ticker = undefined;
   streams.length = 0;
   window = undefined;
+  // Every participant leaves a conference (it goes on while two remain).
+  const conf = conference;
+  if (conf) {
+    await Promise.all(
+      conf.members.map((m) =>
+        client(m.username)
+          .request("call.hangup", { callId: conf.callId })
+          .catch(() => undefined),
+      ),
+    );
+  }
   const ending = calls.splice(0);
   await Promise.all(
     ending.map(({ caller, callId }) => caller.request("call.hangup", { callId }).catch(() => undefined)),
   );
-  fanoutLegs.length = 0;
-  speakerStreams.clear();
+  conference = undefined;
   for (const leg of legs) leg.release();
   legs.clear();
   await Promise.all([...peers].map((pc) => pc.close().catch(() => undefined)));
   peers.clear();
-  for (const socket of sockets) socket.close();
-  sockets.clear();
   return { calls: count };
 }
 

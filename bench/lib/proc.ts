@@ -9,13 +9,10 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const PARLEY_BIN = path.join(ROOT, "packages/cli/bin/parley.js");
 const PROBE = path.join(ROOT, "bench/lib/server-probe.mjs");
 const LOADGEN = path.join(ROOT, "bench/lib/loadgen.ts");
-const RELAY_HOST = path.join(ROOT, "bench/lib/relay-host.ts");
-const FASTPATH_RELAY = path.join(ROOT, "bench/lib/fastpath-relay.ts");
 
-/** UDP port slices: server relay, fan-out relay host, and one slice per generator process. */
+/** UDP port slices: the server's relay, and one slice per generator process. */
 export const PORTS = {
   server: { min: 20000, max: 29999 },
-  relayHost: { min: 30000, max: 32700 },
   generators: { min: 10000, max: 19999 },
 };
 
@@ -168,6 +165,10 @@ export async function startServerProcess(options: {
   /** With pinMode "loop": where the server's other threads run. */
   helperCores?: string;
   cpuProfileDir?: string;
+  /** More `parley server` options, e.g. ["--max-conference", "64"]. */
+  extraArgs?: string[];
+  /** More environment for the server, e.g. { PARLEY_MEDIA_DATA_PLANE: "werift" }. */
+  env?: Record<string, string>;
 }): Promise<ServerProcess> {
   const probeFile = path.join(options.dataDir, "bench-probe.json");
   const nodeArgs = ["--expose-gc", "--import", PROBE];
@@ -197,10 +198,11 @@ export async function startServerProcess(options: {
     "--quiet",
     "--console",
     "off",
+    ...(options.extraArgs ?? []),
   ]);
   const child = spawn(cmd, args, {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, BENCH_PROBE_FILE: probeFile },
+    env: { ...process.env, ...options.env, BENCH_PROBE_FILE: probeFile },
   });
   let output = "";
   child.stdout!.on("data", (chunk) => {
@@ -262,16 +264,14 @@ export interface Worker {
 
 /** Starts a bench TypeScript module as a child process with an IPC channel. */
 export async function startWorker(
-  kind: "loadgen" | "relay-host" | "fastpath-relay",
+  kind: "loadgen",
   pin: string | undefined,
   handlers: Record<string, (args: never) => unknown> = {},
   env: Record<string, string> = {},
 ): Promise<Worker> {
-  const script = kind === "loadgen" ? LOADGEN : kind === "relay-host" ? RELAY_HOST : FASTPATH_RELAY;
-  // For investigations, e.g. BENCH_LOADGEN_NODE_FLAGS="--cpu-prof --cpu-prof-dir /tmp/prof"
-  // (BENCH_RELAY_NODE_FLAGS for the fan-out and fast-path relays).
-  const flagsVar = kind === "loadgen" ? process.env.BENCH_LOADGEN_NODE_FLAGS : process.env.BENCH_RELAY_NODE_FLAGS;
-  const flags = flagsVar?.split(" ") ?? [];
+  const script = LOADGEN;
+  // For investigations, e.g. BENCH_LOADGEN_NODE_FLAGS="--cpu-prof --cpu-prof-dir /tmp/prof".
+  const flags = process.env.BENCH_LOADGEN_NODE_FLAGS?.split(" ") ?? [];
   const [cmd, args] = command(pin, [...flags, "--import", "tsx", script]);
   const child = spawn(cmd, args, {
     cwd: ROOT,

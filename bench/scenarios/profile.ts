@@ -15,7 +15,8 @@ export async function profileScenario(ctx: Context, ceiling: number | undefined)
   const calls = process.env.BENCH_PROFILE_CALLS
     ? Number(process.env.BENCH_PROFILE_CALLS)
     : ceiling
-      ? Math.max(10, Math.round((ceiling * 0.7) / 10) * 10)
+      ? // (at most 200: the generators, on the other core, drive about that many comfortably)
+        Math.min(200, Math.max(10, Math.round((ceiling * 0.7) / 10) * 10))
       : ctx.quick
         ? 30
         : 100;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createCipheriv, randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { after, describe, it } from "node:test";
 import { waitFor } from "@parley/testkit";
@@ -14,7 +15,14 @@ import {
   usePCMU,
   useVP8,
 } from "werift";
-import { assignSlots, type MediaLeg, type MediaLegState, MediaRelay } from "../../packages/server/dist/media/index.js";
+import {
+  assignSlots,
+  type MediaLeg,
+  type MediaLegState,
+  MediaRelay,
+  type MediaRelayOptions,
+} from "../../packages/server/dist/media/index.js";
+import { AesGcm, ecbCipher } from "../../packages/server/dist/media/srtp.js";
 
 const IP = "127.0.0.1";
 const PORT_MIN = 40000;
@@ -33,8 +41,12 @@ after(async () => {
 function newRelay(
   range: { portMin: number; portMax: number } = { portMin: PORT_MIN, portMax: PORT_MAX },
   connectTimeoutMs?: number,
+  options: MediaRelayOptions = {},
 ) {
-  const relay = new MediaRelay({ ip: IP, ...range }, logger, connectTimeoutMs ? { connectTimeoutMs } : {});
+  const relay = new MediaRelay({ ip: IP, ...range }, logger, {
+    ...options,
+    ...(connectTimeoutMs ? { connectTimeoutMs } : {}),
+  });
   relays.push(relay);
   return relay;
 }
@@ -54,6 +66,7 @@ class TestClient {
   /** RFC 6464 level (0 loudest .. 127 silence) sent with each packet, when `audioLevel` was asked for. */
   level = 127;
   readonly #audioLevel: boolean;
+  readonly #srtpProfile: number | undefined;
 
   constructor(
     opts: {
@@ -66,9 +79,12 @@ class TestClient {
       audioLevel?: boolean;
       /** Offer every m-line on one transport (default), as browsers do. */
       bundle?: boolean;
+      /** The only DTLS-SRTP protection profile this client offers or accepts (werift offers two). */
+      srtpProfile?: number;
     } = {},
   ) {
     this.#audioLevel = opts.audioLevel ?? false;
+    this.#srtpProfile = opts.srtpProfile;
     this.pc = new RTCPeerConnection({
       bundlePolicy: opts.bundle === false ? "disable" : "max-bundle",
       headerExtensions: { audio: opts.audioLevel ? [useAudioLevelIndication()] : [], video: [] },
@@ -104,6 +120,12 @@ class TestClient {
 
   async offer(): Promise<string> {
     await this.pc.setLocalDescription(await this.pc.createOffer());
+    if (this.#srtpProfile !== undefined) {
+      // werift offers or accepts the profiles of this (private) list, in its order.
+      for (const dtls of this.pc.dtlsTransports) {
+        (dtls as unknown as { srtpProfiles: number[] }).srtpProfiles = [this.#srtpProfile];
+      }
+    }
     await waitFor(() => this.pc.iceGatheringState === "complete", "client ICE gathering");
     return this.pc.localDescription?.sdp ?? "";
   }
@@ -143,6 +165,12 @@ class TestClient {
   /** How many received packets carry `marker`. */
   countOf(marker: number): number {
     return this.received.filter((rtp) => rtp.payload[0] === marker).length;
+  }
+
+  /** The SRTP protection profile the connection negotiated. */
+  srtpProfile(): number | undefined {
+    return (this.pc.dtlsTransports[0]?.srtp as unknown as { config?: { profile?: number } } | undefined)?.config
+      ?.profile;
   }
 
   /** The distinct markers received. */
@@ -578,5 +606,149 @@ describe("speaker selection", () => {
     assert.deepEqual(assignSlots([null, null], [a, b, c, d], level), [d, b]);
     assert.deepEqual(assignSlots([a, b], [a, b, c, d], level), [d, b], "d replaces the quietest (a)");
     assert.deepEqual(assignSlots([c, b], [a, b, c], level, 25), [c, b], "a is not louder than c by the margin");
+  });
+});
+
+const GCM = 0x0007; // AEAD_AES_128_GCM
+const AES_CM = 0x0001; // AES_CM_128_HMAC_SHA1_80
+
+/** Whether `seqs` go up by one each, modulo 2^16. */
+function consecutive(seqs: number[]): boolean {
+  return seqs.every((seq, i) => i === 0 || seq === ((seqs[i - 1]! + 1) & 0xffff));
+}
+
+describe("media relay data planes", () => {
+  for (const profile of [GCM, AES_CM]) {
+    it(`relays on the fast data plane once connected, with SRTP profile ${profile === GCM ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80"}`, async () => {
+      const relay = newRelay();
+      const alice = new TestClient({ srtpProfile: profile, opusPayloadType: 111 });
+      const bob = new TestClient({ srtpProfile: profile, opusPayloadType: 96 });
+      const { leg: legA, answerSdp: answerA } = await connect(relay, `plane-a-${profile}`, alice);
+      const { leg: legB, answerSdp: answerB } = await connect(relay, `plane-b-${profile}`, bob);
+      assert.equal(alice.srtpProfile(), profile);
+      assert.equal(bob.srtpProfile(), profile);
+      assert.equal(legA.dataPlane, "fast");
+      assert.equal(legB.dataPlane, "fast");
+      legA.forwardTo([legB]);
+      legB.forwardTo([legA]);
+      alice.startSending(0xa1);
+      bob.startSending(0xb2);
+      await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
+      for (const [client, marker, answer, payloadType] of [
+        [bob, 0xa1, answerB, 96],
+        [alice, 0xb2, answerA, 111],
+      ] as const) {
+        assert.deepEqual(client.markers(), [marker]);
+        for (const rtp of client.received) {
+          assert.equal(rtp.header.ssrc, ssrcOf(answer));
+          assert.equal(rtp.header.payloadType, payloadType);
+          assert.deepEqual(rtp.payload, Buffer.alloc(PAYLOAD_BYTES, marker), "the payload arrives intact");
+        }
+        assert.ok(consecutive(client.received.map((rtp) => rtp.header.sequenceNumber)));
+      }
+      relay.close();
+    });
+  }
+
+  for (const fastDataPlane of [true, false]) {
+    const plane = fastDataPlane ? "fast data plane" : "werift RTP path";
+    it(`carries audio across a sequence number wrap (SRTP rollover counter), to a slot routed before it and one routed after it (${plane})`, async () => {
+      const relay = newRelay(undefined, undefined, { fastDataPlane });
+      const alice = new TestClient({ firstSeq: 65_510 });
+      const bob = new TestClient();
+      const carol = new TestClient();
+      const { leg: legA } = await connect(relay, "wrap-a", alice);
+      const { leg: legB } = await connect(relay, "wrap-b", bob);
+      const { leg: legC } = await connect(relay, "wrap-c", carol);
+      assert.equal(legA.dataPlane, fastDataPlane ? "fast" : "werift");
+      legA.forwardTo([legB]);
+      alice.startSending(0xa1);
+      // 26 packets to the wrap; Bob hears on well past it (the relay decrypted Alice's packets with
+      // rollover counter 1 and encrypted Bob's with 1 too, else neither would authenticate).
+      await waitFor(() => bob.countOf(0xa1) >= 50, "Bob hearing Alice across the wrap");
+      const seqs = bob.received.map((rtp) => rtp.header.sequenceNumber);
+      assert.ok(seqs.includes(65_535) && seqs.includes(0), `Bob's stream wrapped (${seqs[0]}..${seqs.at(-1)})`);
+      assert.ok(consecutive(seqs), "no packet lost at the wrap");
+
+      // Carol's stream starts after Alice's wrapped: its rollover counter must start at 0 for her.
+      legA.forwardTo([legB, legC]);
+      await waitFor(() => carol.countOf(0xa1) >= 20, "Carol hearing Alice after the wrap");
+      assert.ok(consecutive(carol.received.map((rtp) => rtp.header.sequenceNumber)));
+      alice.stopSending();
+      relay.close();
+    });
+
+    it(`continues a conference slot's numbering when route() switches its source, with the slot's SSRC and payload type (${plane})`, async () => {
+      const relay = newRelay(undefined, undefined, { fastDataPlane });
+      const listener = new TestClient({ slots: 2, opusPayloadType: 96 });
+      const alice = new TestClient({ firstSeq: 1000 });
+      const bob = new TestClient({ firstSeq: 40_000 });
+      const { leg, answerSdp } = await connect(relay, "reroute-listener", listener);
+      const { leg: legA } = await connect(relay, "reroute-a", alice);
+      const { leg: legB } = await connect(relay, "reroute-b", bob);
+      alice.startSending(0xa1);
+      bob.startSending(0xb2);
+      leg.route(1, legA);
+      const slot = listener.receivedBySlot[1]!;
+      await waitFor(() => slot.length >= 5, "slot 1 carrying Alice");
+      leg.route(1, legB);
+      await waitFor(() => slot.filter((rtp) => rtp.payload[0] === 0xb2).length >= 5, "slot 1 carrying Bob");
+      leg.route(1, legA);
+      const afterBob = () => slot.length - 1 - slot.findLastIndex((rtp) => rtp.payload[0] === 0xb2);
+      await waitFor(() => afterBob() >= 5, "slot 1 carrying Alice again");
+
+      const slotSsrc = [...answerSdp.matchAll(/^a=ssrc:(\d+) /gm)].map((m) => Number(m[1]))[1];
+      assert.ok(slot.every((rtp) => rtp.header.ssrc === slotSsrc && rtp.header.payloadType === 96));
+      assert.ok(consecutive(slot.map((rtp) => rtp.header.sequenceNumber)), "no sequence jump at either switch");
+      for (let i = 1; i < slot.length; i++) {
+        const step = (slot[i]!.header.timestamp - slot[i - 1]!.header.timestamp) >>> 0;
+        assert.ok(step >= 960 && step <= 48 * 1000, `timestamps advance by the real gap (${step} ticks at ${i})`);
+      }
+      assert.equal(listener.receivedBySlot[0]!.length, 0, "slot 0 stays silent");
+      relay.close();
+    });
+  }
+
+  it("forwards between a fast-plane leg and a werift-path leg, both ways", async () => {
+    const fast = newRelay();
+    const slow = newRelay(undefined, undefined, { fastDataPlane: false });
+    const alice = new TestClient({ opusPayloadType: 111 });
+    const bob = new TestClient({ opusPayloadType: 96 });
+    const { leg: legA, answerSdp: answerA } = await connect(fast, "mixed-a", alice);
+    const { leg: legB, answerSdp: answerB } = await connect(slow, "mixed-b", bob);
+    assert.deepEqual([legA.dataPlane, legB.dataPlane], ["fast", "werift"]);
+    legA.forwardTo([legB]);
+    legB.forwardTo([legA]);
+    alice.startSending(0xa1);
+    bob.startSending(0xb2);
+    await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
+    assert.ok(bob.received.every((rtp) => rtp.header.ssrc === ssrcOf(answerB) && rtp.header.payloadType === 96));
+    assert.ok(alice.received.every((rtp) => rtp.header.ssrc === ssrcOf(answerA) && rtp.header.payloadType === 111));
+    assert.deepEqual([alice.markers(), bob.markers()], [[0xb2], [0xa1]]);
+    fast.close();
+    slow.close();
+  });
+});
+
+describe("SRTP crypto", () => {
+  it("seals and opens AES-128-GCM exactly as node:crypto does, without a cipher object per message", () => {
+    for (let trial = 0; trial < 300; trial++) {
+      const key = randomBytes(16);
+      const iv = randomBytes(12);
+      const aad = randomBytes(trial % 41);
+      const plaintext = randomBytes(trial % 301);
+      const reference = createCipheriv("aes-128-gcm", key, iv);
+      reference.setAAD(aad);
+      const expected = Buffer.concat([reference.update(plaintext), reference.final()]);
+      const expectedTag = reference.getAuthTag();
+      const gcm = new AesGcm(ecbCipher(key));
+      const [ciphertext, tag] = gcm.seal(iv, aad, plaintext);
+      assert.deepEqual(ciphertext, expected, `ciphertext, trial ${trial}`);
+      assert.deepEqual(tag, expectedTag, `tag, trial ${trial}`);
+      assert.deepEqual(gcm.open(iv, aad, ciphertext, tag), plaintext);
+      const forged = Buffer.from(tag);
+      forged[trial % 16]! ^= 1;
+      assert.equal(gcm.open(iv, aad, ciphertext, forged), null, "a wrong tag does not open");
+    }
   });
 });

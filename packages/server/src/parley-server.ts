@@ -69,7 +69,11 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const accounts = new AccountService({ db, audit, settings, config, logger });
   const presence = new PresenceService({ accounts, logger });
   const phonebook = new PhonebookService({ db, accounts, presence });
-  const media = new MediaRelay(config.media, logger.child({ module: "media" }));
+  // PARLEY_MEDIA_DATA_PLANE=werift keeps RTP on werift's stack (a diagnostic switch: benchmarks and
+  // bug reports compare the two data planes; see docs/performance.md).
+  const media = new MediaRelay(config.media, logger.child({ module: "media" }), {
+    fastDataPlane: process.env.PARLEY_MEDIA_DATA_PLANE !== "werift",
+  });
   // Metrics read the services at scrape time; only call outcomes are counted as they happen.
   let metrics: Metrics | undefined;
   const calls = new CallService({

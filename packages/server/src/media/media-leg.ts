@@ -1,7 +1,10 @@
-import type { MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RtpPacket } from "werift";
+import { type MediaStreamTrack, type RTCPeerConnection, type RTCRtpSender, RtpHeader, RtpPacket } from "werift";
 import type { Logger } from "../logging/logger.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
+import { FastRtpPath, type InboundRtp } from "./fast-rtp.js";
 import { canTransition, type MediaLegState } from "./media-leg-state.js";
+import { declaredSsrcs } from "./sdp-lines.js";
+import { RocTracker } from "./srtp.js";
 
 export { MEDIA_LEG_STATES, type MediaLegState } from "./media-leg-state.js";
 
@@ -36,6 +39,8 @@ export interface ForwardTotals {
 /** Opus at 48 kHz: 960 timestamp ticks per 20 ms frame, 48 ticks per ms. */
 const OPUS_TICKS_PER_MS = 48;
 const OPUS_FRAME_TICKS = 960;
+/** Sequence numbers per rollover-counter step (RFC 3711 packet index = ROC * 2^16 + SEQ). */
+const SEQ_MODULO = 0x10000;
 
 /** werift's sendRtp settles when the packet is handed to the socket; send failures are dropped packets. */
 function ignoreSendError(): void {}
@@ -53,13 +58,27 @@ const SPEAKING_OFF = 0.15;
 /** Loudness follows the level with a ~200 ms time constant; it ranks speakers for receive slots. */
 const LOUDNESS_DECAY = 0.9;
 
-/** One of the leg's outgoing audio streams (an m-line) and whose audio it carries. */
+/**
+ * One of the leg's outgoing audio streams (an m-line) and whose audio it carries. The slot keeps
+ * its own numbering: a packet's outgoing SRTP index (ROC * 2^16 + sequence number) is its source
+ * index plus `indexOffset`, and its timestamp is offset by `timestampOffset`; both offsets change
+ * only when the slot's source changes (see MediaLeg.#continueFrom).
+ */
 interface Slot {
   readonly sender: RTCRtpSender;
+  /** The SSRC and Opus payload type this slot sends with (from the answer), known once connected. */
+  ssrc: number;
+  payloadType: number;
   source: MediaLeg | null;
-  /** The leg whose packets this slot last sent, and when that packet had arrived. */
+  /** The leg and SSRC whose packets this slot last sent, and when that packet had arrived. */
   lastSource: MediaLeg | null;
+  lastSsrc: number;
   lastOutAt: number;
+  indexOffset: number;
+  timestampOffset: number;
+  /** The highest outgoing index sent (-1 before the first packet) and that packet's timestamp. */
+  lastOutIndex: number;
+  lastOutTimestamp: number;
 }
 
 /** A place this leg's incoming audio goes: one slot of one leg. */
@@ -73,6 +92,12 @@ interface Output {
  * client's Opus RTP and sends other legs' audio back on its slots, unchanged but for the header.
  * Slot 0 is the client's sendrecv m-line; each further slot is one more stream the client hears
  * at once (a conference). Made by `MediaRelay.createLeg`.
+ *
+ * Data plane: once connected, RTP goes through `FastRtpPath` (the client's SRTP taken off
+ * werift's socket, decrypted once, re-encrypted per output with the slot's own numbering). A leg
+ * whose connection the fast path cannot take (an unbundled offer, an SRTP profile it does not
+ * support) or a relay made with `fastDataPlane: false` stays on werift's RTP stack (receive via
+ * the track, send via the slot's RTCRtpSender); the two kinds of leg forward to each other.
  */
 export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speaking: [boolean]; closed: [] }> {
   readonly id: string;
@@ -85,7 +110,21 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   readonly #logger: Logger;
   readonly #connectTimer: NodeJS.Timeout;
   readonly #unsubscribes: (() => void)[] = [];
+  readonly #useFastPath: boolean;
   #state: MediaLegState = "connecting";
+  /** The fast data plane, once connected (null: werift's RTP path, before or instead). */
+  #fast: FastRtpPath | null = null;
+  /** werift path only: rollover counters of the client's SSRCs, and the packet decoded into. */
+  readonly #weriftRocs = new Map<number, RocTracker>();
+  readonly #weriftInbound: InboundRtp = {
+    ssrc: 0,
+    sequenceNumber: 0,
+    roc: 0,
+    timestamp: 0,
+    marker: false,
+    payload: Buffer.alloc(0),
+    audioLevel: -1,
+  };
   /** Where this leg's incoming audio goes. */
   #outputs: readonly Output[] = [];
   /** The negotiated id of the audio level header extension, or null when the client sends none. */
@@ -102,11 +141,25 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     totals: ForwardTotals,
     logger: Logger,
     connectTimeoutMs: number,
+    useFastPath = true,
   ) {
     super(logger);
     this.id = id;
     this.#pc = pc;
-    this.#slots = senders.map((sender) => ({ sender, source: null, lastSource: null, lastOutAt: 0 }));
+    this.#useFastPath = useFastPath;
+    this.#slots = senders.map((sender) => ({
+      sender,
+      ssrc: sender.ssrc,
+      payloadType: 0,
+      source: null,
+      lastSource: null,
+      lastSsrc: 0,
+      lastOutAt: 0,
+      indexOffset: 0,
+      timestampOffset: 0,
+      lastOutIndex: -1,
+      lastOutTimestamp: 0,
+    }));
     this.#totals = totals;
     this.#logger = logger.child({ leg: id });
     // Subscribed before setRemoteDescription, which is where werift fires onTrack.
@@ -145,6 +198,12 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   /** @internal The relay tells the leg which header extension id carries the audio level. */
   setAudioLevelExtension(id: number | null): void {
     this.#audioLevelId = id;
+    this.#fast?.setAudioLevelExtension(id);
+  }
+
+  /** Which data plane carries this leg's RTP: "fast" once connected, else "werift". */
+  get dataPlane(): "fast" | "werift" {
+    return this.#fast ? "fast" : "werift";
   }
 
   /**
@@ -186,6 +245,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     clearTimeout(this.#connectTimer);
     for (const unsubscribe of this.#unsubscribes) unsubscribe();
     this.#unsubscribes.length = 0;
+    this.#fast?.detach();
     this.forwardTo([]);
     this.clearRoutes();
     this.#transitionTo("closed");
@@ -223,16 +283,45 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
 
   #receive(track: MediaStreamTrack): void {
     if (track.kind !== "audio") return;
-    this.#unsubscribes.push(track.onReceiveRtp.subscribe(this.#onRtp).unSubscribe);
+    this.#unsubscribes.push(track.onReceiveRtp.subscribe(this.#onWeriftRtp).unSubscribe);
   }
 
+  /** werift path (before the fast path takes over, or instead of it): decode its RtpPacket. */
+  readonly #onWeriftRtp = (rtp: RtpPacket): void => {
+    const header = rtp.header;
+    let rocs = this.#weriftRocs.get(header.ssrc);
+    if (!rocs) {
+      rocs = new RocTracker();
+      this.#weriftRocs.set(header.ssrc, rocs);
+    }
+    const roc = rocs.guess(header.sequenceNumber);
+    rocs.accept(header.sequenceNumber, roc);
+    const inbound = this.#weriftInbound;
+    inbound.ssrc = header.ssrc;
+    inbound.sequenceNumber = header.sequenceNumber;
+    inbound.roc = roc;
+    inbound.timestamp = header.timestamp;
+    inbound.marker = header.marker;
+    inbound.payload = rtp.payload;
+    inbound.audioLevel = -1;
+    if (this.#audioLevelId !== null) {
+      for (const extension of header.extensions) {
+        if (extension.id === this.#audioLevelId && extension.payload.length >= 1) {
+          inbound.audioLevel = extension.payload[0]! & 0x7f;
+          break;
+        }
+      }
+    }
+    this.#onRtp(inbound);
+  };
+
   /** Hot path, once per packet from the client: count, measure the level, hand it to every output. */
-  readonly #onRtp = (rtp: RtpPacket): void => {
+  readonly #onRtp = (rtp: InboundRtp): void => {
     const counters = this.#counters;
     counters.packetsIn++;
     counters.bytesIn += rtp.payload.length;
     counters.lastPacketAt = Date.now();
-    if (this.#audioLevelId !== null) this.#measure(rtp);
+    if (rtp.audioLevel >= 0) this.#measure(rtp.audioLevel);
     const outputs = this.#outputs;
     for (let i = 0; i < outputs.length; i++) {
       const output = outputs[i]!;
@@ -240,35 +329,49 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     }
   };
 
-  #measure(rtp: RtpPacket): void {
-    const extensions = rtp.header.extensions;
-    for (let i = 0; i < extensions.length; i++) {
-      const extension = extensions[i]!;
-      if (extension.id !== this.#audioLevelId || extension.payload.length < 1) continue;
-      const level = extension.payload[0]! & 0x7f;
-      this.#loudness = this.#loudness * LOUDNESS_DECAY + (127 - level) * (1 - LOUDNESS_DECAY);
-      this.#activity = this.#activity * ACTIVITY_DECAY + (level <= VOICED_LEVEL ? 1 - ACTIVITY_DECAY : 0);
-      const speaking = this.#speaking ? this.#activity > SPEAKING_OFF : this.#activity > SPEAKING_ON;
-      if (speaking !== this.#speaking) {
-        this.#speaking = speaking;
-        this.emit("speaking", speaking);
-      }
-      return;
+  #measure(level: number): void {
+    this.#loudness = this.#loudness * LOUDNESS_DECAY + (127 - level) * (1 - LOUDNESS_DECAY);
+    this.#activity = this.#activity * ACTIVITY_DECAY + (level <= VOICED_LEVEL ? 1 - ACTIVITY_DECAY : 0);
+    const speaking = this.#speaking ? this.#activity > SPEAKING_OFF : this.#activity > SPEAKING_ON;
+    if (speaking !== this.#speaking) {
+      this.#speaking = speaking;
+      this.emit("speaking", speaking);
     }
   }
 
-  /** Hot path, once per packet and output: no await, no logging. */
-  #send(slotIndex: number, source: MediaLeg, rtp: RtpPacket): void {
+  /**
+   * Hot path, once per packet and output: no await, no logging. The packet goes out with the
+   * slot's SSRC and payload type, its sequence number and timestamp moved by the slot's offsets,
+   * and no header extensions (the source client's ids mean nothing to this client).
+   */
+  #send(slotIndex: number, source: MediaLeg, rtp: InboundRtp): void {
     if (this.#state !== "connected") return;
     const slot = this.#slots[slotIndex]!;
-    if (slot.lastSource !== source) this.#continueFrom(slot, source, rtp);
-    // werift quirk: sendRtp rewrites the packet's header in place (SSRC, payload type, sequence
-    // number and timestamp offsets) and keeps it for retransmission, so each output needs its own
-    // packet; clone() copies the header and shares the payload. The source client's header
-    // extensions (its own ids) are not passed on.
-    const out = rtp.clone();
-    out.header.extensions = [];
-    slot.sender.sendRtp(out).catch(ignoreSendError);
+    if (slot.lastSource !== source || slot.lastSsrc !== rtp.ssrc) this.#continueFrom(slot, source, rtp);
+    const index = rtp.roc * SEQ_MODULO + rtp.sequenceNumber + slot.indexOffset;
+    // A packet from before the slot's first one (reordered across a source switch): too late.
+    if (index < 0) return;
+    const timestamp = (rtp.timestamp + slot.timestampOffset) >>> 0;
+    if (index > slot.lastOutIndex) {
+      slot.lastOutIndex = index;
+      slot.lastOutTimestamp = timestamp;
+    }
+    const sequenceNumber = index % SEQ_MODULO;
+    const fast = this.#fast;
+    if (fast) {
+      const header = Buffer.allocUnsafe(12);
+      header[0] = 0x80;
+      header[1] = (rtp.marker ? 0x80 : 0) | slot.payloadType;
+      header.writeUInt16BE(sequenceNumber, 2);
+      header.writeUInt32BE(timestamp, 4);
+      header.writeUInt32BE(slot.ssrc, 8);
+      fast.send(header, rtp.payload, (index - sequenceNumber) / SEQ_MODULO);
+    } else {
+      // werift's sender sets its SSRC and payload type, and adds its offsets (zero: replaceRTP is
+      // never called) and the rollover counter itself; it keeps the packet for retransmission.
+      const header = new RtpHeader({ sequenceNumber, timestamp, marker: rtp.marker, payloadType: slot.payloadType });
+      slot.sender.sendRtp(new RtpPacket(header, rtp.payload)).catch(ignoreSendError);
+    }
     const bytes = rtp.payload.length;
     this.#counters.packetsOut++;
     this.#counters.bytesOut += bytes;
@@ -278,27 +381,53 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   }
 
   /**
-   * A new source brings its own random sequence numbers and timestamps. Offset them so the slot's
-   * outgoing stream goes on from its last packet, with the timestamp advanced by the real gap, and
-   * the client's jitter buffer sees a pause rather than a jump. Runs once per switch.
-   * werift quirk: `replaceRTP(header, true)` adds its +1 to the 32-bit timestamp offset with a
-   * 16-bit add (truncating it), so this passes a header one packet back with discontinuity off.
-   * Before the first packet it does nothing and the first source's numbers pass through.
+   * A new source (or a new SSRC from the same client) brings its own random sequence numbers and
+   * timestamps. Offset them so the slot's outgoing stream goes on from its highest packet, with
+   * the timestamp advanced by the real gap, and the client's jitter buffer sees a pause rather
+   * than a jump. Runs once per switch. The slot's first source's numbers pass through, with the
+   * rollover counter restarted at 0: the client's SRTP context starts counting wraps at its first
+   * packet (RFC 3711 3.3.1), whatever the source had wrapped before.
    */
-  #continueFrom(slot: Slot, source: MediaLeg, rtp: RtpPacket): void {
-    const gapMs = source.#counters.lastPacketAt - slot.lastOutAt;
-    const ticks = Math.max(OPUS_FRAME_TICKS, Math.round(gapMs * OPUS_TICKS_PER_MS));
-    slot.sender.replaceRTP({
-      sequenceNumber: (rtp.header.sequenceNumber - 1) & 0xffff,
-      timestamp: (rtp.header.timestamp - ticks) >>> 0,
-    });
+  #continueFrom(slot: Slot, source: MediaLeg, rtp: InboundRtp): void {
+    const sourceIndex = rtp.roc * SEQ_MODULO + rtp.sequenceNumber;
+    if (slot.lastOutIndex < 0) {
+      slot.indexOffset = -rtp.roc * SEQ_MODULO;
+      slot.timestampOffset = 0;
+    } else {
+      const gapMs = source.#counters.lastPacketAt - slot.lastOutAt;
+      const ticks = Math.max(OPUS_FRAME_TICKS, Math.round(gapMs * OPUS_TICKS_PER_MS));
+      slot.indexOffset = slot.lastOutIndex + 1 - sourceIndex;
+      slot.timestampOffset = (slot.lastOutTimestamp + ticks - rtp.timestamp) >>> 0;
+    }
     slot.lastSource = source;
+    slot.lastSsrc = rtp.ssrc;
+  }
+
+  /**
+   * Connected: learn each slot's negotiated payload type, and move RTP to the fast data plane
+   * when the connection allows it (else it stays on werift's path, which still works).
+   */
+  #onConnected(): void {
+    for (const slot of this.#slots) {
+      slot.ssrc = slot.sender.ssrc;
+      slot.payloadType = slot.sender.codec?.payloadType ?? 111;
+    }
+    if (!this.#useFastPath) return;
+    const fast = FastRtpPath.attach(this.#pc, declaredSsrcs(this.#pc.remoteDescription?.sdp ?? ""), this.#onRtp);
+    if (typeof fast === "string") {
+      this.#logger.warn({ reason: fast }, "media leg stays on werift's RTP path");
+      return;
+    }
+    fast.setAudioLevelExtension(this.#audioLevelId);
+    this.#fast = fast;
+    this.#logger.info({ srtpProfile: fast.profile }, "media leg on the fast data plane");
   }
 
   #onConnectionState(state: string): void {
     switch (state) {
       case "connected":
         clearTimeout(this.#connectTimer);
+        if (this.#state === "connecting") this.#onConnected();
         this.#transitionTo("connected");
         break;
       case "failed":

@@ -10,6 +10,11 @@ export type { MediaConfig } from "./media-config.js";
 export interface MediaRelayOptions {
   /** A leg that has not connected this long after it was created fails and closes. Default 20 s. */
   connectTimeoutMs?: number;
+  /**
+   * Relay RTP through the fast data plane once a leg is connected (default true); false keeps every
+   * leg on werift's RTP stack (the slower path, kept as the fallback; benchmarks compare the two).
+   */
+  fastDataPlane?: boolean;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
@@ -24,6 +29,7 @@ export class MediaRelay {
   readonly #config: MediaConfig;
   readonly #logger: Logger;
   readonly #connectTimeoutMs: number;
+  readonly #fastDataPlane: boolean;
   readonly #legs = new Set<MediaLeg>();
   readonly #totals: ForwardTotals = { packetsForwarded: 0, bytesForwarded: 0 };
   #closed = false;
@@ -34,6 +40,7 @@ export class MediaRelay {
     this.#config = { ip: config.ip, portMin: config.portMin, portMax: config.portMax };
     this.#logger = logger;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.#fastDataPlane = options.fastDataPlane ?? true;
   }
 
   /**
@@ -73,7 +80,15 @@ export class MediaRelay {
     let leg: MediaLeg | undefined;
     try {
       const { pc, senders } = createPeerConnection(this.#config, portRange, mediaSectionCount(offerSdp));
-      const created = new MediaLeg(id, pc, senders, this.#totals, this.#logger, this.#connectTimeoutMs);
+      const created = new MediaLeg(
+        id,
+        pc,
+        senders,
+        this.#totals,
+        this.#logger,
+        this.#connectTimeoutMs,
+        this.#fastDataPlane,
+      );
       leg = created;
       this.#legs.add(created);
       created.on("closed", () => this.#legs.delete(created));

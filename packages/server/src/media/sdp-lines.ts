@@ -46,6 +46,16 @@ export function declaresSsrc(sdp: string): boolean {
   return lines(sdp).some((line) => line.startsWith("a=ssrc:"));
 }
 
+/** The SSRCs an SDP declares (`a=ssrc:<ssrc> ...`), the only ones werift routes RTP from. */
+export function declaredSsrcs(sdp: string): Set<number> {
+  const found = new Set<number>();
+  for (const line of lines(sdp)) {
+    const match = /^a=ssrc:(\d+)/.exec(line);
+    if (match) found.add(Number(match[1]) >>> 0);
+  }
+  return found;
+}
+
 /** Every `a=candidate` line of an SDP. */
 export function sdpCandidates(sdp: string): SdpCandidate[] {
   const found: SdpCandidate[] = [];

@@ -1,0 +1,91 @@
+import fs from "node:fs";
+import { Cluster, type Context, type MeasuredWindow, round } from "../lib/cluster.js";
+import { sleep, startServerProcess, tempDir } from "../lib/proc.js";
+import { seedUsers } from "../lib/seed.js";
+
+/** The most participants a Parley call can have (CONFERENCE_MAX_LIMIT); the server is started with it. */
+const MAX_PARTICIPANTS = 64;
+
+export interface ConferenceStep extends MeasuredWindow {
+  speakers: number;
+  listeners: number;
+  /** Packets the server sends per second: each speaker's 50 to every other participant. */
+  packetsOutPerSecond: number;
+  serverUsPerPacketOut: number | null;
+  setupSeconds: number;
+  setupFailures: string[];
+}
+
+/**
+ * Conference fan-out through the real server: one conference of K speakers and N listeners,
+ * made with the real signaling (the host's `call.invite` with `to: [...]` for the first step,
+ * `call.add` for each participant added by later steps). Every client offers one sendrecv and two
+ * recvonly audio m-lines, bundled, with the audio level extension, as the web client does; the
+ * server fills each participant's three receive slots with the loudest other participants. Speakers
+ * send speech frames with a loud audio level, listeners send nothing. With K <= 3 every listener
+ * hears every speaker and every speaker the others, so each speaker packet is expected at every
+ * other participant. One generator process holds every leg, so one clock times every packet.
+ */
+export async function conferenceScenario(ctx: Context) {
+  const windowSeconds = ctx.quick ? 2 : 6;
+  const ramps = ctx.quick
+    ? [{ speakers: 1, listeners: [3, 15] }]
+    : [
+        { speakers: 1, listeners: [3, 7, 15, 31, 63] },
+        { speakers: 3, listeners: [5, 13, 29, 61] },
+      ];
+  const results: { speakers: number; steps: ConferenceStep[] }[] = [];
+  for (const ramp of ramps) {
+    const dataDir = tempDir("parley-bench-conference-");
+    const users = await seedUsers(dataDir, MAX_PARTICIPANTS);
+    const server = await startServerProcess({
+      dataDir,
+      pin: ctx.pinning.server,
+      extraArgs: ["--max-conference", String(MAX_PARTICIPANTS)],
+    });
+    const cluster = await Cluster.start(ctx, 1);
+    const steps: ConferenceStep[] = [];
+    try {
+      await cluster.all("login", () => ({ url: server.url, users, concurrency: 8 }));
+      for (const listeners of ramp.listeners) {
+        const participants = ramp.speakers + listeners;
+        const t0 = performance.now();
+        const [setup] = await cluster.all<{ failures: string[] }>("conference", () => ({
+          host: users[0]!.username,
+          members: users.slice(0, participants).map((u) => u.username),
+          speakers: ramp.speakers,
+          concurrency: 4,
+        }));
+        const setupSeconds = round((performance.now() - t0) / 1000, 1);
+        // Speakers become "speaking" within ~0.3 s and take the listeners' slots from the silent.
+        await sleep(ctx.quick ? 1000 : 2500);
+        const window = await cluster.measure(windowSeconds, server.pid);
+        const packetsOutPerSecond = ramp.speakers * (participants - 1) * 50;
+        const step: ConferenceStep = {
+          speakers: ramp.speakers,
+          listeners,
+          ...window,
+          packetsOutPerSecond,
+          serverUsPerPacketOut:
+            window.cpu.serverPct === null ? null : round(((window.cpu.serverPct / 100) * 1e6) / packetsOutPerSecond, 1),
+          setupSeconds,
+          setupFailures: setup?.failures ?? [],
+        };
+        steps.push(step);
+        ctx.log(
+          `conference ${ramp.speakers} speaker(s) + ${listeners} listeners: server ${window.cpu.serverPct}% cpu, ` +
+            `generator ${window.cpu.generatorsPct}%, loss ${window.lossPct}%, delay p50 ${window.delay.p50} ` +
+            `p99 ${window.delay.p99} ms, setup ${setupSeconds} s` +
+            (step.setupFailures.length ? `, ${step.setupFailures.length} failed: ${step.setupFailures[0]}` : ""),
+        );
+      }
+    } finally {
+      await cluster.all("hangup", () => ({})).catch(() => undefined);
+      await cluster.stop();
+      await server.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+    results.push({ speakers: ramp.speakers, steps });
+  }
+  return { windowSeconds, ramps: results };
+}

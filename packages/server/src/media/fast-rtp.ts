@@ -1,0 +1,263 @@
+import type { RemoteInfo, Socket } from "node:dgram";
+import type { RTCPeerConnection } from "werift";
+import {
+  isSupportedProfile,
+  RocTracker,
+  rtpHeaderLength,
+  type SrtpKeys,
+  SrtpReceiver,
+  SrtpSender,
+  tagLength,
+} from "./srtp.js";
+
+/** One authenticated RTP packet from the client, decoded just enough to forward it. */
+export interface InboundRtp {
+  ssrc: number;
+  sequenceNumber: number;
+  /** The SRTP rollover counter of the sequence number (how often it wrapped). */
+  roc: number;
+  timestamp: number;
+  marker: boolean;
+  /** The payload without RTP padding. */
+  payload: Buffer;
+  /** RFC 6464 level (0 loudest .. 127 silence) of the audio level extension, or -1 when absent. */
+  audioLevel: number;
+}
+
+/** werift internals the fast path uses (werift 0.24.4; checked at attach time, see `attach`). */
+interface UdpTransportLike {
+  socket: Socket;
+  closed: boolean;
+}
+type MessageListener = (data: Buffer, info: RemoteInfo) => void;
+interface StunProtocolLike {
+  transport?: UdpTransportLike;
+}
+interface IceConnectionLike {
+  nominated?: { remoteAddr: [string, number]; protocol: StunProtocolLike };
+  protocols?: StunProtocolLike[];
+  canSendApplicationData?: () => boolean;
+}
+interface SrtpContextLike {
+  srtpSessionKey?: Buffer;
+  srtpSessionSalt?: Buffer;
+  srtpSessionAuthTag?: Buffer;
+}
+interface SrtpSessionLike {
+  config?: { profile?: number };
+  localContext?: SrtpContextLike;
+  remoteContext?: SrtpContextLike;
+}
+
+/** RFC 7983: RTP and RTCP start with a byte in 128-191; RTCP packet types 192-223 follow it (RFC 5761). */
+function isRtp(data: Buffer): boolean {
+  const b0 = data[0]!;
+  if (b0 < 128 || b0 > 191 || data.length < 12) return false;
+  const b1 = data[1]!;
+  return b1 < 192 || b1 > 223;
+}
+
+/**
+ * The RFC 6464 level in the header extension `id` of an RTP packet whose header is `headerLength`
+ * bytes (one-byte RFC 8285 elements, as Chrome and werift send; two-byte ones are read too), or -1.
+ */
+export function audioLevelOf(packet: Buffer, headerLength: number, id: number): number {
+  if (!(packet[0]! & 0x10)) return -1;
+  const at = 12 + 4 * (packet[0]! & 0x0f);
+  const profile = packet.readUInt16BE(at);
+  const end = headerLength;
+  let i = at + 4;
+  if (profile === 0xbede) {
+    while (i < end) {
+      const byte = packet[i]!;
+      if (byte === 0) {
+        i++; // padding
+        continue;
+      }
+      const elementId = byte >> 4;
+      const length = (byte & 0x0f) + 1;
+      if (elementId === 15) return -1;
+      if (elementId === id) return i + 1 < end ? packet[i + 1]! & 0x7f : -1;
+      i += 1 + length;
+    }
+  } else if ((profile & 0xfff0) === 0x1000) {
+    while (i + 1 < end) {
+      const elementId = packet[i]!;
+      if (elementId === 0) {
+        i++;
+        continue;
+      }
+      const length = packet[i + 1]!;
+      if (elementId === id) return length >= 1 && i + 2 < end ? packet[i + 2]! & 0x7f : -1;
+      i += 2 + length;
+    }
+  }
+  return -1;
+}
+
+/**
+ * The relay's fast data plane for one connected leg: RTP in and out without werift's RTP stack.
+ *
+ * werift keeps what is hard and rare: ICE (and its consent checks), the DTLS handshake, SRTP key
+ * derivation, and RTCP both ways. Once the leg is connected this takes the client's SRTP packets
+ * off werift's UDP socket before werift parses them (werift would try them as STUN, decrypt them
+ * with a new cipher object, build an RtpPacket, keep reception statistics and dispatch it through
+ * two event layers), decrypts each once, and hands it to the leg; the leg's outgoing RTP is
+ * encrypted here and written straight to the socket (werift's sender would rewrite a header
+ * object, keep a 128-packet retransmission history, serialise, encrypt and send behind promises).
+ *
+ * What werift no longer sees, and what that changes: it sends no RTCP sender reports for the
+ * relay's streams (it starts them with its first sendRtp; audio plays without them: they serve
+ * lip sync and the client's remote-outbound statistics) and its receiver reports carry no
+ * reception statistics. Everything else on the socket (STUN, DTLS, SRTCP) still goes to werift.
+ */
+export class FastRtpPath {
+  readonly profile: number;
+  readonly #connection: IceConnectionLike;
+  readonly #receiver: SrtpReceiver;
+  readonly #sender: SrtpSender;
+  readonly #tag: number;
+  /** Rollover counters of the SSRCs the client declared; packets from any other SSRC are dropped. */
+  readonly #rocs = new Map<number, RocTracker>();
+  readonly #untaps: (() => void)[] = [];
+  /** The one object every packet is decoded into (the leg forwards it synchronously). */
+  readonly #inbound: InboundRtp = {
+    ssrc: 0,
+    sequenceNumber: 0,
+    roc: 0,
+    timestamp: 0,
+    marker: false,
+    payload: Buffer.alloc(0),
+    audioLevel: -1,
+  };
+  #audioLevelId: number | null = null;
+  #onRtp: (rtp: InboundRtp) => void;
+
+  private constructor(
+    connection: IceConnectionLike,
+    transports: UdpTransportLike[],
+    local: SrtpKeys,
+    remote: SrtpKeys,
+    ssrcs: Iterable<number>,
+    onRtp: (rtp: InboundRtp) => void,
+  ) {
+    this.profile = local.profile;
+    this.#connection = connection;
+    this.#receiver = new SrtpReceiver(remote);
+    this.#sender = new SrtpSender(local);
+    this.#tag = tagLength(local.profile);
+    for (const ssrc of ssrcs) this.#rocs.set(ssrc >>> 0, new RocTracker());
+    this.#onRtp = onRtp;
+    for (const transport of transports) {
+      // werift's own 'message' listener (its UdpTransport) records the sender and builds an
+      // address array for every datagram before handing it to ICE; RTP skips it and comes straight
+      // here, everything else (STUN, DTLS, RTCP) still goes to werift's listener.
+      const socket = transport.socket;
+      const werift = socket.listeners("message") as MessageListener[];
+      socket.removeAllListeners("message");
+      const listener: MessageListener = (data, info) => {
+        if (isRtp(data)) this.#receive(data);
+        else for (const l of werift) l.call(socket, data, info);
+      };
+      socket.on("message", listener);
+      this.#untaps.push(() => {
+        socket.off("message", listener);
+        for (const l of werift) socket.on("message", l);
+      });
+    }
+  }
+
+  /**
+   * Takes over RTP on a connected werift peer connection, or tells why it cannot (the leg then
+   * stays on werift's RTP path): SRTP must be up with a profile supported here, all m-lines bundled
+   * on one transport, and werift's internals shaped as in 0.24.4. `ssrcs` are the SSRCs the client
+   * declared (werift too drops RTP from any other).
+   */
+  static attach(
+    pc: RTCPeerConnection,
+    ssrcs: Iterable<number>,
+    onRtp: (rtp: InboundRtp) => void,
+  ): FastRtpPath | string {
+    const dtlsTransports = pc.dtlsTransports;
+    if (dtlsTransports.length !== 1) return `${dtlsTransports.length} DTLS transports (the offer is not bundled)`;
+    const dtls = dtlsTransports[0]!;
+    const srtp = dtls.srtp as unknown as SrtpSessionLike | undefined;
+    const profile = srtp?.config?.profile;
+    if (profile === undefined || !isSupportedProfile(profile)) return `SRTP profile ${profile} not supported`;
+    const keys = (context: SrtpContextLike | undefined): SrtpKeys | null =>
+      context?.srtpSessionKey && context.srtpSessionSalt && context.srtpSessionAuthTag
+        ? { profile, key: context.srtpSessionKey, salt: context.srtpSessionSalt, authKey: context.srtpSessionAuthTag }
+        : null;
+    const local = keys(srtp?.localContext);
+    const remote = keys(srtp?.remoteContext);
+    if (!local || !remote) return "werift's SRTP session keys not found";
+    const connection = dtls.iceTransport.connection as unknown as IceConnectionLike;
+    const transports = (connection.protocols ?? []).map((protocol) => protocol.transport);
+    if (
+      typeof connection.canSendApplicationData !== "function" ||
+      transports.length === 0 ||
+      transports.some((t) => !t?.socket || t.socket.listenerCount("message") === 0)
+    ) {
+      return "werift's ICE transport not found";
+    }
+    return new FastRtpPath(connection, transports as UdpTransportLike[], local, remote, ssrcs, onRtp);
+  }
+
+  /** Which header extension id carries the audio level (null: none negotiated). */
+  setAudioLevelExtension(id: number | null): void {
+    this.#audioLevelId = id;
+  }
+
+  /** Packets that failed SRTP authentication. */
+  get authFailures(): number {
+    return this.#receiver.authFailures;
+  }
+
+  /** Hot path: one datagram from the client. */
+  #receive(packet: Buffer): void {
+    const ssrc = packet.readUInt32BE(8);
+    const rocs = this.#rocs.get(ssrc);
+    if (!rocs) return;
+    const headerLength = rtpHeaderLength(packet);
+    if (headerLength < 0 || packet.length < headerLength + this.#tag) return;
+    let payload = this.#receiver.unprotect(packet, headerLength, rocs);
+    if (!payload) return;
+    if (packet[0]! & 0x20) {
+      // RTP padding: its last byte says how many bytes to drop.
+      const padding = payload.length > 0 ? payload[payload.length - 1]! : 0;
+      if (padding === 0 || padding > payload.length) return;
+      payload = payload.subarray(0, payload.length - padding);
+    }
+    const inbound = this.#inbound;
+    inbound.ssrc = ssrc;
+    inbound.sequenceNumber = packet.readUInt16BE(2);
+    inbound.roc = this.#receiver.lastRoc;
+    inbound.timestamp = packet.readUInt32BE(4);
+    inbound.marker = (packet[1]! & 0x80) !== 0;
+    inbound.payload = payload;
+    inbound.audioLevel = this.#audioLevelId === null ? -1 : audioLevelOf(packet, headerLength, this.#audioLevelId);
+    this.#onRtp(inbound);
+  }
+
+  /**
+   * Hot path: encrypts one RTP packet (`header` is its complete 12-byte header, `roc` the rollover
+   * counter of its sequence number) and sends it to the client on the nominated candidate pair.
+   * Nothing is sent without ICE consent (RFC 7675), as werift would do.
+   */
+  send(header: Buffer, payload: Buffer, roc: number): void {
+    const connection = this.#connection;
+    const pair = connection.nominated;
+    if (!pair || !connection.canSendApplicationData!()) return;
+    const transport = pair.protocol.transport;
+    if (!transport || transport.closed) return;
+    const [host, port] = pair.remoteAddr;
+    transport.socket.send(this.#sender.protect(header, payload, roc), port, host);
+  }
+
+  /** Gives RTP back to werift (before the peer connection closes). */
+  detach(): void {
+    for (const untap of this.#untaps) untap();
+    this.#untaps.length = 0;
+    this.#onRtp = () => undefined;
+  }
+}
