@@ -24,6 +24,11 @@ export interface InboundRtp {
   audioLevel: number;
 }
 
+/** A blank `InboundRtp`, for the one object each leg decodes every packet into. */
+export function emptyInboundRtp(): InboundRtp {
+  return { ssrc: 0, sequenceNumber: 0, roc: 0, timestamp: 0, marker: false, payload: Buffer.alloc(0), audioLevel: -1 };
+}
+
 /** werift internals the fast path uses (werift 0.24.4; checked at attach time, see `attach`). */
 interface UdpTransportLike {
   socket: Socket;
@@ -121,15 +126,7 @@ export class FastRtpPath {
   readonly #rocs = new Map<number, RocTracker>();
   readonly #untaps: (() => void)[] = [];
   /** The one object every packet is decoded into (the leg forwards it synchronously). */
-  readonly #inbound: InboundRtp = {
-    ssrc: 0,
-    sequenceNumber: 0,
-    roc: 0,
-    timestamp: 0,
-    marker: false,
-    payload: Buffer.alloc(0),
-    audioLevel: -1,
-  };
+  readonly #inbound: InboundRtp = emptyInboundRtp();
   #audioLevelId: number | null = null;
   #onRtp: (rtp: InboundRtp) => void;
 

@@ -1,7 +1,7 @@
 import { type MediaStreamTrack, type RTCPeerConnection, type RTCRtpSender, RtpHeader, RtpPacket } from "werift";
 import type { Logger } from "../logging/logger.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
-import { FastRtpPath, type InboundRtp } from "./fast-rtp.js";
+import { emptyInboundRtp, FastRtpPath, type InboundRtp } from "./fast-rtp.js";
 import { canTransition, type MediaLegState } from "./media-leg-state.js";
 import { declaredSsrcs } from "./sdp-lines.js";
 import { RocTracker } from "./srtp.js";
@@ -116,15 +116,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   #fast: FastRtpPath | null = null;
   /** werift path only: rollover counters of the client's SSRCs, and the packet decoded into. */
   readonly #weriftRocs = new Map<number, RocTracker>();
-  readonly #weriftInbound: InboundRtp = {
-    ssrc: 0,
-    sequenceNumber: 0,
-    roc: 0,
-    timestamp: 0,
-    marker: false,
-    payload: Buffer.alloc(0),
-    audioLevel: -1,
-  };
+  readonly #weriftInbound: InboundRtp = emptyInboundRtp();
   /** Where this leg's incoming audio goes. */
   #outputs: readonly Output[] = [];
   /** The negotiated id of the audio level header extension, or null when the client sends none. */

@@ -1,5 +1,5 @@
 import { type AuditEntry, CALL_OUTCOMES, type OperatorHistoryCall } from "@parley/protocol";
-import { type FormEvent, useCallback, useEffect, useId, useState } from "react";
+import { type FormEvent, type ReactNode, useCallback, useEffect, useId, useState } from "react";
 import { errorText, formatDuration } from "../app/ui.js";
 import { useI18n } from "../i18n.js";
 import { type AdminKey, useAdminI18n } from "./admin-i18n.js";
@@ -41,6 +41,18 @@ interface Filters {
 }
 
 const EMPTY: Filters = { user: "", choice: "", from: "", to: "" };
+
+/** The user and time-range part of a search request, from the filter form. */
+function commonParams(filters: Filters): { limit: number; username?: string; since?: string; until?: string } {
+  const since = toIso(filters.from);
+  const until = toIso(filters.to);
+  return {
+    limit: 1000,
+    ...(filters.user.trim() ? { username: filters.user.trim() } : {}),
+    ...(since ? { since } : {}),
+    ...(until ? { until } : {}),
+  };
+}
 
 /** User, action-or-outcome, from and to; Search and Export CSV. */
 function FilterForm({
@@ -145,20 +157,72 @@ function useSearch<T>(search: () => Promise<T[]>) {
   return { rows, error, busy, run };
 }
 
-export function AuditPanel({ store }: { store: OperatorStore }) {
+/**
+ * The frame both search panels share: a card with its heading and live entry count, the filter
+ * form, the last error, and the results table (or "No entries") with one column per label.
+ */
+function SearchPanel({
+  title,
+  count,
+  error,
+  form,
+  testId,
+  columns,
+  children,
+}: {
+  title: AdminKey;
+  count: number;
+  error: unknown;
+  form: Omit<Parameters<typeof FilterForm>[0], "anyLabel">;
+  testId: string;
+  columns: AdminKey[];
+  children: ReactNode;
+}) {
   const { t, language } = useAdminI18n();
   const i18n = useI18n();
   const headingId = useId();
+  return (
+    <section className="card" aria-labelledby={headingId}>
+      <div className="card__header">
+        <h2 id={headingId}>{t(title)}</h2>
+        <span className="muted" role="status">
+          {t(new Intl.PluralRules(language).select(count) === "one" ? "entriesOne" : "entries", { count })}
+        </span>
+      </div>
+      <FilterForm {...form} anyLabel={t("anyOutcome")} />
+      {error !== undefined ? (
+        <p className="form-message form-message--error" role="alert">
+          {errorText(i18n.t, error)}
+        </p>
+      ) : null}
+      {count === 0 ? (
+        <p className="muted">{t("noEntries")}</p>
+      ) : (
+        <div className="table-wrap table-wrap--scroll">
+          <table className="operator__table" data-testid={testId}>
+            <thead>
+              <tr>
+                {columns.map((column) => (
+                  <th key={column} scope="col">
+                    {t(column)}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>{children}</tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+export function AuditPanel({ store }: { store: OperatorStore }) {
   const [filters, setFilters] = useState<Filters>(EMPTY);
   const search = useCallback(async (): Promise<AuditEntry[]> => {
-    const since = toIso(filters.from);
-    const until = toIso(filters.to);
     const { entries } = await store.request("operator.audit", {
-      limit: 1000,
-      ...(filters.user.trim() ? { username: filters.user.trim() } : {}),
+      ...commonParams(filters),
       ...(filters.choice ? { action: filters.choice } : {}),
-      ...(since ? { since } : {}),
-      ...(until ? { until } : {}),
     });
     return entries.reverse();
   }, [store, filters]);
@@ -174,81 +238,45 @@ export function AuditPanel({ store }: { store: OperatorStore }) {
       ),
     );
   return (
-    <section className="card" aria-labelledby={headingId}>
-      <div className="card__header">
-        <h2 id={headingId}>{t("auditLog")}</h2>
-        <span className="muted" role="status">
-          {t(new Intl.PluralRules(language).select(rows.length) === "one" ? "entriesOne" : "entries", {
-            count: rows.length,
-          })}
-        </span>
-      </div>
-      <FilterForm
-        filters={filters}
-        setFilters={setFilters}
-        choiceLabel="filterAction"
-        choices={AUDIT_ACTIONS}
-        anyLabel={t("anyOutcome")}
-        exportLabel="exportAuditCsv"
-        onSearch={() => void run()}
-        onExport={exportCsv}
-        busy={busy}
-      />
-      {error !== undefined ? (
-        <p className="form-message form-message--error" role="alert">
-          {errorText(i18n.t, error)}
-        </p>
-      ) : null}
-      {rows.length === 0 ? (
-        <p className="muted">{t("noEntries")}</p>
-      ) : (
-        <div className="table-wrap table-wrap--scroll">
-          <table className="operator__table" data-testid="audit-table">
-            <thead>
-              <tr>
-                <th scope="col">{t("time")}</th>
-                <th scope="col">{t("action")}</th>
-                <th scope="col">{t("actor")}</th>
-                <th scope="col">{t("user")}</th>
-                <th scope="col">{t("address")}</th>
-                <th scope="col">{t("detail")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((e) => (
-                <tr key={e.id} data-action={e.action}>
-                  <td>{localTime(e.at)}</td>
-                  <td>
-                    <code>{e.action}</code>
-                  </td>
-                  <td>{e.actor ?? "—"}</td>
-                  <td>{e.username ?? "—"}</td>
-                  <td>{e.address ?? "—"}</td>
-                  <td className="operator__detail">{e.detail ? JSON.stringify(e.detail) : "—"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-    </section>
+    <SearchPanel
+      title="auditLog"
+      count={rows.length}
+      error={error}
+      form={{
+        filters,
+        setFilters,
+        choiceLabel: "filterAction",
+        choices: AUDIT_ACTIONS,
+        exportLabel: "exportAuditCsv",
+        onSearch: () => void run(),
+        onExport: exportCsv,
+        busy,
+      }}
+      testId="audit-table"
+      columns={["time", "action", "actor", "user", "address", "detail"]}
+    >
+      {rows.map((e) => (
+        <tr key={e.id} data-action={e.action}>
+          <td>{localTime(e.at)}</td>
+          <td>
+            <code>{e.action}</code>
+          </td>
+          <td>{e.actor ?? "—"}</td>
+          <td>{e.username ?? "—"}</td>
+          <td>{e.address ?? "—"}</td>
+          <td className="operator__detail">{e.detail ? JSON.stringify(e.detail) : "—"}</td>
+        </tr>
+      ))}
+    </SearchPanel>
   );
 }
 
 export function HistoryPanel({ store }: { store: OperatorStore }) {
-  const { t, language } = useAdminI18n();
-  const i18n = useI18n();
-  const headingId = useId();
   const [filters, setFilters] = useState<Filters>(EMPTY);
   const search = useCallback(async (): Promise<OperatorHistoryCall[]> => {
-    const since = toIso(filters.from);
-    const until = toIso(filters.to);
     const { calls } = await store.request("operator.callHistory", {
-      limit: 1000,
-      ...(filters.user.trim() ? { username: filters.user.trim() } : {}),
+      ...commonParams(filters),
       ...(filters.choice ? { outcome: filters.choice as OperatorHistoryCall["outcome"] } : {}),
-      ...(since ? { since } : {}),
-      ...(until ? { until } : {}),
     });
     return calls;
   }, [store, filters]);
@@ -274,61 +302,33 @@ export function HistoryPanel({ store }: { store: OperatorStore }) {
       ),
     );
   return (
-    <section className="card" aria-labelledby={headingId}>
-      <div className="card__header">
-        <h2 id={headingId}>{t("callHistory")}</h2>
-        <span className="muted" role="status">
-          {t(new Intl.PluralRules(language).select(rows.length) === "one" ? "entriesOne" : "entries", {
-            count: rows.length,
-          })}
-        </span>
-      </div>
-      <FilterForm
-        filters={filters}
-        setFilters={setFilters}
-        choiceLabel="filterOutcome"
-        choices={CALL_OUTCOMES}
-        anyLabel={t("anyOutcome")}
-        exportLabel="exportHistoryCsv"
-        onSearch={() => void run()}
-        onExport={exportCsv}
-        busy={busy}
-      />
-      {error !== undefined ? (
-        <p className="form-message form-message--error" role="alert">
-          {errorText(i18n.t, error)}
-        </p>
-      ) : null}
-      {rows.length === 0 ? (
-        <p className="muted">{t("noEntries")}</p>
-      ) : (
-        <div className="table-wrap table-wrap--scroll">
-          <table className="operator__table" data-testid="history-table">
-            <thead>
-              <tr>
-                <th scope="col">{t("placed")}</th>
-                <th scope="col">{t("caller")}</th>
-                <th scope="col">{t("callee")}</th>
-                <th scope="col">{t("duration")}</th>
-                <th scope="col">{t("outcome")}</th>
-                <th scope="col">{t("endReason")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((c) => (
-                <tr key={c.callId} data-call-id={c.callId} data-outcome={c.outcome}>
-                  <td>{localTime(c.createdAt)}</td>
-                  <td>{c.caller}</td>
-                  <td>{c.callee}</td>
-                  <td>{c.answeredAt ? formatDuration(c.durationMs) : "—"}</td>
-                  <td>{c.outcome}</td>
-                  <td>{c.endReason ?? "—"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-    </section>
+    <SearchPanel
+      title="callHistory"
+      count={rows.length}
+      error={error}
+      form={{
+        filters,
+        setFilters,
+        choiceLabel: "filterOutcome",
+        choices: CALL_OUTCOMES,
+        exportLabel: "exportHistoryCsv",
+        onSearch: () => void run(),
+        onExport: exportCsv,
+        busy,
+      }}
+      testId="history-table"
+      columns={["placed", "caller", "callee", "duration", "outcome", "endReason"]}
+    >
+      {rows.map((c) => (
+        <tr key={c.callId} data-call-id={c.callId} data-outcome={c.outcome}>
+          <td>{localTime(c.createdAt)}</td>
+          <td>{c.caller}</td>
+          <td>{c.callee}</td>
+          <td>{c.answeredAt ? formatDuration(c.durationMs) : "—"}</td>
+          <td>{c.outcome}</td>
+          <td>{c.endReason ?? "—"}</td>
+        </tr>
+      ))}
+    </SearchPanel>
   );
 }
