@@ -524,6 +524,35 @@ describe("media relay", () => {
     relay.close();
   });
 
+  it("keeps relaying when junk datagrams that look like the client's RTP hit a leg's port", async () => {
+    const relay = newRelay();
+    const alice = new TestClient();
+    const bob = new TestClient();
+    const { leg: legA, answerSdp } = await connect(relay, "junk-a", alice);
+    const { leg: legB } = await connect(relay, "junk-b", bob);
+    legA.forwardTo([legB]);
+    alice.startSending(0xa1);
+    await waitFor(() => bob.countOf(0xa1) >= 10, "Bob hearing Alice");
+    // RTP-shaped datagrams carrying Alice's declared SSRC (so they get past the SSRC filter), with
+    // random flags, extension and CSRC counts, lengths and bytes, from another socket.
+    const ssrc = ssrcOf(alice.pc.localDescription?.sdp ?? "");
+    const port = candidatesOf(answerSdp)[0]!.port;
+    const socket = dgram.createSocket("udp4");
+    for (let i = 0; i < 300; i++) {
+      const junk = randomBytes(12 + Math.floor(Math.random() * 80));
+      junk[0] = 0x80 | (junk[0]! & 0x3f);
+      junk[1] = junk[1]! & 0x7f;
+      junk.writeUInt32BE(ssrc, 8);
+      await new Promise<void>((resolve) => socket.send(junk, port, IP, () => resolve()));
+    }
+    socket.close();
+    const before = bob.countOf(0xa1);
+    await waitFor(() => bob.countOf(0xa1) >= before + 20, "Bob still hearing Alice after the junk");
+    assert.equal(legA.state, "connected");
+    alice.stopSending();
+    relay.close();
+  });
+
   it("refuses offers with too many or non-audio m-lines", async () => {
     const relay = newRelay();
     await assert.rejects(relay.createLeg("nine", await new TestClient({ slots: 9 }).offer()), { code: "BAD_PARAMS" });

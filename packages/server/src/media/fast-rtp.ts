@@ -128,6 +128,7 @@ export class FastRtpPath {
   /** The one object every packet is decoded into (the leg forwards it synchronously). */
   readonly #inbound: InboundRtp = emptyInboundRtp();
   #audioLevelId: number | null = null;
+  #dropped = 0;
   #onRtp: (rtp: InboundRtp) => void;
 
   private constructor(
@@ -153,8 +154,17 @@ export class FastRtpPath {
       const werift = socket.listeners("message") as MessageListener[];
       socket.removeAllListeners("message");
       const listener: MessageListener = (data, info) => {
-        if (isRtp(data)) this.#receive(data);
-        else for (const l of werift) l.call(socket, data, info);
+        if (!isRtp(data)) {
+          for (const l of werift) l.call(socket, data, info);
+          return;
+        }
+        // A throw here would be an uncaught exception in a socket event, ending the server: a
+        // packet that trips anything (a malformed datagram, a socket closing mid-send) is dropped.
+        try {
+          this.#receive(data);
+        } catch {
+          this.#dropped++;
+        }
       };
       socket.on("message", listener);
       this.#untaps.push(() => {
@@ -208,6 +218,11 @@ export class FastRtpPath {
   /** Packets that failed SRTP authentication. */
   get authFailures(): number {
     return this.#receiver.authFailures;
+  }
+
+  /** Datagrams dropped because handling them threw (malformed, or a socket closing under them). */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /** Hot path: one datagram from the client. */
