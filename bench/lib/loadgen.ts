@@ -255,12 +255,16 @@ function waitEvent(
 // ---------------------------------------------------------------- 1:1 calls through the server
 
 /** Offer -> call.media -> answer -> connected; the leg starts sending as soon as it is up (like a softphone's microphone). */
-async function mediaLeg(
+/**
+ * One client leg of a call: a peer with `slots` audio m-lines, its offer through `call.media`,
+ * connected, then on the fast path. Every leg the generator makes goes through here.
+ */
+async function negotiateLeg(
   c: SignalClient,
   callId: string,
-): Promise<{ leg: FastLeg; pc: RTCPeerConnection; ms: number; firstAudio: Promise<number> }> {
-  const t0 = performance.now();
-  const { pc, ssrc } = createClientPeer(ports);
+  slots = 1,
+): Promise<{ leg: FastLeg; pc: RTCPeerConnection }> {
+  const { pc, ssrc } = createClientPeer(ports, slots);
   peers.add(pc);
   await pc.setLocalDescription(await pc.createOffer());
   const offer = await gathered(pc);
@@ -269,6 +273,15 @@ async function mediaLeg(
   await connected(pc);
   const leg = FastLeg.fromPeer(pc, ssrc);
   legs.add(leg);
+  return { leg, pc };
+}
+
+async function mediaLeg(
+  c: SignalClient,
+  callId: string,
+): Promise<{ leg: FastLeg; pc: RTCPeerConnection; ms: number; firstAudio: Promise<number> }> {
+  const t0 = performance.now();
+  const { leg, pc } = await negotiateLeg(c, callId);
   let resolveFirst!: (at: number) => void;
   const firstAudio = new Promise<number>((resolve) => {
     resolveFirst = resolve;
@@ -440,16 +453,8 @@ function audioLevelId(pc: RTCPeerConnection): number | null {
 
 /** A conference leg: offer with receive slots and the audio level, call.media, connected, fast path. */
 async function conferenceLeg(c: SignalClient, callId: string): Promise<{ leg: FastLeg; levelId: number | null }> {
-  const { pc, ssrc } = createClientPeer(ports, CONFERENCE_SLOTS);
-  peers.add(pc);
-  await pc.setLocalDescription(await pc.createOffer());
-  const offer = await gathered(pc);
-  const { sdp } = await c.request<{ sdp: string }>("call.media", { callId, sdp: offer });
-  await pc.setRemoteDescription({ type: "answer", sdp });
-  await connected(pc);
-  const leg = FastLeg.fromPeer(pc, ssrc);
+  const { leg, pc } = await negotiateLeg(c, callId, CONFERENCE_SLOTS);
   leg.onReceive = onReceive;
-  legs.add(leg);
   return { leg, levelId: audioLevelId(pc) };
 }
 

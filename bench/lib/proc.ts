@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { launchServerProcess } from "@parley/testkit";
 import { Rpc } from "./ipc.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -200,28 +201,10 @@ export async function startServerProcess(options: {
     "off",
     ...(options.extraArgs ?? []),
   ]);
-  const child = spawn(cmd, args, {
-    stdio: ["ignore", "pipe", "pipe"],
+  const { child, httpUrl, output, exited } = await launchServerProcess(cmd, args, {
+    stdin: "ignore",
     env: { ...process.env, ...options.env, BENCH_PROBE_FILE: probeFile },
-  });
-  let output = "";
-  child.stdout!.on("data", (chunk) => {
-    output += chunk;
-  });
-  child.stderr!.on("data", (chunk) => {
-    output += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const httpUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 20_000);
-    const check = () => {
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (!match) return;
-      clearTimeout(timer);
-      resolve(match[1]!);
-    };
-    child.stdout!.on("data", check);
-    child.on("exit", () => reject(new Error(`server exited: ${output}`)));
+    timeoutMs: 20_000,
   });
   const pid = child.pid!;
   // Without -a, taskset moves only the thread whose id is given: the main (event-loop) thread.
@@ -232,7 +215,7 @@ export async function startServerProcess(options: {
     url: `${httpUrl.replace("http", "ws")}/ws`,
     dataDir: options.dataDir,
     probeFile,
-    output: () => output,
+    output,
     async probe(gc = false) {
       fs.rmSync(probeFile, { force: true });
       if (gc) fs.writeFileSync(`${probeFile}.gc`, "");

@@ -3,6 +3,7 @@ export { dbSnapshot } from "./db-snapshot.js";
 export { type Closed, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
 export {
   type BotRun,
+  launchServerProcess,
   PARLEY_BIN,
   type ProcessResult,
   runAdmin,

@@ -67,26 +67,20 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `parley server` as a child process (port 0) and waits for its "listening on" line. */
-export async function spawnServer(dataDir: string, args: string[] = []): Promise<ServerProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      PARLEY_BIN,
-      "server",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--data-dir",
-      dataDir,
-      "--media-ip",
-      "127.0.0.1",
-      "--quiet",
-      ...args,
-    ],
-    { stdio: ["pipe", "pipe", "pipe"] },
-  );
+/**
+ * Launches a `parley server` command line (`command` with `args`, e.g. node and the CLI, or a
+ * CPU-pinning wrapper around them) and waits up to `timeoutMs` for its "listening on" line.
+ * stdout and stderr are collected in `output()`.
+ */
+export async function launchServerProcess(
+  command: string,
+  args: string[],
+  options: { stdin?: "pipe" | "ignore"; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ServerProcess> {
+  const child = spawn(command, args, {
+    stdio: [options.stdin ?? "pipe", "pipe", "pipe"],
+    env: options.env ?? process.env,
+  });
   let output = "";
   child.stdout!.on("data", (chunk) => {
     output += chunk;
@@ -96,7 +90,7 @@ export async function spawnServer(dataDir: string, args: string[] = []): Promise
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const httpUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), options.timeoutMs ?? 15_000);
     const check = () => {
       const match = /listening on (http:\/\/\S+)/.exec(output);
       if (match) {
@@ -108,6 +102,24 @@ export async function spawnServer(dataDir: string, args: string[] = []): Promise
     child.on("exit", () => reject(new Error(`server exited: ${output}`)));
   });
   return { child, httpUrl, url: `${httpUrl.replace("http", "ws")}/ws`, output: () => output, exited };
+}
+
+/** Runs `parley server` as a child process (port 0) and waits for its "listening on" line. */
+export function spawnServer(dataDir: string, args: string[] = []): Promise<ServerProcess> {
+  return launchServerProcess(process.execPath, [
+    PARLEY_BIN,
+    "server",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--data-dir",
+    dataDir,
+    "--media-ip",
+    "127.0.0.1",
+    "--quiet",
+    ...args,
+  ]);
 }
 
 export interface ProcessResult {
