@@ -1,20 +1,13 @@
-import type { ConnectionState } from "@parley/client";
 import { type FormEvent, useCallback, useEffect, useId, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import { ConnectionIndicator } from "../app/app-header.js";
 import { LanguageSelect } from "../app/language-select.js";
 import { errorText } from "../app/ui.js";
-import { type MessageKey, useI18n } from "../i18n.js";
+import { useI18n } from "../i18n.js";
 import { useSoftphone, useStore } from "../state/store-context.js";
 import { type AdminTranslate, useAdminI18n } from "./admin-i18n.js";
 import { CallsPanel, ServerPanel, UsersPanel } from "./live-panels.js";
 import { OperatorStore } from "./operator-store.js";
 import { AuditPanel, HistoryPanel } from "./search-panels.js";
-
-const CONNECTION_LABELS: Record<ConnectionState, MessageKey> = {
-  connecting: "connConnecting",
-  connected: "connConnected",
-  reconnecting: "connReconnecting",
-  disconnected: "connDisconnected",
-};
 
 /** An operator action waiting for confirmation: what to ask, and what to run once confirmed. */
 export interface Confirmation {
@@ -106,11 +99,9 @@ export function OperatorApp() {
 
 function OperatorHeader() {
   const { t } = useAdminI18n();
-  const i18n = useI18n();
   const store = useStore();
   const state = useSoftphone();
   const self = state.self;
-  const connectionText = i18n.t(CONNECTION_LABELS[state.connection]);
   return (
     <header className="topbar">
       <div className="brand">
@@ -133,16 +124,7 @@ function OperatorHeader() {
         <a className="btn btn--small btn--ghost" href="/">
           {t("openSoftphone")}
         </a>
-        <div
-          className={`connection connection--${state.connection}`}
-          role="status"
-          aria-label={connectionText}
-          data-testid="connection-status"
-          data-state={state.connection}
-        >
-          <span className="connection__dot" aria-hidden="true" />
-          {connectionText}
-        </div>
+        <ConnectionIndicator connection={state.connection} />
         <LanguageSelect />
         <button type="button" className="btn btn--small" onClick={() => void store.logout(false)}>
           {t("signOut")}

@@ -19,6 +19,27 @@ const STATUS_OPTIONS: { value: SelectableStatus; label: MessageKey }[] = [
   { value: "busy", label: "statusDoNotDisturb" },
 ];
 
+/**
+ * The header's connection indicator (softphone and operator page): `role="status"` named by its
+ * text, `data-testid="connection-status"`, `data-state` the connection state.
+ */
+export function ConnectionIndicator({ connection }: { connection: ConnectionState }) {
+  const { t } = useI18n();
+  const text = t(CONNECTION_LABELS[connection]);
+  return (
+    <div
+      className={`connection connection--${connection}`}
+      role="status"
+      aria-label={text}
+      data-testid="connection-status"
+      data-state={connection}
+    >
+      <span className="connection__dot" aria-hidden="true" />
+      {text}
+    </div>
+  );
+}
+
 export function AppHeader() {
   const { t } = useI18n();
   const store = useStore();
@@ -27,7 +48,6 @@ export function AppHeader() {
   const action = useAction();
   const self = state.self;
   if (!self) return null;
-  const connectionText = t(CONNECTION_LABELS[state.connection]);
   const shownStatus = state.call?.phase === "active" ? "in-call" : self.status;
 
   return (
@@ -68,16 +88,7 @@ export function AppHeader() {
             ))}
           </select>
         </div>
-        <div
-          className={`connection connection--${state.connection}`}
-          role="status"
-          aria-label={connectionText}
-          data-testid="connection-status"
-          data-state={state.connection}
-        >
-          <span className="connection__dot" aria-hidden="true" />
-          {connectionText}
-        </div>
+        <ConnectionIndicator connection={state.connection} />
         {state.connection === "disconnected" ? (
           <button type="button" className="btn btn--small" onClick={() => void store.reconnect()}>
             {t("reconnect")}
