@@ -497,12 +497,7 @@ export class CallService {
   ): void {
     if (!member.present || call.state === "ended") return;
     const wasTalking = member.talking;
-    const devices = [...(member.device ? [member.device] : []), ...member.ringing];
-    clearTimeout(member.ringTimer);
-    member.state = "left";
-    member.leftAt = new Date();
-    member.outcome = outcome;
-    member.ringing.clear();
+    const devices = member.leave(outcome);
     call.forget(member.userId);
     for (const device of devices) this.#closeLeg(call, device.id);
     this.#unjoin(member.userId, call);
@@ -540,14 +535,10 @@ export class CallService {
     this.#calls.delete(call.id);
     const endedAt = new Date();
     for (const member of call.members.values()) {
-      clearTimeout(member.ringTimer);
       this.#unjoin(member.userId, call);
       if (!member.present) continue;
       // Someone still ringing when the call ends missed it, even if others answered.
-      member.outcome = member.talking ? outcome : outcome === "answered" ? "cancelled" : outcome;
-      member.state = "left";
-      member.leftAt = endedAt;
-      member.ringing.clear();
+      member.leave(member.talking ? outcome : outcome === "answered" ? "cancelled" : outcome, endedAt);
     }
     this.#rememberEnded(call.id);
     this.#record(call, outcome, reason, endedAt);

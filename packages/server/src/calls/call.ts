@@ -49,6 +49,20 @@ export class Member {
     return this.state !== "left";
   }
 
+  /**
+   * Leaves the call with `outcome` (how it went for them): stops the ring timer and forgets the
+   * ringing devices. Returns the devices that were told about the call (talking and ringing).
+   */
+  leave(outcome: CallOutcome, at: Date = new Date()): Device[] {
+    const devices = [...(this.device ? [this.device] : []), ...this.ringing];
+    clearTimeout(this.ringTimer);
+    this.state = "left";
+    this.leftAt = at;
+    this.outcome = outcome;
+    this.ringing.clear();
+    return devices;
+  }
+
   /** Takes part with a device (the caller, or an invitee who answered) and has not left. */
   get talking(): boolean {
     return this.state === "calling" || this.state === "connected";
