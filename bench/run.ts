@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { type Context, encodeFrames } from "./lib/cluster.js";
+import { buildEngine } from "./lib/native-engine.js";
 import { environment, type PinMode, pinningPlan, pinSelf, ROOT } from "./lib/proc.js";
 import { writeDocs } from "./report.js";
 import { conferenceScenario } from "./scenarios/conference.js";
@@ -33,7 +34,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string" },
-    generators: { type: "string", default: "3" },
+    generators: { type: "string" },
     "no-docs": { type: "boolean", default: false },
     "no-build": { type: "boolean", default: false },
   },
@@ -69,14 +70,25 @@ if (!values["no-build"]) {
   if (build.status !== 0) throw new Error("the build failed; fix it or pass --no-build to bench the existing dist");
 }
 
+// The generators' data plane: the native RTP engine unless BENCH_LOADGEN=node or it cannot be built.
+let engine: string | null = null;
+if (process.env.BENCH_LOADGEN !== "node") {
+  const built = buildEngine();
+  if ("binary" in built) engine = built.binary;
+  else log(`the native RTP engine is unavailable, the generators use their Node data plane: ${built.error}`);
+}
+
 const pinning = pinningPlan();
 pinSelf(pinning.generators);
 log(pinning.note);
 const ctx: Context = {
   quick,
   pinning,
-  generators: Math.max(1, Number(values.generators)),
+  // One generator process (with its engine) drives a ramp well past the server's limit on the native
+  // data plane; on the Node one it takes three sharing the core to keep their event loops' delays low.
+  generators: Math.max(1, Number(values.generators ?? (engine ? 1 : 3))),
   frames: encodeFrames(),
+  engine,
   log,
 };
 
@@ -87,6 +99,7 @@ function save(name: string, result: unknown, seconds: number): void {
     mode: quick ? "quick" : "full",
     pinning,
     generators: ctx.generators,
+    generatorDataPlane: engine ? "native" : "node",
     scenarioSeconds: Math.round(seconds),
     result,
   };

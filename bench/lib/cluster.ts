@@ -21,6 +21,8 @@ export interface Context {
   generators: number;
   /** Pre-encoded 20 ms Opus frames (speech), base64. */
   frames: string[];
+  /** The native RTP engine's binary (the generators' data plane), or null for their Node one. */
+  engine: string | null;
   log(line: string): void;
 }
 
@@ -60,6 +62,12 @@ export interface MeasuredWindow {
     serverCoreBusyPct: number | null;
   };
   authFailures: number;
+  /**
+   * The native RTP engines' own accounting (exact CPU time, window and grace): µs per packet sent
+   * (build, SRTP, sendto) and received (recvmmsg, SRTP check, bookkeeping), and their whole CPU
+   * (pacing sleeps and commands included) per packet handled. Null on the Node data plane.
+   */
+  engine: { sendUs: number; receiveUs: number; cpuUsPerPacket: number } | null;
   /** Calls the server ended on its own so far (media failure, ...); none in a healthy run. */
   droppedCalls: number;
   windowSeconds: number;
@@ -71,10 +79,13 @@ export interface MeasuredWindow {
 /** Several load generator processes, pinned to the generator cores. */
 export class Cluster {
   readonly workers: Worker[];
+  /** The generators' native RTP engine processes (none on the Node data plane). */
+  readonly enginePids: number[];
   readonly #serverCore: string | undefined;
 
-  private constructor(workers: Worker[], serverCore: string | undefined) {
+  private constructor(workers: Worker[], enginePids: number[], serverCore: string | undefined) {
     this.workers = workers;
+    this.enginePids = enginePids;
     this.#serverCore = serverCore;
   }
 
@@ -87,21 +98,24 @@ export class Cluster {
       Array.from({ length: count }, () => startWorker("loadgen", ctx.pinning.generators, handlers)),
     );
     const slice = Math.floor((PORTS.generators.max - PORTS.generators.min + 1) / count);
-    await Promise.all(
+    const inits = await Promise.all(
       workers.map((w, index) =>
-        w.rpc.call("init", {
+        w.rpc.call<{ enginePid: number | null }>("init", {
           index,
           portMin: PORTS.generators.min + index * slice,
           portMax: PORTS.generators.min + (index + 1) * slice - 1,
           frames: ctx.frames,
+          engine: ctx.engine,
         }),
       ),
     );
-    return new Cluster(workers, ctx.pinning.server);
+    const enginePids = inits.flatMap((i) => (i.enginePid === null ? [] : [i.enginePid]));
+    return new Cluster(workers, enginePids, ctx.pinning.server);
   }
 
+  /** Every load generator process: the Node ones and their engines (their CPU is the generators'). */
   get pids(): number[] {
-    return this.workers.map((w) => w.pid);
+    return [...this.workers.map((w) => w.pid), ...this.enginePids];
   }
 
   all<T>(cmd: string, args: (index: number) => unknown): Promise<T[]> {
@@ -150,6 +164,7 @@ export class Cluster {
           serverPid === undefined || serverCore === undefined ? null : round((100 * coreBusy) / cpu.wall, 1),
       },
       authFailures: sum(results.map((r) => r.authFailures)),
+      engine: engineCost(results),
       droppedCalls: sum(results.map((r) => r.droppedCalls)),
       windowSeconds: round(cpu.wall, 3),
       startEpoch,
@@ -160,6 +175,19 @@ export class Cluster {
   async stop(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop()));
   }
+}
+
+function engineCost(results: WindowResult[]): MeasuredWindow["engine"] {
+  const engines = results.flatMap((r) => (r.engine ? [r.engine] : []));
+  if (engines.length === 0) return null;
+  const sent = sum(engines.map((e) => e.sent));
+  const received = sum(engines.map((e) => e.received));
+  const perPacket = (ms: number, packets: number) => (packets > 0 ? round((1000 * ms) / packets, 2) : 0);
+  return {
+    sendUs: perPacket(sum(engines.map((e) => e.sendMs)), sent),
+    receiveUs: perPacket(sum(engines.map((e) => e.receiveMs)), received),
+    cpuUsPerPacket: perPacket(sum(engines.map((e) => e.cpuMs)), sent + received),
+  };
 }
 
 export function sum(values: number[]): number {

@@ -25,6 +25,8 @@ import {
  */
 
 export const BIND_ADDRESS = "127.0.0.1";
+export { PROFILE_AEAD_AES_128_GCM };
+
 /** Bytes appended to every payload: the send time (performance.now(), float64). */
 export const STAMP_BYTES = 8;
 

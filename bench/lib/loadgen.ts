@@ -1,44 +1,19 @@
 /**
  * Load generator process (one of several, pinned away from the server's core). It hosts client
- * legs (werift for ICE and DTLS, the fast path in fast-leg.ts for RTP) and signaling clients, and
- * is driven by the orchestrator over IPC. Both ends of every call or stream live in the same
- * process, so a packet's delay is its receive time minus the send time it carries, on one clock.
+ * legs (werift for ICE and DTLS, then RTP on the media plane: its native engine process, or
+ * fast-leg.ts here; see media-plane.ts) and signaling clients, and is driven by the orchestrator
+ * over IPC. Both ends of every call or stream live in the same generator, so a packet's delay is
+ * its receive time minus the send time it carries, on one clock.
  */
 import type { RTCPeerConnection } from "werift";
-import { connected, createClientPeer, FastLeg, gathered, PortAllocator } from "./fast-leg.js";
+import { connected, createClientPeer, gathered, PortAllocator } from "./fast-leg.js";
 import { Histogram, type SparseHistogram } from "./hist.js";
 import { Rpc } from "./ipc.js";
+import { createMediaPlane, type MediaPlane, type PlaneLeg, type PlaneWindow } from "./media-plane.js";
 import { SignalClient } from "./signal-client.js";
 
-const FRAME_MS = 20;
-
-interface Stream {
-  leg: FastLeg;
-  next: number;
-  frame: number;
-  /** How many legs the relay forwards this leg's packets to (packets expected per packet sent). */
-  fanout: number;
-}
-
-interface Window {
-  start: number;
-  end: number;
-  sent: number;
-  expected: number;
-  received: number;
-  delay: Histogram;
-  lateness: Histogram;
-}
-
-export interface WindowResult {
-  sent: number;
-  expected: number;
-  received: number;
-  delay: SparseHistogram;
-  lateness: SparseHistogram;
-  legs: number;
-  streams: number;
-  authFailures: number;
+export interface WindowResult extends PlaneWindow {
+  /** Calls the server ended while the generator kept them up. */
   droppedCalls: number;
 }
 
@@ -57,23 +32,28 @@ export interface CallTimings {
   answerToAudioCallerMs: number;
 }
 
-let frames: Buffer[] = [];
 let ports = new PortAllocator(10000, 10999);
 let index = 0;
-const streams: Stream[] = [];
-let window: Window | undefined;
+let plane: MediaPlane | undefined;
 const clients = new Map<string, SignalClient>();
 const peers = new Set<RTCPeerConnection>();
-const legs = new Set<FastLeg>();
+const legs = new Set<PlaneLeg>();
 const calls: { caller: SignalClient; callId: string }[] = [];
-let ticker: NodeJS.Timeout | undefined;
+
+function media(): MediaPlane {
+  if (!plane) throw new Error("the generator is not initialised");
+  return plane;
+}
 
 new Rpc(process, {
-  init: (args: { index: number; portMin: number; portMax: number; frames: string[] }) => {
+  init: async (args: { index: number; portMin: number; portMax: number; frames: string[]; engine: string | null }) => {
     index = args.index;
     ports = new PortAllocator(args.portMin, args.portMax);
-    frames = args.frames.map((f) => Buffer.from(f, "base64"));
-    return { pid: process.pid };
+    plane = await createMediaPlane(
+      args.engine,
+      args.frames.map((f) => Buffer.from(f, "base64")),
+    );
+    return { pid: process.pid, enginePid: plane.enginePid ?? null, dataPlane: plane.kind };
   },
   login: (args: { url: string; users: { username: string; token: string }[]; concurrency: number }) => login(args),
   calls: (args: {
@@ -118,69 +98,11 @@ async function pool<T, R>(items: T[], limit: number, task: (item: T, i: number) 
   return results;
 }
 
-// ---------------------------------------------------------------- media pacing and accounting
-
-function onReceive(sentAt: number, now: number): void {
-  const w = window;
-  if (!w || !(sentAt >= w.start && sentAt < w.end)) return;
-  w.received++;
-  w.delay.record(now - sentAt);
-}
-
-function addStream(leg: FastLeg, fanout = 1): void {
-  streams.push({ leg, next: performance.now() + Math.random() * FRAME_MS, frame: 0, fanout });
-  ticker ??= setInterval(tick, 1);
-}
-
-/** Every millisecond: send the frames that are due (each stream every 20 ms, phases spread at random). */
-function tick(): void {
-  const now = performance.now();
-  const w = window;
-  for (let i = 0; i < streams.length; i++) {
-    const stream = streams[i]!;
-    if (stream.next > now) continue;
-    const frame = frames[stream.frame]!;
-    stream.frame = (stream.frame + 1) % frames.length;
-    stream.leg.send(frame, now);
-    if (w && now >= w.start && now < w.end) {
-      w.sent++;
-      w.expected += stream.fanout;
-      w.lateness.record(now - stream.next);
-    }
-    stream.next += FRAME_MS;
-    // After a long stall (GC, setup burst) resynchronise instead of sending a burst.
-    if (now - stream.next > 5 * FRAME_MS) stream.next = now + FRAME_MS;
-  }
-}
+// ---------------------------------------------------------------- measurement
 
 async function measure(args: { startEpoch: number; endEpoch: number; graceMs: number }): Promise<WindowResult> {
-  const offset = performance.timeOrigin;
-  const w: Window = {
-    start: args.startEpoch - offset,
-    end: args.endEpoch - offset,
-    sent: 0,
-    expected: 0,
-    received: 0,
-    delay: new Histogram(),
-    lateness: new Histogram(),
-  };
-  window = w;
-  const wait = w.end + args.graceMs - performance.now();
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
-  if (window === w) window = undefined;
-  let authFailures = 0;
-  for (const leg of legs) authFailures += leg.authFailures;
-  return {
-    sent: w.sent,
-    expected: w.expected,
-    received: w.received,
-    delay: w.delay.toSparse(),
-    lateness: w.lateness.toSparse(),
-    legs: legs.size,
-    streams: streams.length,
-    authFailures,
-    droppedCalls: dropped.size,
-  };
+  const counted = await media().measure(args.startEpoch, args.endEpoch, args.graceMs);
+  return { ...counted, droppedCalls: dropped.size };
 }
 
 // ---------------------------------------------------------------- signaling clients
@@ -263,7 +185,7 @@ async function negotiateLeg(
   c: SignalClient,
   callId: string,
   slots = 1,
-): Promise<{ leg: FastLeg; pc: RTCPeerConnection }> {
+): Promise<{ leg: PlaneLeg; pc: RTCPeerConnection }> {
   const { pc, ssrc } = createClientPeer(ports, slots);
   peers.add(pc);
   await pc.setLocalDescription(await pc.createOffer());
@@ -271,7 +193,7 @@ async function negotiateLeg(
   const { sdp } = await c.request<{ sdp: string }>("call.media", { callId, sdp: offer });
   await pc.setRemoteDescription({ type: "answer", sdp });
   await connected(pc);
-  const leg = FastLeg.fromPeer(pc, ssrc);
+  const leg = await media().attach(pc, ssrc);
   legs.add(leg);
   return { leg, pc };
 }
@@ -279,20 +201,11 @@ async function negotiateLeg(
 async function mediaLeg(
   c: SignalClient,
   callId: string,
-): Promise<{ leg: FastLeg; pc: RTCPeerConnection; ms: number; firstAudio: Promise<number> }> {
+): Promise<{ leg: PlaneLeg; pc: RTCPeerConnection; ms: number; firstAudio: Promise<number> }> {
   const t0 = performance.now();
   const { leg, pc } = await negotiateLeg(c, callId);
-  let resolveFirst!: (at: number) => void;
-  const firstAudio = new Promise<number>((resolve) => {
-    resolveFirst = resolve;
-  });
-  leg.onReceive = (sentAt, now) => {
-    resolveFirst(now);
-    leg.onReceive = onReceive;
-    onReceive(sentAt, now);
-  };
-  addStream(leg);
-  return { leg, pc, ms: performance.now() - t0, firstAudio };
+  await leg.stream(1);
+  return { leg, pc, ms: performance.now() - t0, firstAudio: leg.firstAudio };
 }
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -357,14 +270,12 @@ async function setUpCall(
 }
 
 /** Hangs up one call and takes its legs down (the setup benchmark measures calls one by one). */
-async function endCall(caller: SignalClient, callId: string, ends: { leg: FastLeg; pc: RTCPeerConnection }[]) {
+async function endCall(caller: SignalClient, callId: string, ends: { leg: PlaneLeg; pc: RTCPeerConnection }[]) {
   const index = calls.findIndex((c) => c.callId === callId);
   if (index >= 0) calls.splice(index, 1);
   await caller.request("call.hangup", { callId }).catch(() => undefined);
   for (const { leg, pc } of ends) {
-    const at = streams.findIndex((s) => s.leg === leg);
-    if (at >= 0) streams.splice(at, 1);
-    leg.release();
+    await leg.release();
     legs.delete(leg);
     peers.delete(pc);
     await pc.close().catch(() => undefined);
@@ -408,10 +319,9 @@ async function directPair(): Promise<void> {
   await a.pc.setRemoteDescription({ type: "answer", sdp: await gathered(b.pc) });
   await Promise.all([connected(a.pc), connected(b.pc)]);
   for (const { pc, ssrc } of [a, b]) {
-    const leg = FastLeg.fromPeer(pc, ssrc);
-    leg.onReceive = onReceive;
+    const leg = await media().attach(pc, ssrc);
     legs.add(leg);
-    addStream(leg);
+    await leg.stream(1);
   }
 }
 
@@ -439,8 +349,9 @@ interface Conference {
   host: string;
   callId: string;
   /** Participants in the order they joined; the first `speakers` send audio. */
-  members: { username: string; leg: FastLeg; audioLevelId: number | null }[];
-  speakerStreams: Stream[];
+  members: { username: string; leg: PlaneLeg; audioLevelId: number | null }[];
+  /** How many of the first members send audio so far. */
+  speaking: number;
 }
 
 let conference: Conference | undefined;
@@ -452,9 +363,8 @@ function audioLevelId(pc: RTCPeerConnection): number | null {
 }
 
 /** A conference leg: offer with receive slots and the audio level, call.media, connected, fast path. */
-async function conferenceLeg(c: SignalClient, callId: string): Promise<{ leg: FastLeg; levelId: number | null }> {
+async function conferenceLeg(c: SignalClient, callId: string): Promise<{ leg: PlaneLeg; levelId: number | null }> {
   const { leg, pc } = await negotiateLeg(c, callId, CONFERENCE_SLOTS);
-  leg.onReceive = onReceive;
   return { leg, levelId: audioLevelId(pc) };
 }
 
@@ -498,7 +408,7 @@ async function growConference(args: {
       host: args.host,
       callId: call.callId,
       members: [{ username: args.host, leg: hostLeg.leg, audioLevelId: hostLeg.levelId }],
-      speakerStreams: [],
+      speaking: 0,
     };
     const joined = await pool(invitees, args.concurrency, async (username, i) => {
       try {
@@ -530,16 +440,13 @@ async function growConference(args: {
   const conf = conference;
   const participants = conf.members.length;
   for (const [i, member] of conf.members.slice(0, args.speakers).entries()) {
-    const expected = participants - 1;
-    const stream = conf.speakerStreams[i];
-    if (stream) {
-      stream.fanout = expected;
-      continue;
+    // A new speaker gets its level first; every speaker's packets are now expected at all the others.
+    if (i >= conf.speaking && member.audioLevelId !== null) {
+      await member.leg.audioLevel(member.audioLevelId, SPEAKER_LEVEL);
     }
-    if (member.audioLevelId !== null) member.leg.setAudioLevel(member.audioLevelId, SPEAKER_LEVEL);
-    addStream(member.leg, expected);
-    conf.speakerStreams.push(streams.at(-1)!);
+    await member.leg.stream(participants - 1);
   }
+  conf.speaking = Math.max(conf.speaking, Math.min(args.speakers, participants));
   return { ms: performance.now() - started, failures, participants };
 }
 
@@ -547,10 +454,7 @@ async function growConference(args: {
 
 async function hangUpAll(): Promise<{ calls: number }> {
   const count = calls.length;
-  if (ticker) clearInterval(ticker);
-  ticker = undefined;
-  streams.length = 0;
-  window = undefined;
+  await media().releaseAll();
   // Every participant leaves a conference (it goes on while two remain).
   const conf = conference;
   if (conf) {
@@ -567,7 +471,6 @@ async function hangUpAll(): Promise<{ calls: number }> {
     ending.map(({ caller, callId }) => caller.request("call.hangup", { callId }).catch(() => undefined)),
   );
   conference = undefined;
-  for (const leg of legs) leg.release();
   legs.clear();
   await Promise.all([...peers].map((pc) => pc.close().catch(() => undefined)));
   peers.clear();

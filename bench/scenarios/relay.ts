@@ -138,8 +138,9 @@ export async function relayScenario(
       rows.push(row);
       ctx.log(
         `relay (${pinMode}${dataPlane === "werift" ? ", werift RTP path" : ""}) ${target} calls: server ${window.cpu.serverPct}% cpu ` +
-          `(event loop ${window.cpu.serverLoopPct}%), generators ${window.cpu.generatorsPct}%, ` +
-          `loss ${window.lossPct}%, delay p50 ${window.delay.p50} p99 ${window.delay.p99} ms, ` +
+          `(event loop ${window.cpu.serverLoopPct}%), generators ${window.cpu.generatorsPct}%` +
+          (window.engine ? ` (engine ${window.engine.sendUs} µs/sent, ${window.engine.receiveUs} µs/received)` : "") +
+          `, loss ${window.lossPct}%, delay p50 ${window.delay.p50} p99 ${window.delay.p99} ms, ` +
           `send lateness p99 ${window.lateness.p99} ms, server GC ${probe.gc.count} pauses max ` +
           `${round(probe.gc.maxMs, 1)} ms, setup ${setupSeconds} s` +
           (setupFailures.length ? `, ${setupFailures.length} failed: ${setupFailures[0]}` : ""),
