@@ -41,13 +41,20 @@ function table(head: string[], rows: (string | number)[][]): string {
   ].join("\n");
 }
 
+function generatorsNote(any: Json): string {
+  const processes = `${any.generators} load generator process${any.generators === 1 ? "" : "es"}`;
+  return any.generatorDataPlane === "native"
+    ? `${processes}, each with its native RTP engine (\`bench/native/rtp-engine.c\`)`
+    : `${processes} on their Node data plane`;
+}
+
 function envBlock(any: Json, run: Json | undefined): string {
   const m = any.machine;
   const load = run?.result?.loadAverage1m;
   return [
     `Measured ${any.date.slice(0, 16).replace("T", " ")} UTC on ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ` +
       `${m.os}; Node ${any.node}; commit \`${any.git.commit.slice(0, 12)}\`${any.git.dirty ? " (with uncommitted changes in the tree)" : ""}.`,
-    `${any.pinning.note}; ${any.generators} load generator processes. Command: \`${run?.command ?? any.command}\`` +
+    `${any.pinning.note}; ${generatorsNote(any)}. Command: \`${run?.command ?? any.command}\`` +
       (run?.result?.seconds ? `, ${Math.round(run.result.seconds / 60)} min in all.` : "."),
     load
       ? `Machine load (1-minute load average, the bench's own processes included) ${load.atStart} at the start, ` +
@@ -105,14 +112,17 @@ function headlineBlock(verdict: Json, loopVerdict: Json | undefined, weriftVerdi
   if (at?.generatorsCpuPct && at.serverCpuPct) {
     lines.push(
       "",
-      `Load generators at that step (${at.calls} calls): ${n(at.generatorsCpuPct)}% of a core for all three ` +
-        `processes, against the server's ${n(at.serverCpuPct)}% (${n((100 * at.generatorsCpuPct) / at.serverCpuPct, 0)}%).`,
+      `Load generator at that step (${at.calls} calls): ${n(at.generatorsCpuPct)}% of a core in all (its Node ` +
+        `process and RTP engine), against the server's ${n(at.serverCpuPct)}% (${n((100 * at.generatorsCpuPct) / at.serverCpuPct, 0)}%)` +
+        (at.engine
+          ? `; the engine's own accounting: ${n(at.engine.sendUs)} µs per packet sent, ${n(at.engine.receiveUs)} µs per packet received.`
+          : "."),
     );
   }
   if (v.generatorMarginalUsPerPacket && v.marginalUsPerPacket) {
     lines.push(
       "",
-      `Load generators: ${n(v.generatorMarginalUsPerPacket)} µs of CPU per packet the server forwards (they send it ` +
+      `Load generator: ${n(v.generatorMarginalUsPerPacket)} µs of CPU per packet the server forwards (it sends it ` +
         `and receive it), ${n((100 * v.generatorMarginalUsPerPacket) / v.marginalUsPerPacket, 0)}% of the server's ` +
         `${n(v.marginalUsPerPacket)} µs (same fit, same steps).`,
     );
@@ -128,7 +138,7 @@ function relayBlock(relay: Json, verdict: Json): string {
       "Calls",
       "Server CPU (% of 1 core): all threads / event loop",
       "µs CPU / fwd packet",
-      "Generators CPU (% of 1 core)",
+      "Generator CPU (% of 1 core) (engine µs per packet sent / received)",
       "Loss %",
       "Delay via server p50 / p99 (ms)",
       "Direct baseline p50 / p99",
@@ -144,7 +154,9 @@ function relayBlock(relay: Json, verdict: Json): string {
         s.calls,
         `${n(s.cpu.serverPct)} / ${n(s.cpu.serverLoopPct)}`,
         n(s.serverUsPerPacket, 0),
-        n(s.cpu.generatorsPct),
+        s.engine
+          ? `${n(s.cpu.generatorsPct)} (${n(s.engine.sendUs, 1)} / ${n(s.engine.receiveUs, 1)})`
+          : n(s.cpu.generatorsPct),
         n(s.lossPct, 3),
         `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
         `${n(v?.baselineP50, 2)} / ${n(v?.baselineP99, 2)}`,
@@ -185,8 +197,9 @@ function baselineBlock(baseline: Json): string {
       ]),
     ),
     "",
-    `Fit: the generators spend ${n(fit.usPerPacket)} µs of CPU per packet sent and received (send: encrypt + UDP send; ` +
-      "receive: UDP receive + decrypt the 8-byte stamp), plus a fixed cost for their timers and werift's idle peer connections.",
+    `Fit: the generators spend ${n(fit.usPerPacket)} µs of CPU per packet sent and received (send: SRTP protect + UDP ` +
+      "send; receive: UDP receive + SRTP authenticate and decrypt), plus a fixed cost for their pacing and werift's idle " +
+      "peer connections (STUN consent checks).",
   ].join("\n");
 }
 

@@ -218,6 +218,7 @@ export function relayVerdict(relay: RelayResult, baseline: BaselineResult | unde
       serverCoreBusyPct: step.cpu.serverCoreBusyPct,
       serverLoopCpuPct: step.cpu.serverLoopPct,
       generatorsCpuPct: step.cpu.generatorsPct,
+      engine: step.engine,
       lossPct: step.lossPct,
       p50: step.delay.p50,
       p99: step.delay.p99,
