@@ -43,9 +43,11 @@ function table(head: string[], rows: (string | number)[][]): string {
 
 function generatorsNote(any: Json): string {
   const processes = `${any.generators} load generator process${any.generators === 1 ? "" : "es"}`;
-  return any.generatorDataPlane === "native"
-    ? `${processes}, each with its native RTP engine (\`bench/native/rtp-engine.c\`)`
-    : `${processes} on their Node data plane`;
+  const plane =
+    any.generatorDataPlane === "native"
+      ? `${processes}, each with its native RTP engine (\`bench/native/rtp-engine.c\`)`
+      : `${processes} on their Node data plane`;
+  return `${plane} (call setup and signaling: at least three client processes)`;
 }
 
 function envBlock(any: Json, run: Json | undefined): string {
@@ -123,7 +125,7 @@ function headlineBlock(verdict: Json, loopVerdict: Json | undefined, weriftVerdi
     lines.push(
       "",
       `Load generator: ${n(v.generatorMarginalUsPerPacket)} µs of CPU per packet the server forwards (it sends it ` +
-        `and receive it), ${n((100 * v.generatorMarginalUsPerPacket) / v.marginalUsPerPacket, 0)}% of the server's ` +
+        `and receives it), ${n((100 * v.generatorMarginalUsPerPacket) / v.marginalUsPerPacket, 0)}% of the server's ` +
         `${n(v.marginalUsPerPacket)} µs (same fit, same steps).`,
     );
   }
