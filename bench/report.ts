@@ -45,7 +45,7 @@ function generatorsNote(any: Json): string {
   const processes = `${any.generators} load generator process${any.generators === 1 ? "" : "es"}`;
   const plane =
     any.generatorDataPlane === "native"
-      ? `${processes}, each with its native RTP engine (\`bench/native/rtp-engine.c\`)`
+      ? `${processes}, ${any.generators === 1 ? "with its" : "each with its"} native RTP engine (\`bench/native/rtp-engine.c\`)`
       : `${processes} on their Node data plane`;
   return `${plane} (call setup and signaling: at least three client processes)`;
 }

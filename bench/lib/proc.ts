@@ -293,7 +293,9 @@ export function environment(commandLine: string): Record<string, unknown> {
   let dirty = false;
   try {
     commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
-    dirty = execFileSync("git", ["status", "--porcelain"], { cwd: ROOT, encoding: "utf8" }).trim().length > 0;
+    // Code that differs from the commit; the pages and results a run rewrites do not count.
+    const status = ["status", "--porcelain", "--", ".", ":!docs", ":!bench/results", ":!*.md"];
+    dirty = execFileSync("git", status, { cwd: ROOT, encoding: "utf8" }).trim().length > 0;
   } catch {
     // not a git checkout
   }
