@@ -113,10 +113,41 @@ interface UdpTransportLike {
   socket: Socket;
 }
 
-interface SrtpContextLike {
+/** One direction's SRTP context in werift: its master keys and the session keys derived from them. */
+export interface SrtpContextLike {
+  masterKey: Buffer;
+  masterSalt: Buffer;
   srtpSessionKey: Buffer;
   srtpSessionSalt: Buffer;
   srtpSessionAuthTag: Buffer;
+}
+
+/**
+ * What a connected werift peer connection's RTP runs on (werift internals as of 0.24): the SRTP
+ * profile and contexts, the nominated pair's UDP socket and remote address, the Opus payload type
+ * of the local description's m-line (werift numbers it 96 in its offers).
+ */
+export function connectedPeer(pc: RTCPeerConnection) {
+  const dtls = pc.dtlsTransports[0];
+  const pair = dtls?.iceTransport.connection.nominated;
+  if (!dtls || !pair || !dtls.srtp) throw new Error("the peer connection is not connected");
+  const srtp = dtls.srtp as unknown as {
+    config: { profile: number };
+    localContext: SrtpContextLike;
+    remoteContext: SrtpContextLike;
+  };
+  const mline = /^m=audio \d+ \S+ (\d+)/m.exec(pc.localDescription?.sdp ?? "");
+  if (!mline) throw new Error("no audio m-line in the local description");
+  const [remoteHost, remotePort] = pair.remoteAddr;
+  return {
+    profile: srtp.config.profile,
+    local: srtp.localContext,
+    remote: srtp.remoteContext,
+    socket: (pair.protocol as unknown as { transport: UdpTransportLike }).transport.socket,
+    remoteHost,
+    remotePort,
+    payloadType: Number(mline[1]),
+  };
 }
 
 /** Called for every RTP packet received on a leg: the stamp it carried (or NaN) and when it arrived. */
@@ -215,39 +246,28 @@ export class FastLeg {
 
   /** Takes over RTP on a connected werift peer connection. */
   static fromPeer(pc: RTCPeerConnection, ssrc: number): FastLeg {
-    const dtls = pc.dtlsTransports[0];
-    const pair = dtls?.iceTransport.connection.nominated;
-    if (!dtls || !pair || !dtls.srtp) throw new Error("the peer connection is not connected");
-    const srtp = dtls.srtp as unknown as {
-      config: { profile: number };
-      localContext: SrtpContextLike;
-      remoteContext: SrtpContextLike;
-    };
+    const peer = connectedPeer(pc);
     const keys = (context: SrtpContextLike): SrtpKeys => ({
-      profile: srtp.config.profile,
+      profile: peer.profile,
       key: context.srtpSessionKey,
       salt: context.srtpSessionSalt,
       authKey: context.srtpSessionAuthTag,
     });
-    const mline = /^m=audio \d+ \S+ (\d+)/m.exec(pc.localDescription?.sdp ?? "");
-    if (!mline) throw new Error("no audio m-line in the local description");
-    const transport = (pair.protocol as unknown as { transport: UdpTransportLike }).transport;
-    const [remoteHost, remotePort] = pair.remoteAddr;
     return new FastLeg({
-      local: keys(srtp.localContext),
-      remote: keys(srtp.remoteContext),
+      local: keys(peer.local),
+      remote: keys(peer.remote),
       ssrc,
-      payloadType: Number(mline[1]),
+      payloadType: peer.payloadType,
       wiring: {
-        socket: transport.socket,
-        remoteHost,
-        remotePort,
+        socket: peer.socket,
+        remoteHost: peer.remoteHost,
+        remotePort: peer.remotePort,
         tap(handler) {
           // werift's own 'message' listener (UdpTransport) records the sender, allocates an address
           // array and calls its onData for every datagram; RTP and RTCP (RFC 7983: first byte
           // 128-191) skip it and come straight here, everything else (STUN consent checks, DTLS)
           // still goes to werift.
-          const socket = transport.socket;
+          const socket = peer.socket;
           const werift = socket.listeners("message") as ((data: Buffer, info: RemoteInfo) => void)[];
           socket.removeAllListeners("message");
           const listener = (data: Buffer, info: RemoteInfo) => {

@@ -15,7 +15,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { RTCPeerConnection } from "werift";
-import { FastLeg, PROFILE_AEAD_AES_128_GCM } from "./fast-leg.js";
+import { connectedPeer, FastLeg, PROFILE_AEAD_AES_128_GCM, type SrtpContextLike } from "./fast-leg.js";
 import { Histogram, type SparseHistogram } from "./hist.js";
 import { NativeEngine } from "./native-engine.js";
 
@@ -86,19 +86,10 @@ export async function createMediaPlane(engineBinary: string | null, frames: Buff
   return new NativePlane(engine);
 }
 
-interface SocketInternals {
-  socket: Socket;
-}
-
 interface UdpHandle {
   fd: number;
   recvStart(): number;
   recvStop(): number;
-}
-
-interface MasterKeys {
-  masterKey: Buffer;
-  masterSalt: Buffer;
 }
 
 /** The libuv UDP handle behind a dgram socket (its file descriptor, and reading on or off). */
@@ -112,28 +103,19 @@ function udpHandle(socket: Socket): UdpHandle {
 
 /** What the native engine needs from a connected werift peer: its socket, the remote end, the SRTP master keys. */
 function peerWiring(pc: RTCPeerConnection) {
-  const dtls = pc.dtlsTransports[0];
-  const pair = dtls?.iceTransport.connection.nominated;
-  if (!dtls || !pair || !dtls.srtp) throw new Error("the peer connection is not connected");
-  const srtp = dtls.srtp as unknown as {
-    config: { profile: number };
-    localContext: MasterKeys;
-    remoteContext: MasterKeys;
-  };
-  const socket = (pair.protocol as unknown as { transport: SocketInternals }).transport.socket;
-  const mline = /^m=audio \d+ \S+ (\d+)/m.exec(pc.localDescription?.sdp ?? "");
-  if (!mline) throw new Error("no audio m-line in the local description");
+  const peer = connectedPeer(pc);
   // werift keeps a GCM master salt (12 bytes, RFC 7714) zero-padded to 14.
-  const saltLength = srtp.config.profile === PROFILE_AEAD_AES_128_GCM ? 12 : 14;
-  const keyHex = (c: MasterKeys) => Buffer.concat([c.masterKey, c.masterSalt.subarray(0, saltLength)]).toString("hex");
+  const saltLength = peer.profile === PROFILE_AEAD_AES_128_GCM ? 12 : 14;
+  const keyHex = (c: SrtpContextLike) =>
+    Buffer.concat([c.masterKey, c.masterSalt.subarray(0, saltLength)]).toString("hex");
   return {
-    socket,
-    handle: udpHandle(socket),
-    remote: pair.remoteAddr,
-    profile: srtp.config.profile,
-    tx: keyHex(srtp.localContext),
-    rx: keyHex(srtp.remoteContext),
-    payloadType: Number(mline[1]),
+    socket: peer.socket,
+    handle: udpHandle(peer.socket),
+    remote: [peer.remoteHost, peer.remotePort] as const,
+    profile: peer.profile,
+    tx: keyHex(peer.local),
+    rx: keyHex(peer.remote),
+    payloadType: peer.payloadType,
   };
 }
 

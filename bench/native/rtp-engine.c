@@ -174,6 +174,12 @@ static void reply_err(long id, const char *message) {
   fflush(stdout);
 }
 
+/* "<id> err <what>: <strerror(errno)>" */
+static void reply_errno(long rid, const char *what) {
+  printf("%ld err %s: %s\n", rid, what, strerror(errno));
+  fflush(stdout);
+}
+
 static void hex_print(const uint8_t *data, size_t length) {
   static const char digits[] = "0123456789abcdef";
   for (size_t i = 0; i < length; i++) {
@@ -261,9 +267,7 @@ static void command_probe(long rid, char *args) {
   }
   int fd = grab_fd(pid, remote_fd);
   if (fd < 0) {
-    char message[160];
-    snprintf(message, sizeof(message), "pidfd_getfd: %s", strerror(errno));
-    reply_err(rid, message);
+    reply_errno(rid, "pidfd_getfd");
     return;
   }
   close(fd);
@@ -303,12 +307,12 @@ static void command_leg(long rid, char *args) {
   }
   int fd = grab_fd(pid, remote_fd);
   if (fd < 0) {
-    char message[160];
-    snprintf(message, sizeof(message), "pidfd_getfd: %s", strerror(errno));
+    int error = errno;
     srtp_dealloc(leg->tx);
     srtp_dealloc(leg->rx);
     free(leg);
-    reply_err(rid, message);
+    errno = error;
+    reply_errno(rid, "pidfd_getfd");
     return;
   }
   leg->fd = fd;
