@@ -57,6 +57,8 @@ export interface MediaPlane {
   measure(startEpoch: number, endEpoch: number, graceMs: number): Promise<PlaneWindow>;
   /** Stops every stream and releases every leg. */
   releaseAll(): Promise<void>;
+  /** Releases everything and stops the engine process, if any. */
+  close(): Promise<void>;
 }
 
 /**
@@ -206,6 +208,11 @@ class NativePlane implements MediaPlane {
     for (const leg of this.#legs.values()) leg.handle.recvStart();
     this.#legs.clear();
   }
+
+  async close(): Promise<void> {
+    await this.releaseAll().catch(() => undefined);
+    this.#engine.close();
+  }
 }
 
 interface Stream {
@@ -324,5 +331,9 @@ class NodePlane implements MediaPlane {
     this.#window = undefined;
     for (const leg of this.#legs) leg.release();
     this.#legs.clear();
+  }
+
+  close(): Promise<void> {
+    return this.releaseAll();
   }
 }
