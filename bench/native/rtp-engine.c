@@ -98,7 +98,6 @@ static void hist_print(FILE *out, const histogram_t *h) {
 /* ------------------------------------------------------------------ state */
 
 typedef struct {
-  int used;
   int fd;
   struct sockaddr_in remote;
   srtp_t tx;
@@ -321,7 +320,6 @@ static void command_leg(long rid, char *args) {
   leg->seq = (uint16_t)(rand() & 0x7fff);
   leg->timestamp = (uint32_t)rand();
   leg->active_index = -1;
-  leg->used = 1;
   int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));
   struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)id};
@@ -455,11 +453,7 @@ static void command(char *line) {
   else if (!strcmp(rest, "window")) command_window(rid, args);
   else if (!strcmp(rest, "report")) command_report(rid);
   else if (!strcmp(rest, "probe")) command_probe(rid, args);
-  else if (!strcmp(rest, "stop")) {
-    int id;
-    if (sscanf(args, "%d", &id) == 1 && id >= 0 && id < MAX_LEGS && legs[id]) stop_sending(legs[id]);
-    reply_ok(rid, NULL);
-  } else if (!strcmp(rest, "drop")) {
+  else if (!strcmp(rest, "drop")) {
     int id;
     if (sscanf(args, "%d", &id) == 1 && id >= 0 && id < MAX_LEGS) drop_leg(id);
     reply_ok(rid, NULL);
