@@ -51,6 +51,8 @@ export interface MediaPlane {
   readonly kind: "native" | "node";
   /** The engine's process, when the data plane runs in one (its CPU counts as the generator's). */
   readonly enginePid: number | undefined;
+  /** Why the Node plane runs where the native one was asked for (the engine could not be used). */
+  readonly fallbackReason?: string | undefined;
   /** Takes RTP over on a connected werift peer connection (`ssrc`: its sending SSRC). */
   attach(pc: RTCPeerConnection, ssrc: number): Promise<PlaneLeg>;
   /** Counts packets sent in [start, end) (epoch ms) and arrived up to `graceMs` after `end`. */
@@ -73,11 +75,10 @@ export async function createMediaPlane(engineBinary: string | null, frames: Buff
     await new Promise<void>((resolve) => probe.bind(0, "127.0.0.1", resolve));
     await engine.call("probe", process.pid, udpHandle(probe).fd);
   } catch (error) {
-    console.error(
-      `load generator: the native RTP engine cannot be used (${(error as Error).message}); Node data plane`,
-    );
+    const reason = `the native RTP engine cannot be used here (${(error as Error).message})`;
+    console.error(`load generator: ${reason}; Node data plane`);
     engine.close();
-    return new NodePlane(frames);
+    return new NodePlane(frames, reason);
   } finally {
     probe.close();
   }
@@ -243,8 +244,11 @@ class NodePlane implements MediaPlane {
   #window: Window | undefined;
   #ticker: NodeJS.Timeout | undefined;
 
-  constructor(frames: Buffer[]) {
+  readonly fallbackReason: string | undefined;
+
+  constructor(frames: Buffer[], fallbackReason?: string) {
     this.#frames = frames;
+    this.fallbackReason = fallbackReason;
   }
 
   async attach(pc: RTCPeerConnection, ssrc: number): Promise<PlaneLeg> {
