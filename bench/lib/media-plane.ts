@@ -104,6 +104,15 @@ function udpHandle(socket: Socket): UdpHandle {
   return handle;
 }
 
+/** Gives a socket's reading back to Node (werift); nothing to do once werift has closed it. */
+function resumeReading(handle: UdpHandle): void {
+  try {
+    handle.recvStart();
+  } catch {
+    // the socket is closed already
+  }
+}
+
 /** What the native engine needs from a connected werift peer: its socket, the remote end, the SRTP master keys. */
 function peerWiring(pc: RTCPeerConnection) {
   const peer = connectedPeer(pc);
@@ -182,7 +191,7 @@ class NativePlane implements MediaPlane {
       );
     } catch (error) {
       this.#legs.delete(id);
-      wiring.handle.recvStart();
+      resumeReading(wiring.handle);
       throw error;
     }
     const engine = this.#engine;
@@ -193,7 +202,7 @@ class NativePlane implements MediaPlane {
       release: async () => {
         if (!this.#legs.delete(id)) return;
         await engine.call("drop", id).catch(() => undefined);
-        wiring.handle.recvStart();
+        resumeReading(wiring.handle);
       },
     };
   }
@@ -206,7 +215,7 @@ class NativePlane implements MediaPlane {
 
   async releaseAll(): Promise<void> {
     await this.#engine.call("dropall");
-    for (const leg of this.#legs.values()) leg.handle.recvStart();
+    for (const leg of this.#legs.values()) resumeReading(leg.handle);
     this.#legs.clear();
   }
 

@@ -299,7 +299,13 @@ static void command_leg(long rid, char *args) {
     reply_err(rid, "bad address");
     return;
   }
-  if (make_session(&leg->tx, profile, tx_key, tx_length, 1) || make_session(&leg->rx, profile, rx_key, rx_length, 0)) {
+  if (make_session(&leg->tx, profile, tx_key, tx_length, 1)) {
+    free(leg);
+    reply_err(rid, "unsupported SRTP profile or key");
+    return;
+  }
+  if (make_session(&leg->rx, profile, rx_key, rx_length, 0)) {
+    srtp_dealloc(leg->tx);
     free(leg);
     reply_err(rid, "unsupported SRTP profile or key");
     return;
@@ -342,6 +348,10 @@ static void command_stream(long rid, char *args) {
   int id, fanout;
   if (sscanf(args, "%d %d", &id, &fanout) != 2 || id < 0 || id >= MAX_LEGS || !legs[id] || fanout < 0) {
     reply_err(rid, "bad stream command");
+    return;
+  }
+  if (frame_count == 0) {
+    reply_err(rid, "no frames loaded");
     return;
   }
   leg_t *leg = legs[id];
