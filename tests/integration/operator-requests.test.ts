@@ -57,7 +57,13 @@ interface Snapshot {
 }
 
 interface Audit {
-  entries: { action: string; actor: string | null; username: string | null; detail: Record<string, unknown> | null }[];
+  entries: {
+    action: string;
+    actor: string | null;
+    username: string | null;
+    address: string | null;
+    detail: Record<string, unknown> | null;
+  }[];
 }
 
 /** Valid parameters for every operator request, so a refusal can only come from the role check. */
@@ -134,10 +140,13 @@ describe("operator requests", () => {
     const unknown = await olivia.request("operator.setOperator", { username: "nobody", operator: true });
     assert.equal(codeOf(unknown), "USER_NOT_FOUND");
     const audit = await olivia.call<Audit>("operator.audit", { username: "mallory" });
-    const roles = audit.entries.filter((e) => e.action.endsWith("_operator")).map((e) => [e.action, e.actor]);
+    const roles = audit.entries
+      .filter((e) => e.action.endsWith("_operator"))
+      .map((e) => [e.action, e.actor, e.address]);
+    // The console acts locally (no address); the web operator from her connection's address.
     assert.deepEqual(roles, [
-      ["admin.grant_operator", "operator"],
-      ["admin.revoke_operator", "olivia"],
+      ["admin.grant_operator", "operator", null],
+      ["admin.revoke_operator", "olivia", "127.0.0.1"],
     ]);
     mallory.client.close();
   });
@@ -223,6 +232,11 @@ describe("operator requests", () => {
 
     const audit = await olivia.call<Audit>("operator.audit", { username: "victim", limit: 50 });
     const byOlivia = audit.entries.filter((e) => e.actor === "olivia").map((e) => e.action);
+    // Each entry says where the operator acted from: her connection's address (loopback here).
+    assert.deepEqual(
+      new Set(audit.entries.filter((e) => e.actor === "olivia").map((e) => e.address)),
+      new Set(["127.0.0.1"]),
+    );
     assert.deepEqual(byOlivia, [
       "admin.kick",
       "admin.disable",

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Database } from "../storage/database.js";
 import { nowIso } from "../storage/database.js";
 
@@ -57,6 +58,14 @@ export interface AuditRecord {
   detail?: Record<string, unknown>;
 }
 
+/**
+ * Where the action being run comes from, for the entries it records without an address of their
+ * own: an operator's requests over the WebSocket run inside `auditOrigin.run({ address }, ...)`,
+ * so every entry their actions write (in the account, call and operator services) carries the
+ * operator's address. The console and `parley admin` run outside it (no address: local).
+ */
+export const auditOrigin = new AsyncLocalStorage<{ address: string }>();
+
 /** Append-only table of security-relevant actions, queried by the operator. */
 export class AuditLog {
   readonly #db: Database;
@@ -76,7 +85,7 @@ export class AuditLog {
       entry.action,
       entry.actor ?? null,
       entry.username ?? null,
-      entry.address ?? null,
+      entry.address ?? auditOrigin.getStore()?.address ?? null,
       entry.detail ? JSON.stringify(entry.detail) : null,
     );
     for (const listener of this.#listeners) listener(entry);

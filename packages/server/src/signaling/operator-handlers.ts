@@ -1,4 +1,5 @@
 import { type OperatorRequests, ParleyError } from "@parley/protocol";
+import { auditOrigin } from "../audit/audit-log.js";
 import type { ClientConnection } from "./client-connection.js";
 import type { Handler, Services } from "./handlers.js";
 
@@ -16,9 +17,12 @@ function operatorOf(conn: ClientConnection, { operator }: Services): string {
   return operator.requireOperator(identity.userId);
 }
 
-/** Runs an action as the operator, then has the live pages show its effect at once. */
+/**
+ * Runs an action as the operator, every audit entry it writes tagged with the operator's address,
+ * then has the live pages show its effect at once.
+ */
 function act<R>(conn: ClientConnection, services: Services, action: (actor: string) => R): R {
-  const result = action(operatorOf(conn, services));
+  const result = auditOrigin.run({ address: conn.address }, () => action(operatorOf(conn, services)));
   services.operatorFeed.refreshSoon();
   return result;
 }
