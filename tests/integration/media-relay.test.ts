@@ -162,6 +162,12 @@ class TestClient {
     this.#timer = undefined;
   }
 
+  /** Skips `count` sequence numbers (and their timestamps), as if that many packets were lost on the way. */
+  lose(count: number): void {
+    this.#sequenceNumber = (this.#sequenceNumber + count) & 0xffff;
+    this.#timestamp = (this.#timestamp + 960 * count) >>> 0;
+  }
+
   /** How many received packets carry `marker`. */
   countOf(marker: number): number {
     return this.received.filter((rtp) => rtp.payload[0] === marker).length;
@@ -681,6 +687,39 @@ describe("media relay data planes", () => {
 
   for (const fastDataPlane of [true, false]) {
     const plane = fastDataPlane ? "fast data plane" : "werift RTP path";
+    it(`measures each leg's quality: loss from sequence gaps, jitter, and the round trip from receiver reports on the relay's sender reports (${plane})`, async () => {
+      const relay = newRelay(undefined, undefined, { fastDataPlane });
+      const alice = new TestClient();
+      const bob = new TestClient();
+      const { leg: legA } = await connect(relay, "quality-a", alice);
+      const { leg: legB } = await connect(relay, "quality-b", bob);
+      assert.equal(legA.dataPlane, fastDataPlane ? "fast" : "werift");
+      legA.forwardTo([legB]);
+      legB.forwardTo([legA]);
+      alice.startSending(0xa1);
+      bob.startSending(0xb2);
+      await waitFor(() => legA.counters.packetsIn >= 10, "Alice's first packets at the relay");
+      alice.lose(5);
+      await waitFor(() => bob.countOf(0xa1) >= 30, "Bob hearing Alice after the gap");
+      // The relay's sender reports reach each client, whose receiver reports give the round trip.
+      const quality = await waitFor(
+        async () => {
+          const q = await legB.quality();
+          return q.roundTripMs !== null ? q : null;
+        },
+        "a round trip on Bob's leg",
+        { timeoutMs: 10_000, intervalMs: 200 },
+      );
+      assert.ok(quality.roundTripMs! > 0 && quality.roundTripMs! < 200, `round trip ${quality.roundTripMs} ms`);
+      const a = await legA.quality();
+      assert.equal(a.packetsLost, 5, "the five sequence numbers Alice skipped");
+      assert.equal(quality.packetsLost, 0);
+      assert.ok(a.jitterMs !== null && a.jitterMs >= 0 && a.jitterMs < 20, `jitter ${a.jitterMs} ms`);
+      alice.stopSending();
+      bob.stopSending();
+      relay.close();
+    });
+
     it(`carries audio across a sequence number wrap (SRTP rollover counter), to a slot routed before it and one routed after it (${plane})`, async () => {
       const relay = newRelay(undefined, undefined, { fastDataPlane });
       const alice = new TestClient({ firstSeq: 65_510 });

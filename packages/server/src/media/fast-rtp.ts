@@ -111,10 +111,11 @@ export function audioLevelOf(packet: Buffer, headerLength: number, id: number): 
  * encrypted here and written straight to the socket (werift's sender would rewrite a header
  * object, keep a 128-packet retransmission history, serialise, encrypt and send behind promises).
  *
- * What werift no longer sees, and what that changes: it sends no RTCP sender reports for the
- * relay's streams (it starts them with its first sendRtp; audio plays without them: they serve
- * lip sync and the client's remote-outbound statistics) and its receiver reports carry no
- * reception statistics. Everything else on the socket (STUN, DTLS, SRTCP) still goes to werift.
+ * What werift no longer sees, and what that changes: its senders' packet counts and report times,
+ * which MediaLeg keeps current for them (werift then sends the relay's RTCP sender reports and
+ * computes the round trip from the client's receiver reports), and its receivers' reception
+ * statistics (MediaLeg counts loss and jitter itself; werift's receiver reports to the client
+ * carry none). Everything else on the socket (STUN, DTLS, SRTCP) still goes to werift.
  */
 export class FastRtpPath {
   readonly profile: number;

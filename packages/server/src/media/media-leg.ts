@@ -1,4 +1,11 @@
-import { type MediaStreamTrack, type RTCPeerConnection, type RTCRtpSender, RtpHeader, RtpPacket } from "werift";
+import {
+  type MediaStreamTrack,
+  ntpTime,
+  type RTCPeerConnection,
+  type RTCRtpSender,
+  RtpHeader,
+  RtpPacket,
+} from "werift";
 import type { Logger } from "../logging/logger.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
 import { emptyInboundRtp, FastRtpPath, type InboundRtp } from "./fast-rtp.js";
@@ -21,8 +28,9 @@ export interface MediaLegCounters {
 }
 
 /**
- * RTCP-derived quality of a leg, read from werift's stats (null until measured): loss and jitter
- * of the audio the relay receives from the client, round trip from the client's receiver reports.
+ * Quality of a leg (null until measured): loss and interarrival jitter of the audio the relay
+ * receives from the client (RFC 3550 A.3 and A.8, counted by the leg on either data plane), round
+ * trip from the client's receiver reports on the relay's sender reports (werift's RTCP).
  */
 export interface MediaLegQuality {
   packetsLost: number | null;
@@ -79,6 +87,39 @@ interface Slot {
   /** The highest outgoing index sent (-1 before the first packet) and that packet's timestamp. */
   lastOutIndex: number;
   lastOutTimestamp: number;
+  /** When the fast path last gave werift's sender the (NTP, RTP) time pair of its sender reports. */
+  reportedAt: number;
+}
+
+/**
+ * What werift's RTCRtpSender puts in its RTCP sender reports (fields of 0.24.4, public in its
+ * JavaScript): on the fast data plane its RTP never passes the sender, so the leg keeps these
+ * current and starts its report loop, and werift goes on sending reports and computing the round
+ * trip from the client's receiver reports.
+ */
+interface SenderReportState {
+  ntpTimestamp: bigint;
+  rtpTimestamp: number;
+  packetCount: number;
+  octetCount: number;
+  rtcpRunning: boolean;
+  runRtcp(): Promise<void>;
+}
+
+/** How often (ms) the fast path refreshes a sender's report time pair: werift's NTP clock is costly. */
+const REPORT_CLOCK_MS = 200;
+
+/** RFC 3550 reception statistics of the client's stream (its latest SSRC). */
+interface Reception {
+  ssrc: number;
+  /** Extended sequence numbers: the first and the highest received. */
+  base: number;
+  max: number;
+  received: number;
+  /** The last packet's arrival (ms) and RTP timestamp, and the interarrival jitter in RTP ticks. */
+  lastArrival: number;
+  lastTimestamp: number;
+  jitter: number;
 }
 
 /** A place this leg's incoming audio goes: one slot of one leg. */
@@ -104,6 +145,15 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   readonly #counters: MediaLegCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, lastPacketAt: 0 };
   /** Live view of this leg's counters (the same object every time; copy it to keep a snapshot). */
   readonly counters: Readonly<MediaLegCounters> = this.#counters;
+  readonly #reception: Reception = {
+    ssrc: -1,
+    base: 0,
+    max: 0,
+    received: 0,
+    lastArrival: 0,
+    lastTimestamp: 0,
+    jitter: 0,
+  };
   readonly #pc: RTCPeerConnection;
   readonly #slots: Slot[];
   readonly #totals: ForwardTotals;
@@ -147,6 +197,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       lastSource: null,
       lastSsrc: 0,
       lastOutAt: 0,
+      reportedAt: 0,
       indexOffset: 0,
       timestampOffset: 0,
       lastOutIndex: -1,
@@ -248,22 +299,24 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   // ---- Quality (operator console and metrics; not on the packet path) ----------------------------
 
   /**
-   * Reads this leg's RTCP statistics from werift: `inbound-rtp` (what the relay receives:
-   * packets lost from sequence gaps, interarrival jitter) and `remote-inbound-rtp` (the client's
-   * receiver reports on what the relay sends: round-trip time). Costs one getStats(); meant for
-   * once-a-second views, never per packet.
+   * This leg's quality: loss and jitter of what the relay receives, from the leg's own reception
+   * statistics (werift's receiver does not see RTP on the fast data plane), and the round trip
+   * from werift's `remote-inbound-rtp` (the client's receiver reports on the relay's sender
+   * reports). Costs one getStats(); meant for once-a-second views, never per packet.
    */
   async quality(): Promise<MediaLegQuality> {
     const quality: MediaLegQuality = { packetsLost: null, jitterMs: null, roundTripMs: null };
+    const r = this.#reception;
+    if (r.ssrc !== -1) {
+      quality.packetsLost = Math.max(0, r.max - r.base + 1 - r.received);
+      quality.jitterMs = r.jitter / OPUS_TICKS_PER_MS;
+    }
     if (this.#state === "closed") return quality;
     try {
       const report = await this.#pc.getStats();
       for (const stats of report.values()) {
-        const s = stats as { type: string; packetsLost?: number; jitter?: number; roundTripTime?: number };
-        if (s.type === "inbound-rtp") {
-          if (typeof s.packetsLost === "number") quality.packetsLost = (quality.packetsLost ?? 0) + s.packetsLost;
-          if (typeof s.jitter === "number") quality.jitterMs = s.jitter * 1000;
-        } else if (s.type === "remote-inbound-rtp" && typeof s.roundTripTime === "number") {
+        const s = stats as { type: string; roundTripTime?: number };
+        if (s.type === "remote-inbound-rtp" && typeof s.roundTripTime === "number") {
           quality.roundTripMs = s.roundTripTime * 1000;
         }
       }
@@ -313,6 +366,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     counters.packetsIn++;
     counters.bytesIn += rtp.payload.length;
     counters.lastPacketAt = Date.now();
+    this.#receptionOf(rtp);
     if (rtp.audioLevel >= 0) this.#measure(rtp.audioLevel);
     const outputs = this.#outputs;
     for (let i = 0; i < outputs.length; i++) {
@@ -320,6 +374,29 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       output.target.#send(output.slot, this, rtp);
     }
   };
+
+  /** RFC 3550 A.3 (expected and lost from extended sequence numbers) and A.8 (jitter), per packet. */
+  #receptionOf(rtp: InboundRtp): void {
+    const r = this.#reception;
+    const extended = rtp.roc * SEQ_MODULO + rtp.sequenceNumber;
+    const arrival = performance.now();
+    if (rtp.ssrc !== r.ssrc) {
+      // A new source (the client restarted its stream): its statistics start over.
+      r.ssrc = rtp.ssrc;
+      r.base = extended;
+      r.max = extended;
+      r.received = 1;
+      r.jitter = 0;
+    } else {
+      r.received++;
+      if (extended > r.max) r.max = extended;
+      // D(i-1, i) in RTP ticks; the timestamp difference as a signed 32-bit number survives wraps.
+      const d = (arrival - r.lastArrival) * OPUS_TICKS_PER_MS - ((rtp.timestamp - r.lastTimestamp) | 0);
+      r.jitter += (Math.abs(d) - r.jitter) / 16;
+    }
+    r.lastArrival = arrival;
+    r.lastTimestamp = rtp.timestamp;
+  }
 
   #measure(level: number): void {
     this.#loudness = this.#loudness * LOUDNESS_DECAY + (127 - level) * (1 - LOUDNESS_DECAY);
@@ -358,6 +435,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       header.writeUInt32BE(timestamp, 4);
       header.writeUInt32BE(slot.ssrc, 8);
       fast.send(header, rtp.payload, (index - sequenceNumber) / SEQ_MODULO);
+      this.#report(slot, timestamp, rtp.payload.length, source.#counters.lastPacketAt);
     } else {
       // werift's sender sets its SSRC and payload type, and adds its offsets (zero: replaceRTP is
       // never called) and the rollover counter itself; it keeps the packet for retransmission.
@@ -370,6 +448,18 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     this.#totals.packetsForwarded++;
     this.#totals.bytesForwarded += bytes;
     slot.lastOutAt = source.#counters.lastPacketAt;
+  }
+
+  /** Keeps werift's sender reports for a fast-path slot true (see SenderReportState). */
+  #report(slot: Slot, timestamp: number, bytes: number, now: number): void {
+    const sender = slot.sender as unknown as SenderReportState;
+    sender.packetCount = (sender.packetCount + 1) >>> 0;
+    sender.octetCount += bytes;
+    if (now - slot.reportedAt < REPORT_CLOCK_MS) return;
+    slot.reportedAt = now;
+    sender.ntpTimestamp = ntpTime();
+    sender.rtpTimestamp = timestamp;
+    if (!sender.rtcpRunning) sender.runRtcp().catch(ignoreSendError);
   }
 
   /**
