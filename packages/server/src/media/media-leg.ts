@@ -1,8 +1,11 @@
 import {
+  compactNtp,
   type MediaStreamTrack,
   ntpTime,
   type RTCPeerConnection,
   type RTCRtpSender,
+  RtcpSenderInfo,
+  RtcpSrPacket,
   RtpHeader,
   RtpPacket,
 } from "werift";
@@ -87,27 +90,38 @@ interface Slot {
   /** The highest outgoing index sent (-1 before the first packet) and that packet's timestamp. */
   lastOutIndex: number;
   lastOutTimestamp: number;
-  /** When the fast path last gave werift's sender the (NTP, RTP) time pair of its sender reports. */
+  /** When the fast path last took the (NTP, RTP) time pair for the slot's sender reports (ms). */
   reportedAt: number;
+  /** When the slot's next RTCP sender report is due on the fast data plane (ms). */
+  nextReportAt: number;
 }
 
 /**
- * What werift's RTCRtpSender puts in its RTCP sender reports (fields of 0.24.4, public in its
- * JavaScript): on the fast data plane its RTP never passes the sender, so the leg keeps these
- * current and starts its report loop, and werift goes on sending reports and computing the round
- * trip from the client's receiver reports.
+ * werift's RTCRtpSender state behind RTCP sender reports (fields of 0.24.4, public in its
+ * JavaScript). On the fast data plane its RTP never passes the sender: the leg keeps the counts
+ * and the time pair current and sends the reports itself, and records each one where werift
+ * looks for it, so werift still computes the round trip from the client's receiver reports.
  */
 interface SenderReportState {
+  ssrc: number;
   ntpTimestamp: bigint;
   rtpTimestamp: number;
   packetCount: number;
   octetCount: number;
-  rtcpRunning: boolean;
-  runRtcp(): Promise<void>;
+  /** The last report's NTP time, middle 32 bits (the client echoes it as LSR), and when it was sent (s). */
+  lastSRtimestamp: number;
+  lastSentSRTimestamp: number;
+  dtlsTransport: { sendRtcp(packets: RtcpSrPacket[]): Promise<unknown> };
 }
 
-/** How often (ms) the fast path refreshes a sender's report time pair: werift's NTP clock is costly. */
+/** How often (ms) the fast path refreshes a slot's report time pair: werift's NTP clock is costly. */
 const REPORT_CLOCK_MS = 200;
+/**
+ * RFC 3550 6.2: RTCP at most every 5 s on average (randomised between 0.5 and 1.5 times the
+ * interval, so legs do not synchronise); the reports are checked for once a second.
+ */
+const REPORT_INTERVAL_MS = 5000;
+const REPORT_CHECK_MS = 1000;
 
 /** RFC 3550 reception statistics of the client's stream (its latest SSRC). */
 interface Reception {
@@ -159,6 +173,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   readonly #totals: ForwardTotals;
   readonly #logger: Logger;
   readonly #connectTimer: NodeJS.Timeout;
+  /** Sends the fast-path slots' RTCP sender reports (RFC 3550 pacing), once the fast path runs. */
+  #reportTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribes: (() => void)[] = [];
   readonly #useFastPath: boolean;
   #state: MediaLegState = "connecting";
@@ -198,6 +214,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       lastSsrc: 0,
       lastOutAt: 0,
       reportedAt: 0,
+      nextReportAt: 0,
       indexOffset: 0,
       timestampOffset: 0,
       lastOutIndex: -1,
@@ -286,6 +303,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   close(): void {
     if (this.#state === "closed") return;
     clearTimeout(this.#connectTimer);
+    clearInterval(this.#reportTimer);
     for (const unsubscribe of this.#unsubscribes) unsubscribe();
     this.#unsubscribes.length = 0;
     this.#fast?.detach();
@@ -450,7 +468,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     slot.lastOutAt = source.#counters.lastPacketAt;
   }
 
-  /** Keeps werift's sender reports for a fast-path slot true (see SenderReportState). */
+  /** Counts a fast-path packet for the slot's sender reports (see SenderReportState). */
   #report(slot: Slot, timestamp: number, bytes: number, now: number): void {
     const sender = slot.sender as unknown as SenderReportState;
     sender.packetCount = (sender.packetCount + 1) >>> 0;
@@ -459,7 +477,28 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     slot.reportedAt = now;
     sender.ntpTimestamp = ntpTime();
     sender.rtpTimestamp = timestamp;
-    if (!sender.rtcpRunning) sender.runRtcp().catch(ignoreSendError);
+  }
+
+  /** Sends the RTCP sender report of every fast-path slot that is due and has sent audio. */
+  #sendReports(): void {
+    const now = Date.now();
+    for (const slot of this.#slots) {
+      const sender = slot.sender as unknown as SenderReportState;
+      if (sender.packetCount === 0 || now < slot.nextReportAt) continue;
+      slot.nextReportAt = now + REPORT_INTERVAL_MS * (0.5 + Math.random());
+      const report = new RtcpSrPacket({
+        ssrc: sender.ssrc,
+        senderInfo: new RtcpSenderInfo({
+          ntpTimestamp: sender.ntpTimestamp,
+          rtpTimestamp: sender.rtpTimestamp,
+          packetCount: sender.packetCount,
+          octetCount: sender.octetCount,
+        }),
+      });
+      sender.lastSRtimestamp = compactNtp(sender.ntpTimestamp);
+      sender.lastSentSRTimestamp = now / 1000;
+      sender.dtlsTransport.sendRtcp([report]).catch(ignoreSendError);
+    }
   }
 
   /**
@@ -502,6 +541,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     }
     fast.setAudioLevelExtension(this.#audioLevelId);
     this.#fast = fast;
+    this.#reportTimer = setInterval(() => this.#sendReports(), REPORT_CHECK_MS);
+    this.#reportTimer.unref();
     this.#logger.info({ srtpProfile: fast.profile }, "media leg on the fast data plane");
   }
 
