@@ -181,6 +181,10 @@ describe("operator console", { timeout: 120_000 }, () => {
       (later) => later.every((n, i) => n > packets[i]!),
       "the packet counters to grow",
     );
+    // Each leg's quality measured at the server: loss and jitter of what it receives, and the round
+    // trip from the bot's receiver reports on the relay's sender reports.
+    const legs = call.getByTestId("leg");
+    for (let i = 0; i < 2; i++) await expectText(legs.nth(i), /lost \d+ · jitter [\d.]+ ms · RTT [\d.]+ ms/, 15_000);
     // The operator sees the bots' addresses; each bot shows in the users table as in a call.
     for (const bot of [CALLER, CALLEE]) {
       const row = page.locator(`[data-testid="operator-user"][data-username="${bot}"]`);
