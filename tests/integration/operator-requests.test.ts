@@ -293,6 +293,16 @@ describe("operator requests", () => {
       since: new Date(Date.now() + 60_000).toISOString(),
     });
     assert.equal(future.calls.length, 0);
+    // A renamed user's calls are found by the new name as well as by the name they had then.
+    await callee.client.call("account.setUsername", { username: "end-renamed" });
+    for (const username of ["end-renamed", "End-Renamed", "end-callee"]) {
+      const found = await olivia.call<{ calls: { callId: string }[] }>("operator.callHistory", { username });
+      assert.deepEqual(
+        found.calls.map((c) => c.callId),
+        [other.call.callId, call.callId],
+        `the calls found as ${username}`,
+      );
+    }
     const hangups = await olivia.call<Audit>("operator.audit", { action: "admin.hangup" });
     assert.equal(hangups.entries.at(-1)?.actor, "olivia");
     caller.client.close();

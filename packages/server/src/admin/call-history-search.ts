@@ -2,7 +2,10 @@ import type { CallOutcome, OperatorHistoryCall } from "@parley/protocol";
 import type { Database } from "../storage/database.js";
 
 export interface CallHistoryQuery {
-  /** Calls this user placed or was invited to (by username at the time). */
+  /**
+   * Calls this user placed or was invited to: under this username at the time, or by the account
+   * that has this username now (so a renamed user's earlier calls are found by either name).
+   */
   username?: string | undefined;
   outcome?: CallOutcome | undefined;
   /** ISO 8601 bounds on when the call was placed. */
@@ -38,8 +41,11 @@ export class CallHistorySearch {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (query.username) {
-      where.push("id IN (SELECT call_id FROM call_participants WHERE username = ?)");
-      args.push(query.username);
+      where.push(
+        `id IN (SELECT call_id FROM call_participants
+                WHERE username = ? OR user_id = (SELECT id FROM users WHERE username = ?))`,
+      );
+      args.push(query.username, query.username);
     }
     if (query.outcome) {
       where.push("outcome = ?");
