@@ -3,11 +3,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchServerProcess } from "@parley/testkit";
+import { launchServerProcess, serverProcessArgs } from "@parley/testkit";
 import { Rpc } from "./ipc.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const PARLEY_BIN = path.join(ROOT, "packages/cli/bin/parley.js");
 const PROBE = path.join(ROOT, "bench/lib/server-probe.mjs");
 const LOADGEN = path.join(ROOT, "bench/lib/loadgen.ts");
 
@@ -182,21 +181,11 @@ export async function startServerProcess(options: {
   const loopOnly = options.pinMode === "loop" && options.pin !== undefined && options.helperCores !== undefined;
   const [cmd, args] = command(loopOnly ? options.helperCores : options.pin, [
     ...nodeArgs,
-    PARLEY_BIN,
-    "server",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--data-dir",
-    options.dataDir,
-    "--media-ip",
-    "127.0.0.1",
+    ...serverProcessArgs(options.dataDir),
     "--media-ports",
     `${PORTS.server.min}-${PORTS.server.max}`,
     "--ring-timeout",
     "120",
-    "--quiet",
     "--console",
     "off",
     ...(options.extraArgs ?? []),

@@ -11,6 +11,7 @@ export {
   runParley,
   type ServerProcess,
   sdkClient,
+  serverProcessArgs,
   spawnServer,
   startTestServer,
   type TestServer,

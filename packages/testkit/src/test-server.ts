@@ -104,9 +104,12 @@ export async function launchServerProcess(
   return { child, httpUrl, url: `${httpUrl.replace("http", "ws")}/ws`, output: () => output, exited };
 }
 
-/** Runs `parley server` as a child process (port 0) and waits for its "listening on" line. */
-export function spawnServer(dataDir: string, args: string[] = []): Promise<ServerProcess> {
-  return launchServerProcess(process.execPath, [
+/**
+ * The arguments (after node's own) of a `parley server` on loopback, port 0, with `dataDir`,
+ * quiet: what the tests' and the benchmarks' server processes share.
+ */
+export function serverProcessArgs(dataDir: string): string[] {
+  return [
     PARLEY_BIN,
     "server",
     "--host",
@@ -118,8 +121,12 @@ export function spawnServer(dataDir: string, args: string[] = []): Promise<Serve
     "--media-ip",
     "127.0.0.1",
     "--quiet",
-    ...args,
-  ]);
+  ];
+}
+
+/** Runs `parley server` as a child process (port 0) and waits for its "listening on" line. */
+export function spawnServer(dataDir: string, args: string[] = []): Promise<ServerProcess> {
+  return launchServerProcess(process.execPath, [...serverProcessArgs(dataDir), ...args]);
 }
 
 export interface ProcessResult {
