@@ -287,34 +287,44 @@ function rocBytes(roc: number): Buffer {
   return out;
 }
 
-/** Encrypts RTP sent under one set of session keys (any SSRC). */
-export class SrtpSender {
-  readonly #keys: SrtpKeys;
-  readonly #iv = Buffer.alloc(16);
-  readonly #gcmIv = Buffer.alloc(12);
-  readonly #ecb: Cipher;
-  readonly #gcm: AesGcm | null;
+/**
+ * What sending and receiving under one set of session keys share: the keys, the long-lived AES-ECB
+ * cipher every keystream comes from, AES-GCM's GHASH tables (GCM profile only) and the IV buffers
+ * each packet reuses.
+ */
+abstract class SrtpSession {
+  readonly keys: SrtpKeys;
+  /** The session's long-lived AES-ECB cipher (keystream blocks on demand). */
+  readonly ecb: Cipher;
+  protected readonly gcm: AesGcm | null;
+  /** Scratch for the AES-CM counter block and the AES-GCM IV. */
+  protected readonly cmIvBuffer = Buffer.alloc(16);
+  protected readonly gcmIvBuffer = Buffer.alloc(12);
 
   constructor(keys: SrtpKeys) {
-    this.#keys = keys;
-    this.#ecb = ecbCipher(keys.key);
-    this.#gcm = keys.profile === PROFILE_AEAD_AES_128_GCM ? new AesGcm(this.#ecb) : null;
+    this.keys = keys;
+    this.ecb = ecbCipher(keys.key);
+    this.gcm = keys.profile === PROFILE_AEAD_AES_128_GCM ? new AesGcm(this.ecb) : null;
   }
+}
 
+/** Encrypts RTP sent under one set of session keys (any SSRC). */
+export class SrtpSender extends SrtpSession {
   /**
    * Returns the buffers of the SRTP packet (header, encrypted payload, tag), ready for a gathering
    * socket.send. `header` is the complete RTP header (its SSRC and sequence number are read from
    * it), `roc` the rollover counter of the packet's sequence number.
    */
   protect(header: Buffer, payload: Buffer, roc: number): Buffer[] {
-    const keys = this.#keys;
+    const keys = this.keys;
     const ssrc = header.readUInt32BE(8);
     const seq = header.readUInt16BE(2);
-    if (this.#gcm) {
-      const [encrypted, tag] = this.#gcm.seal(gcmIv(this.#gcmIv, keys.salt, ssrc, roc, seq), header, payload);
+    if (this.gcm) {
+      const iv = gcmIv(this.gcmIvBuffer, keys.salt, ssrc, roc, seq);
+      const [encrypted, tag] = this.gcm.seal(iv, header, payload);
       return [header, encrypted, tag];
     }
-    const encrypted = cmXor(this.#ecb, keys, this.#iv, ssrc, roc, seq, payload);
+    const encrypted = cmXor(this.ecb, keys, this.cmIvBuffer, ssrc, roc, seq, payload);
     const hmac = createHmac("sha1", keys.authKey);
     hmac.update(header);
     hmac.update(encrypted);
@@ -324,30 +334,14 @@ export class SrtpSender {
 }
 
 /** Authenticates and decrypts RTP received under one set of session keys. */
-export class SrtpReceiver {
-  readonly #keys: SrtpKeys;
-  readonly #iv = Buffer.alloc(16);
-  readonly #gcmIv = Buffer.alloc(12);
-  readonly #ecb: Cipher;
-  readonly #gcm: AesGcm | null;
+export class SrtpReceiver extends SrtpSession {
   readonly #tag: number;
   /** Packets that did not authenticate (forged, corrupted, or a wrong rollover counter). */
   authFailures = 0;
 
   constructor(keys: SrtpKeys) {
-    this.#keys = keys;
-    this.#ecb = ecbCipher(keys.key);
-    this.#gcm = keys.profile === PROFILE_AEAD_AES_128_GCM ? new AesGcm(this.#ecb) : null;
+    super(keys);
     this.#tag = tagLength(keys.profile);
-  }
-
-  get keys(): SrtpKeys {
-    return this.#keys;
-  }
-
-  /** The session's long-lived AES-ECB cipher (keystream blocks on demand). */
-  get ecb(): Cipher {
-    return this.#ecb;
   }
 
   /**
@@ -356,7 +350,7 @@ export class SrtpReceiver {
    * authenticate or is too short. The payload still holds any RTP padding.
    */
   unprotect(packet: Buffer, headerLength: number, rocs: RocTracker): Buffer | null {
-    const keys = this.#keys;
+    const keys = this.keys;
     const tagAt = packet.length - this.#tag;
     if (tagAt < headerLength) {
       this.authFailures++;
@@ -366,9 +360,9 @@ export class SrtpReceiver {
     const ssrc = packet.readUInt32BE(8);
     const roc = rocs.guess(seq);
     let payload: Buffer;
-    if (this.#gcm) {
-      const opened = this.#gcm.open(
-        gcmIv(this.#gcmIv, keys.salt, ssrc, roc, seq),
+    if (this.gcm) {
+      const opened = this.gcm.open(
+        gcmIv(this.gcmIvBuffer, keys.salt, ssrc, roc, seq),
         packet.subarray(0, headerLength),
         packet.subarray(headerLength, tagAt),
         packet.subarray(tagAt),
@@ -387,7 +381,7 @@ export class SrtpReceiver {
         this.authFailures++;
         return null;
       }
-      payload = cmXor(this.#ecb, keys, this.#iv, ssrc, roc, seq, packet.subarray(headerLength, tagAt));
+      payload = cmXor(this.ecb, keys, this.cmIvBuffer, ssrc, roc, seq, packet.subarray(headerLength, tagAt));
     }
     rocs.accept(seq, roc);
     this.lastRoc = roc;
