@@ -5,18 +5,8 @@
  * someone leave while the others go on, and add them back with "Add participant".
  */
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import { after, before, describe, it } from "node:test";
-import {
-  type BrowserUser,
-  launchBrowserUsers,
-  type ReceivedAudio,
-  startTestServer,
-  type TestServer,
-  tempDir,
-  toneWav,
-  waitForReceivedAudio,
-} from "@parley/testkit";
+import { describe, it } from "node:test";
+import { type BrowserUser, type ReceivedAudio, type TestServer, toneWav, waitForReceivedAudio } from "@parley/testkit";
 import type { Page } from "playwright-core";
 import {
   button,
@@ -33,6 +23,7 @@ import {
   type Person,
   registerThroughUi,
   screenshot,
+  useBrowserSession,
 } from "./helpers.js";
 
 const PEOPLE: Person[] = [
@@ -43,30 +34,17 @@ const PEOPLE: Person[] = [
 const TONES = [440, 1000, 1500];
 
 let t: TestServer;
-let dir: string;
 let users: BrowserUser[] = [];
 
-before(
-  async () => {
-    t = await startTestServer();
-    dir = tempDir("parley-e2e-conf-");
-    users = await launchBrowserUsers(TONES.map((hz) => toneWav(dir, hz, 4, 0.3)));
+useBrowserSession({
+  people: PEOPLE,
+  microphones: (dir) => TONES.map((hz) => toneWav(dir, hz, 4, 0.3)),
+  ready: (session) => {
+    ({ t, users } = session);
   },
-  { timeout: 40_000 },
-);
-
-after(
-  async () => {
-    for (const [i, user] of users.entries()) {
-      if (user.problems.length)
-        console.log(`${PEOPLE[i]!.username}'s browser reported:\n  ${user.problems.join("\n  ")}`);
-    }
-    await Promise.all(users.map((u) => u.close()));
-    await t?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  },
-  { timeout: 30_000 },
-);
+  dirPrefix: "parley-e2e-conf-",
+  timeoutMs: 40_000,
+});
 
 const page = (i: number): Page => users[i]!.page;
 

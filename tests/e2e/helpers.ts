@@ -1,12 +1,23 @@
 /**
- * Shared steps for the browser end-to-end tests: signing in through the UI, locating contacts,
- * expect-like polling on locators, and the documentation screenshots.
+ * Shared steps for the browser end-to-end tests: the server-and-browsers session each file runs
+ * against, signing in through the UI, locating contacts, expect-like polling on locators, and the
+ * documentation screenshots.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type ReceivedAudio, waitFor } from "@parley/testkit";
+import type { StartOptions } from "@parley/server";
+import {
+  type BrowserUser,
+  launchBrowserUsers,
+  type ReceivedAudio,
+  startTestServer,
+  type TestServer,
+  tempDir,
+  waitFor,
+} from "@parley/testkit";
 import type { Locator, Page } from "playwright-core";
 
 /** A password every e2e account uses (8+ characters). */
@@ -110,6 +121,54 @@ export async function expectValue(locator: Locator, value: string, timeoutMs = U
 export interface Person {
   username: string;
   displayName: string;
+}
+
+/** What a browser test file runs against: a real server and one Chromium per person. */
+export interface BrowserSession {
+  t: TestServer;
+  /** One per person, in order. */
+  users: BrowserUser[];
+}
+
+/**
+ * Registers the file's `before` and `after` hooks: a real server (`server` options), a temporary
+ * directory for the microphones' WAV files, one headless Chromium per person with its own fake
+ * microphone (`microphones(dir)`, in order), then `ready`. After the tests: what each browser
+ * reported, then the browsers closed, the server stopped and the directory removed.
+ */
+export function useBrowserSession(options: {
+  people: Person[];
+  microphones: (dir: string) => string[];
+  ready: (session: BrowserSession) => void;
+  server?: StartOptions;
+  dirPrefix?: string;
+  timeoutMs?: number;
+}): void {
+  let t: TestServer | undefined;
+  let dir: string | undefined;
+  let users: BrowserUser[] = [];
+  before(
+    async () => {
+      t = await startTestServer(options.server);
+      dir = tempDir(options.dirPrefix ?? "parley-e2e-");
+      users = await launchBrowserUsers(options.microphones(dir));
+      options.ready({ t, users });
+    },
+    { timeout: options.timeoutMs ?? 30_000 },
+  );
+  after(
+    async () => {
+      for (const [i, user] of users.entries()) {
+        if (user.problems.length) {
+          console.log(`${options.people[i]?.username}'s browser reported:\n  ${user.problems.join("\n  ")}`);
+        }
+      }
+      await Promise.all(users.map((user) => user.close()));
+      await t?.stop();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+    { timeout: 30_000 },
+  );
 }
 
 /** Opens the app and registers `person` through the sign-in form; resolves once connected. */

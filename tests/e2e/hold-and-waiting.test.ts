@@ -12,18 +12,8 @@
  * Audio is measured on the page's `remote-audio` element (the call in front), as in softphone.test.ts.
  */
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import { after, before, describe, it } from "node:test";
-import {
-  type BrowserUser,
-  launchBrowserUsers,
-  type ReceivedAudio,
-  startTestServer,
-  type TestServer,
-  tempDir,
-  toneWav,
-  waitForReceivedAudio,
-} from "@parley/testkit";
+import { describe, it } from "node:test";
+import { type BrowserUser, type ReceivedAudio, type TestServer, toneWav, waitForReceivedAudio } from "@parley/testkit";
 import type { Locator, Page } from "playwright-core";
 import {
   button,
@@ -44,6 +34,7 @@ import {
   type Person,
   registerThroughUi,
   statusSelect,
+  useBrowserSession,
   waitingDialog,
 } from "./helpers.js";
 
@@ -58,39 +49,20 @@ const CAROL_HZ = 700;
 const AUDIO_WAIT = { overallTimeoutMs: 30_000, timeoutMs: 20_000 };
 
 let t: TestServer;
-let dir: string;
 let alice: BrowserUser;
 let bruno: BrowserUser;
 let carol: BrowserUser;
 
-before(
-  async () => {
-    t = await startTestServer();
-    dir = tempDir("parley-e2e-hold-");
-    [alice, bruno, carol] = (await launchBrowserUsers([
-      toneWav(dir, ALICE_HZ),
-      toneWav(dir, BRUNO_HZ),
-      toneWav(dir, CAROL_HZ),
-    ])) as [BrowserUser, BrowserUser, BrowserUser];
+useBrowserSession({
+  people: [ALICE, BRUNO, CAROL],
+  microphones: (dir) => [toneWav(dir, ALICE_HZ), toneWav(dir, BRUNO_HZ), toneWav(dir, CAROL_HZ)],
+  ready: (session) => {
+    t = session.t;
+    [alice, bruno, carol] = session.users as [BrowserUser, BrowserUser, BrowserUser];
   },
-  { timeout: 60_000 },
-);
-
-after(
-  async () => {
-    for (const [name, user] of [
-      ["alice", alice],
-      ["bruno", bruno],
-      ["carol", carol],
-    ] as const) {
-      if (user?.problems.length) console.log(`${name}'s browser reported:\n  ${user.problems.join("\n  ")}`);
-    }
-    await Promise.all([alice?.close(), bruno?.close(), carol?.close()]);
-    await t?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  },
-  { timeout: 30_000 },
-);
+  dirPrefix: "parley-e2e-hold-",
+  timeoutMs: 60_000,
+});
 
 /** Received audio at `page` is the tone `hz` (±20 Hz, clearly above silence). */
 function hears(page: Page, hz: number, what: string): Promise<ReceivedAudio> {

@@ -2,16 +2,8 @@
  * A call nobody answers, in the browser: with a 2-second ring timeout the caller sees "No answer",
  * the callee's incoming dialog goes away by itself and the call shows as missed in their history.
  */
-import fs from "node:fs";
-import { after, before, describe, it } from "node:test";
-import {
-  type BrowserUser,
-  launchBrowserUsers,
-  startTestServer,
-  type TestServer,
-  tempDir,
-  toneWav,
-} from "@parley/testkit";
+import { describe, it } from "node:test";
+import { type BrowserUser, type TestServer, toneWav } from "@parley/testkit";
 import {
   callButton,
   expectContactStatus,
@@ -24,36 +16,25 @@ import {
   type Person,
   registerThroughUi,
   statusSelect,
+  useBrowserSession,
 } from "./helpers.js";
 
 const CARLA: Person = { username: "carla", displayName: "Carla" };
 const DENIS: Person = { username: "denis", displayName: "Denis" };
 
 let t: TestServer;
-let dir: string;
 let carla: BrowserUser;
 let denis: BrowserUser;
 
-before(
-  async () => {
-    t = await startTestServer({ ringTimeoutMs: 2000 });
-    dir = tempDir("parley-e2e-");
-    [carla, denis] = (await launchBrowserUsers([toneWav(dir, 440), toneWav(dir, 1000)])) as [BrowserUser, BrowserUser];
+useBrowserSession({
+  people: [CARLA, DENIS],
+  microphones: (dir) => [toneWav(dir, 440), toneWav(dir, 1000)],
+  ready: (session) => {
+    t = session.t;
+    [carla, denis] = session.users as [BrowserUser, BrowserUser];
   },
-  { timeout: 30_000 },
-);
-
-after(
-  async () => {
-    for (const user of [carla, denis]) {
-      if (user?.problems.length) console.log(`browser reported:\n  ${user.problems.join("\n  ")}`);
-    }
-    await Promise.all([carla?.close(), denis?.close()]);
-    await t?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  },
-  { timeout: 30_000 },
-);
+  server: { ringTimeoutMs: 2000 },
+});
 
 describe("browser softphone, unanswered call", { timeout: 60_000 }, () => {
   it("tells the caller 'No answer' when the ring timeout passes, and the callee sees a missed call", async () => {

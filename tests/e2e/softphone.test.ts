@@ -5,17 +5,8 @@
  * They also write the documentation screenshots (docs/screenshots/).
  */
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import { after, before, describe, it } from "node:test";
-import {
-  type BrowserUser,
-  launchBrowserUsers,
-  startTestServer,
-  type TestServer,
-  tempDir,
-  toneWav,
-  waitForReceivedAudio,
-} from "@parley/testkit";
+import { describe, it } from "node:test";
+import { type BrowserUser, type TestServer, toneWav, waitForReceivedAudio } from "@parley/testkit";
 import {
   button,
   callButton,
@@ -39,6 +30,7 @@ import {
   registerThroughUi,
   screenshot,
   statusSelect,
+  useBrowserSession,
 } from "./helpers.js";
 
 const ALICE: Person = { username: "alice", displayName: "Alice Martin" };
@@ -47,36 +39,17 @@ const ALICE_HZ = 440;
 const BRUNO_HZ = 1000;
 
 let t: TestServer;
-let dir: string;
 let alice: BrowserUser;
 let bruno: BrowserUser;
 
-before(
-  async () => {
-    t = await startTestServer();
-    dir = tempDir("parley-e2e-");
-    [alice, bruno] = (await launchBrowserUsers([toneWav(dir, ALICE_HZ), toneWav(dir, BRUNO_HZ)])) as [
-      BrowserUser,
-      BrowserUser,
-    ];
+useBrowserSession({
+  people: [ALICE, BRUNO],
+  microphones: (dir) => [toneWav(dir, ALICE_HZ), toneWav(dir, BRUNO_HZ)],
+  ready: (session) => {
+    t = session.t;
+    [alice, bruno] = session.users as [BrowserUser, BrowserUser];
   },
-  { timeout: 30_000 },
-);
-
-after(
-  async () => {
-    for (const [name, user] of [
-      ["alice", alice],
-      ["bruno", bruno],
-    ] as const) {
-      if (user?.problems.length) console.log(`${name}'s browser reported:\n  ${user.problems.join("\n  ")}`);
-    }
-    await Promise.all([alice?.close(), bruno?.close()]);
-    await t?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  },
-  { timeout: 30_000 },
-);
+});
 
 describe("browser softphone", { timeout: 120_000 }, () => {
   it("registers two users through the UI, and each sees the other come online in Contacts", async () => {
