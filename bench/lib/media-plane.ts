@@ -69,15 +69,16 @@ export interface MediaPlane {
  */
 export async function createMediaPlane(engineBinary: string | null, frames: Buffer[]): Promise<MediaPlane> {
   if (!engineBinary) return new NodePlane(frames);
-  const engine = await NativeEngine.start(engineBinary);
+  let engine: NativeEngine | undefined;
   const probe = dgram.createSocket("udp4");
   try {
+    engine = await NativeEngine.start(engineBinary);
     await new Promise<void>((resolve) => probe.bind(0, "127.0.0.1", resolve));
     await engine.call("probe", process.pid, udpHandle(probe).fd);
   } catch (error) {
     const reason = `the native RTP engine cannot be used here (${(error as Error).message})`;
     console.error(`load generator: ${reason}; Node data plane`);
-    engine.close();
+    engine?.close();
     return new NodePlane(frames, reason);
   } finally {
     probe.close();

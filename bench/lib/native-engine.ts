@@ -57,10 +57,13 @@ export class NativeEngine {
     const engine = new NativeEngine(child);
     return new Promise((resolve, reject) => {
       child.once("error", reject);
+      // An engine that exits before it is ready (srtp_init failed, say) must not leave start() hanging.
+      child.once("exit", (code, signal) => reject(new Error(`the RTP engine exited at start (${signal ?? code})`)));
       engine.#ready = () => resolve(engine);
     });
   }
 
+  /** Resolves start() at the engine's "ready" line. */
   #ready: (() => void) | undefined;
 
   get pid(): number {
