@@ -26,6 +26,20 @@ function nonNegative(value: string): number {
   return n;
 }
 
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a whole number (0 or more).");
+  return n;
+}
+
+function atLeastOne(value: string): number {
+  const n = wholeNumber(value);
+  if (n < 1) throw new InvalidArgumentError("expected a whole number of 1 or more.");
+  return n;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
 function parsePort(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError("a port is 0-65535.");
@@ -125,6 +139,78 @@ program
       "PARLEY_METRICS_TOKEN",
     ),
   )
+  .addOption(
+    new Option(
+      "--trust-proxy <cidrs>",
+      "reverse proxies (CIDR or address, comma-separated) whose Forwarded / X-Forwarded-For headers name the client",
+    ).env("PARLEY_TRUST_PROXY"),
+  )
+  .addOption(
+    new Option("--max-connections <n>", "open signaling connections in all")
+      .env("PARLEY_MAX_CONNECTIONS")
+      .default(DEFAULT_CONFIG.connectionLimits.max)
+      .argParser(atLeastOne),
+  )
+  .addOption(
+    new Option("--max-connections-per-address <n>", "open signaling connections from one client address")
+      .env("PARLEY_MAX_CONNECTIONS_PER_ADDRESS")
+      .default(DEFAULT_CONFIG.connectionLimits.perAddress)
+      .argParser(atLeastOne),
+  )
+  .addOption(
+    new Option("--login-timeout <seconds>", "seconds a connection may stay without logging in")
+      .env("PARLEY_LOGIN_TIMEOUT")
+      .default(DEFAULT_CONFIG.connectionLimits.loginTimeoutMs / 1000)
+      .argParser(positiveNumber),
+  )
+  .addOption(
+    new Option("--max-devices-per-user <n>", "devices one user may have connected at once")
+      .env("PARLEY_MAX_DEVICES_PER_USER")
+      .default(DEFAULT_CONFIG.connectionLimits.devicesPerUser)
+      .argParser(atLeastOne),
+  )
+  .addOption(
+    new Option("--max-sessions-per-user <n>", "sessions one user may keep (the oldest is ended beyond it)")
+      .env("PARLEY_MAX_SESSIONS_PER_USER")
+      .default(DEFAULT_CONFIG.maxSessionsPerUser)
+      .argParser(atLeastOne),
+  )
+  .addOption(
+    new Option("--session-days <days>", "absolute lifetime of a session, in days")
+      .env("PARLEY_SESSION_DAYS")
+      .default(DEFAULT_CONFIG.sessionTtlMs / DAY_MS)
+      .argParser(positiveNumber),
+  )
+  .addOption(
+    new Option("--session-idle-days <days>", "a session unused this many days ends (0: never)")
+      .env("PARLEY_SESSION_IDLE_DAYS")
+      .default(DEFAULT_CONFIG.sessionIdleMs / DAY_MS)
+      .argParser(nonNegative),
+  )
+  .addOption(
+    new Option("--max-calls-per-user <n>", "live calls one user may be in at once, held ones included")
+      .env("PARLEY_MAX_CALLS_PER_USER")
+      .default(DEFAULT_CONFIG.maxCallsPerUser)
+      .argParser(atLeastOne),
+  )
+  .addOption(
+    new Option("--max-media-legs <n>", "media legs at once (0: the port range less a tenth)")
+      .env("PARLEY_MAX_MEDIA_LEGS")
+      .default(DEFAULT_CONFIG.maxMediaLegs)
+      .argParser(wholeNumber),
+  )
+  .addOption(
+    new Option("--retain-audit-days <days>", "days the audit log is kept (0: forever)")
+      .env("PARLEY_RETAIN_AUDIT_DAYS")
+      .default(DEFAULT_CONFIG.retention.auditDays)
+      .argParser(wholeNumber),
+  )
+  .addOption(
+    new Option("--retain-history-days <days>", "days call history is kept (0: forever)")
+      .env("PARLEY_RETAIN_HISTORY_DAYS")
+      .default(DEFAULT_CONFIG.retention.historyDays)
+      .argParser(wholeNumber),
+  )
   .addOption(new Option("--quiet", "log to the data dir's log file only, not stdout"))
   .addOption(
     new Option("--console <mode>", "operator console on stdin: auto (when stdin is a terminal), on, off")
@@ -153,6 +239,19 @@ program
         logLevel: opts.logLevel,
         logToStdout: !opts.quiet,
         metrics: { exposure: opts.metrics, token: opts.metricsToken },
+        trustProxy: typeof opts.trustProxy === "string" ? opts.trustProxy.split(",").map((s: string) => s.trim()) : [],
+        connectionLimits: {
+          max: opts.maxConnections,
+          perAddress: opts.maxConnectionsPerAddress,
+          loginTimeoutMs: opts.loginTimeout * 1000,
+          devicesPerUser: opts.maxDevicesPerUser,
+        },
+        maxSessionsPerUser: opts.maxSessionsPerUser,
+        sessionTtlMs: opts.sessionDays * DAY_MS,
+        sessionIdleMs: opts.sessionIdleDays * DAY_MS,
+        maxCallsPerUser: opts.maxCallsPerUser,
+        maxMediaLegs: opts.maxMediaLegs,
+        retention: { auditDays: opts.retainAuditDays, historyDays: opts.retainHistoryDays },
         ...(consoleOn ? { consoleInput: process.stdin, consoleOutput: process.stdout } : {}),
       });
     } catch (error) {

@@ -21,6 +21,12 @@ export const CloseCode = {
   PROTOCOL_VERSION_UNSUPPORTED: 4005,
   /** No `hello` within the handshake timeout. */
   HELLO_TIMEOUT: 4006,
+  /** Refused at connect: the server's connection cap, or the cap per client address, is reached. */
+  TOO_MANY_CONNECTIONS: 4007,
+  /** No successful login (or resume) within the login deadline after `hello`. */
+  LOGIN_TIMEOUT: 4008,
+  /** The session reached its idle or absolute expiry while the connection was open. */
+  SESSION_EXPIRED: 4009,
 } as const;
 
 export type CloseReason = keyof typeof CloseCode;

@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   "INVALID_USERNAME",
   "INVALID_PASSWORD",
   "WRONG_PASSWORD",
+  "TOO_MANY_DEVICES",
   // Directory and phone book
   "USER_NOT_FOUND",
   "ENTRY_NOT_FOUND",
@@ -43,10 +44,13 @@ export const ERROR_CODES = [
   "CONFERENCE_FULL",
   "ALREADY_PARTICIPANT",
   "MEDIA_FAILED",
+  "TOO_MANY_CALLS",
+  "MEDIA_CAPACITY",
   // Operator
   "NOT_OPERATOR",
   // Server
   "INTERNAL_ERROR",
+  "SERVER_BUSY",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -73,6 +77,7 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
     "Usernames are 3-32 characters: lower-case letters, digits, '.', '-' or '_', starting with a letter or digit.",
   INVALID_PASSWORD: "Passwords are 8-128 characters.",
   WRONG_PASSWORD: "The current password is wrong.",
+  TOO_MANY_DEVICES: "This account is connected on too many devices; log out of one first.",
   USER_NOT_FOUND: "No such user.",
   ENTRY_NOT_FOUND: "No such phone book entry.",
   ENTRY_EXISTS: "That user is already in your phone book.",
@@ -89,8 +94,11 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   CONFERENCE_FULL: "The call has reached the server's maximum number of participants.",
   ALREADY_PARTICIPANT: "That user already takes part in this call.",
   MEDIA_FAILED: "The media connection could not be set up.",
+  TOO_MANY_CALLS: "You have too many calls at once (held ones count); hang up one first.",
+  MEDIA_CAPACITY: "The server's media relay is at capacity; try again later.",
   NOT_OPERATOR: "Only operators may do that; ask an operator to grant you the role.",
   INTERNAL_ERROR: "Internal server error.",
+  SERVER_BUSY: "The server is busy; try again in a moment.",
 };
 
 export interface WireError {

@@ -27,13 +27,48 @@ export function parsePortRange(text: string): { portMin: number; portMax: number
 }
 
 export interface LoginLimits {
-  /** Failed logins allowed for one account from one address within `windowMs`. */
+  /** Failed logins allowed for one account from one address within `windowMs` (then that pair is refused). */
   perAccountAddress: number;
-  /** Failed logins allowed for one account from all addresses together. */
+  /**
+   * Failed logins of one account from all addresses together after which every further attempt on
+   * it is slowed down (a growing delay), never refused: a stranger cannot lock the owner out.
+   */
   perAccount: number;
   /** Failed logins allowed from one client address across all accounts. */
   perAddress: number;
   windowMs: number;
+  /** Longest delay the account-wide slowdown puts on one attempt. */
+  maxDelayMs: number;
+}
+
+/** Caps on signaling connections (file descriptors are shared with the media legs). */
+export interface ConnectionLimits {
+  /** Open WebSocket connections in all. */
+  max: number;
+  /** Open WebSocket connections from one client address (a school behind one NAT shares one). */
+  perAddress: number;
+  /** A connection that has not logged in this long after `hello` is closed (LOGIN_TIMEOUT). */
+  loginTimeoutMs: number;
+  /** Logged-in devices (connections) of one user at once; one more is refused with TOO_MANY_DEVICES. */
+  devicesPerUser: number;
+}
+
+/** Bounds on the expensive work strangers and users can ask for. */
+export interface WorkLimits {
+  /** scrypt jobs running at once, and waiting beyond those; past that, SERVER_BUSY. */
+  hashConcurrency: number;
+  hashQueue: number;
+  /** Registrations allowed from one address per `windowMs`. */
+  registrationsPerAddress: number;
+  /** Password re-checks (change password, delete account) allowed per user per `windowMs`. */
+  passwordChecksPerUser: number;
+  windowMs: number;
+}
+
+/** Retention of the audit log and of call history, in days (0 keeps them forever). */
+export interface RetentionConfig {
+  auditDays: number;
+  historyDays: number;
 }
 
 /** Who may read `GET /metrics`. */
@@ -62,8 +97,25 @@ export interface ServerConfig {
   signupEnabled: boolean;
   /** Extra WebSocket origins allowed besides the server's own (e.g. a dev server). */
   allowedOrigins: string[];
+  /** Absolute lifetime of a session. */
   sessionTtlMs: number;
+  /** A session unused this long ends (0: only the absolute lifetime applies). */
+  sessionIdleMs: number;
+  /** Sessions (logged-in devices, remembered) one user may keep; the oldest is revoked beyond it. */
+  maxSessionsPerUser: number;
   loginLimits: LoginLimits;
+  connectionLimits: ConnectionLimits;
+  workLimits: WorkLimits;
+  /**
+   * Reverse proxies (CIDRs, or single addresses) whose `Forwarded` / `X-Forwarded-For` headers
+   * are believed; empty: those headers are ignored and the TCP peer is the client.
+   */
+  trustProxy: string[];
+  /** Live calls one user may take part in at once, held and ringing ones included. */
+  maxCallsPerUser: number;
+  /** Media legs the relay keeps at once (0: derived from the port range, with headroom). */
+  maxMediaLegs: number;
+  retention: RetentionConfig;
   /** Per-connection token bucket: `burst` messages at once, refilled at `perSecond`. */
   messageRate: { burst: number; perSecond: number; maxStrikes: number };
   helloTimeoutMs: number;
@@ -91,7 +143,21 @@ export const DEFAULT_CONFIG: ServerConfig = {
   signupEnabled: true,
   allowedOrigins: [],
   sessionTtlMs: 30 * 24 * 3600 * 1000,
-  loginLimits: { perAccountAddress: 10, perAccount: 100, perAddress: 30, windowMs: 15 * 60 * 1000 },
+  sessionIdleMs: 14 * 24 * 3600 * 1000,
+  maxSessionsPerUser: 20,
+  loginLimits: { perAccountAddress: 10, perAccount: 20, perAddress: 30, windowMs: 15 * 60 * 1000, maxDelayMs: 10_000 },
+  connectionLimits: { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 10 },
+  workLimits: {
+    hashConcurrency: 2,
+    hashQueue: 32,
+    registrationsPerAddress: 20,
+    passwordChecksPerUser: 10,
+    windowMs: 60 * 60 * 1000,
+  },
+  trustProxy: [],
+  maxCallsPerUser: 4,
+  maxMediaLegs: 0,
+  retention: { auditDays: 365, historyDays: 0 },
   messageRate: { burst: 40, perSecond: 20, maxStrikes: 50 },
   helloTimeoutMs: 10_000,
   heartbeatMs: 5_000,
@@ -114,7 +180,18 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
       `--metrics token needs a --metrics-token (PARLEY_METRICS_TOKEN) of at least ${METRICS_TOKEN_MIN} characters`,
     );
   }
+  if (config.maxMediaLegs === 0) config.maxMediaLegs = defaultMaxMediaLegs(config.media);
   return config;
+}
+
+/**
+ * The media leg cap when none is configured: one leg per port of the range, less a tenth (at
+ * least 8 ports) kept free, so the cap is reached with a typed error before werift runs out of
+ * ports (and other processes sharing the range still find one).
+ */
+export function defaultMaxMediaLegs(media: { portMin: number; portMax: number }): number {
+  const ports = media.portMax - media.portMin + 1;
+  return Math.max(1, ports - Math.max(8, Math.ceil(ports / 10)));
 }
 
 /** Files the server keeps in its data dir. */
