@@ -11,6 +11,7 @@ import { ControlSocket } from "./admin/control-socket.js";
 import { OperatorFeed } from "./admin/operator-feed.js";
 import { OperatorService } from "./admin/operator-service.js";
 import { AuditLog } from "./audit/audit-log.js";
+import { RefusalSummary } from "./audit/refusal-summary.js";
 import { CallService } from "./calls/call-service.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
@@ -64,9 +65,10 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const logger = createLogger({ file: paths.log, level: config.logLevel, stdout: config.logToStdout });
   const db = openDatabase(paths.database);
   const audit = new AuditLog(db);
+  const refusals = new RefusalSummary(audit);
   const settings = new SettingsStore(db);
   const stats = new ServerStats();
-  const accounts = new AccountService({ db, audit, settings, config, logger });
+  const accounts = new AccountService({ db, audit, refusals, settings, config, logger });
   const presence = new PresenceService({ accounts, logger });
   const phonebook = new PhonebookService({ db, accounts, presence });
   // PARLEY_MEDIA_DATA_PLANE=werift keeps RTP on werift's stack (a diagnostic switch: benchmarks and
@@ -103,7 +105,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     connections,
   });
   const operatorFeed = new OperatorFeed({ operator, presence, logger: logger.child({ module: "operator" }) });
-  metrics = new Metrics({ presence, calls, media, stats, audit, connections });
+  metrics = new Metrics({ presence, calls, media, stats, refusals, connections });
   const meter = metrics;
 
   signaling = new SignalingServer({
@@ -117,6 +119,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     stats,
     operator,
     operatorFeed,
+    refusals,
     onConnectionClosed: () => {},
   });
   const signalingServer = signaling;
@@ -154,6 +157,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     media.close();
     signalingServer.close();
     accounts.close();
+    refusals.close();
     await closeHttp(httpServer);
     await control?.close();
     db.pragma("wal_checkpoint(TRUNCATE)");

@@ -1,6 +1,7 @@
 import { ParleyError, type SelectableStatus } from "@parley/protocol";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.js";
+import type { RefusalSummary } from "../audit/refusal-summary.js";
 import type { ServerConfig } from "../config.js";
 import type { Database } from "../storage/database.js";
 import type { SettingsStore } from "../storage/settings-store.js";
@@ -48,13 +49,22 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   readonly sessions: SessionStore;
   readonly #db: Database;
   readonly #audit: AuditLog;
+  readonly #refusals: RefusalSummary;
   readonly #settings: SettingsStore;
   readonly #config: ServerConfig;
   readonly #limiter: LoginLimiter;
 
-  constructor(deps: { db: Database; audit: AuditLog; settings: SettingsStore; config: ServerConfig; logger: Logger }) {
+  constructor(deps: {
+    db: Database;
+    audit: AuditLog;
+    refusals: RefusalSummary;
+    settings: SettingsStore;
+    config: ServerConfig;
+    logger: Logger;
+  }) {
     super(deps.logger);
     this.#db = deps.db;
+    this.#refusals = deps.refusals;
     this.users = new UserStore(deps.db);
     this.sessions = new SessionStore(deps.db);
     this.#audit = deps.audit;
@@ -106,27 +116,18 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   ): Promise<Authenticated> {
     const username = params.username.toLowerCase();
     if (!this.#limiter.begin(username, origin.address)) {
-      this.#audit.record({
-        action: "login_failed",
-        username,
-        address: origin.address,
-        detail: { reason: "rate_limited" },
-      });
+      this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason: "rate_limited" });
       throw new ParleyError("TOO_MANY_ATTEMPTS");
     }
     const user = this.users.byName(username);
     const ok = await verifyPassword(params.password, user?.password_hash ?? (await dummyPasswordHash()));
     if (!user || !ok) {
-      this.#audit.record({
-        action: "login_failed",
-        username,
-        address: origin.address,
-        detail: { reason: user ? "wrong_password" : "unknown_user" },
-      });
+      const reason = user ? "wrong_password" : "unknown_user";
+      this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason });
       throw new ParleyError("INVALID_CREDENTIALS");
     }
     if (user.disabled) {
-      this.#audit.record({ action: "login_failed", username, address: origin.address, detail: { reason: "disabled" } });
+      this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason: "disabled" });
       throw new ParleyError("ACCOUNT_DISABLED");
     }
     this.#limiter.succeeded(username, origin.address);

@@ -7,6 +7,8 @@ export const AUDIT_ACTIONS = [
   "register",
   "login",
   "login_failed",
+  "register_refused",
+  "connection_refused",
   "resume",
   "logout",
   "logout_all",

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import type { AuditLog } from "../audit/audit-log.js";
+import type { RefusalSummary } from "../audit/refusal-summary.js";
 import type { CallRecord } from "../calls/call-history-store.js";
 import { type CallService, liveCallState } from "../calls/call-service.js";
 import type { MediaRelay } from "../media/index.js";
@@ -30,10 +30,10 @@ export class Metrics {
     calls: CallService;
     media: MediaRelay;
     stats: ServerStats;
-    audit: AuditLog;
+    refusals: RefusalSummary;
     connections: () => number;
   }) {
-    const { presence, calls, media, stats, audit, connections } = deps;
+    const { presence, calls, media, stats, refusals, connections } = deps;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
 
@@ -120,8 +120,23 @@ export class Metrics {
       labelNames: ["reason"],
       registers,
     });
-    audit.onRecord((entry) => {
-      if (entry.action === "login_failed") failedLogins.inc({ reason: String(entry.detail?.reason ?? "unknown") });
+    const refusedConnections = new Counter({
+      name: "parley_refused_connections_total",
+      help: "Signaling connections refused or closed by a limit, by reason (e.g. per_address, global, login_timeout).",
+      labelNames: ["reason"],
+      registers,
+    });
+    const refusedRegistrations = new Counter({
+      name: "parley_refused_registrations_total",
+      help: "Registrations refused by a limit, by reason.",
+      labelNames: ["reason"],
+      registers,
+    });
+    // Every refusal is counted here, though the audit log summarises them (RefusalSummary).
+    refusals.onRefused((refusal) => {
+      if (refusal.action === "login_failed") failedLogins.inc({ reason: refusal.reason });
+      else if (refusal.action === "connection_refused") refusedConnections.inc({ reason: refusal.reason });
+      else if (refusal.action === "register_refused") refusedRegistrations.inc({ reason: refusal.reason });
     });
     const packets = new Counter({
       name: "parley_relayed_packets_total",

@@ -11,6 +11,7 @@ import type { AccountService, Authenticated, Origin } from "../accounts/account-
 import { toSelf } from "../accounts/user-store.js";
 import type { OperatorFeed } from "../admin/operator-feed.js";
 import type { OperatorService } from "../admin/operator-service.js";
+import type { RefusalSummary } from "../audit/refusal-summary.js";
 import type { CallService } from "../calls/call-service.js";
 import type { ServerConfig } from "../config.js";
 import type { PhonebookService } from "../phonebook/phonebook-service.js";
@@ -31,6 +32,8 @@ export interface Services {
   stats: ServerStats;
   operator: OperatorService;
   operatorFeed: OperatorFeed;
+  /** Refused attempts (logins, connections, registrations): counted, audited in summaries. */
+  refusals: RefusalSummary;
   onConnectionClosed(conn: ClientConnection): void;
 }
 
