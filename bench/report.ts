@@ -308,6 +308,38 @@ function signalingBlock(sig: Json): string {
   );
 }
 
+function loginFloodBlock(flood: Json): string {
+  const r = flood.result;
+  const [quiet, flooded] = r.windows as Json[];
+  const row = (w: Json, label: string) => [
+    label,
+    `${n(w.lossPct, 3)}%`,
+    `${n(w.delay.p50, 2)} ms`,
+    `${n(w.delay.p99, 2)} ms`,
+    `${n(w.serverCpuPct, 0)}% (event loop ${n(w.serverLoopCpuPct, 0)}%)`,
+    `${n(w.gcMaxMs, 1)} ms`,
+  ];
+  const f = r.flood ?? { attempts: 0, replies: {}, connections: 0 };
+  const seconds = r.windowSeconds + 4;
+  const replies = Object.entries(f.replies as Record<string, number>)
+    .sort((a, b) => b[1] - a[1])
+    .map(([code, count]) => `${code} ${count}`)
+    .join(", ");
+  return [
+    `Measured ${flood.date ?? ""} on ${flood.machine?.cores ?? "?"} cores (${flood.machine?.cpuModel ?? "?"}), ` +
+      `\`${flood.command ?? "npm run bench"}\`, ${r.calls} calls, ${r.windowSeconds} s windows, one after the other in the same run.`,
+    "",
+    table(
+      ["Window", "Loss", "Delay p50", "Delay p99", "Server CPU", "Longest GC pause"],
+      [row(quiet, "Quiet"), row(flooded, "Login flood")],
+    ),
+    "",
+    `The flood: ${f.attempts} bad logins in ${seconds} s (${n(f.attempts / seconds, 0)}/s) over ${f.connections} ` +
+      `connections from ${Math.min(250, f.connections)} addresses, ${r.concurrency} at a time; replies: ${replies}. ` +
+      `They cost ${r.auditRowsForFailedLogins} audit rows in all. p99 with the flood / without: ${r.p99Ratio ?? "n/a"}.`,
+  ].join("\n");
+}
+
 /** Self time summed into a few groups: werift's JavaScript, UDP, crypto, GC, Parley, the rest. */
 function groups(areas: Json[]): string {
   const total = (test: (area: string) => boolean) =>
@@ -479,6 +511,7 @@ export function writeDocs(resultsDir: string): void {
   const setup = read(resultsDir, "setup");
   const signaling = read(resultsDir, "signaling");
   const profile = read(resultsDir, "profile");
+  const loginFlood = read(resultsDir, "login-flood");
   if (!fs.existsSync(DOC)) throw new Error(`${DOC} is missing`);
   let doc = fs.readFileSync(DOC, "utf8");
   const any = relay ?? conference ?? setup ?? signaling ?? profile;
@@ -499,6 +532,7 @@ export function writeDocs(resultsDir: string): void {
   if (setup) doc = replaceBlock(doc, "setup", setupBlock(setup));
   if (signaling) doc = replaceBlock(doc, "signaling", signalingBlock(signaling));
   if (profile) doc = replaceBlock(doc, "profile", profileBlock(profile));
+  if (loginFlood) doc = replaceBlock(doc, "login-flood", loginFloodBlock(loginFlood));
   fs.writeFileSync(DOC, doc);
 }
 

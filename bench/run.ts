@@ -2,7 +2,7 @@
  * Parley benchmarks: `npm run bench` (full, updates docs/performance.md and its plots) and
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
- *   node --import tsx bench/run.ts [--quick] [--only relay,conference,setup,signaling,profile]
+ *   node --import tsx bench/run.ts [--quick] [--only relay,conference,setup,signaling,profile,login-flood]
  *                                  [--generators N] [--no-docs] [--no-build]
  */
 import { spawnSync } from "node:child_process";
@@ -15,6 +15,7 @@ import { buildEngine } from "./lib/native-engine.js";
 import { environment, type PinMode, pinningPlan, pinSelf, ROOT } from "./lib/proc.js";
 import { writeDocs } from "./report.js";
 import { conferenceScenario } from "./scenarios/conference.js";
+import { loginFloodScenario } from "./scenarios/login-flood.js";
 import { profileScenario } from "./scenarios/profile.js";
 import {
   type BaselineResult,
@@ -27,7 +28,7 @@ import {
 import { setupScenario } from "./scenarios/setup.js";
 import { signalingScenario } from "./scenarios/signaling.js";
 
-const SCENARIOS = ["relay", "conference", "setup", "signaling", "profile"] as const;
+const SCENARIOS = ["relay", "conference", "setup", "signaling", "profile", "login-flood"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -153,6 +154,7 @@ if (only.has("conference")) await timed("conference", () => conferenceScenario(c
 if (only.has("setup")) await timed("setup", () => setupScenario(ctx));
 if (only.has("signaling")) await timed("signaling", () => signalingScenario(ctx));
 if (only.has("profile")) await timed("profile", () => profileScenario(ctx, ceiling));
+if (only.has("login-flood")) await timed("login-flood", () => loginFloodScenario(ctx));
 
 const seconds = Math.round((performance.now() - started) / 1000);
 const load = {

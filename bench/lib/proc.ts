@@ -132,7 +132,8 @@ export function pinSelf(cores: string | undefined): void {
   }
 }
 
-function command(pin: string | undefined, args: string[]): [string, string[]] {
+/** A node command line, pinned to `pin` (taskset) when given. */
+export function command(pin: string | undefined, args: string[]): [string, string[]] {
   return pin ? ["taskset", ["-c", pin, process.execPath, ...args]] : [process.execPath, args];
 }
 
