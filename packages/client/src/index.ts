@@ -8,6 +8,7 @@ export {
 } from "./call.js";
 export {
   type ConnectionState,
+  type DeviceTokenStore,
   ParleyClient,
   type ParleyClientDelegate,
   type ParleyClientEvents,

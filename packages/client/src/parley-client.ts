@@ -60,6 +60,18 @@ export interface ParleyClientOptions {
    * Never after a kick, a revoked session, a disabled account or `disconnect()`.
    */
   reconnect?: boolean;
+  /**
+   * Where this device keeps its device tokens, per username (the browser: localStorage). With it,
+   * `login` sends the stored token and every login or registration stores the new one, so the
+   * owner's own device is never slowed down by strangers guessing the password.
+   */
+  deviceTokens?: DeviceTokenStore;
+}
+
+/** Keeps the `deviceToken` of each account this device logged in to. */
+export interface DeviceTokenStore {
+  load(username: string): string | undefined;
+  save(username: string, token: string): void;
 }
 
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting";
@@ -236,8 +248,20 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     return this.#loggedIn(this.request("auth.register", params));
   }
 
-  login(username: string, password: string, deviceName?: string): Promise<AuthResult> {
-    return this.#loggedIn(this.request("auth.login", { username, password, ...(deviceName ? { deviceName } : {}) }));
+  /**
+   * Logs in with a password. `deviceToken` defaults to the one the `deviceTokens` store holds
+   * for this username; the result carries this device's new token.
+   */
+  login(username: string, password: string, deviceName?: string, deviceToken?: string): Promise<AuthResult> {
+    const token = deviceToken ?? this.#options.deviceTokens?.load(username.trim().toLowerCase());
+    return this.#loggedIn(
+      this.request("auth.login", {
+        username,
+        password,
+        ...(deviceName ? { deviceName } : {}),
+        ...(token ? { deviceToken: token } : {}),
+      }),
+    );
   }
 
   resume(token: string): Promise<AuthResult> {
@@ -363,6 +387,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     const result = await pending;
     this.#self = result.user;
     this.#token = result.token;
+    if (result.deviceToken) this.#options.deviceTokens?.save(result.user.username, result.deviceToken);
     this.emit("account", result.user);
     await Promise.all([this.refreshDirectory(), this.refreshPhonebook()]);
     return result;

@@ -85,5 +85,10 @@ export const AuthResult = z.object({
   expiresAt: Timestamp,
   sessionId: z.number().int().positive(),
   user: Self,
+  /**
+   * After `auth.login` and `auth.register`: this device's proof of an earlier login to the
+   * account. Keep it (per username) and send it in the next `auth.login`; a new one replaces it.
+   */
+  deviceToken: z.string().optional(),
 });
 export type AuthResult = z.infer<typeof AuthResult>;

@@ -56,6 +56,11 @@ export const Requests = {
       username: UsernameRef,
       password: z.string().max(1024),
       deviceName: DeviceName.optional(),
+      /**
+       * The `deviceToken` an earlier login or registration on this device returned for this
+       * account: exempts the attempt from the account-wide slowdown strangers' guesses cause.
+       */
+      deviceToken: z.string().max(256).optional(),
     }),
     result: AuthResult,
   },

@@ -6,9 +6,13 @@ import type { ServerConfig } from "../config.js";
 import type { Database } from "../storage/database.js";
 import type { SettingsStore } from "../storage/settings-store.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
-import { LoginLimiter } from "./login-limiter.js";
+import { DeviceTrust } from "./device-trust.js";
+import { type HashLane, HashPool } from "./hash-pool.js";
+import { type LoginAttempt, LoginLimiter } from "./login-limiter.js";
 import { dummyPasswordHash, hashPassword, verifyPassword } from "./password-hasher.js";
 import { type SessionRow, SessionStore } from "./session-store.js";
+import { SlidingWindowCounter } from "./sliding-window.js";
+import { SlowedAccountGate } from "./slowed-account-gate.js";
 import { type UserRow, UserStore } from "./user-store.js";
 
 /** Why sessions were ended: the signaling layer closes their connections with the matching close code. */
@@ -32,6 +36,8 @@ export interface Authenticated {
   user: UserRow;
   session: SessionRow;
   token: string;
+  /** After a password login or a registration: this device's token (see DeviceTrust). */
+  deviceToken?: string;
 }
 
 /** Who asks: used for rate limits, the audit log and to spare the asking connection. */
@@ -53,6 +59,13 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   readonly #settings: SettingsStore;
   readonly #config: ServerConfig;
   readonly #limiter: LoginLimiter;
+  readonly #devices: DeviceTrust;
+  /** Every scrypt run goes through it (bounded concurrency and queue, priority lanes). */
+  readonly #hashes: HashPool;
+  readonly #slowedAccounts = new SlowedAccountGate();
+  /** Registrations per address, and password re-checks per user, within `workLimits.windowMs`. */
+  readonly #registrations: SlidingWindowCounter;
+  readonly #passwordChecks: SlidingWindowCounter;
 
   constructor(deps: {
     db: Database;
@@ -71,11 +84,17 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     this.#settings = deps.settings;
     this.#config = deps.config;
     this.#limiter = new LoginLimiter(deps.config.loginLimits);
+    this.#devices = new DeviceTrust(deps.settings);
+    this.#hashes = new HashPool(deps.config.workLimits);
+    this.#registrations = new SlidingWindowCounter(deps.config.workLimits.windowMs);
+    this.#passwordChecks = new SlidingWindowCounter(deps.config.workLimits.windowMs);
     if (!deps.config.signupEnabled) this.#settings.set(SIGNUP_SETTING, "false");
   }
 
   close(): void {
     this.#limiter.close();
+    this.#registrations.close();
+    this.#passwordChecks.close();
   }
 
   get signupEnabled(): boolean {
@@ -88,51 +107,117 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     this.#audit.record({ action: "admin.signup", actor, detail: { enabled } });
   }
 
-  /** Self-service registration (A1): refused when the operator turned signup off. */
+  /**
+   * Self-service registration (A1): refused when the operator turned signup off, and past
+   * `workLimits.registrationsPerAddress` from one address (TOO_MANY_ATTEMPTS, before any hash).
+   */
   async register(
     params: { username: string; password: string; displayName?: string; deviceName?: string },
     origin: Origin,
   ): Promise<Authenticated> {
     if (!this.signupEnabled) throw new ParleyError("SIGNUP_DISABLED");
-    const user = await this.createUser(params.username, params.password, params.displayName);
+    if (this.users.byName(params.username)) throw new ParleyError("USERNAME_TAKEN");
+    const refused = (reason: string) =>
+      this.#refusals.refused({
+        action: "register_refused",
+        address: origin.address,
+        reason,
+        username: params.username,
+      });
+    const at = Date.now();
+    if (!this.#registrations.take(origin.address, this.#config.workLimits.registrationsPerAddress, at)) {
+      refused("rate_limited");
+      throw new ParleyError("TOO_MANY_ATTEMPTS");
+    }
+    let user: UserRow;
+    try {
+      user = await this.#createUser(params.username, params.password, params.displayName, "anonymous");
+    } catch (error) {
+      this.#registrations.remove(origin.address, at);
+      if (isServerBusy(error)) refused("server_busy");
+      throw error;
+    }
     this.#audit.record({ action: "register", actor: user.username, username: user.username, address: origin.address });
-    return this.#openSession(user, params.deviceName);
+    return { ...this.#openSession(user, params.deviceName), deviceToken: this.#devices.issue(user) };
   }
 
-  /** Creates an account (registration or operator). Throws USERNAME_TAKEN. */
-  async createUser(username: string, password: string, displayName?: string): Promise<UserRow> {
+  /** Creates an account for the operator (never refused for a busy hash queue). Throws USERNAME_TAKEN. */
+  createUser(username: string, password: string, displayName?: string): Promise<UserRow> {
+    return this.#createUser(username, password, displayName, "operator");
+  }
+
+  async #createUser(
+    username: string,
+    password: string,
+    displayName: string | undefined,
+    lane: HashLane,
+  ): Promise<UserRow> {
     if (this.users.byName(username)) throw new ParleyError("USERNAME_TAKEN");
-    const hash = await hashPassword(password);
+    const hash = await this.#hashes.run(lane, () => hashPassword(password));
     const user = this.users.create(username, displayName ?? username, hash);
     if (!user) throw new ParleyError("USERNAME_TAKEN");
     this.emit("userAdded", user);
     return user;
   }
 
-  /** A2: same error for an unknown user and a wrong password; limited per account and per address. */
+  /**
+   * A2: same error for an unknown user and a wrong password. Limited per (account, address) and
+   * per address (TOO_MANY_ATTEMPTS); an account with many failures is slowed down, never locked;
+   * a valid `deviceToken` (from an earlier login on this device) skips the slowdown and the queue.
+   * See LoginLimiter. Every success hands out a fresh device token.
+   */
   async login(
-    params: { username: string; password: string; deviceName?: string },
+    params: { username: string; password: string; deviceName?: string; deviceToken?: string },
     origin: Origin,
   ): Promise<Authenticated> {
     const username = params.username.toLowerCase();
-    if (!this.#limiter.begin(username, origin.address)) {
-      this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason: "rate_limited" });
+    const refused = (reason: string) =>
+      this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason });
+    const known = this.users.byName(username);
+    const device = params.deviceToken && known ? this.#devices.verify(params.deviceToken, known) : undefined;
+    const attempt = this.#limiter.begin(username, origin.address, device);
+    if (!attempt) {
+      refused("rate_limited");
       throw new ParleyError("TOO_MANY_ATTEMPTS");
     }
-    const user = this.users.byName(username);
-    const ok = await verifyPassword(params.password, user?.password_hash ?? (await dummyPasswordHash()));
+    let checked: { user: UserRow | undefined; ok: boolean };
+    try {
+      checked = await this.#checkLogin(attempt, username, params.password);
+    } catch (error) {
+      this.#limiter.cancel(attempt);
+      if (isServerBusy(error)) refused("server_busy");
+      throw error;
+    }
+    const { user, ok } = checked;
     if (!user || !ok) {
-      const reason = user ? "wrong_password" : "unknown_user";
-      this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason });
+      refused(user ? "wrong_password" : "unknown_user");
       throw new ParleyError("INVALID_CREDENTIALS");
     }
     if (user.disabled) {
-      this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason: "disabled" });
+      refused("disabled");
       throw new ParleyError("ACCOUNT_DISABLED");
     }
-    this.#limiter.succeeded(username, origin.address);
+    this.#limiter.succeeded(attempt);
     this.#audit.record({ action: "login", actor: username, username, address: origin.address });
-    return this.#openSession(user, params.deviceName);
+    return { ...this.#openSession(user, params.deviceName), deviceToken: this.#devices.issue(user) };
+  }
+
+  /**
+   * Waits out the attempt's slowdown, then checks the password against the account as it is
+   * then (a trusted device in the priority lane; slowed attempts a few at a time per account).
+   */
+  async #checkLogin(
+    attempt: LoginAttempt,
+    username: string,
+    password: string,
+  ): Promise<{ user: UserRow | undefined; ok: boolean }> {
+    if (attempt.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, attempt.delayMs).unref());
+    const check = () =>
+      this.#hashes.run(attempt.trusted ? "priority" : "anonymous", async () => {
+        const user = this.users.byName(username);
+        return { user, ok: await verifyPassword(password, user?.password_hash ?? (await dummyPasswordHash())) };
+      });
+    return attempt.delayMs > 0 ? this.#slowedAccounts.run(username, check) : check();
   }
 
   /** A2: resume a session by token after a reconnect; the token stays the same. */
@@ -183,8 +268,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     origin: Origin,
   ): Promise<void> {
     const user = this.#requireUser(userId);
-    if (!(await verifyPassword(oldPassword, user.password_hash))) throw new ParleyError("WRONG_PASSWORD");
-    const hash = await hashPassword(newPassword);
+    const hash = await this.#recheckPassword(user, oldPassword, () => hashPassword(newPassword));
     const revoked = this.#db.transaction(() => {
       this.users.setPasswordHash(userId, hash);
       return this.sessions.deleteAllOfUser(userId, sessionId);
@@ -237,7 +321,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
    */
   async deleteAccount(userId: number, password: string, origin: Origin): Promise<void> {
     const user = this.#requireUser(userId);
-    if (!(await verifyPassword(password, user.password_hash))) throw new ParleyError("WRONG_PASSWORD");
+    await this.#recheckPassword(user, password, async () => undefined);
     const sessionIds = this.sessions.ofUser(userId).map((s) => s.id);
     this.emit("userDeleting", userId);
     this.users.delete(userId);
@@ -292,7 +376,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   /** Sets a new password and ends every session of the account. */
   async resetPassword(username: string, newPassword: string, actor: string): Promise<UserRow> {
     const user = this.requireByName(username);
-    const hash = await hashPassword(newPassword);
+    const hash = await this.#hashes.run("operator", () => hashPassword(newPassword));
     const sessionIds = this.#db.transaction(() => {
       this.users.setPasswordHash(user.id, hash);
       return this.sessions.deleteAllOfUser(user.id);
@@ -306,6 +390,28 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     const user = this.users.byName(username);
     if (!user) throw new ParleyError("USER_NOT_FOUND", `No user named '${username}'.`);
     return user;
+  }
+
+  /**
+   * A logged-in user's password re-check (change password, delete account), then `then` in the
+   * same hash slot: WRONG_PASSWORD for a wrong one; TOO_MANY_ATTEMPTS, before any hash, past
+   * `workLimits.passwordChecksPerUser` checks in the window (right or wrong: each costs scrypt).
+   */
+  async #recheckPassword<T>(user: UserRow, password: string, then: () => Promise<T>): Promise<T> {
+    const key = String(user.id);
+    const at = Date.now();
+    if (!this.#passwordChecks.take(key, this.#config.workLimits.passwordChecksPerUser, at)) {
+      throw new ParleyError("TOO_MANY_ATTEMPTS");
+    }
+    try {
+      return await this.#hashes.run("priority", async () => {
+        if (!(await verifyPassword(password, user.password_hash))) throw new ParleyError("WRONG_PASSWORD");
+        return then();
+      });
+    } catch (error) {
+      if (isServerBusy(error)) this.#passwordChecks.remove(key, at);
+      throw error;
+    }
   }
 
   #requireUser(userId: number): UserRow {
@@ -325,4 +431,8 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     this.users.touchLogin(user.id);
     return { user: this.users.byId(user.id)!, session, token };
   }
+}
+
+function isServerBusy(error: unknown): boolean {
+  return error instanceof ParleyError && error.code === "SERVER_BUSY";
 }

@@ -56,7 +56,13 @@ function from(conn: ClientConnection): Origin {
 
 function loggedIn(conn: ClientConnection, auth: Authenticated): RequestResult<"auth.login"> {
   conn.authenticate(auth.user.id, auth.session.id, auth.session.device_name);
-  return { token: auth.token, expiresAt: auth.session.expires_at, sessionId: auth.session.id, user: toSelf(auth.user) };
+  return {
+    token: auth.token,
+    expiresAt: auth.session.expires_at,
+    sessionId: auth.session.id,
+    user: toSelf(auth.user),
+    ...(auth.deviceToken ? { deviceToken: auth.deviceToken } : {}),
+  };
 }
 
 /** One handler per request type; params arrive already validated against the protocol schema. */

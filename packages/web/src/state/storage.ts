@@ -1,9 +1,12 @@
 /** What the softphone remembers in localStorage. Every key is prefixed with `parley.`. */
 
+import type { DeviceTokenStore } from "@parley/client";
+
 const SERVER_KEY = "parley.server";
 const SESSION_KEY = "parley.session";
 const PREFS_KEY = "parley.media";
 const HISTORY_SEEN_PREFIX = "parley.historySeen.";
+const DEVICE_TOKEN_PREFIX = "parley.deviceToken.";
 
 export interface SavedSession {
   url: string;
@@ -84,3 +87,17 @@ export function loadHistorySeen(userId: number): string | undefined {
 export function saveHistorySeen(userId: number, timestamp: string): void {
   write(HISTORY_SEEN_PREFIX + userId, timestamp);
 }
+
+/**
+ * This browser's device token per username: sent with the next login of that account, so the
+ * owner is not slowed down by strangers guessing the password. Kept across logouts.
+ */
+export const deviceTokenStore: DeviceTokenStore = {
+  load(username) {
+    const saved = read<string>(DEVICE_TOKEN_PREFIX + username);
+    return typeof saved === "string" ? saved : undefined;
+  },
+  save(username, token) {
+    write(DEVICE_TOKEN_PREFIX + username, token);
+  },
+};

@@ -13,6 +13,7 @@ import { CallManager, type CallsState } from "./call-manager.js";
 import { browserDeviceName } from "./device-name.js";
 import { errorCodeOf, NotConnectedError } from "./errors.js";
 import {
+  deviceTokenStore,
   loadHistorySeen,
   loadMediaPrefs,
   loadServerUrl,
@@ -263,6 +264,7 @@ export class SoftphoneStore {
       webSocket: (u) => new WebSocket(u) as unknown as WebSocketLike,
       client: { name: "parley-web", version: "0.1.0" },
       reconnect: true,
+      deviceTokens: deviceTokenStore,
       ...(this.#softphone ? { createPeerConnection: this.#calls.peerConnectionFactory() } : {}),
     });
     this.#client = client;
