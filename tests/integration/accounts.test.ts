@@ -279,7 +279,14 @@ describe("accounts", () => {
 describe("brute-force protection", () => {
   const limited = (limits: { perAccountAddress?: number; perAccount?: number; perAddress?: number }) =>
     startTestServer({
-      loginLimits: { perAccountAddress: 100, perAccount: 100, perAddress: 100, windowMs: 60_000, maxDelayMs: 10_000, ...limits },
+      loginLimits: {
+        perAccountAddress: 100,
+        perAccount: 100,
+        perAddress: 100,
+        windowMs: 60_000,
+        maxDelayMs: 10_000,
+        ...limits,
+      },
     });
   const attempt = async (url: string, username: string, password: string, localAddress = "127.0.0.1") => {
     const c = await RawClient.greeted(url, { localAddress });
