@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RawClient, registered, startTestServer, TEST_PASSWORD, type TestServer } from "@parley/testkit";
+import { RawClient, registered, sdkClient, startTestServer, TEST_PASSWORD, type TestServer } from "@parley/testkit";
 
 type Reply = Awaited<ReturnType<RawClient["request"]>>;
 
@@ -67,39 +67,45 @@ describe("bounded expensive work", () => {
     }
   });
 
-  it("answers a flood of logins beyond the hash queue with SERVER_BUSY, while a device that logged in before still gets through the saturated queue first", async () => {
+  it("answers a flood of logins beyond the hash queue with SERVER_BUSY, while a device that logged in before (its token kept by the SDK) still gets through the saturated queue first", async () => {
     const s = await start();
+    const tokens = new Map<string, string>();
+    const deviceTokens = { load: (u: string) => tokens.get(u), save: (u: string, t: string) => void tokens.set(u, t) };
+    const first = sdkClient(s.url, { deviceTokens });
+    const known = sdkClient(s.url, { deviceTokens });
     try {
-      const owner = await RawClient.greeted(s.url);
-      const first = await owner.call<{ deviceToken?: string }>("auth.register", {
-        username: "owner",
-        password: TEST_PASSWORD,
-      });
-      owner.close();
-      assert.ok(first.deviceToken, "a registration hands out a device token");
+      await first.connect();
+      await first.register({ username: "owner", password: TEST_PASSWORD });
+      first.disconnect();
+      const issued = tokens.get("owner");
+      assert.ok(issued, "the SDK kept the device token of the registration");
 
-      const [stranger, known] = await Promise.all([RawClient.greeted(s.url), RawClient.greeted(s.url)]);
+      await known.connect();
+      const stranger = await RawClient.greeted(s.url);
       const flood = await burst(s, 16, "auth.login", (i) => ({ username: `nobody${i}`, password: "wrong guess" }));
       await firstBusy(flood.pending);
 
       // The queue is full: a new device is turned away, the known device goes to the front.
       const [untrusted, trusted] = await Promise.all([
         stranger.request("auth.login", { username: "owner", password: TEST_PASSWORD }),
-        known.request("auth.login", { username: "owner", password: TEST_PASSWORD, deviceToken: first.deviceToken }),
+        known.login("owner", TEST_PASSWORD).then(
+          () => "ok",
+          (error: { code?: string }) => error.code ?? String(error),
+        ),
       ]);
       assert.equal(code(untrusted), "SERVER_BUSY");
-      assert.equal(code(trusted), "ok");
+      assert.equal(trusted, "ok");
       assert.ok(flood.settled() < 16, "the trusted login finished ahead of the queued anonymous ones");
-      const renewed = (trusted as { result: { deviceToken?: string } }).result.deviceToken;
-      assert.ok(renewed && renewed !== first.deviceToken, "each login hands out a fresh device token");
+      assert.ok(tokens.get("owner") !== issued, "each login hands out a fresh device token, which the SDK keeps");
 
       const results = (await flood.all).map(code);
       assert.ok(results.includes("INVALID_CREDENTIALS") && results.includes("SERVER_BUSY"), String(results));
       const audit = await s.server.commands.run(["logs", "50", "--action", "login_failed"]);
       assert.match(audit.output, /server_busy/);
       stranger.close();
-      known.close();
     } finally {
+      first.disconnect();
+      known.disconnect();
       await s.stop();
     }
   });
