@@ -1,5 +1,6 @@
 import os from "node:os";
 import path from "node:path";
+import { compileTrustProxy } from "./http/client-address.js";
 
 /**
  * The media address when none is configured: the machine's first non-loopback IPv4 address
@@ -180,6 +181,9 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
       `--metrics token needs a --metrics-token (PARLEY_METRICS_TOKEN) of at least ${METRICS_TOKEN_MIN} characters`,
     );
   }
+  // Each entry must be an address or CIDR range; a typo must not silently trust nobody (or everybody).
+  config.trustProxy = config.trustProxy.map((entry) => entry.trim()).filter((entry) => entry !== "");
+  compileTrustProxy(config.trustProxy);
   if (config.maxMediaLegs === 0) config.maxMediaLegs = defaultMaxMediaLegs(config.media);
   return config;
 }

@@ -26,7 +26,15 @@ const CLOSE_MESSAGES: Partial<Record<CloseReason, string>> = {
   GOING_AWAY: "The server is shutting down.",
   PROTOCOL_VERSION_UNSUPPORTED: "Unsupported protocol version.",
   HELLO_TIMEOUT: "No hello received in time.",
+  TOO_MANY_CONNECTIONS: "Too many connections to this server (in all, or from your address); try again later.",
+  LOGIN_TIMEOUT: "No login in time.",
+  SESSION_EXPIRED: "Your session expired; log in again.",
 };
+
+/** The `session.ended` text of a close reason. */
+export function closeMessage(reason: CloseReason): string {
+  return CLOSE_MESSAGES[reason] ?? reason;
+}
 
 const LOGIN_REQUESTS: readonly RequestType[] = ["auth.register", "auth.login", "auth.resume"];
 
@@ -67,6 +75,8 @@ export class ClientConnection {
   readonly #logger: Logger;
   readonly #bucket: TokenBucket;
   readonly #helloTimer: NodeJS.Timeout;
+  /** Runs while the connection is greeted but not logged in (LOGIN_TIMEOUT when it fires). */
+  #loginTimer: NodeJS.Timeout | undefined;
   #alive = true;
 
   constructor(ws: WebSocket, address: string, services: Services) {
@@ -119,6 +129,10 @@ export class ClientConnection {
 
   /** Marks the connection logged in and registers it with presence. */
   authenticate(userId: number, sessionId: number, deviceName: string): void {
+    // A login that completes after the socket closed (the client left, or the login deadline
+    // passed while it ran) registers no device.
+    if (this.#state === "closed") return;
+    this.#stopLoginDeadline();
     const device: Device = {
       id: this.id,
       userId,
@@ -145,6 +159,7 @@ export class ClientConnection {
     this.#identity = undefined;
     this.transitionTo("anonymous");
     this.#services.presence.detach(identity.device);
+    this.#startLoginDeadline();
   }
 
   /** Events go only to open connections; a closing one has had its `session.ended`. */
@@ -156,7 +171,7 @@ export class ClientConnection {
   /** Idempotent. Tells the client why (`session.ended`), then closes with the reason's code. */
   close(reason: CloseReason, message?: string): void {
     if (this.#state === "closed") return;
-    const text = message ?? CLOSE_MESSAGES[reason] ?? reason;
+    const text = message ?? closeMessage(reason);
     this.#logger.info({ reason }, "closing connection");
     if (reason !== "NORMAL") this.push("session.ended", { reason, message: text });
     this.#services.stats.countClose(reason);
@@ -167,6 +182,7 @@ export class ClientConnection {
   #finish(): void {
     if (this.#state === "closed") return;
     clearTimeout(this.#helloTimer);
+    this.#stopLoginDeadline();
     const identity = this.#identity;
     this.#identity = undefined;
     this.transitionTo("closed");
@@ -279,5 +295,25 @@ export class ClientConnection {
   greeted(): void {
     clearTimeout(this.#helloTimer);
     this.transitionTo("anonymous");
+    this.#startLoginDeadline();
+  }
+
+  /** An anonymous connection must log in within `loginTimeoutMs` (from `hello`, or from a logout). */
+  #startLoginDeadline(): void {
+    this.#stopLoginDeadline();
+    if (this.#state !== "anonymous") return;
+    this.#loginTimer = setTimeout(() => {
+      this.#loginTimer = undefined;
+      if (this.#state !== "anonymous") return;
+      this.#services.refusals.refused({ action: "connection_refused", address: this.address, reason: "login_timeout" });
+      this.close("LOGIN_TIMEOUT");
+    }, this.#services.config.connectionLimits.loginTimeoutMs);
+    this.#loginTimer.unref();
+  }
+
+  #stopLoginDeadline(): void {
+    if (this.#loginTimer === undefined) return;
+    clearTimeout(this.#loginTimer);
+    this.#loginTimer = undefined;
   }
 }

@@ -1,12 +1,18 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { MAX_MESSAGE_BYTES, SIGNALING_PATH } from "@parley/protocol";
-import { WebSocketServer } from "ws";
-import { ClientConnection } from "./client-connection.js";
+import { CloseCode, MAX_MESSAGE_BYTES, SIGNALING_PATH } from "@parley/protocol";
+import { type WebSocket, WebSocketServer } from "ws";
+import { clientAddressResolver } from "../http/client-address.js";
+import { ClientConnection, closeMessage } from "./client-connection.js";
+import { ConnectionLimits, type ConnectionRefusal } from "./connection-limits.js";
 import type { Services } from "./handlers.js";
 
+/** How long a refused connection may take to answer the close frame before its socket is dropped. */
+const REFUSED_CLOSE_GRACE_MS = 2000;
+
 /**
- * The WebSocket signaling endpoint: checks the path and Origin at upgrade, caps frames at
+ * The WebSocket signaling endpoint: checks the path and Origin at upgrade, resolves the client
+ * address (through trusted proxies), enforces the connection caps, caps frames at
  * MAX_MESSAGE_BYTES (larger ones close with 1009), and drops connections that miss a heartbeat.
  */
 export class SignalingServer {
@@ -14,9 +20,13 @@ export class SignalingServer {
   readonly #wss: WebSocketServer;
   readonly #services: Services;
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #limits: ConnectionLimits;
+  readonly #clientAddress: (req: IncomingMessage) => string;
 
   constructor(services: Services) {
     this.#services = services;
+    this.#limits = new ConnectionLimits(services.config.connectionLimits);
+    this.#clientAddress = clientAddressResolver(services.config.trustProxy);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
     this.#heartbeat = setInterval(() => {
       for (const conn of this.connections) conn.heartbeat();
@@ -31,21 +41,57 @@ export class SignalingServer {
       reject(socket, 404, "Not Found");
       return;
     }
+    const address = this.#clientAddress(req);
     if (!this.#originAllowed(req)) {
-      this.#services.logger.warn(
-        { origin: req.headers.origin, address: req.socket.remoteAddress },
-        "refused WebSocket from foreign origin",
-      );
+      this.#services.logger.warn({ origin: req.headers.origin, address }, "refused WebSocket from foreign origin");
       reject(socket, 403, "Forbidden");
       return;
     }
+    const refusal = this.#limits.admit(address);
+    if (refusal) {
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#refuse(ws, address, refusal));
+      return;
+    }
+    let admitted = true;
+    const release = () => {
+      if (!admitted) return;
+      admitted = false;
+      this.#limits.release(address);
+    };
+    // Released when the connection closes, or with the socket when the upgrade fails (a bad
+    // handshake never reaches the callback).
+    socket.once("close", release);
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new ClientConnection(ws, req.socket.remoteAddress ?? "unknown", {
+      const conn = new ClientConnection(ws, address, {
         ...this.#services,
-        onConnectionClosed: (closed) => this.connections.delete(closed),
+        onConnectionClosed: (closed) => {
+          this.connections.delete(closed);
+          release();
+        },
       });
       this.connections.add(conn);
     });
+  }
+
+  /**
+   * A connection past a cap: opened at the WebSocket level only so that the client (a browser
+   * too) sees why, then closed at once with TOO_MANY_CONNECTIONS. No connection state is made.
+   */
+  #refuse(ws: WebSocket, address: string, reason: ConnectionRefusal): void {
+    this.#services.refusals.refused({ action: "connection_refused", address, reason });
+    this.#services.stats.countClose("TOO_MANY_CONNECTIONS");
+    ws.send(
+      JSON.stringify({
+        type: "event",
+        event: "session.ended",
+        data: { reason: "TOO_MANY_CONNECTIONS", message: closeMessage("TOO_MANY_CONNECTIONS") },
+      }),
+    );
+    ws.close(CloseCode.TOO_MANY_CONNECTIONS, "TOO_MANY_CONNECTIONS");
+    const drop = setTimeout(() => ws.terminate(), REFUSED_CLOSE_GRACE_MS);
+    drop.unref();
+    ws.once("close", () => clearTimeout(drop));
+    ws.on("error", () => {});
   }
 
   /** Browsers send Origin: it must be this server's own host, or one the operator allowed. Non-browser clients send none. */
