@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { SIGNALING_PATH } from "@parley/protocol";
 import { AccountService } from "./accounts/account-service.js";
+import { SessionSweeper } from "./accounts/session-sweeper.js";
 import { AdminCommands } from "./admin/admin-commands.js";
 import { CallHistorySearch } from "./admin/call-history-search.js";
 import { startConsole } from "./admin/console.js";
@@ -87,8 +88,17 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     logger: logger.child({ module: "calls" }),
     ringTimeoutMs: config.ringTimeoutMs,
     maxParticipants: config.maxConferenceSize,
+    maxCallsPerUser: config.maxCallsPerUser,
+    maxMediaLegs: config.maxMediaLegs,
   });
-  accounts.sessions.purgeExpired();
+  // Purges expired and idle sessions now and periodically; closes connections whose session ends.
+  const sessionSweeper = new SessionSweeper({
+    accounts,
+    presence,
+    config,
+    logger: logger.child({ module: "sessions" }),
+  });
+  sessionSweeper.start();
 
   // The signaling server is built below; the operator's connection count reads it then.
   let signaling: SignalingServer | undefined;
@@ -153,6 +163,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     logger.info("shutting down");
     stopConsole?.();
     operatorFeed.close();
+    sessionSweeper.close();
     calls.endAll();
     media.close();
     signalingServer.close();
@@ -177,6 +188,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
       });
     });
   } catch (error) {
+    sessionSweeper.close();
     await control?.close();
     db.close();
     throw error;

@@ -16,7 +16,7 @@ import { SlowedAccountGate } from "./slowed-account-gate.js";
 import { type UserRow, UserStore } from "./user-store.js";
 
 /** Why sessions were ended: the signaling layer closes their connections with the matching close code. */
-export type RevokeReason = "SESSION_REVOKED" | "ACCOUNT_DISABLED";
+export type RevokeReason = "SESSION_REVOKED" | "ACCOUNT_DISABLED" | "SESSION_EXPIRED";
 
 export interface AccountEvents {
   userAdded: [UserRow];
@@ -79,7 +79,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     this.#db = deps.db;
     this.#refusals = deps.refusals;
     this.users = new UserStore(deps.db);
-    this.sessions = new SessionStore(deps.db);
+    this.sessions = new SessionStore(deps.db, { idleMs: deps.config.sessionIdleMs });
     this.#audit = deps.audit;
     this.#settings = deps.settings;
     this.#config = deps.config;
@@ -220,12 +220,17 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     return attempt.delayMs > 0 ? this.#slowedAccounts.run(username, check) : check();
   }
 
-  /** A2: resume a session by token after a reconnect; the token stays the same. */
+  /**
+   * A2: resume a session by token after a reconnect; the token stays the same. An expired or
+   * idle session is SESSION_INVALID (and deleted); TOO_MANY_DEVICES when the user already has
+   * `connectionLimits.devicesPerUser` connected devices.
+   */
   resume(token: string, origin: Origin): Authenticated {
     const session = this.sessions.byToken(token);
     const user = session && this.users.byId(session.user_id);
     if (!session || !user) throw new ParleyError("SESSION_INVALID");
     if (user.disabled) throw new ParleyError("ACCOUNT_DISABLED");
+    this.#checkDeviceRoom(user.id);
     this.sessions.touch(session.id);
     this.users.touchLogin(user.id);
     this.#audit.record({
@@ -426,10 +431,52 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     return row;
   }
 
+  /**
+   * A new session for a device that just proved who it is: refused with TOO_MANY_DEVICES when the
+   * user has no room for another connected device; beyond `maxSessionsPerUser` the least recently
+   * used sessions are revoked (their connections closed).
+   */
   #openSession(user: UserRow, deviceName: string | undefined): Authenticated {
+    this.#checkDeviceRoom(user.id);
     const { token, session } = this.sessions.create(user.id, deviceName ?? "device", this.#config.sessionTtlMs);
     this.users.touchLogin(user.id);
+    // Sessions in use count as used now, so the cap ends a forgotten one rather than an open one.
+    this.sessions.touch(...this.#connectedSessions(user.id));
+    const revoked = this.sessions.trimUser(user.id, this.#config.maxSessionsPerUser);
+    if (revoked.length > 0) {
+      this.emit("sessionsRevoked", { userId: user.id, sessionIds: revoked, reason: "SESSION_REVOKED" });
+    }
     return { user: this.users.byId(user.id)!, session, token };
+  }
+
+  // Session upkeep -------------------------------------------------------------------------------
+
+  /** Presence tells which sessions each user's connected devices use (one entry per device). */
+  setConnectedSessionsProvider(provider: (userId: number) => readonly number[]): void {
+    this.#connectedSessions = provider;
+  }
+
+  #connectedSessions: (userId: number) => readonly number[] = () => [];
+
+  #checkDeviceRoom(userId: number): void {
+    const limit = this.#config.connectionLimits.devicesPerUser;
+    if (this.#connectedSessions(userId).length >= limit) {
+      throw new ParleyError("TOO_MANY_DEVICES", `This account may be connected on at most ${limit} devices at once.`);
+    }
+  }
+
+  /**
+   * Deletes every expired and idle session, and ends the connections still using one
+   * (SESSION_EXPIRED). Returns how many were deleted.
+   */
+  expireSessions(): number {
+    const ended = this.sessions.purgeExpired();
+    const byUser = new Map<number, number[]>();
+    for (const { id, user_id } of ended) byUser.set(user_id, [...(byUser.get(user_id) ?? []), id]);
+    for (const [userId, sessionIds] of byUser) {
+      this.emit("sessionsRevoked", { userId, sessionIds, reason: "SESSION_EXPIRED" });
+    }
+    return ended.length;
   }
 }
 

@@ -17,12 +17,35 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-/** The `sessions` table: one row per logged-in device. */
+/** When sessions end besides their absolute expiry. */
+export interface SessionPolicy {
+  /** A session not used for this long is dead (0: never, only `expires_at` counts). */
+  idleMs?: number;
+}
+
+/** A deleted session: which user's, so their connections can be told. */
+export interface EndedSession {
+  id: number;
+  user_id: number;
+}
+
+/**
+ * The `sessions` table: one row per logged-in device. A session is live until its `expires_at`
+ * and, with an idle limit, while its `last_seen_at` is more recent than that limit; a dead row is
+ * never handed out and is deleted when met or purged.
+ */
 export class SessionStore {
   readonly #db: Database;
+  readonly #idleMs: number;
 
-  constructor(db: Database) {
+  constructor(db: Database, policy: SessionPolicy = {}) {
     this.#db = db;
+    this.#idleMs = policy.idleMs ?? 0;
+  }
+
+  /** `last_seen_at` at or before this is idle ("" when there is no idle limit: no row is). */
+  #idleCutoff(now: number): string {
+    return this.#idleMs > 0 ? nowIso(now - this.#idleMs) : "";
   }
 
   create(userId: number, deviceName: string, ttlMs: number): { token: string; session: SessionRow } {
@@ -40,27 +63,53 @@ export class SessionStore {
     return this.#db.prepare<[number], SessionRow>("SELECT * FROM sessions WHERE id = ?").get(id);
   }
 
-  /** The live session for a token, or undefined if unknown or expired (expired rows are removed). */
+  /** The live session for a token, or undefined if unknown, expired or idle (dead rows are removed). */
   byToken(token: string): SessionRow | undefined {
     const row = this.#db
       .prepare<[string], SessionRow>("SELECT * FROM sessions WHERE token_hash = ?")
       .get(hashToken(token));
     if (!row) return undefined;
-    if (row.expires_at <= nowIso()) {
+    const now = Date.now();
+    if (row.expires_at <= nowIso(now) || row.last_seen_at <= this.#idleCutoff(now)) {
       this.delete(row.id);
       return undefined;
     }
     return row;
   }
 
+  /** The user's live sessions, oldest first. */
   ofUser(userId: number): SessionRow[] {
+    const now = Date.now();
     return this.#db
-      .prepare<[number, string], SessionRow>("SELECT * FROM sessions WHERE user_id = ? AND expires_at > ? ORDER BY id")
-      .all(userId, nowIso());
+      .prepare<[number, string, string], SessionRow>(
+        "SELECT * FROM sessions WHERE user_id = ? AND expires_at > ? AND last_seen_at > ? ORDER BY id",
+      )
+      .all(userId, nowIso(now), this.#idleCutoff(now));
   }
 
-  touch(id: number): void {
-    this.#db.prepare("UPDATE sessions SET last_seen_at = ? WHERE id = ?").run(nowIso(), id);
+  /** Marks sessions as used now (they do not go idle while in use). */
+  touch(...ids: number[]): void {
+    if (ids.length === 0) return;
+    const update = this.#db.prepare("UPDATE sessions SET last_seen_at = ? WHERE id = ?");
+    const now = nowIso();
+    this.#db.transaction(() => {
+      for (const id of ids) update.run(now, id);
+    })();
+  }
+
+  /**
+   * Keeps the user's `keep` most recently used sessions and deletes the rest (least recently
+   * used first); returns the deleted ids.
+   */
+  trimUser(userId: number, keep: number): number[] {
+    return this.#db
+      .prepare<[number, number, number], { id: number }>(
+        `DELETE FROM sessions WHERE id IN (
+           SELECT id FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC, id DESC LIMIT -1 OFFSET ?
+         ) AND user_id = ? RETURNING id`,
+      )
+      .all(userId, Math.max(0, keep), userId)
+      .map((row) => row.id);
   }
 
   delete(id: number): void {
@@ -75,7 +124,13 @@ export class SessionStore {
       .map((row) => row.id);
   }
 
-  purgeExpired(): number {
-    return this.#db.prepare("DELETE FROM sessions WHERE expires_at <= ?").run(nowIso()).changes;
+  /** Deletes every expired or idle session; returns them. */
+  purgeExpired(): EndedSession[] {
+    const now = Date.now();
+    return this.#db
+      .prepare<[string, string], EndedSession>(
+        "DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ? RETURNING id, user_id",
+      )
+      .all(nowIso(now), this.#idleCutoff(now));
   }
 }

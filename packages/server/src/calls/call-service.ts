@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import type { AccountService } from "../accounts/account-service.js";
 import type { AuditLog } from "../audit/audit-log.js";
 import { assignSlots, type MediaLeg, type MediaLegQuality, type MediaRelay } from "../media/index.js";
+import { offerProblem } from "../media/sdp-lines.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
 import { Call, type Member, type Party } from "./call.js";
 import type { CallHistoryStore } from "./call-history-store.js";
@@ -77,6 +78,10 @@ export class CallService {
   readonly #logger: Logger;
   readonly #ringTimeoutMs: number;
   readonly #maxParticipants: number;
+  readonly #maxCallsPerUser: number;
+  readonly #maxMediaLegs: number;
+  /** `callId:deviceId` of the legs being set up now: one at a time per device and call. */
+  readonly #legsInSetup = new Set<string>();
 
   constructor(deps: {
     accounts: AccountService;
@@ -88,6 +93,10 @@ export class CallService {
     ringTimeoutMs: number;
     /** Largest conference, the caller included. */
     maxParticipants: number;
+    /** Calls one user may be in at once, ringing and held ones included. */
+    maxCallsPerUser: number;
+    /** Media legs the relay may hold at once (below the number of ports in its range). */
+    maxMediaLegs: number;
   }) {
     this.#accounts = deps.accounts;
     this.#presence = deps.presence;
@@ -97,6 +106,8 @@ export class CallService {
     this.#logger = deps.logger;
     this.#ringTimeoutMs = deps.ringTimeoutMs;
     this.#maxParticipants = deps.maxParticipants;
+    this.#maxCallsPerUser = deps.maxCallsPerUser;
+    this.#maxMediaLegs = deps.maxMediaLegs;
     deps.presence.setInCallProvider((userId) => this.isInActiveCall(userId));
     deps.presence.on("deviceDetached", (device) => this.#deviceGone(device));
   }
@@ -114,6 +125,11 @@ export class CallService {
     return (this.#byUser.get(userId)?.size ?? 0) > 0;
   }
 
+  /** Calls the user takes part in or rings for, held ones included. */
+  #callCount(userId: number): number {
+    return this.#byUser.get(userId)?.size ?? 0;
+  }
+
   /** True while the user rings out, or talks in a call they have not put on hold. */
   #isTalking(userId: number): boolean {
     for (const call of this.#byUser.get(userId) ?? []) {
@@ -127,12 +143,17 @@ export class CallService {
    * [CAL] Places a call from `device` to one user, or to several at once (a group call). Invitees
    * who cannot be reached (offline, do-not-disturb) are refused: for a 1:1 call, or when none can
    * be reached, with USER_OFFLINE / USER_BUSY; in a group call they are listed as "left".
+   * A caller already in `maxCallsPerUser` calls (held and ringing ones count) is refused with
+   * TOO_MANY_CALLS; an invitee in that many calls is busy (USER_BUSY), as with do-not-disturb.
    */
   invite(device: Device, to: string | readonly string[]): CallInfo {
     const caller = this.#party(device.userId);
     const names = [...new Set(typeof to === "string" ? [to] : to)];
     const targets = names.map((name) => this.#target(name, caller));
     if (this.#isTalking(caller.userId)) throw new ParleyError("ALREADY_IN_CALL");
+    if (this.#callCount(caller.userId) >= this.#maxCallsPerUser) {
+      throw new ParleyError("TOO_MANY_CALLS", `You may be in at most ${this.#maxCallsPerUser} calls at once.`);
+    }
     if (targets.length + 1 > this.#maxParticipants) {
       throw new ParleyError("CONFERENCE_FULL", `A call may have at most ${this.#maxParticipants} participants.`);
     }
@@ -290,17 +311,42 @@ export class CallService {
     else this.#leave(call, member, "hangup", device.userId, "answered");
   }
 
-  /** Media for this device's leg: SDP offer in, answer out. Replaces an earlier leg of the same device. */
+  /**
+   * Media for this device's leg: SDP offer in, answer out. One leg per device and call: a new
+   * offer replaces the device's earlier leg, which is closed before the new one is created (so a
+   * device never holds two), and a second offer while one is being set up is refused
+   * (MEDIA_FAILED). MEDIA_CAPACITY when the relay already holds `maxMediaLegs` legs.
+   */
   async media(device: Device, callId: string, sdp: string): Promise<string> {
     const call = this.#find(callId);
     if (!call.memberOf(device)) throw new ParleyError("NOT_IN_CALL");
+    const key = `${callId}:${device.id}`;
+    if (this.#legsInSetup.has(key)) {
+      throw new ParleyError("MEDIA_FAILED", "This device's media for the call is already being set up.");
+    }
+    // A bad offer changes nothing: the device keeps the leg it has.
+    const problem = offerProblem(sdp);
+    if (problem) throw new ParleyError("BAD_PARAMS", `Unusable SDP offer: ${problem}.`);
+    if (call.legs.has(device.id)) {
+      this.#closeLeg(call, device.id);
+      this.#link(call);
+    }
+    // The relay counts a leg from the moment it starts setting it up, so concurrent offers from
+    // other devices are counted too.
+    if (this.#media.stats().legs >= this.#maxMediaLegs) {
+      call.logger.warn({ device: device.id, legs: this.#maxMediaLegs }, "media relay at capacity");
+      throw new ParleyError("MEDIA_CAPACITY");
+    }
     let created: { leg: MediaLeg; answerSdp: string };
+    this.#legsInSetup.add(key);
     try {
-      created = await this.#media.createLeg(`${callId}:${device.id}`, sdp);
+      created = await this.#media.createLeg(key, sdp);
     } catch (error) {
       call.logger.warn({ err: error, device: device.id }, "media leg failed");
       if (error instanceof ParleyError) throw error;
       throw new ParleyError("MEDIA_FAILED", undefined, { cause: error });
+    } finally {
+      this.#legsInSetup.delete(key);
     }
     const { leg, answerSdp } = created;
     // The call may have ended, or this device stopped ringing, while the leg was set up.
@@ -407,10 +453,16 @@ export class CallService {
     return { userId: row.id, username: row.username, displayName: row.display_name };
   }
 
-  /** Why `party` cannot be rung now: no device connected, or do-not-disturb ("busy" status). */
+  /**
+   * Why `party` cannot be rung now: no device connected, do-not-disturb ("busy" status), or
+   * already in `maxCallsPerUser` calls (busy too: the caller did nothing wrong).
+   */
   #unreachable(party: Party): ParleyError | undefined {
     if (this.#presence.devicesOf(party.userId).length === 0) return new ParleyError("USER_OFFLINE");
     if (this.#accounts.users.byId(party.userId)?.status === "busy") return new ParleyError("USER_BUSY");
+    if (this.#callCount(party.userId) >= this.#maxCallsPerUser) {
+      return new ParleyError("USER_BUSY", "That user is in too many calls at once.");
+    }
     return undefined;
   }
 

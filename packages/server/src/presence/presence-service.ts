@@ -21,7 +21,7 @@ export interface Device {
  * P1, P2, P4, A5: who is connected from which devices, each user's visible status,
  * and the live directory pushed to every logged-in device as it changes.
  */
-export class PresenceService extends TypedEmitter<{ deviceDetached: [Device] }> {
+export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; deviceDetached: [Device] }> {
   readonly #devices = new Map<number, Set<Device>>();
   #inCall: (userId: number) => boolean = () => false;
   readonly #accounts: AccountService;
@@ -38,11 +38,14 @@ export class PresenceService extends TypedEmitter<{ deviceDetached: [Device] }> 
       this.pushToUser(row.id, "account.updated", { user: toSelf(row) });
     });
     accounts.on("userRemoved", (userId) => this.broadcast("directory.userRemoved", { userId }));
+    // Revoked (SESSION_REVOKED, ACCOUNT_DISABLED) or expired (SESSION_EXPIRED): each connection
+    // on an ended session closes with the reason's code.
     accounts.on("sessionsRevoked", ({ userId, sessionIds, reason, exceptConnection }) => {
       for (const device of this.devicesOf(userId)) {
         if (sessionIds.includes(device.sessionId) && device.id !== exceptConnection) device.close(reason);
       }
     });
+    accounts.setConnectedSessionsProvider((userId) => this.devicesOf(userId).map((device) => device.sessionId));
   }
 
   attach(device: Device): void {
@@ -52,6 +55,7 @@ export class PresenceService extends TypedEmitter<{ deviceDetached: [Device] }> 
       this.#devices.set(device.userId, set);
     }
     set.add(device);
+    this.emit("deviceAttached", device);
     this.#announce(device.userId);
   }
 
