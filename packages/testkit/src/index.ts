@@ -1,6 +1,6 @@
 export * from "./browser.js";
 export { dbSnapshot } from "./db-snapshot.js";
-export { type Closed, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
+export { type Closed, type ConnectOptions, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
 export {
   type BotRun,
   launchServerProcess,

@@ -7,6 +7,13 @@ export interface Closed {
   reason: string;
 }
 
+/** How a test client connects: the Origin, the local (loopback) address to connect from, extra headers (e.g. X-Forwarded-For). */
+export interface ConnectOptions {
+  origin?: string;
+  localAddress?: string;
+  headers?: Record<string, string>;
+}
+
 let nextRequest = 1;
 
 /**
@@ -37,10 +44,7 @@ export class RawClient {
     });
   }
 
-  static connect(
-    url: string,
-    options: { origin?: string; localAddress?: string; headers?: Record<string, string> } = {},
-  ): Promise<RawClient> {
+  static connect(url: string, options: ConnectOptions = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         ...(options.origin ? { origin: options.origin } : {}),
@@ -54,7 +58,7 @@ export class RawClient {
   }
 
   /** Connects and sends `hello`. */
-  static async greeted(url: string, options: { localAddress?: string } = {}): Promise<RawClient> {
+  static async greeted(url: string, options: ConnectOptions = {}): Promise<RawClient> {
     const client = await RawClient.connect(url, options);
     const reply = await client.request("hello", { protocolVersion: PROTOCOL_VERSION });
     if (!reply.ok) throw new Error(`hello failed: ${JSON.stringify(reply)}`);
