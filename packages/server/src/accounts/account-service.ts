@@ -438,11 +438,11 @@ export class AccountService extends TypedEmitter<AccountEvents> {
    */
   #openSession(user: UserRow, deviceName: string | undefined): Authenticated {
     this.#checkDeviceRoom(user.id);
-    const { token, session } = this.sessions.create(user.id, deviceName ?? "device", this.#config.sessionTtlMs);
-    this.users.touchLogin(user.id);
     // Sessions in use count as used now, so the cap ends a forgotten one rather than an open one.
     this.sessions.touch(...this.#connectedSessions(user.id));
-    const revoked = this.sessions.trimUser(user.id, this.#config.maxSessionsPerUser);
+    const { token, session } = this.sessions.create(user.id, deviceName ?? "device", this.#config.sessionTtlMs);
+    this.users.touchLogin(user.id);
+    const revoked = this.sessions.trimUser(user.id, session.id, this.#config.maxSessionsPerUser);
     if (revoked.length > 0) {
       this.emit("sessionsRevoked", { userId: user.id, sessionIds: revoked, reason: "SESSION_REVOKED" });
     }

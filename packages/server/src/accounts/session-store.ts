@@ -98,17 +98,18 @@ export class SessionStore {
   }
 
   /**
-   * Keeps the user's `keep` most recently used sessions and deletes the rest (least recently
-   * used first); returns the deleted ids.
+   * Keeps session `newest` and the user's `keep - 1` other most recently used sessions (ties: the
+   * later created), and deletes the rest; returns the deleted ids.
    */
-  trimUser(userId: number, keep: number): number[] {
+  trimUser(userId: number, newest: number, keep: number): number[] {
     return this.#db
       .prepare<[number, number, number], { id: number }>(
         `DELETE FROM sessions WHERE id IN (
-           SELECT id FROM sessions WHERE user_id = ? ORDER BY last_seen_at DESC, id DESC LIMIT -1 OFFSET ?
-         ) AND user_id = ? RETURNING id`,
+           SELECT id FROM sessions WHERE user_id = ? AND id != ?
+           ORDER BY last_seen_at DESC, id DESC LIMIT -1 OFFSET ?
+         ) RETURNING id`,
       )
-      .all(userId, Math.max(0, keep), userId)
+      .all(userId, newest, Math.max(0, keep - 1))
       .map((row) => row.id);
   }
 
