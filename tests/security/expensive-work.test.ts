@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { describe, it } from "node:test";
 import { RawClient, registered, sdkClient, startTestServer, TEST_PASSWORD, type TestServer } from "@parley/testkit";
 
@@ -40,7 +41,30 @@ function firstBusy(pending: Promise<Reply>[]): Promise<void> {
   );
 }
 
+/** The nice value of each thread of this process by thread id (Linux: /proc/self/task/TID/stat). */
+function threadNiceValues(): Map<number, number> {
+  const values = new Map<number, number>();
+  for (const tid of fs.readdirSync("/proc/self/task")) {
+    const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+    values.set(Number(tid), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+  }
+  return values;
+}
+
 describe("bounded expensive work", () => {
+  it("hashes passwords on threads at the lowest CPU priority, so a login flood cannot take the core from the relay's event loop", async (t) => {
+    if (!fs.existsSync("/proc/self/task")) return t.skip("no /proc/self/task on this system");
+    const s = await start();
+    try {
+      (await registered(s.url, "hashed")).client.close();
+      const nice = threadNiceValues();
+      assert.ok([...nice.values()].includes(19), `a hashing thread runs at nice 19: ${[...nice.entries()]}`);
+      assert.equal(nice.get(process.pid), 0, "the event loop's own thread keeps its priority");
+    } finally {
+      await s.stop();
+    }
+  });
+
   it("answers a flood of registrations beyond the hash queue with SERVER_BUSY at once, creates none of those accounts, and keeps serving others meanwhile", async () => {
     const s = await start();
     try {

@@ -1,22 +1,22 @@
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { ScryptThreads } from "./scrypt-threads.js";
 
 /**
  * scrypt at OWASP's first recommended setting (N=2^17, r=8, p=1: 128 MiB, ~0.3 s here).
  * Hashes are self-describing (`scrypt$N$r$p$salt$hash`, base64url) so parameters can be
- * raised later without invalidating stored passwords. Runs on libuv's thread pool, never
- * on the event loop.
+ * raised later without invalidating stored passwords. Runs on worker threads at the lowest CPU
+ * priority (ScryptThreads), never on the event loop; HashPool decides how many may run and wait.
  */
 const PARAMS = { N: 2 ** 17, r: 8, p: 1 };
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;
 const MAX_MEMORY = 256 * 1024 * 1024;
 
+/** More threads than HashPool ever lets run at once (its concurrency stays below 4). */
+const threads = new ScryptThreads(4);
+
 function derive(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize("NFKC"), salt, KEY_LENGTH, { ...params, maxmem: MAX_MEMORY }, (error, key) =>
-      error ? reject(error) : resolve(key),
-    );
-  });
+  return threads.derive(password.normalize("NFKC"), salt, KEY_LENGTH, { ...params, maxmem: MAX_MEMORY });
 }
 
 export async function hashPassword(password: string): Promise<string> {
