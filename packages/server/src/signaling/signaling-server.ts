@@ -78,6 +78,7 @@ export class SignalingServer {
    * too) sees why, then closed at once with TOO_MANY_CONNECTIONS. No connection state is made.
    */
   #refuse(ws: WebSocket, address: string, reason: ConnectionRefusal): void {
+    ws.on("error", () => {});
     this.#services.refusals.refused({ action: "connection_refused", address, reason });
     this.#services.stats.countClose("TOO_MANY_CONNECTIONS");
     ws.send(
@@ -91,7 +92,6 @@ export class SignalingServer {
     const drop = setTimeout(() => ws.terminate(), REFUSED_CLOSE_GRACE_MS);
     drop.unref();
     ws.once("close", () => clearTimeout(drop));
-    ws.on("error", () => {});
   }
 
   /** Browsers send Origin: it must be this server's own host, or one the operator allowed. Non-browser clients send none. */
