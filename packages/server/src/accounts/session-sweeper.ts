@@ -102,7 +102,12 @@ export class SessionSweeper {
       return;
     }
     this.#logger.info({ device: device.id, sessionId: device.sessionId }, "session reached its expiry");
-    this.sweep();
+    // One purge ends every session due by now (many may fall due together), not a full sweep each.
+    try {
+      this.#accounts.expireSessions();
+    } catch (error) {
+      this.#logger.error({ err: error }, "could not end an expired session");
+    }
   }
 
   #detached(device: Device): void {
