@@ -189,6 +189,12 @@ export async function startServerProcess(options: {
     "120",
     "--console",
     "off",
+    // Every simulated user connects from 127.0.0.1: the per-address cap (250 by default, for a
+    // school behind one NAT address) would refuse most of them, so the bench lifts the caps.
+    "--max-connections",
+    "100000",
+    "--max-connections-per-address",
+    "100000",
     ...(options.extraArgs ?? []),
   ]);
   const { child, httpUrl, output, exited } = await launchServerProcess(cmd, args, {
