@@ -151,7 +151,9 @@ export const DEFAULT_CONFIG: ServerConfig = {
   workLimits: {
     hashConcurrency: 2,
     hashQueue: 32,
-    registrationsPerAddress: 20,
+    // A class signing up on its first morning shares one NAT address: generous, since scrypt is
+    // bounded by the hash pool anyway; this stops account spam, not load.
+    registrationsPerAddress: 100,
     passwordChecksPerUser: 10,
     windowMs: 60 * 60 * 1000,
   },

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ParleyClient, type ParleyClientOptions } from "@parley/client";
-import { type ParleyServer, type StartOptions, startServer } from "@parley/server";
+import { DEFAULT_CONFIG, type ParleyServer, type StartOptions, startServer } from "@parley/server";
 import WebSocket from "ws";
 
 export function tempDir(prefix = "parley-test-"): string {
@@ -28,6 +28,9 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
     logToStdout: false,
     media: { ip: "127.0.0.1", portMin: 40000, portMax: 49999 },
     webRoot: WEB_ROOT,
+    // Every test user registers from 127.0.0.1: the per-address registration throttle would stop
+    // suites that create many accounts; the tests of that throttle set their own limits.
+    workLimits: { ...DEFAULT_CONFIG.workLimits, registrationsPerAddress: 100_000 },
     ...options,
     dataDir,
   });

@@ -371,6 +371,7 @@ export class SoftphoneStore {
         this.#signOut("revoked");
         break;
       case "SESSION_INVALID":
+      case "SESSION_EXPIRED":
         this.#signOut("expired");
         break;
       case "ACCOUNT_DISABLED":
