@@ -144,6 +144,8 @@ describe("sessions and devices per user", () => {
       assert.equal(code((await resume(s, tokenA)).reply), "SESSION_INVALID");
       assert.deepEqual(sessionIds(s, "capped"), [c.sessionId, d.sessionId]);
       assert.equal(code(await c.client.request("account.get")), "ok");
+      const audit = await s.server.commands.run(["logs", "10", "--action", "session_capped"]);
+      assert.match(audit.output, /session_capped/, "the operator sees why the sessions ended");
       c.client.close();
       d.client.close();
     });

@@ -444,6 +444,12 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     this.users.touchLogin(user.id);
     const revoked = this.sessions.trimUser(user.id, session.id, this.#config.maxSessionsPerUser);
     if (revoked.length > 0) {
+      this.#audit.record({
+        action: "session_capped",
+        actor: user.username,
+        username: user.username,
+        detail: { revoked: revoked.length, max: this.#config.maxSessionsPerUser },
+      });
       this.emit("sessionsRevoked", { userId: user.id, sessionIds: revoked, reason: "SESSION_REVOKED" });
     }
     return { user: this.users.byId(user.id)!, session, token };

@@ -9,6 +9,7 @@ export const AUDIT_ACTIONS = [
   "login_failed",
   "register_refused",
   "connection_refused",
+  "session_capped",
   "resume",
   "logout",
   "logout_all",
