@@ -162,7 +162,7 @@ describe("parley admin against a running server", () => {
       assert.match(all.stdout, new RegExp(`\\s${action.replace(".", "\\.")}\\s`), action);
     }
     const failed = await admin("logs", "10", "--user", "alice", "--action", "login_failed");
-    assert.match(failed.stdout, /login_failed\s+-\s+alice\s+127\.0\.0\.8\s+\{"reason":"wrong_password"\}/);
+    assert.match(failed.stdout, /login_failed\s+-\s+alice\s+127\.0\.0\.8\s+\{"reason":"wrong_password","count":1\}/);
     assert.doesNotMatch(failed.stdout, /\sadmin\./);
     const lines = (await admin("logs", "3")).stdout.trim().split("\n");
     assert.equal(lines.length, 4, "header and three entries");
