@@ -1,4 +1,5 @@
 import http from "node:http";
+import { applySecurityHeaders } from "./security-headers.js";
 import { serveStatic } from "./static-files.js";
 
 export interface HealthInfo {
@@ -8,7 +9,10 @@ export interface HealthInfo {
   connections: number;
 }
 
-/** The one HTTP port: health check, metrics and the web client; WebSocket upgrades are handed over. */
+/**
+ * The one HTTP port: health check, metrics and the web client; WebSocket upgrades are handed over.
+ * Every response carries the security headers (security-headers.ts), set before any route runs.
+ */
 export function createHttpServer(options: {
   health: () => HealthInfo;
   webRoot?: string | undefined;
@@ -16,6 +20,7 @@ export function createHttpServer(options: {
   metrics?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
 }): http.Server {
   return http.createServer((req, res) => {
+    applySecurityHeaders(res);
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/metrics" && options.metrics && (req.method === "GET" || req.method === "HEAD")) {
       options.metrics(req, res).catch(() => {

@@ -19,7 +19,8 @@ const TYPES: Record<string, string> = {
 /**
  * Serves the built web client from `root`: files by path (never outside `root`), and
  * `index.html` for any other GET so client-side routes (e.g. /admin) load the app.
- * Hashed assets under /assets/ are cached for a year; index.html is never cached.
+ * Hashed assets under /assets/ are cached for a year; index.html is never cached. The security
+ * headers (nosniff, CSP...) are set for every response by the HTTP server.
  */
 export function serveStatic(
   root: string,
@@ -42,8 +43,6 @@ export function serveStatic(
   res.writeHead(200, {
     "content-type": TYPES[path.extname(target)] ?? "application/octet-stream",
     "cache-control": immutable ? "public, max-age=31536000, immutable" : "no-cache",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
   });
   if (req.method === "HEAD") res.end();
   else fs.createReadStream(target).pipe(res);

@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { CloseCode, MAX_MESSAGE_BYTES, SIGNALING_PATH } from "@parley/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
 import { clientAddressResolver } from "../http/client-address.js";
+import { securityHeaderLines } from "../http/security-headers.js";
 import { ClientConnection, closeMessage } from "./client-connection.js";
 import { ConnectionLimits, type ConnectionRefusal } from "./connection-limits.js";
 import type { Services } from "./handlers.js";
@@ -116,5 +117,5 @@ export class SignalingServer {
 }
 
 function reject(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n${securityHeaderLines()}\r\n`);
 }
