@@ -99,4 +99,9 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE users ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
   `,
+  // 6: retention finds old audit entries and calls by time
+  `
+  CREATE INDEX audit_at ON audit_log(at);
+  CREATE INDEX calls_ended ON calls(ended_at);
+  `,
 ];
