@@ -291,6 +291,8 @@ program
   .passThroughOptions(true)
   .action(async (words: string[], opts: { dataDir: string }) => {
     const socket = dataPaths(path.resolve(opts.dataDir)).controlSocket;
+    // The server runs elsewhere: a backup's file is named from here.
+    if (words[0] === "backup" && words[1] && !words[1].startsWith("--")) words[1] = path.resolve(words[1]);
     try {
       const result = await sendControlCommand(socket, words);
       (result.exitCode === 0 ? process.stdout : process.stderr).write(`${result.output}\n`);

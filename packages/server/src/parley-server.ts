@@ -25,7 +25,10 @@ import { PhonebookService } from "./phonebook/phonebook-service.js";
 import { PresenceService } from "./presence/presence-service.js";
 import { ServerStats } from "./signaling/server-stats.js";
 import { SignalingServer } from "./signaling/signaling-server.js";
+import { backupDatabase } from "./storage/backup.js";
+import { enforceOwnerOnly, octal } from "./storage/data-dir-permissions.js";
 import { type Database, openDatabase } from "./storage/database.js";
+import { type RetentionResult, RetentionSweeper } from "./storage/retention.js";
 import { SettingsStore } from "./storage/settings-store.js";
 
 export const SERVER_VERSION: string = (
@@ -52,6 +55,8 @@ export interface ParleyServer {
   readonly operator: OperatorService;
   readonly logger: Logger;
   readonly db: Database;
+  /** Runs a retention pass now (it also runs at start and daily): rows deleted per kind. */
+  runRetention(now?: number): Promise<RetentionResult>;
   /** Resolves once the server has shut down (after `close()`, a `shutdown` command or a signal). */
   readonly closed: Promise<void>;
   /** Clean shutdown: tells every client, closes listeners, checkpoints and closes the database. Idempotent. */
@@ -63,9 +68,23 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const { consoleInput, consoleOutput, ...partial } = options;
   const config = resolveConfig(partial);
   const paths = dataPaths(config.dataDir);
+  // Owner-only before anything opens them; what was looser is reported once the logger exists.
+  const loosened = enforceOwnerOnly(
+    config.dataDir,
+    [paths.database, `${paths.database}-wal`, `${paths.database}-shm`, paths.log, paths.controlSocket].map((file) =>
+      path.basename(file),
+    ),
+  );
   const logger = createLogger({ file: paths.log, level: config.logLevel, stdout: config.logToStdout });
+  for (const { path: where, was, now } of loosened) {
+    const message = `${where} was readable or writable by others (mode ${octal(was)}); made owner-only (${octal(now)})`;
+    logger.warn({ path: where, was: octal(was), now: octal(now) }, "data dir permissions were too loose");
+    process.stderr.write(`parley: warning: ${message}\n`);
+  }
   const db = openDatabase(paths.database);
-  const audit = new AuditLog(db);
+  const audit = new AuditLog(db, {
+    onError: (error, lost) => logger.error({ err: error, lost }, "audit entries could not be written"),
+  });
   const refusals = new RefusalSummary(audit);
   const settings = new SettingsStore(db);
   const stats = new ServerStats();
@@ -79,10 +98,11 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   });
   // Metrics read the services at scrape time; only call outcomes are counted as they happen.
   let metrics: Metrics | undefined;
+  const history = new MeteredCallHistoryStore(db, (call) => metrics?.callRecorded(call));
   const calls = new CallService({
     accounts,
     presence,
-    history: new MeteredCallHistoryStore(db, (call) => metrics?.callRecorded(call)),
+    history,
     media,
     audit,
     logger: logger.child({ module: "calls" }),
@@ -99,6 +119,23 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     logger: logger.child({ module: "sessions" }),
   });
   sessionSweeper.start();
+  // Deletes audit entries and call history past --retain-audit-days / --retain-history-days, now and daily.
+  const retention = new RetentionSweeper({
+    targets: [
+      {
+        name: "audit",
+        days: config.retention.auditDays,
+        deleteOlderThan: (before, limit) => audit.deleteOlderThan(before, limit),
+      },
+      {
+        name: "calls",
+        days: config.retention.historyDays,
+        deleteOlderThan: (before, limit) => history.deleteEndedBefore(before, limit),
+      },
+    ],
+    logger: logger.child({ module: "retention" }),
+  });
+  retention.start();
 
   // The signaling server is built below; the operator's connection count reads it then.
   let signaling: SignalingServer | undefined;
@@ -113,6 +150,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     history: new CallHistorySearch(db),
     version: SERVER_VERSION,
     connections,
+    backup: (file) => backupDatabase(db, file),
   });
   const operatorFeed = new OperatorFeed({ operator, presence, logger: logger.child({ module: "operator" }) });
   metrics = new Metrics({ presence, calls, media, stats, refusals, connections });
@@ -169,8 +207,11 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     signalingServer.close();
     accounts.close();
     refusals.close();
+    retention.close();
     await closeHttp(httpServer);
     await control?.close();
+    // Every audit entry recorded until now is written before the database closes.
+    audit.close();
     db.pragma("wal_checkpoint(TRUNCATE)");
     db.close();
     logger.info("stopped");
@@ -189,7 +230,9 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     });
   } catch (error) {
     sessionSweeper.close();
+    retention.close();
     await control?.close();
+    audit.close();
     db.close();
     throw error;
   }
@@ -212,6 +255,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     operator,
     logger,
     db,
+    runRetention: (now) => retention.runNow(now),
     closed,
     close,
   };

@@ -30,6 +30,7 @@ const HELP = `Operator commands:
   stats                                  uptime, users, connections, calls, messages, errors, memory
   signup [on|off]                        show or set whether people may register themselves
   demo-users                             create the demo accounts (password '${DEMO_PASSWORD}')
+  backup FILE                            copy the live database to FILE (a new file, owner-only)
   shutdown                               stop the server cleanly`;
 
 interface Parsed {
@@ -152,6 +153,8 @@ export class AdminCommands {
         const call = op.endCall(id, actor);
         return `ended call ${call.callId} (${call.participants.join(", ")})`;
       }
+      case "backup":
+        return this.#backupText(args, actor);
       case "shutdown":
         op.shutdown(actor, this.#shutdown);
         return "shutting down";
@@ -251,6 +254,14 @@ export class AdminCommands {
       ["TIME", "ACTION", "ACTOR", "USER", "ADDRESS", "DETAIL"],
       entries.map((e) => [e.at, e.action, e.actor, e.username, e.address, e.detail ? JSON.stringify(e.detail) : null]),
     );
+  }
+
+  async #backupText(args: Parsed, actor: string): Promise<string> {
+    const file = args.positionals[0];
+    if (!file || args.positionals.length > 1) throw new UsageError("backup FILE (a new file; never overwritten)");
+    const result = await this.#operator.backup(file, actor);
+    const rows = Object.entries(result.tables).map(([name, n]) => [name, n]);
+    return `backup written to ${result.file} (${result.bytes} bytes)\n${table(["TABLE", "ROWS"], rows)}`;
   }
 
   #statsText(): string {

@@ -18,6 +18,7 @@ import { type CallService, type LiveCall, liveCallState } from "../calls/call-se
 import type { MediaRelay } from "../media/index.js";
 import type { PresenceService } from "../presence/presence-service.js";
 import type { ServerStats } from "../signaling/server-stats.js";
+import type { BackupResult } from "../storage/backup.js";
 import type { CallHistoryQuery, CallHistorySearch } from "./call-history-search.js";
 
 /** The seeds' test users (A6). */
@@ -78,6 +79,7 @@ export class OperatorService {
   readonly #history: CallHistorySearch;
   readonly #version: string;
   readonly #connections: () => number;
+  readonly #backup: (file: string) => Promise<BackupResult>;
   /** The last CPU and packet sample, for rates between snapshots. */
   #sample = { at: performance.now(), cpu: process.cpuUsage(), packets: 0, cpuPercent: 0, packetsPerSecond: 0 };
 
@@ -92,6 +94,8 @@ export class OperatorService {
     version: string;
     /** Open signaling connections (logged in or not). */
     connections: () => number;
+    /** Copies the live database to a new file (storage/backup.ts). */
+    backup: (file: string) => Promise<BackupResult>;
   }) {
     this.#accounts = deps.accounts;
     this.#presence = deps.presence;
@@ -102,6 +106,7 @@ export class OperatorService {
     this.#history = deps.history;
     this.#version = deps.version;
     this.#connections = deps.connections;
+    this.#backup = deps.backup;
   }
 
   // ---- Who may ------------------------------------------------------------------------------
@@ -346,6 +351,17 @@ export class OperatorService {
   shutdown(actor: string, stop: () => void): void {
     this.#audit.record({ action: "admin.shutdown", actor });
     setImmediate(stop);
+  }
+
+  /**
+   * Copies the live database to `file` (a new file, owner-only), every audit entry recorded so far
+   * included. The copy holds password hashes: who took one, and where to, is audited.
+   */
+  async backup(file: string, actor: string): Promise<BackupResult> {
+    this.#audit.flush();
+    const result = await this.#backup(file);
+    this.#audit.record({ action: "admin.backup", actor, detail: { file: result.file, bytes: result.bytes } });
+    return result;
   }
 
   async demoUsers(actor: string): Promise<string[]> {

@@ -28,6 +28,7 @@ export const AUDIT_ACTIONS = [
   "admin.hangup",
   "admin.grant_operator",
   "admin.revoke_operator",
+  "admin.backup",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -69,41 +70,126 @@ export interface AuditRecord {
  */
 export const auditOrigin = new AsyncLocalStorage<{ address: string }>();
 
-/** Append-only table of security-relevant actions, queried by the operator. */
+/** How long an entry may wait in memory before it is written, in ms. */
+export const AUDIT_FLUSH_MS = 100;
+/** Entries written at once at most; a full batch is written at once. */
+export const AUDIT_BATCH_MAX = 200;
+
+type PendingRow = [
+  at: string,
+  action: string,
+  actor: string | null,
+  username: string | null,
+  address: string | null,
+  detail: string | null,
+];
+
+/**
+ * Append-only table of security-relevant actions, queried by the operator.
+ *
+ * Entries are written in batches, off the path that relays audio: `record()` only queues the entry
+ * in memory; the queue is written in one transaction (one fsync) every AUDIT_FLUSH_MS or once it
+ * holds AUDIT_BATCH_MAX entries, so a flood of refused logins costs one disk sync per interval, not
+ * one per attempt. `query()` writes the queue first, so a query always sees every entry recorded
+ * before it; `close()` writes it at a clean shutdown. A crash (power loss, SIGKILL) may lose the
+ * entries of the last interval: the audit log is a record for the operator, never data a client was
+ * told is stored.
+ */
 export class AuditLog {
   readonly #db: Database;
-  readonly #insert;
+  readonly #insertBatch: (rows: PendingRow[]) => void;
   readonly #listeners: ((entry: AuditRecord) => void)[] = [];
+  readonly #onError: (error: unknown, lost: number) => void;
+  readonly #flushMs: number;
+  readonly #batchMax: number;
+  #pending: PendingRow[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
 
-  constructor(db: Database) {
+  constructor(
+    db: Database,
+    options: {
+      /** A batch that could not be written (disk full...): its entries are lost, the server goes on. */
+      onError?: (error: unknown, lost: number) => void;
+      flushMs?: number;
+      batchMax?: number;
+    } = {},
+  ) {
     this.#db = db;
-    this.#insert = db.prepare(
+    const insert = db.prepare(
       "INSERT INTO audit_log (at, action, actor, username, address, detail) VALUES (?, ?, ?, ?, ?, ?)",
     );
+    this.#insertBatch = db.transaction((rows: PendingRow[]) => {
+      for (const row of rows) insert.run(...row);
+    });
+    this.#onError = options.onError ?? (() => {});
+    this.#flushMs = options.flushMs ?? AUDIT_FLUSH_MS;
+    this.#batchMax = options.batchMax ?? AUDIT_BATCH_MAX;
   }
 
+  /** Queues the entry (written within AUDIT_FLUSH_MS) and tells the listeners. Ignored after `close()`. */
   record(entry: AuditRecord): void {
-    this.#insert.run(
+    if (this.#closed) return;
+    this.#pending.push([
       nowIso(),
       entry.action,
       entry.actor ?? null,
       entry.username ?? null,
       entry.address ?? auditOrigin.getStore()?.address ?? null,
       entry.detail ? JSON.stringify(entry.detail) : null,
-    );
+    ]);
+    if (this.#pending.length >= this.#batchMax) this.flush();
+    else if (!this.#timer) {
+      this.#timer = setTimeout(() => this.flush(), this.#flushMs);
+      this.#timer.unref();
+    }
     for (const listener of this.#listeners) listener(entry);
   }
 
   /**
-   * Calls `listener` after every entry is written. Lets the metrics count failed logins (and
+   * Calls `listener` after every entry is recorded. Lets the metrics count failed logins (and
    * anything else audited) without the account rules knowing metrics exist.
    */
   onRecord(listener: (entry: AuditRecord) => void): void {
     this.#listeners.push(listener);
   }
 
+  /** Writes every queued entry now, in one transaction. */
+  flush(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#pending.length === 0) return;
+    const rows = this.#pending;
+    this.#pending = [];
+    try {
+      this.#insertBatch(rows);
+    } catch (error) {
+      this.#onError(error, rows.length);
+    }
+  }
+
+  /** Writes what is queued; entries recorded afterwards are ignored (the database is about to close). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.flush();
+    this.#closed = true;
+  }
+
+  /**
+   * Deletes at most `limit` entries older than `before` (ISO 8601), oldest first; returns how many.
+   * Retention calls it in small batches so the event loop is never held long.
+   */
+  deleteOlderThan(before: string, limit: number): number {
+    return this.#db
+      .prepare("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY id LIMIT ?)")
+      .run(before, limit).changes;
+  }
+
   /** Newest last, at most `limit` entries (default 20). */
   query(query: AuditQuery = {}): AuditEntry[] {
+    this.flush();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (query.username) {

@@ -156,4 +156,14 @@ export class CallHistoryStore {
   count(): number {
     return (this.#db.prepare("SELECT COUNT(*) AS n FROM calls").get() as { n: number }).n;
   }
+
+  /**
+   * Deletes at most `limit` calls that ended before `before` (ISO 8601), oldest first, with their
+   * participants (ON DELETE CASCADE); returns how many calls. Retention calls it in small batches.
+   */
+  deleteEndedBefore(before: string, limit: number): number {
+    return this.#db
+      .prepare("DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE ended_at < ? ORDER BY ended_at LIMIT ?)")
+      .run(before, limit).changes;
+  }
 }
