@@ -8,6 +8,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { dominantFrequency, readWav, rms, SAMPLE_RATE } from "@parley/audio";
 import {
+  assertNoCspViolations,
   type BotRun,
   type BrowserUser,
   launchBrowserUser,
@@ -60,6 +61,7 @@ after(
     await eve?.close();
     await t?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (eve) assertNoCspViolations(eve, "eve's browser");
   },
   { timeout: 30_000 },
 );

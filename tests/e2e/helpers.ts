@@ -10,6 +10,7 @@ import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { StartOptions } from "@parley/server";
 import {
+  assertNoCspViolations,
   type BrowserUser,
   launchBrowserUsers,
   type ReceivedAudio,
@@ -134,7 +135,8 @@ export interface BrowserSession {
  * Registers the file's `before` and `after` hooks: a real server (`server` options), a temporary
  * directory for the microphones' WAV files, one headless Chromium per person with its own fake
  * microphone (`microphones(dir)`, in order), then `ready`. After the tests: what each browser
- * reported, then the browsers closed, the server stopped and the directory removed.
+ * reported, then the browsers closed, the server stopped and the directory removed; the file fails
+ * if any browser saw a Content-Security-Policy violation (the server's CSP must let the app work).
  */
 export function useBrowserSession(options: {
   people: Person[];
@@ -166,6 +168,7 @@ export function useBrowserSession(options: {
       await Promise.all(users.map((user) => user.close()));
       await t?.stop();
       if (dir) fs.rmSync(dir, { recursive: true, force: true });
+      for (const [i, user] of users.entries()) assertNoCspViolations(user, `${options.people[i]?.username}'s browser`);
     },
     { timeout: 30_000 },
   );

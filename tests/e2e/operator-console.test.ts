@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import {
+  assertNoCspViolations,
   type BotRun,
   type BrowserUser,
   launchBrowserUser,
@@ -79,6 +80,7 @@ after(
     await operator?.close();
     await t?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (operator) assertNoCspViolations(operator, "the operator's browser");
   },
   { timeout: 30_000 },
 );
@@ -252,6 +254,7 @@ describe("operator console", { timeout: 120_000 }, () => {
 
   it("gives a non-operator no operator data from the page or the API, and lets the operator kick them", async () => {
     other = { context: await operator.browser.newContext(), page: undefined as unknown as Page };
+    await operator.watch(other.context);
     other.page = await other.context.newPage();
     await signInToConsole(other.page, NORBERT);
     await expectText(other.page.getByTestId("not-operator"), "Your account is not an operator.");

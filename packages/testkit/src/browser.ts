@@ -42,8 +42,33 @@ export interface BrowserUser {
   page: Page;
   /** Console errors, uncaught page errors and failed requests seen so far (for diagnostics). */
   problems: string[];
+  /**
+   * Content-Security-Policy violations seen so far in any page of the watched contexts: each is a
+   * failure (see `assertNoCspViolations`), since the server's CSP must let the real app work.
+   */
+  cspViolations: string[];
+  /** Records problems and CSP violations of another context of this browser too (e.g. a second login). */
+  watch(context: BrowserContext): Promise<void>;
   /** Closes the browser (idempotent, never throws). */
   close(): Promise<void>;
+}
+
+/**
+ * Runs before any script of every page: reports each `securitypolicyviolation` event on the console,
+ * where `watch` picks it up. Chromium also logs its own "Refused to ..." line naming the Content
+ * Security Policy; both are caught, and injected scripts are not themselves subject to the CSP.
+ */
+const CSP_PROBE = `document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("Content Security Policy violation: " + e.effectiveDirective + " blocked " + (e.blockedURI || "inline") +
+    " at " + e.sourceFile + ":" + e.lineNumber + " on " + location.pathname);
+});`;
+
+/** Throws listing every CSP violation the browser saw; `who` names it in the message. */
+export function assertNoCspViolations(user: BrowserUser, who = "the browser"): void {
+  if (user.cspViolations.length === 0) return;
+  throw new Error(
+    `${who} saw ${user.cspViolations.length} Content Security Policy violation(s):\n  ${user.cspViolations.join("\n  ")}`,
+  );
 }
 
 export interface LaunchBrowserOptions {
@@ -82,21 +107,28 @@ export async function launchBrowserUser(wavFile: string, options: LaunchBrowserO
     await browser.close().catch(() => {});
   };
   try {
-    const context = await browser.newContext({ viewport: options.viewport ?? { width: 1200, height: 800 } });
-    const page = await context.newPage();
     const problems: string[] = [];
-    page.on("console", (message) => {
-      if (options.echoConsole) process.stderr.write(`[${options.echoConsole}] ${message.type()}: ${message.text()}\n`);
-      if (message.type() === "error") problems.push(`console: ${message.text()}`);
-    });
-    page.on("pageerror", (error) => {
-      problems.push(`page error: ${error.message}`);
-      if (options.echoConsole) process.stderr.write(`[${options.echoConsole}] page error: ${error.stack}\n`);
-    });
-    page.on("requestfailed", (request) => {
-      problems.push(`request failed: ${request.url()} ${request.failure()?.errorText ?? ""}`);
-    });
-    return { browser, context, page, problems, close };
+    const cspViolations: string[] = [];
+    const watch = async (context: BrowserContext) => {
+      await context.addInitScript({ content: CSP_PROBE });
+      context.on("console", (message) => {
+        const text = message.text();
+        if (options.echoConsole) process.stderr.write(`[${options.echoConsole}] ${message.type()}: ${text}\n`);
+        if (message.type() === "error") problems.push(`console: ${text}`);
+        if (text.includes("Content Security Policy")) cspViolations.push(text);
+      });
+      context.on("weberror", (error) => {
+        problems.push(`page error: ${error.error().message}`);
+        if (options.echoConsole) process.stderr.write(`[${options.echoConsole}] page error: ${error.error().stack}\n`);
+      });
+      context.on("requestfailed", (request) => {
+        problems.push(`request failed: ${request.url()} ${request.failure()?.errorText ?? ""}`);
+      });
+    };
+    const context = await browser.newContext({ viewport: options.viewport ?? { width: 1200, height: 800 } });
+    await watch(context);
+    const page = await context.newPage();
+    return { browser, context, page, problems, cspViolations, watch, close };
   } catch (error) {
     await close();
     throw error;

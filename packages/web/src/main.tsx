@@ -1,3 +1,5 @@
+// First: configures what the other modules need under the server's strict CSP.
+import "./strict-csp.js";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./app/app.js";
