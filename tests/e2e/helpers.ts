@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -27,9 +28,16 @@ export const E2E_PASSWORD = "e2e password 1";
 /** How long UI expectations wait by default. */
 export const UI_TIMEOUT = 10_000;
 
-export const SCREENSHOT_DIR = fileURLToPath(new URL("../../docs/screenshots/", import.meta.url));
+/**
+ * Where screenshots go: docs/screenshots/ with PARLEY_UPDATE_SCREENSHOTS=1 (`npm run screenshots`),
+ * else a temporary folder, so `npm test` leaves the working tree as it found it.
+ */
+export const SCREENSHOT_DIR =
+  process.env.PARLEY_UPDATE_SCREENSHOTS === "1"
+    ? fileURLToPath(new URL("../../docs/screenshots/", import.meta.url))
+    : path.join(os.tmpdir(), "parley-screenshots");
 
-/** Saves a documentation screenshot (docs/screenshots/NAME.png) of the page's viewport. */
+/** Saves a screenshot (NAME.png in SCREENSHOT_DIR) of the page's viewport. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
   // Let transitions and the focus ring settle before the picture.
