@@ -152,7 +152,7 @@ describe("media legs", () => {
 
   it("refuses legs with MEDIA_CAPACITY at the leg cap, before the relay runs out of ports", async () => {
     const ports = { portMin: 38100, portMax: 38119 };
-    const limits = { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 20 };
+    const limits = { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 20, anonymousPerSecond: 300 };
     await withServer({ media: { ip: IP, ...ports }, connectionLimits: limits }, async (s) => {
       const cap = s.server.config.maxMediaLegs;
       assert.ok(cap < 20, `the default leg cap (${cap}) leaves ports free in a 20-port range`);

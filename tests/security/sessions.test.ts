@@ -152,7 +152,7 @@ describe("sessions and devices per user", () => {
   });
 
   it("refuses a login or resume beyond the devices per user with TOO_MANY_DEVICES, leaving the connection anonymous", async () => {
-    const limits = { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 2 };
+    const limits = { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 2, anonymousPerSecond: 300 };
     await withServer({ connectionLimits: limits }, async (s) => {
       const first = await registered(s.url, "busy-bee");
       const second = await loggedIn(s.url, "busy-bee");

@@ -170,6 +170,15 @@ program
       .argParser(atLeastOne),
   )
   .addOption(
+    new Option(
+      "--anonymous-rate <n>",
+      "messages and new connections per second from clients not logged in, server-wide (bursts of twice that); beyond, they wait",
+    )
+      .env("PARLEY_ANONYMOUS_RATE")
+      .default(DEFAULT_CONFIG.connectionLimits.anonymousPerSecond)
+      .argParser(atLeastOne),
+  )
+  .addOption(
     new Option("--max-sessions-per-user <n>", "sessions one user may keep (the oldest is ended beyond it)")
       .env("PARLEY_MAX_SESSIONS_PER_USER")
       .default(DEFAULT_CONFIG.maxSessionsPerUser)
@@ -245,6 +254,7 @@ program
           perAddress: opts.maxConnectionsPerAddress,
           loginTimeoutMs: opts.loginTimeout * 1000,
           devicesPerUser: opts.maxDevicesPerUser,
+          anonymousPerSecond: opts.anonymousRate,
         },
         maxSessionsPerUser: opts.maxSessionsPerUser,
         sessionTtlMs: opts.sessionDays * DAY_MS,

@@ -52,6 +52,13 @@ export interface ConnectionLimits {
   loginTimeoutMs: number;
   /** Logged-in devices (connections) of one user at once; one more is refused with TOO_MANY_DEVICES. */
   devicesPerUser: number;
+  /**
+   * The server-wide budget for strangers: messages from connections not logged in (hello, login,
+   * register, resume) plus new WebSocket connections, per second, with bursts of twice that.
+   * Beyond it such work waits unread (slowed, not refused), so a flood of bad logins cannot take
+   * the event loop from the media relay; logged-in users are never held by it.
+   */
+  anonymousPerSecond: number;
 }
 
 /** Bounds on the expensive work strangers and users can ask for. */
@@ -147,7 +154,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   sessionIdleMs: 14 * 24 * 3600 * 1000,
   maxSessionsPerUser: 20,
   loginLimits: { perAccountAddress: 10, perAccount: 20, perAddress: 30, windowMs: 15 * 60 * 1000, maxDelayMs: 10_000 },
-  connectionLimits: { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 10 },
+  connectionLimits: { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 10, anonymousPerSecond: 300 },
   workLimits: {
     hashConcurrency: 2,
     hashQueue: 32,

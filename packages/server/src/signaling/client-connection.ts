@@ -14,6 +14,7 @@ import {
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
 import type { Device } from "../presence/presence-service.js";
+import type { AnonymousBudget } from "./anonymous-budget.js";
 import { type ConnectionState, canTransition } from "./connection-state.js";
 import { HANDLERS, type Services } from "./handlers.js";
 import { TokenBucket } from "./rate-limiter.js";
@@ -61,7 +62,9 @@ export interface Identity {
 /**
  * One WebSocket signaling connection: validates every message at the edge, enforces the
  * connection's state and rate limit, runs requests one at a time in arrival order and
- * replies to each with `ok` or a typed error.
+ * replies to each with `ok` or a typed error. Until it logs in, each message first takes a
+ * token of the server-wide strangers' budget; without one, the socket is paused (left unread)
+ * and the message waits its turn.
  */
 export class ClientConnection {
   readonly id = nextConnectionId++;
@@ -78,9 +81,15 @@ export class ClientConnection {
   /** Runs while the connection is greeted but not logged in (LOGIN_TIMEOUT when it fires). */
   #loginTimer: NodeJS.Timeout | undefined;
   #alive = true;
+  readonly #budget: AnonymousBudget;
+  /** Messages read before the socket paused, waiting for budget tokens, in order. */
+  readonly #held: { data: RawData; isBinary: boolean }[] = [];
+  /** Leaves the budget's line; set while this connection waits in it. */
+  #cancelWait: (() => void) | undefined;
 
-  constructor(ws: WebSocket, address: string, services: Services) {
+  constructor(ws: WebSocket, address: string, services: Services, budget: AnonymousBudget) {
     this.#ws = ws;
+    this.#budget = budget;
     this.address = address;
     this.#services = services;
     this.#logger = services.logger.child({ conn: this.id });
@@ -88,7 +97,7 @@ export class ClientConnection {
     this.#helloTimer = setTimeout(() => this.close("HELLO_TIMEOUT"), services.config.helloTimeoutMs);
     this.#helloTimer.unref();
     services.stats.connectionsTotal++;
-    ws.on("message", (data, isBinary) => this.#onMessage(data, isBinary));
+    ws.on("message", (data, isBinary) => this.#onArrival(data, isBinary));
     ws.on("pong", () => {
       this.#alive = true;
     });
@@ -107,6 +116,8 @@ export class ClientConnection {
 
   /** Heartbeat: returns false (and terminates) when the previous ping got no pong. */
   heartbeat(): boolean {
+    // A connection held by the budget is not read, pongs included: the hello and login deadlines bound it.
+    if (this.#cancelWait !== undefined) return true;
     if (!this.#alive) {
       this.#logger.info("no pong: dropping connection");
       this.#ws.terminate();
@@ -150,6 +161,12 @@ export class ClientConnection {
     this.transitionTo("authenticated");
     this.#logger.info({ userId, sessionId }, "authenticated");
     this.#services.presence.attach(device);
+    // Messages that arrived behind the login no longer need the strangers' budget.
+    if (this.#cancelWait !== undefined) {
+      this.#cancelWait();
+      this.#cancelWait = undefined;
+      this.#releaseHeld(false);
+    }
   }
 
   /** Back to anonymous after a logout on this device (the socket stays open). */
@@ -182,6 +199,9 @@ export class ClientConnection {
   #finish(): void {
     if (this.#state === "closed") return;
     clearTimeout(this.#helloTimer);
+    this.#cancelWait?.();
+    this.#cancelWait = undefined;
+    this.#held.length = 0;
     this.#stopLoginDeadline();
     const identity = this.#identity;
     this.#identity = undefined;
@@ -204,6 +224,41 @@ export class ClientConnection {
   #replyError(requestId: string | null, code: ErrorCode, message?: string): void {
     this.#services.stats.countError(code);
     this.#send({ type: "response", requestId, ok: false, error: new ParleyError(code, message).toWire() });
+  }
+
+  /** Logged-in connections go straight through; others spend the strangers' budget, or wait for it. */
+  #onArrival(data: RawData, isBinary: boolean): void {
+    if (this.#state === "closed") return;
+    if (this.#held.length === 0 && (this.#state === "authenticated" || this.#budget.tryTake())) {
+      this.#onMessage(data, isBinary);
+      return;
+    }
+    this.#held.push({ data, isBinary });
+    this.#waitForBudget();
+  }
+
+  #waitForBudget(): void {
+    if (this.#cancelWait !== undefined) return;
+    if (!this.#ws.isPaused) this.#ws.pause();
+    this.#cancelWait = this.#budget.wait(() => {
+      this.#cancelWait = undefined;
+      this.#releaseHeld(true);
+    });
+  }
+
+  /** Handles held messages while tokens allow (`granted`: one is already taken); resumes reading when none is left. */
+  #releaseHeld(granted: boolean): void {
+    let token = granted;
+    while (this.#state !== "closed" && this.#held.length > 0) {
+      if (!token && this.#state !== "authenticated" && !this.#budget.tryTake()) {
+        this.#waitForBudget();
+        return;
+      }
+      token = false;
+      const next = this.#held.shift()!;
+      this.#onMessage(next.data, next.isBinary);
+    }
+    if (this.#state !== "closed" && this.#ws.isPaused) this.#ws.resume();
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {

@@ -4,6 +4,7 @@ import { CloseCode, MAX_MESSAGE_BYTES, SIGNALING_PATH } from "@parley/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
 import { clientAddressResolver } from "../http/client-address.js";
 import { securityHeaderLines } from "../http/security-headers.js";
+import { AnonymousBudget } from "./anonymous-budget.js";
 import { ClientConnection, closeMessage } from "./client-connection.js";
 import { ConnectionLimits, type ConnectionRefusal } from "./connection-limits.js";
 import type { Services } from "./handlers.js";
@@ -11,10 +12,14 @@ import type { Services } from "./handlers.js";
 /** How long a refused connection may take to answer the close frame before its socket is dropped. */
 const REFUSED_CLOSE_GRACE_MS = 2000;
 
+/** Seconds a client refused for a full wait line is asked to wait before it tries again. */
+const BUSY_RETRY_AFTER_S = 2;
+
 /**
  * The WebSocket signaling endpoint: checks the path and Origin at upgrade, resolves the client
- * address (through trusted proxies), enforces the connection caps, caps frames at
- * MAX_MESSAGE_BYTES (larger ones close with 1009), and drops connections that miss a heartbeat.
+ * address (through trusted proxies), enforces the connection caps, holds new connections to the
+ * strangers' budget (AnonymousBudget), caps frames at MAX_MESSAGE_BYTES (larger ones close with
+ * 1009), and drops connections that miss a heartbeat.
  */
 export class SignalingServer {
   readonly connections = new Set<ClientConnection>();
@@ -23,11 +28,19 @@ export class SignalingServer {
   readonly #heartbeat: NodeJS.Timeout;
   readonly #limits: ConnectionLimits;
   readonly #clientAddress: (req: IncomingMessage) => string;
+  readonly #budget: AnonymousBudget;
 
   constructor(services: Services) {
     this.#services = services;
     this.#limits = new ConnectionLimits(services.config.connectionLimits);
     this.#clientAddress = clientAddressResolver(services.config.trustProxy);
+    const { anonymousPerSecond } = services.config.connectionLimits;
+    // Upgrades wait at most about two seconds of the budget deep; beyond, they are refused.
+    this.#budget = new AnonymousBudget({
+      perSecond: anonymousPerSecond,
+      burst: 2 * anonymousPerSecond,
+      maxWaitingUpgrades: 2 * anonymousPerSecond,
+    });
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
     this.#heartbeat = setInterval(() => {
       for (const conn of this.connections) conn.heartbeat();
@@ -62,16 +75,38 @@ export class SignalingServer {
     // Released when the connection closes, or with the socket when the upgrade fails (a bad
     // handshake never reaches the callback).
     socket.once("close", release);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new ClientConnection(ws, address, {
-        ...this.#services,
-        onConnectionClosed: (closed) => {
-          this.connections.delete(closed);
-          release();
-        },
+    const accept = () => {
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        const services = {
+          ...this.#services,
+          onConnectionClosed: (closed: ClientConnection) => {
+            this.connections.delete(closed);
+            release();
+          },
+        };
+        const conn = new ClientConnection(ws, address, services, this.#budget);
+        this.connections.add(conn);
       });
-      this.connections.add(conn);
-    });
+    };
+    if (this.#budget.tryTake()) {
+      accept();
+      return;
+    }
+    if (!this.#budget.upgradeMayWait) {
+      this.#services.refusals.refused({ action: "connection_refused", address, reason: "busy" });
+      release();
+      reject(socket, 503, "Service Unavailable", `Retry-After: ${BUSY_RETRY_AFTER_S}\r\n`);
+      return;
+    }
+    // Past the budget: the upgrade waits its turn, its socket unread; one that closes meanwhile
+    // leaves the line (and its connection count) at once.
+    socket.on("error", () => {});
+    const cancel = this.#budget.wait(() => {
+      socket.off("close", cancel);
+      if (socket.destroyed) return;
+      accept();
+    }, true);
+    socket.once("close", cancel);
   }
 
   /**
@@ -111,11 +146,14 @@ export class SignalingServer {
 
   close(): void {
     clearInterval(this.#heartbeat);
+    this.#budget.close();
     for (const conn of this.connections) conn.close("GOING_AWAY");
     this.#wss.close();
   }
 }
 
-function reject(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n${securityHeaderLines()}\r\n`);
+function reject(socket: Duplex, status: number, text: string, extraHeaders = ""): void {
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n${extraHeaders}${securityHeaderLines()}\r\n`,
+  );
 }
