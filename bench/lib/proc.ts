@@ -195,6 +195,10 @@ export async function startServerProcess(options: {
     "100000",
     "--max-connections-per-address",
     "100000",
+    // The simulated users all log in (auth.resume) as they connect: the bench measures their
+    // traffic, so the strangers' budget is lifted too (the login-flood scenario puts it back).
+    "--anonymous-rate",
+    "1000000",
     ...(options.extraArgs ?? []),
   ]);
   const { child, httpUrl, output, exited } = await launchServerProcess(cmd, args, {

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { DEFAULT_CONFIG } from "@parley/server";
 import BetterSqlite3 from "better-sqlite3";
 import { Cluster, type Context, type MeasuredWindow, round } from "../lib/cluster.js";
 import { command, ROOT, sleep, startServerProcess, tempDir } from "../lib/proc.js";
@@ -40,7 +41,13 @@ export async function loginFloodScenario(ctx: Context, options: { calls?: number
   const concurrency = Number(process.env.BENCH_FLOOD_CONCURRENCY ?? 96);
   const dataDir = tempDir("parley-bench-flood-");
   const users = await seedUsers(dataDir, 2 * calls);
-  const server = await startServerProcess({ dataDir, pin: ctx.pinning.server });
+  // The flood meets the server's default strangers' budget (startServerProcess lifts it for the
+  // other scenarios' own logins).
+  const server = await startServerProcess({
+    dataDir,
+    pin: ctx.pinning.server,
+    extraArgs: ["--anonymous-rate", String(DEFAULT_CONFIG.connectionLimits.anonymousPerSecond)],
+  });
   const cluster = await Cluster.start(ctx, ctx.generators);
   const windows: FloodWindow[] = [];
   let counts: FloodCounts | undefined;
