@@ -1,14 +1,8 @@
-import type { RemoteInfo, Socket } from "node:dgram";
 import type { RTCPeerConnection } from "werift";
-import {
-  isSupportedProfile,
-  RocTracker,
-  rtpHeaderLength,
-  type SrtpKeys,
-  SrtpReceiver,
-  SrtpSender,
-  tagLength,
-} from "./srtp.js";
+import type { MediaDrops } from "./media-drops.js";
+import { packetIndex, type ReceivedStream, ReplayVerdict, receivedStream } from "./replay-window.js";
+import type { IceConnectionLike, SocketGuard } from "./socket-guard.js";
+import { isSupportedProfile, rtpHeaderLength, type SrtpKeys, SrtpReceiver, SrtpSender, tagLength } from "./srtp.js";
 
 /** One authenticated RTP packet from the client, decoded just enough to forward it. */
 export interface InboundRtp {
@@ -29,20 +23,6 @@ export function emptyInboundRtp(): InboundRtp {
   return { ssrc: 0, sequenceNumber: 0, roc: 0, timestamp: 0, marker: false, payload: Buffer.alloc(0), audioLevel: -1 };
 }
 
-/** werift internals the fast path uses (werift 0.24.4; checked at attach time, see `attach`). */
-interface UdpTransportLike {
-  socket: Socket;
-  closed: boolean;
-}
-type MessageListener = (data: Buffer, info: RemoteInfo) => void;
-interface StunProtocolLike {
-  transport?: UdpTransportLike;
-}
-interface IceConnectionLike {
-  nominated?: { remoteAddr: [string, number]; protocol: StunProtocolLike };
-  protocols?: StunProtocolLike[];
-  canSendApplicationData?: () => boolean;
-}
 interface SrtpContextLike {
   srtpSessionKey?: Buffer;
   srtpSessionSalt?: Buffer;
@@ -52,14 +32,6 @@ interface SrtpSessionLike {
   config?: { profile?: number };
   localContext?: SrtpContextLike;
   remoteContext?: SrtpContextLike;
-}
-
-/** RFC 7983: RTP and RTCP start with a byte in 128-191; RTCP packet types 192-223 follow it (RFC 5761). */
-function isRtp(data: Buffer): boolean {
-  const b0 = data[0]!;
-  if (b0 < 128 || b0 > 191 || data.length < 12) return false;
-  const b1 = data[1]!;
-  return b1 < 192 || b1 > 223;
 }
 
 /**
@@ -104,10 +76,11 @@ export function audioLevelOf(packet: Buffer, headerLength: number, id: number): 
  * The relay's fast data plane for one connected leg: RTP in and out without werift's RTP stack.
  *
  * werift keeps what is hard and rare: ICE (and its consent checks), the DTLS handshake, SRTP key
- * derivation, and RTCP both ways. Once the leg is connected this takes the client's SRTP packets
- * off werift's UDP socket before werift parses them (werift would try them as STUN, decrypt them
- * with a new cipher object, build an RtpPacket, keep reception statistics and dispatch it through
- * two event layers), decrypts each once, and hands it to the leg; the leg's outgoing RTP is
+ * derivation, and RTCP both ways. Once the leg is connected, the leg's `SocketGuard` hands the
+ * client's SRTP packets (from the selected ICE pair only) here before werift parses them (werift
+ * would try them as STUN, decrypt them with a new cipher object, build an RtpPacket, keep
+ * reception statistics and dispatch it through two event layers); each is checked against its
+ * SSRC's replay window, decrypted once, and handed to the leg. The leg's outgoing RTP is
  * encrypted here and written straight to the socket (werift's sender would rewrite a header
  * object, keep a 128-packet retransmission history, serialise, encrypt and send behind promises).
  *
@@ -120,70 +93,61 @@ export function audioLevelOf(packet: Buffer, headerLength: number, id: number): 
 export class FastRtpPath {
   readonly profile: number;
   readonly #connection: IceConnectionLike;
+  readonly #guard: SocketGuard;
   readonly #receiver: SrtpReceiver;
   readonly #sender: SrtpSender;
   readonly #tag: number;
-  /** Rollover counters of the SSRCs the client declared; packets from any other SSRC are dropped. */
-  readonly #rocs = new Map<number, RocTracker>();
-  readonly #untaps: (() => void)[] = [];
+  readonly #drops: MediaDrops;
+  /** Rollover counters and replay windows of the SSRCs the client declared; any other is dropped. */
+  readonly #streams = new Map<number, ReceivedStream>();
   /** The one object every packet is decoded into (the leg forwards it synchronously). */
   readonly #inbound: InboundRtp = emptyInboundRtp();
   #audioLevelId: number | null = null;
-  #dropped = 0;
   #onRtp: (rtp: InboundRtp) => void;
 
   private constructor(
-    connection: IceConnectionLike,
-    transports: UdpTransportLike[],
+    guard: SocketGuard,
     local: SrtpKeys,
     remote: SrtpKeys,
+    streams: Map<number, ReceivedStream>,
     ssrcs: Iterable<number>,
+    drops: MediaDrops,
     onRtp: (rtp: InboundRtp) => void,
   ) {
     this.profile = local.profile;
-    this.#connection = connection;
+    this.#guard = guard;
+    this.#connection = guard.connection;
     this.#receiver = new SrtpReceiver(remote);
     this.#sender = new SrtpSender(local);
     this.#tag = tagLength(local.profile);
-    for (const ssrc of ssrcs) this.#rocs.set(ssrc >>> 0, new RocTracker());
-    this.#onRtp = onRtp;
-    for (const transport of transports) {
-      // werift's own 'message' listener (its UdpTransport) records the sender and builds an
-      // address array for every datagram before handing it to ICE; RTP skips it and comes straight
-      // here, everything else (STUN, DTLS, RTCP) still goes to werift's listener.
-      const socket = transport.socket;
-      const werift = socket.listeners("message") as MessageListener[];
-      socket.removeAllListeners("message");
-      const listener: MessageListener = (data, info) => {
-        if (!isRtp(data)) {
-          for (const l of werift) l.call(socket, data, info);
-          return;
-        }
-        // A throw here would be an uncaught exception in a socket event, ending the server: a
-        // packet that trips anything (a malformed datagram, a socket closing mid-send) is dropped.
-        try {
-          this.#receive(data);
-        } catch {
-          this.#dropped++;
-        }
-      };
-      socket.on("message", listener);
-      this.#untaps.push(() => {
-        socket.off("message", listener);
-        for (const l of werift) socket.on("message", l);
-      });
+    this.#drops = drops;
+    for (const declared of ssrcs) {
+      // Streams werift's path already received go on with their rollover counter and window.
+      const ssrc = declared >>> 0;
+      let stream = streams.get(ssrc);
+      if (!stream) {
+        stream = receivedStream();
+        streams.set(ssrc, stream);
+      }
+      this.#streams.set(ssrc, stream);
     }
+    this.#onRtp = onRtp;
+    guard.rtpHandler = this.#receive;
   }
 
   /**
-   * Takes over RTP on a connected werift peer connection, or tells why it cannot (the leg then
-   * stays on werift's RTP path): SRTP must be up with a profile supported here, all m-lines bundled
-   * on one transport, and werift's internals shaped as in 0.24.4. `ssrcs` are the SSRCs the client
-   * declared (werift too drops RTP from any other).
+   * Takes over RTP on a connected werift peer connection whose sockets `guard` guards, or tells
+   * why it cannot (the leg then stays on werift's RTP path): SRTP must be up with a profile
+   * supported here, all m-lines bundled on one transport, and werift's internals shaped as in
+   * 0.24.4. `ssrcs` are the SSRCs the client declared (werift too drops RTP from any other);
+   * `streams` the leg's received SSRCs, shared with werift's path; drops are counted in `drops`.
    */
   static attach(
     pc: RTCPeerConnection,
+    guard: SocketGuard,
+    streams: Map<number, ReceivedStream>,
     ssrcs: Iterable<number>,
+    drops: MediaDrops,
     onRtp: (rtp: InboundRtp) => void,
   ): FastRtpPath | string {
     const dtlsTransports = pc.dtlsTransports;
@@ -199,16 +163,8 @@ export class FastRtpPath {
     const local = keys(srtp?.localContext);
     const remote = keys(srtp?.remoteContext);
     if (!local || !remote) return "werift's SRTP session keys not found";
-    const connection = dtls.iceTransport.connection as unknown as IceConnectionLike;
-    const transports = (connection.protocols ?? []).map((protocol) => protocol.transport);
-    if (
-      typeof connection.canSendApplicationData !== "function" ||
-      transports.length === 0 ||
-      transports.some((t) => !t?.socket || t.socket.listenerCount("message") === 0)
-    ) {
-      return "werift's ICE transport not found";
-    }
-    return new FastRtpPath(connection, transports as UdpTransportLike[], local, remote, ssrcs, onRtp);
+    if (typeof guard.connection.canSendApplicationData !== "function") return "werift's ICE connection not found";
+    return new FastRtpPath(guard, local, remote, streams, ssrcs, drops, onRtp);
   }
 
   /** Which header extension id carries the audio level (null: none negotiated). */
@@ -216,41 +172,56 @@ export class FastRtpPath {
     this.#audioLevelId = id;
   }
 
-  /** Packets that failed SRTP authentication. */
-  get authFailures(): number {
-    return this.#receiver.authFailures;
-  }
-
-  /** Datagrams dropped because handling them threw (malformed, or a socket closing under them). */
-  get dropped(): number {
-    return this.#dropped;
-  }
-
-  /** Hot path: one datagram from the client. */
-  #receive(packet: Buffer): void {
+  /**
+   * Hot path: one RTP datagram (12 bytes or more) from the selected pair. RFC 3711 3.3.2: the
+   * replay window is checked before decrypting and updated only once the packet authenticated.
+   */
+  readonly #receive = (packet: Buffer): void => {
+    const drops = this.#drops;
     const ssrc = packet.readUInt32BE(8);
-    const rocs = this.#rocs.get(ssrc);
-    if (!rocs) return;
+    const stream = this.#streams.get(ssrc);
+    if (!stream) {
+      drops.unknown_ssrc++;
+      return;
+    }
     const headerLength = rtpHeaderLength(packet);
-    if (headerLength < 0 || packet.length < headerLength + this.#tag) return;
-    let payload = this.#receiver.unprotect(packet, headerLength, rocs);
-    if (!payload) return;
+    if (headerLength < 0 || packet.length < headerLength + this.#tag) {
+      drops.malformed++;
+      return;
+    }
+    const seq = packet.readUInt16BE(2);
+    const index = packetIndex(stream.rocs.guess(seq), seq);
+    const verdict = stream.replay.check(index);
+    if (verdict !== ReplayVerdict.FRESH) {
+      if (verdict === ReplayVerdict.REPLAY) drops.replay++;
+      else drops.too_old++;
+      return;
+    }
+    let payload = this.#receiver.unprotect(packet, headerLength, stream.rocs);
+    if (!payload) {
+      drops.auth_failed++;
+      return;
+    }
+    stream.replay.accept(index);
     if (packet[0]! & 0x20) {
       // RTP padding: its last byte says how many bytes to drop.
       const padding = payload.length > 0 ? payload[payload.length - 1]! : 0;
-      if (padding === 0 || padding > payload.length) return;
+      if (padding === 0 || padding > payload.length) {
+        drops.malformed++;
+        return;
+      }
       payload = payload.subarray(0, payload.length - padding);
     }
     const inbound = this.#inbound;
     inbound.ssrc = ssrc;
-    inbound.sequenceNumber = packet.readUInt16BE(2);
+    inbound.sequenceNumber = seq;
     inbound.roc = this.#receiver.lastRoc;
     inbound.timestamp = packet.readUInt32BE(4);
     inbound.marker = (packet[1]! & 0x80) !== 0;
     inbound.payload = payload;
     inbound.audioLevel = this.#audioLevelId === null ? -1 : audioLevelOf(packet, headerLength, this.#audioLevelId);
     this.#onRtp(inbound);
-  }
+  };
 
   /**
    * Hot path: encrypts one RTP packet (`header` is its complete 12-byte header, `roc` the rollover
@@ -267,10 +238,9 @@ export class FastRtpPath {
     transport.socket.send(this.#sender.protect(header, payload, roc), port, host);
   }
 
-  /** Gives RTP back to werift (before the peer connection closes). */
+  /** Gives RTP back to werift (before the peer connection closes); the guard stays. */
   detach(): void {
-    for (const untap of this.#untaps) untap();
-    this.#untaps.length = 0;
+    if (this.#guard.rtpHandler === this.#receive) this.#guard.rtpHandler = null;
     this.#onRtp = () => undefined;
   }
 }

@@ -12,9 +12,11 @@ import {
 import type { Logger } from "../logging/logger.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
 import { emptyInboundRtp, FastRtpPath, type InboundRtp } from "./fast-rtp.js";
+import type { MediaDrops } from "./media-drops.js";
 import { canTransition, type MediaLegState } from "./media-leg-state.js";
+import { packetIndex, type ReceivedStream, ReplayVerdict, receivedStream } from "./replay-window.js";
 import { declaredSsrcs } from "./sdp-lines.js";
-import { RocTracker } from "./srtp.js";
+import { SocketGuard } from "./socket-guard.js";
 
 export { MEDIA_LEG_STATES, type MediaLegState } from "./media-leg-state.js";
 
@@ -171,6 +173,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   readonly #pc: RTCPeerConnection;
   readonly #slots: Slot[];
   readonly #totals: ForwardTotals;
+  readonly #drops: MediaDrops;
   readonly #logger: Logger;
   readonly #connectTimer: NodeJS.Timeout;
   /** Sends the fast-path slots' RTCP sender reports (RFC 3550 pacing), once the fast path runs. */
@@ -178,10 +181,13 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   readonly #unsubscribes: (() => void)[] = [];
   readonly #useFastPath: boolean;
   #state: MediaLegState = "connecting";
+  /** Filters the leg's UDP socket from the answer on (null before, or if werift's sockets were not found). */
+  #guard: SocketGuard | null = null;
   /** The fast data plane, once connected (null: werift's RTP path, before or instead). */
   #fast: FastRtpPath | null = null;
-  /** werift path only: rollover counters of the client's SSRCs, and the packet decoded into. */
-  readonly #weriftRocs = new Map<number, RocTracker>();
+  /** Rollover counters and replay windows of the client's SSRCs (both data planes share them). */
+  readonly #streams = new Map<number, ReceivedStream>();
+  /** werift path only: the packet decoded into. */
   readonly #weriftInbound: InboundRtp = emptyInboundRtp();
   /** Where this leg's incoming audio goes. */
   #outputs: readonly Output[] = [];
@@ -197,6 +203,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     pc: RTCPeerConnection,
     senders: readonly RTCRtpSender[],
     totals: ForwardTotals,
+    drops: MediaDrops,
     logger: Logger,
     connectTimeoutMs: number,
     useFastPath = true,
@@ -221,6 +228,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       lastOutTimestamp: 0,
     }));
     this.#totals = totals;
+    this.#drops = drops;
     this.#logger = logger.child({ leg: id });
     // Subscribed before setRemoteDescription, which is where werift fires onTrack.
     this.#unsubscribes.push(
@@ -259,6 +267,24 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   setAudioLevelExtension(id: number | null): void {
     this.#audioLevelId = id;
     this.#fast?.setAudioLevelExtension(id);
+  }
+
+  /**
+   * @internal The relay calls this once the answer is made (the leg's socket is bound): from then
+   * on RTP and RTCP are taken only from the selected ICE pair, and replays are dropped before
+   * werift decrypts them (see SocketGuard). A leg whose socket cannot be guarded fails and closes
+   * (false).
+   */
+  guardSocket(): boolean {
+    if (this.#guard) return true;
+    if (this.#state === "closed") return false;
+    const guard = SocketGuard.install(this.#pc, this.#drops, this.#streams);
+    if (typeof guard === "string") {
+      this.#fail(`its socket cannot be guarded: ${guard}`);
+      return false;
+    }
+    this.#guard = guard;
+    return true;
   }
 
   /** Which data plane carries this leg's RTP: "fast" once connected, else "werift". */
@@ -349,16 +375,28 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     this.#unsubscribes.push(track.onReceiveRtp.subscribe(this.#onWeriftRtp).unSubscribe);
   }
 
-  /** werift path (before the fast path takes over, or instead of it): decode its RtpPacket. */
+  /**
+   * werift path (before the fast path takes over, or instead of it): decode its RtpPacket, which
+   * werift decrypted and authenticated. The socket guard dropped replays before werift saw them;
+   * the window is checked again here for the first packets of an SSRC the guard did not know yet.
+   */
   readonly #onWeriftRtp = (rtp: RtpPacket): void => {
     const header = rtp.header;
-    let rocs = this.#weriftRocs.get(header.ssrc);
-    if (!rocs) {
-      rocs = new RocTracker();
-      this.#weriftRocs.set(header.ssrc, rocs);
+    let stream = this.#streams.get(header.ssrc);
+    if (!stream) {
+      stream = receivedStream();
+      this.#streams.set(header.ssrc, stream);
     }
-    const roc = rocs.guess(header.sequenceNumber);
-    rocs.accept(header.sequenceNumber, roc);
+    const roc = stream.rocs.guess(header.sequenceNumber);
+    const index = packetIndex(roc, header.sequenceNumber);
+    const verdict = stream.replay.check(index);
+    if (verdict !== ReplayVerdict.FRESH) {
+      if (verdict === ReplayVerdict.REPLAY) this.#drops.replay++;
+      else this.#drops.too_old++;
+      return;
+    }
+    stream.replay.accept(index);
+    stream.rocs.accept(header.sequenceNumber, roc);
     const inbound = this.#weriftInbound;
     inbound.ssrc = header.ssrc;
     inbound.sequenceNumber = header.sequenceNumber;
@@ -534,7 +572,11 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       slot.payloadType = slot.sender.codec?.payloadType ?? 111;
     }
     if (!this.#useFastPath) return;
-    const fast = FastRtpPath.attach(this.#pc, declaredSsrcs(this.#pc.remoteDescription?.sdp ?? ""), this.#onRtp);
+    const guard = this.#guard;
+    const ssrcs = declaredSsrcs(this.#pc.remoteDescription?.sdp ?? "");
+    const fast = guard
+      ? FastRtpPath.attach(this.#pc, guard, this.#streams, ssrcs, this.#drops, this.#onRtp)
+      : "its socket is not guarded";
     if (typeof fast === "string") {
       this.#logger.warn({ reason: fast }, "media leg stays on werift's RTP path");
       return;

@@ -1,11 +1,13 @@
 import { ParleyError } from "@parley/protocol";
 import type { Logger } from "../logging/logger.js";
 import { type MediaConfig, mediaConfigProblem } from "./media-config.js";
+import { type MediaDrops, noMediaDrops } from "./media-drops.js";
 import { type ForwardTotals, MediaLeg } from "./media-leg.js";
 import { answerOffer, createPeerConnection, portRangesToTry } from "./relay-peer-connection.js";
 import { AUDIO_LEVEL_URI, declaresSsrc, extensionId, mediaSectionCount, offerProblem } from "./sdp-lines.js";
 
 export type { MediaConfig } from "./media-config.js";
+export { MEDIA_DROP_REASONS, type MediaDropReason, type MediaDrops } from "./media-drops.js";
 
 export interface MediaRelayOptions {
   /** A leg that has not connected this long after it was created fails and closes. Default 20 s. */
@@ -32,6 +34,7 @@ export class MediaRelay {
   readonly #fastDataPlane: boolean;
   readonly #legs = new Set<MediaLeg>();
   readonly #totals: ForwardTotals = { packetsForwarded: 0, bytesForwarded: 0 };
+  readonly #drops: MediaDrops = noMediaDrops();
   #closed = false;
 
   constructor(config: MediaConfig, logger: Logger, options: MediaRelayOptions = {}) {
@@ -85,6 +88,7 @@ export class MediaRelay {
         pc,
         senders,
         this.#totals,
+        this.#drops,
         this.#logger,
         this.#connectTimeoutMs,
         this.#fastDataPlane,
@@ -100,6 +104,7 @@ export class MediaRelay {
         created.close();
         return null;
       }
+      if (!created.guardSocket()) throw new ParleyError("MEDIA_FAILED", "The media leg's socket cannot be guarded.");
       created.setAudioLevelExtension(extensionId(answerSdp, AUDIO_LEVEL_URI));
       return { leg: created, answerSdp };
     } catch (error) {
@@ -116,6 +121,14 @@ export class MediaRelay {
       packetsForwarded: this.#totals.packetsForwarded,
       bytesForwarded: this.#totals.bytesForwarded,
     };
+  }
+
+  /**
+   * Datagrams the legs dropped since the relay started, by reason (replayed or too old SRTP, RTP or
+   * RTCP from outside the selected ICE pair, failed authentication, undeclared SSRCs, malformed).
+   */
+  drops(): Readonly<MediaDrops> {
+    return { ...this.#drops };
   }
 
   /** Closes every leg; createLeg is refused from then on. Idempotent. */

@@ -154,6 +154,18 @@ export class Metrics {
         fromTotals(bytes, [[{}, media.stats().bytesForwarded]]);
       },
     });
+    const dropped = new Counter({
+      name: "parley_media_dropped_total",
+      help: "Datagrams the media relay dropped, by reason (replay, too_old, wrong_source, auth_failed, unknown_ssrc, malformed).",
+      labelNames: ["reason"],
+      registers,
+      collect() {
+        fromTotals(
+          dropped,
+          Object.entries(media.drops()).map(([reason, n]) => [{ reason }, n]),
+        );
+      },
+    });
     new Gauge({
       name: "parley_media_legs",
       help: "Open media legs (one per device in a call).",

@@ -1,0 +1,157 @@
+import type { RemoteInfo, Socket } from "node:dgram";
+import type { RTCPeerConnection } from "werift";
+import type { MediaDrops } from "./media-drops.js";
+import { packetIndex, type ReceivedStream, ReplayVerdict } from "./replay-window.js";
+
+/** werift internals the guard and the fast data plane use (werift 0.24.4; checked in `install`). */
+export interface UdpTransportLike {
+  socket: Socket;
+  closed: boolean;
+}
+export interface StunProtocolLike {
+  transport?: UdpTransportLike;
+}
+export interface IceConnectionLike {
+  nominated?: { remoteAddr: [string, number]; protocol: StunProtocolLike };
+  protocols?: StunProtocolLike[];
+  canSendApplicationData?: () => boolean;
+}
+type MessageListener = (data: Buffer, info: RemoteInfo) => void;
+
+/** The ICE connection of a leg's (bundled) peer connection, or why there is none. */
+export function iceConnectionOf(pc: RTCPeerConnection): IceConnectionLike | string {
+  const transports = pc.iceTransports;
+  if (transports.length !== 1) return `${transports.length} ICE transports (the offer is not bundled)`;
+  return transports[0]!.connection as unknown as IceConnectionLike;
+}
+
+/**
+ * The one 'message' listener on a leg's UDP socket(s), from the answer until the socket closes.
+ * werift accepts RTP and RTCP from any address and has no SRTP replay protection, so a packet
+ * captured on the network and re-sent would be decrypted and forwarded. By the first byte
+ * (RFC 7983):
+ * - STUN (0-3) and DTLS (20-63) go to werift from anywhere: ICE connectivity and consent checks
+ *   (authenticated by werift) and the handshake come before a pair is selected;
+ * - RTP and RTCP (128-191) are taken only from the remote address of the pair werift's ICE
+ *   nominated, and not at all before; RTP then goes to the fast data plane (`rtpHandler`), or,
+ *   on werift's path, to werift after a replay check (so werift never decrypts a replay, whose
+ *   sequence number could also move werift's rollover counter); RTCP goes to werift;
+ * - anything else is dropped.
+ * Every drop is counted by reason. Per datagram: a byte test, two property reads and a string and
+ * number comparison; nothing allocated.
+ */
+export class SocketGuard {
+  readonly #connection: IceConnectionLike;
+  readonly #drops: MediaDrops;
+  readonly #streams: ReadonlyMap<number, ReceivedStream>;
+  readonly #uninstalls: (() => void)[] = [];
+  /** Where RTP from the selected pair goes once the fast data plane runs (null: to werift). */
+  rtpHandler: ((packet: Buffer) => void) | null = null;
+
+  private constructor(
+    connection: IceConnectionLike,
+    transports: UdpTransportLike[],
+    drops: MediaDrops,
+    streams: ReadonlyMap<number, ReceivedStream>,
+  ) {
+    this.#connection = connection;
+    this.#drops = drops;
+    this.#streams = streams;
+    for (const transport of transports) {
+      const socket = transport.socket;
+      // werift's own listener (its UdpTransport) records the sender and hands the datagram to ICE.
+      const werift = socket.listeners("message") as MessageListener[];
+      socket.removeAllListeners("message");
+      const listener: MessageListener = (data, info) => {
+        // A throw here would be an uncaught exception in a socket event, ending the server: a
+        // datagram that trips anything (a malformed packet, a socket closing under it) is dropped.
+        try {
+          if (this.#admit(data, info, transport)) for (const l of werift) l.call(socket, data, info);
+        } catch {
+          this.#drops.malformed++;
+        }
+      };
+      socket.on("message", listener);
+      this.#uninstalls.push(() => {
+        socket.off("message", listener);
+        for (const l of werift) socket.on("message", l);
+      });
+    }
+  }
+
+  /**
+   * Guards the UDP sockets of a peer connection whose answer is made (its sockets are bound), or
+   * tells why it cannot. `streams` are the leg's received SSRCs (rollover counters and replay
+   * windows), read for werift's path.
+   */
+  static install(
+    pc: RTCPeerConnection,
+    drops: MediaDrops,
+    streams: ReadonlyMap<number, ReceivedStream>,
+  ): SocketGuard | string {
+    const connection = iceConnectionOf(pc);
+    if (typeof connection === "string") return connection;
+    const transports = (connection.protocols ?? []).map((protocol) => protocol.transport);
+    if (transports.length === 0 || transports.some((t) => !t?.socket || t.socket.listenerCount("message") === 0)) {
+      return "werift's ICE sockets not found";
+    }
+    return new SocketGuard(connection, transports as UdpTransportLike[], drops, streams);
+  }
+
+  /** The connection the guarded sockets belong to (the fast data plane sends on its nominated pair). */
+  get connection(): IceConnectionLike {
+    return this.#connection;
+  }
+
+  /** Hot path: true when werift should see the datagram; false when it was handled or dropped. */
+  #admit(data: Buffer, info: RemoteInfo, transport: UdpTransportLike): boolean {
+    const b0 = data.length > 0 ? data[0]! : 255;
+    if (b0 < 4 || (b0 >= 20 && b0 <= 63)) return true;
+    if (b0 < 128 || b0 > 191 || data.length < 8) {
+      this.#drops.malformed++;
+      return false;
+    }
+    const pair = this.#connection.nominated;
+    if (
+      !pair ||
+      pair.protocol.transport !== transport ||
+      info.port !== pair.remoteAddr[1] ||
+      (info.address !== pair.remoteAddr[0] && !sameScopedAddress(info.address, pair.remoteAddr[0]))
+    ) {
+      this.#drops.wrong_source++;
+      return false;
+    }
+    const b1 = data[1]!;
+    if (b1 >= 192 && b1 <= 223) return true; // RTCP (RFC 5761)
+    if (data.length < 12) {
+      this.#drops.malformed++;
+      return false;
+    }
+    const fast = this.rtpHandler;
+    if (fast) {
+      fast(data);
+      return false;
+    }
+    const stream = this.#streams.get(data.readUInt32BE(8));
+    if (!stream) return true; // werift drops an SSRC it does not know; the leg learns the others
+    const seq = data.readUInt16BE(2);
+    const verdict = stream.replay.check(packetIndex(stream.rocs.guess(seq), seq));
+    if (verdict === ReplayVerdict.FRESH) return true;
+    if (verdict === ReplayVerdict.REPLAY) this.#drops.replay++;
+    else this.#drops.too_old++;
+    return false;
+  }
+
+  /** Hands the sockets back to werift alone. */
+  uninstall(): void {
+    for (const uninstall of this.#uninstalls) uninstall();
+    this.#uninstalls.length = 0;
+    this.rtpHandler = null;
+  }
+}
+
+/** werift strips an IPv6 zone ("%eth0") from the addresses it records; the socket reports it. */
+function sameScopedAddress(received: string, remote: string): boolean {
+  const zone = received.indexOf("%");
+  return zone > 0 && received.slice(0, zone) === remote;
+}
