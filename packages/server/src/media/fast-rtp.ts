@@ -234,8 +234,8 @@ export class FastRtpPath {
     if (!pair || !connection.canSendApplicationData!()) return;
     const transport = pair.protocol.transport;
     if (!transport || transport.closed) return;
-    const [host, port] = pair.remoteAddr;
-    transport.socket.send(this.#sender.protect(header, payload, roc), port, host);
+    const remote = pair.remoteCandidate;
+    transport.socket.send(this.#sender.protect(header, payload, roc), remote.port, remote.host);
   }
 
   /** Gives RTP back to werift (before the peer connection closes); the guard stays. */

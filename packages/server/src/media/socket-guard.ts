@@ -11,11 +11,20 @@ export interface UdpTransportLike {
 export interface StunProtocolLike {
   transport?: UdpTransportLike;
 }
+/** A candidate pair. (Its `remoteAddr` getter makes an array per call: the hot paths read `remoteCandidate`.) */
+export interface CandidatePairLike {
+  remoteCandidate: { host: string; port: number };
+  protocol: StunProtocolLike;
+  /** werift's CandidatePairState: 3 is SUCCEEDED (a connectivity check passed both ways). */
+  state: number;
+}
 export interface IceConnectionLike {
-  nominated?: { remoteAddr: [string, number]; protocol: StunProtocolLike };
+  nominated?: CandidatePairLike;
+  checkList?: CandidatePairLike[];
   protocols?: StunProtocolLike[];
   canSendApplicationData?: () => boolean;
 }
+const PAIR_SUCCEEDED = 3;
 type MessageListener = (data: Buffer, info: RemoteInfo) => void;
 
 /** The ICE connection of a leg's (bundled) peer connection, or why there is none. */
@@ -32,8 +41,11 @@ export function iceConnectionOf(pc: RTCPeerConnection): IceConnectionLike | stri
  * (RFC 7983):
  * - STUN (0-3) and DTLS (20-63) go to werift from anywhere: ICE connectivity and consent checks
  *   (authenticated by werift) and the handshake come before a pair is selected;
- * - RTP and RTCP (128-191) are taken only from the remote address of the pair werift's ICE
- *   nominated, and not at all before; RTP then goes to the fast data plane (`rtpHandler`), or,
+ * - RTP and RTCP (128-191) are taken only once werift's ICE nominated a pair, and only from its
+ *   remote address and port or from those of another pair that passed a connectivity check, both
+ *   ways authenticated with the ICE password (a browser may move its media to a pair it prefers
+ *   after werift, as the controlled agent, kept the first one nominated: seen with Chromium on a
+ *   host with two addresses). RTP then goes to the fast data plane (`rtpHandler`), or,
  *   on werift's path, to werift after a replay check (so werift never decrypts a replay, whose
  *   sequence number could also move werift's rollover counter); RTCP goes to werift;
  * - anything else is dropped.
@@ -45,6 +57,8 @@ export class SocketGuard {
   readonly #drops: MediaDrops;
   readonly #streams: ReadonlyMap<number, ReceivedStream>;
   readonly #uninstalls: (() => void)[] = [];
+  /** The last pair other than the nominated one that media came from (see #fromValidatedPair). */
+  #alternate: CandidatePairLike | null = null;
   /** Where RTP from the selected pair goes once the fast data plane runs (null: to werift). */
   rtpHandler: ((packet: Buffer) => void) | null = null;
 
@@ -92,7 +106,11 @@ export class SocketGuard {
     const connection = iceConnectionOf(pc);
     if (typeof connection === "string") return connection;
     const transports = (connection.protocols ?? []).map((protocol) => protocol.transport);
-    if (transports.length === 0 || transports.some((t) => !t?.socket || t.socket.listenerCount("message") === 0)) {
+    if (
+      !Array.isArray(connection.checkList) ||
+      transports.length === 0 ||
+      transports.some((t) => !t?.socket || t.socket.listenerCount("message") === 0)
+    ) {
       return "werift's ICE sockets not found";
     }
     return new SocketGuard(connection, transports as UdpTransportLike[], drops, streams);
@@ -112,12 +130,7 @@ export class SocketGuard {
       return false;
     }
     const pair = this.#connection.nominated;
-    if (
-      !pair ||
-      pair.protocol.transport !== transport ||
-      info.port !== pair.remoteAddr[1] ||
-      (info.address !== pair.remoteAddr[0] && !sameScopedAddress(info.address, pair.remoteAddr[0]))
-    ) {
+    if (!pair || (!isFrom(pair, info, transport) && !this.#fromValidatedPair(info, transport))) {
       this.#drops.wrong_source++;
       return false;
     }
@@ -142,12 +155,41 @@ export class SocketGuard {
     return false;
   }
 
+  /**
+   * Whether the datagram comes from the remote end of a pair in ICE's valid list other than the
+   * nominated one. The pair found last is checked first, so a client sending on such a pair costs
+   * one more comparison per packet; other senders cost a scan of the (short) check list.
+   */
+  #fromValidatedPair(info: RemoteInfo, transport: UdpTransportLike): boolean {
+    const last = this.#alternate;
+    if (last && last.state === PAIR_SUCCEEDED && isFrom(last, info, transport)) return true;
+    const pairs = this.#connection.checkList ?? [];
+    for (let i = 0; i < pairs.length; i++) {
+      const pair = pairs[i]!;
+      if (pair.state === PAIR_SUCCEEDED && isFrom(pair, info, transport)) {
+        this.#alternate = pair;
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Hands the sockets back to werift alone. */
   uninstall(): void {
     for (const uninstall of this.#uninstalls) uninstall();
     this.#uninstalls.length = 0;
     this.rtpHandler = null;
   }
+}
+
+/** Whether a datagram that arrived on `transport` from `info` comes from `pair`'s remote candidate. */
+function isFrom(pair: CandidatePairLike, info: RemoteInfo, transport: UdpTransportLike): boolean {
+  const remote = pair.remoteCandidate;
+  return (
+    pair.protocol.transport === transport &&
+    info.port === remote.port &&
+    (info.address === remote.host || sameScopedAddress(info.address, remote.host))
+  );
 }
 
 /** werift strips an IPv6 zone ("%eth0") from the addresses it records; the socket reports it. */
