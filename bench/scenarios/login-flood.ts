@@ -36,7 +36,7 @@ export interface FloodWindow {
  * Also reports how many audit rows the flood cost.
  */
 export async function loginFloodScenario(ctx: Context, options: { calls?: number; windowSeconds?: number } = {}) {
-  const calls = options.calls ?? (ctx.quick ? 20 : 100);
+  const calls = options.calls ?? (ctx.quick ? 20 : 60);
   const windowSeconds = options.windowSeconds ?? (ctx.quick ? 4 : 10);
   const concurrency = Number(process.env.BENCH_FLOOD_CONCURRENCY ?? 96);
   const dataDir = tempDir("parley-bench-flood-");
