@@ -162,7 +162,12 @@ const load = {
   mean: Math.round((100 * loadSamples.reduce((a, b) => a + b, 0)) / loadSamples.length) / 100,
   max: Math.max(...loadSamples),
 };
-save("run", { seconds, scenarios: [...only], loadAverage1m: load }, seconds);
+// A partial run (--only) keeps the full run's record, which the page's environment line reads.
+save(
+  only.size === SCENARIOS.length ? "run" : "run-partial",
+  { seconds, scenarios: [...only], loadAverage1m: load },
+  seconds,
+);
 log(`done in ${seconds} s`);
 if (!quick && !values["no-docs"] && only.size === SCENARIOS.length) {
   writeDocs(resultsDir);
