@@ -13,6 +13,7 @@ import {
   threadCpuSeconds,
   type Worker,
 } from "./proc.js";
+import type { SeededUser } from "./seed.js";
 
 /** What every scenario gets from the runner. */
 export interface Context {
@@ -213,4 +214,20 @@ export function summarizeTimings(timings: CallTimings[]): Record<string, ReturnT
 
 export function mergeSparse(parts: SparseHistogram[]): ReturnType<Histogram["summary"]> {
   return Histogram.from(...parts).summary();
+}
+
+/** Assigns calls [from, to) to generators round-robin; call i is users 2i -> 2i+1. */
+export function assignCalls(users: SeededUser[], from: number, to: number, generators: number) {
+  const groups = Array.from({ length: generators }, () => ({
+    users: [] as SeededUser[],
+    pairs: [] as { caller: string; callee: string }[],
+  }));
+  for (let i = from; i < to; i++) {
+    const group = groups[i % generators]!;
+    const caller = users[2 * i]!;
+    const callee = users[2 * i + 1]!;
+    group.users.push(caller, callee);
+    group.pairs.push({ caller: caller.username, callee: callee.username });
+  }
+  return groups;
 }

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DEFAULT_CONFIG } from "@parley/server";
 import BetterSqlite3 from "better-sqlite3";
-import { Cluster, type Context, type MeasuredWindow, round } from "../lib/cluster.js";
+import { assignCalls, Cluster, type Context, type MeasuredWindow, round } from "../lib/cluster.js";
 import { command, ROOT, sleep, startServerProcess, tempDir } from "../lib/proc.js";
 import { seedUsers } from "../lib/seed.js";
 
@@ -53,15 +53,7 @@ export async function loginFloodScenario(ctx: Context, options: { calls?: number
   let counts: FloodCounts | undefined;
   let auditRows = 0;
   try {
-    const groups = Array.from({ length: ctx.generators }, () => ({
-      users: [] as typeof users,
-      pairs: [] as { caller: string; callee: string }[],
-    }));
-    for (let i = 0; i < calls; i++) {
-      const group = groups[i % ctx.generators]!;
-      group.users.push(users[2 * i]!, users[2 * i + 1]!);
-      group.pairs.push({ caller: users[2 * i]!.username, callee: users[2 * i + 1]!.username });
-    }
+    const groups = assignCalls(users, 0, calls, ctx.generators);
     await cluster.all("login", (g) => ({ url: server.url, users: groups[g]!.users, concurrency: 8 }));
     const setups = await cluster.all<{ failures: string[] }>("calls", (g) => ({
       pairs: groups[g]!.pairs,

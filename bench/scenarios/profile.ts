@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { Cluster, type Context } from "../lib/cluster.js";
+import { assignCalls, Cluster, type Context } from "../lib/cluster.js";
 import { summarizeProfile } from "../lib/cpuprofile.js";
 import { ROOT, sleep, startServerProcess, tempDir } from "../lib/proc.js";
 import { seedUsers } from "../lib/seed.js";
@@ -29,15 +29,7 @@ export async function profileScenario(ctx: Context, ceiling: number | undefined)
   let window: Awaited<ReturnType<Cluster["measure"]>> | undefined;
   let exitedAt = 0;
   try {
-    const groups = Array.from({ length: ctx.generators }, () => ({
-      users: [] as typeof users,
-      pairs: [] as { caller: string; callee: string }[],
-    }));
-    for (let i = 0; i < calls; i++) {
-      const group = groups[i % ctx.generators]!;
-      group.users.push(users[2 * i]!, users[2 * i + 1]!);
-      group.pairs.push({ caller: users[2 * i]!.username, callee: users[2 * i + 1]!.username });
-    }
+    const groups = assignCalls(users, 0, calls, ctx.generators);
     await cluster.all("login", (g) => ({ url: server.url, users: groups[g]!.users, concurrency: 8 }));
     await cluster.all("calls", (g) => ({ pairs: groups[g]!.pairs, concurrency: 4, answer: "connected" }));
     await sleep(2000);

@@ -1,8 +1,8 @@
 import fs from "node:fs";
-import { Cluster, type Context, type MeasuredWindow, mergeSparse, round } from "../lib/cluster.js";
+import { assignCalls, Cluster, type Context, type MeasuredWindow, mergeSparse, round } from "../lib/cluster.js";
 import type { SparseHistogram } from "../lib/hist.js";
 import { type PinMode, rssBytes, sleep, startServerProcess, tempDir } from "../lib/proc.js";
-import { type SeededUser, seedUsers } from "../lib/seed.js";
+import { seedUsers } from "../lib/seed.js";
 
 /** Loss and added-delay limits a step must stay within to count towards capacity. */
 export const LIMITS = { lossPct: 0.1, addedP99Ms: 10 };
@@ -51,22 +51,6 @@ function usPerPacket(pct: number | null, calls: number): number | null {
   return round(((pct / 100) * 1e6) / (calls * 100), 1);
 }
 
-/** Assigns calls [from, to) to generators round-robin; call i is users 2i -> 2i+1. */
-function assign(users: SeededUser[], from: number, to: number, generators: number) {
-  const groups = Array.from({ length: generators }, () => ({
-    users: [] as SeededUser[],
-    pairs: [] as { caller: string; callee: string }[],
-  }));
-  for (let i = from; i < to; i++) {
-    const group = groups[i % generators]!;
-    const caller = users[2 * i]!;
-    const callee = users[2 * i + 1]!;
-    group.users.push(caller, callee);
-    group.pairs.push({ caller: caller.username, callee: callee.username });
-  }
-  return groups;
-}
-
 /**
  * Relay capacity: 1:1 calls through the real server process (signaling, relay legs, werift),
  * 50 packets/s of 20 ms Opus each way, ramped in steps until two steps in a row are overloaded.
@@ -97,7 +81,7 @@ export async function relayScenario(
   let overloadedInRow = 0;
   try {
     for (const target of steps) {
-      const groups = assign(users, current, target, ctx.generators);
+      const groups = assignCalls(users, current, target, ctx.generators);
       const t0 = performance.now();
       await cluster.all("login", (g) => ({ url: server.url, users: groups[g]!.users, concurrency: 8 }));
       const setups = await cluster.all<{ failures: string[] }>("calls", (g) => ({

@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import type { StartOptions } from "@parley/server";
-import { RawClient, registered, startTestServer, type TestServer, waitFor } from "@parley/testkit";
+import { RawClient, registered, type TestServer, waitFor, withTestServer } from "@parley/testkit";
 import { MediaStreamTrack, RTCPeerConnection, useOPUS } from "werift";
 
 type Reply = Awaited<ReturnType<RawClient["request"]>>;
@@ -36,15 +35,6 @@ async function offer(): Promise<string> {
   return pc.localDescription?.sdp ?? "";
 }
 
-async function withServer(options: StartOptions, body: (s: TestServer) => Promise<void>): Promise<void> {
-  const s = await startTestServer(options);
-  try {
-    await body(s);
-  } finally {
-    await s.stop();
-  }
-}
-
 /** The relay's live legs, as /metrics reports them. */
 async function relayLegs(s: TestServer): Promise<number> {
   const body = await (await fetch(`${s.server.httpUrl}/metrics`)).text();
@@ -65,7 +55,7 @@ async function heldCall(caller: RawClient, callee: RawClient, calleeName: string
 
 describe("calls per user", () => {
   it("refuses a sixth concurrent call with TOO_MANY_CALLS when two accounts stack held calls (cap 5)", async () => {
-    await withServer({ maxCallsPerUser: 5 }, async (s) => {
+    await withTestServer({ maxCallsPerUser: 5 }, async (s) => {
       const alice = await registered(s.url, "alice");
       const bob = await registered(s.url, "bob");
       const calls: string[] = [];
@@ -91,7 +81,7 @@ describe("calls per user", () => {
   });
 
   it("caps calls at 4 per user by default, ringing calls included, and an invitee at the cap is busy", async () => {
-    await withServer({}, async (s) => {
+    await withTestServer({}, async (s) => {
       assert.equal(s.server.config.maxCallsPerUser, 4);
       const users = await Promise.all(["ann", "ben", "cat", "dan"].map((name) => registered(s.url, name)));
       const [ann, ben, cat, dan] = users.map((u) => u.client) as [RawClient, RawClient, RawClient, RawClient];
@@ -123,7 +113,7 @@ describe("calls per user", () => {
 describe("media legs", () => {
   it("keeps one leg per device and call: a flood of offers from one device replaces its leg and never holds two", async () => {
     // With room for exactly two legs, a replacement that briefly held two would be refused.
-    await withServer({ maxMediaLegs: 2 }, async (s) => {
+    await withTestServer({ maxMediaLegs: 2 }, async (s) => {
       const alice = await registered(s.url, "alice");
       const bob = await registered(s.url, "bob");
       const { call } = await alice.client.call<{ call: CallInfo }>("call.invite", { to: "bob" });
@@ -153,7 +143,7 @@ describe("media legs", () => {
   it("refuses legs with MEDIA_CAPACITY at the leg cap, before the relay runs out of ports", async () => {
     const ports = { portMin: 38100, portMax: 38119 };
     const limits = { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 20, anonymousPerSecond: 300 };
-    await withServer({ media: { ip: IP, ...ports }, connectionLimits: limits }, async (s) => {
+    await withTestServer({ media: { ip: IP, ...ports }, connectionLimits: limits }, async (s) => {
       const cap = s.server.config.maxMediaLegs;
       assert.ok(cap < 20, `the default leg cap (${cap}) leaves ports free in a 20-port range`);
       const alice = await registered(s.url, "alice");

@@ -1,21 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { StartOptions } from "@parley/server";
-import { loggedIn, RawClient, registered, startTestServer, TEST_PASSWORD, type TestServer } from "@parley/testkit";
+import { loggedIn, RawClient, registered, TEST_PASSWORD, type TestServer, withTestServer } from "@parley/testkit";
 
 type Reply = Awaited<ReturnType<RawClient["request"]>>;
 
 const code = (reply: Reply) => (reply.ok ? "ok" : reply.error.code);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function withServer(options: StartOptions, body: (s: TestServer) => Promise<void>): Promise<void> {
-  const s = await startTestServer(options);
-  try {
-    await body(s);
-  } finally {
-    await s.stop();
-  }
-}
 
 function sessionIds(s: TestServer, username: string): number[] {
   return s.server.db
@@ -33,7 +23,7 @@ async function resume(s: TestServer, token: string): Promise<{ client: RawClient
 
 describe("session lifetime", () => {
   it("refuses to resume a session left unused past the idle limit, and purges it without being asked", async () => {
-    await withServer({ sessionIdleMs: 1500 }, async (s) => {
+    await withTestServer({ sessionIdleMs: 1500 }, async (s) => {
       const { client, token } = await registered(s.url, "idler");
       client.close();
       await client.closed;
@@ -53,7 +43,7 @@ describe("session lifetime", () => {
   });
 
   it("keeps a session that stays connected alive past the idle limit", async () => {
-    await withServer({ sessionIdleMs: 1000 }, async (s) => {
+    await withTestServer({ sessionIdleMs: 1000 }, async (s) => {
       const { client, token } = await registered(s.url, "stayer");
       await sleep(2500);
       assert.equal(code(await client.request("account.get")), "ok");
@@ -67,7 +57,7 @@ describe("session lifetime", () => {
   });
 
   it("closes an open connection with SESSION_EXPIRED (4009) when its session reaches its absolute expiry", async () => {
-    await withServer({ sessionTtlMs: 1500, sessionIdleMs: 0 }, async (s) => {
+    await withTestServer({ sessionTtlMs: 1500, sessionIdleMs: 0 }, async (s) => {
       const { client, token } = await registered(s.url, "expiring");
       const tab = (await resume(s, token)).client;
       const expiresAt = Date.parse(
@@ -87,7 +77,7 @@ describe("session lifetime", () => {
 
 describe("revoked sessions", () => {
   it("closes every open connection on a revoked session: logout of all devices, password change, operator reset and disable", async () => {
-    await withServer({}, async (s) => {
+    await withTestServer({}, async (s) => {
       const { client: phone, token } = await registered(s.url, "revokee");
       const tab = (await resume(s, token)).client;
       const { client: laptop } = await loggedIn(s.url, "revokee");
@@ -124,7 +114,7 @@ describe("revoked sessions", () => {
 
 describe("sessions and devices per user", () => {
   it("revokes the least recently used session beyond the per-user cap and closes its connection", async () => {
-    await withServer({ maxSessionsPerUser: 2 }, async (s) => {
+    await withTestServer({ maxSessionsPerUser: 2 }, async (s) => {
       const { client: a, token: tokenA } = await registered(s.url, "capped");
       await sleep(10);
       const b = await loggedIn(s.url, "capped");
@@ -153,7 +143,7 @@ describe("sessions and devices per user", () => {
 
   it("refuses a login or resume beyond the devices per user with TOO_MANY_DEVICES, leaving the connection anonymous", async () => {
     const limits = { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 2, anonymousPerSecond: 300 };
-    await withServer({ connectionLimits: limits }, async (s) => {
+    await withTestServer({ connectionLimits: limits }, async (s) => {
       const first = await registered(s.url, "busy-bee");
       const second = await loggedIn(s.url, "busy-bee");
       const before = sessionIds(s, "busy-bee");

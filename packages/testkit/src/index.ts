@@ -17,5 +17,6 @@ export {
   type TestServer,
   tempDir,
   WEB_ROOT,
+  withTestServer,
 } from "./test-server.js";
 export { waitFor } from "./wait-for.js";

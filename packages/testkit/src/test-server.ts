@@ -45,6 +45,16 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
   };
 }
 
+/** Runs `body` against a fresh test server started with `options`, and stops it whatever happens. */
+export async function withTestServer(options: StartOptions, body: (s: TestServer) => Promise<void>): Promise<void> {
+  const s = await startTestServer(options);
+  try {
+    await body(s);
+  } finally {
+    await s.stop();
+  }
+}
+
 /** The SDK client in Node, on the `ws` WebSocket. */
 export function sdkClient(url: string, options: Partial<ParleyClientOptions> = {}): ParleyClient {
   return new ParleyClient({
