@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import type { StartOptions } from "@parley/server";
+import { CallHistoryStore, type CallRecord, openDatabase, type StartOptions } from "@parley/server";
 import {
   RawClient,
   registered,
@@ -225,6 +225,68 @@ describe("audit log writes", { timeout: 60_000 }, () => {
     }
     assert.equal(onDisk(), 268, "a clean shutdown writes what was queued");
     fs.rmSync(t.dataDir, { recursive: true, force: true });
+  });
+});
+
+describe("call history writes", { timeout: 60_000 }, () => {
+  it("queues ended calls off the event loop's path and writes them in batches, seen by every read", async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const file = path.join(dir, "parley.db");
+    const db = openDatabase(file);
+    const store = new CallHistoryStore(db);
+    const onDisk = () => {
+      const reader = new Database(file, { readonly: true, fileMustExist: true });
+      try {
+        return count(reader, "SELECT COUNT(*) AS n FROM calls");
+      } finally {
+        reader.close();
+      }
+    };
+    const at = new Date().toISOString();
+    const refused = (i: number): CallRecord => ({
+      id: `refused-${i}`,
+      createdAt: at,
+      answeredAt: null,
+      endedAt: at,
+      outcome: "unreachable",
+      endReason: null,
+      heldMs: 0,
+      participants: [
+        {
+          id: 1,
+          username: "ann",
+          displayName: "Ann",
+          role: "caller",
+          outcome: "unreachable",
+          joinedAt: null,
+          leftAt: at,
+        },
+        {
+          id: 2,
+          username: "ben",
+          displayName: "Ben",
+          role: "callee",
+          outcome: "unreachable",
+          joinedAt: null,
+          leftAt: at,
+        },
+      ],
+    });
+    try {
+      for (let i = 0; i < 10; i++) store.record(refused(i));
+      assert.equal(onDisk(), 0, "recorded, not yet written: no disk sync per call");
+      assert.equal(store.count(), 10, "a read sees every call");
+      assert.equal(onDisk(), 10, "the read wrote the queue first");
+      for (let i = 10; i < 260; i++) store.record(refused(i));
+      assert.equal(onDisk(), 210, "a full batch is written at once");
+      await waitFor(() => onDisk() === 260, "the queue written by its timer");
+      store.record(refused(999));
+      store.flush();
+      assert.equal(onDisk(), 261, "flush (at shutdown) writes what was queued");
+    } finally {
+      db.close();
+    }
   });
 });
 

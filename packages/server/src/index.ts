@@ -3,6 +3,7 @@ export { sendControlCommand } from "./admin/control-socket.js";
 export { OPERATOR_FEED_INTERVAL_MS } from "./admin/operator-feed.js";
 export type { OperatorService } from "./admin/operator-service.js";
 export { splitCommandLine } from "./admin/table.js";
+export { CallHistoryStore, type CallRecord } from "./calls/call-history-store.js";
 export {
   DEFAULT_CONFIG,
   dataPaths,

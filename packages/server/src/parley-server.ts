@@ -147,7 +147,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     stats,
     calls,
     media,
-    history: new CallHistorySearch(db),
+    history: new CallHistorySearch(db, () => history.flush()),
     version: SERVER_VERSION,
     connections,
     backup: (file) => backupDatabase(db, file),
@@ -210,7 +210,8 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     retention.close();
     await closeHttp(httpServer);
     await control?.close();
-    // Every audit entry recorded until now is written before the database closes.
+    // Every audit entry and call recorded until now is written before the database closes.
+    history.flush();
     audit.close();
     db.pragma("wal_checkpoint(TRUNCATE)");
     db.close();

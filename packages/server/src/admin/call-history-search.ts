@@ -31,13 +31,22 @@ interface Row {
  */
 export class CallHistorySearch {
   readonly #db: Database;
+  readonly #beforeRead: () => void;
 
-  constructor(db: Database) {
+  /** `beforeRead` writes calls still queued (the history store batches its writes). */
+  constructor(db: Database, beforeRead: () => void = () => undefined) {
     this.#db = db;
+    this.#beforeRead = beforeRead;
+  }
+
+  /** Writes the calls still queued by the history store (before a backup, say). */
+  flushPending(): void {
+    this.#beforeRead();
   }
 
   /** Newest first. */
   search(query: CallHistoryQuery = {}): OperatorHistoryCall[] {
+    this.#beforeRead();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (query.username) {

@@ -354,11 +354,12 @@ export class OperatorService {
   }
 
   /**
-   * Copies the live database to `file` (a new file, owner-only), every audit entry recorded so far
-   * included. The copy holds password hashes: who took one, and where to, is audited.
+   * Copies the live database to `file` (a new file, owner-only), every audit entry and call
+   * recorded so far included. The copy holds password hashes: who took one, and where to, is audited.
    */
   async backup(file: string, actor: string): Promise<BackupResult> {
     this.#audit.flush();
+    this.#history.flushPending();
     const result = await this.#backup(file);
     this.#audit.record({ action: "admin.backup", actor, detail: { file: result.file, bytes: result.bytes } });
     return result;
