@@ -52,24 +52,15 @@ function threadScheduling(): Map<number, { nice: number; policy: number }> {
   return threads;
 }
 
-/** Linux's SCHED_IDLE policy number. */
-const SCHED_IDLE = 5;
-
 describe("bounded expensive work", () => {
-  it("hashes passwords on threads at the lowest CPU priority, so a login flood cannot take the core from the relay's event loop", async (t) => {
+  it("hashes passwords on threads at a lower CPU priority than the event loop, so a login flood cannot take the core from the relay's event loop", async (t) => {
     if (!fs.existsSync("/proc/self/task")) return t.skip("no /proc/self/task on this system");
     const s = await start();
     try {
       (await registered(s.url, "hashed")).client.close();
       const threads = threadScheduling();
-      const hashing = [...threads.values()].filter((thread) => thread.nice === 19);
-      assert.ok(hashing.length > 0, `a hashing thread runs at nice 19: ${JSON.stringify([...threads])}`);
-      if (fs.existsSync("/usr/bin/chrt")) {
-        assert.ok(
-          hashing.every((thread) => thread.policy === SCHED_IDLE),
-          "with chrt, hashing threads run under SCHED_IDLE",
-        );
-      }
+      const hashing = [...threads.values()].filter((thread) => thread.nice === 5);
+      assert.ok(hashing.length > 0, `a hashing thread runs at nice 5: ${JSON.stringify([...threads])}`);
       assert.deepEqual(threads.get(process.pid), { nice: 0, policy: 0 }, "the event loop's thread keeps its priority");
     } finally {
       await s.stop();

@@ -4,7 +4,7 @@ import { ScryptThreads } from "./scrypt-threads.js";
 /**
  * scrypt at OWASP's first recommended setting (N=2^17, r=8, p=1: 128 MiB, ~0.3 s here).
  * Hashes are self-describing (`scrypt$N$r$p$salt$hash`, base64url) so parameters can be
- * raised later without invalidating stored passwords. Runs on worker threads at the lowest CPU
+ * raised later without invalidating stored passwords. Runs on worker threads at a lower CPU
  * priority (ScryptThreads), never on the event loop; HashPool decides how many may run and wait.
  */
 const PARAMS = { N: 2 ** 17, r: 8, p: 1 };

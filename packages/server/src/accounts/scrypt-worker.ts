@@ -1,26 +1,19 @@
-import { execFileSync } from "node:child_process";
 import { scryptSync } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import { parentPort } from "node:worker_threads";
 
 /**
- * One password-hashing thread (see scrypt-threads.ts). On Linux a thread has its own scheduling:
- * this one moves itself to SCHED_IDLE (util-linux `chrt -i`), so it runs only when the event
- * loop, which relays calls' audio, has nothing to do, and is preempted the moment a packet wakes
- * the loop; where chrt is missing, it lowers its nice value to 19 (the loop then still waits up to
- * the scheduler's wake-up granularity). Elsewhere it keeps the process's priority.
+ * One password-hashing thread (see scrypt-threads.ts). On Linux a thread has its own nice value:
+ * this one lowers its own to HASH_NICE, so when the event loop that relays calls' audio wakes on a
+ * busy core, the kernel runs it first. Not lower: at nice 19 or under SCHED_IDLE a hash gets next
+ * to no CPU while anything else keeps the cores busy (other processes included), and logins then
+ * stall for many seconds. Elsewhere the thread keeps the process's priority.
  */
+const HASH_NICE = 5;
 try {
   const tid = Number(fs.readlinkSync("/proc/thread-self").split("/").pop());
-  if (Number.isInteger(tid) && tid > 0) {
-    os.setPriority(tid, 19);
-    try {
-      execFileSync("chrt", ["-i", "-p", "0", String(tid)], { stdio: "ignore", timeout: 5000 });
-    } catch {
-      // No chrt: nice 19 it is.
-    }
-  }
+  if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, HASH_NICE);
 } catch {
   // Not Linux (no /proc/thread-self), or not allowed: the thread runs at normal priority.
 }
