@@ -197,6 +197,16 @@ program
       .argParser(nonNegative),
   )
   .addOption(
+    new Option("--hash-concurrency <n>", "password hashes (scrypt, 128 MiB each) computed at once (1-3)")
+      .env("PARLEY_HASH_CONCURRENCY")
+      .default(DEFAULT_CONFIG.workLimits.hashConcurrency)
+      .argParser((value) => {
+        const n = atLeastOne(value);
+        if (n > 3) throw new InvalidArgumentError("at most 3: libuv's 4 threads must keep one for files and DNS.");
+        return n;
+      }),
+  )
+  .addOption(
     new Option("--max-calls-per-user <n>", "live calls one user may be in at once, held ones included")
       .env("PARLEY_MAX_CALLS_PER_USER")
       .default(DEFAULT_CONFIG.maxCallsPerUser)
@@ -260,6 +270,7 @@ program
         sessionTtlMs: opts.sessionDays * DAY_MS,
         sessionIdleMs: opts.sessionIdleDays * DAY_MS,
         maxCallsPerUser: opts.maxCallsPerUser,
+        workLimits: { ...DEFAULT_CONFIG.workLimits, hashConcurrency: opts.hashConcurrency },
         maxMediaLegs: opts.maxMediaLegs,
         retention: { auditDays: opts.retainAuditDays, historyDays: opts.retainHistoryDays },
         ...(consoleOn ? { consoleInput: process.stdin, consoleOutput: process.stdout } : {}),

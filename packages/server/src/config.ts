@@ -156,7 +156,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   loginLimits: { perAccountAddress: 10, perAccount: 20, perAddress: 30, windowMs: 15 * 60 * 1000, maxDelayMs: 10_000 },
   connectionLimits: { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 10, anonymousPerSecond: 300 },
   workLimits: {
-    hashConcurrency: 2,
+    hashConcurrency: 1,
     hashQueue: 32,
     // A class signing up on its first morning shares one NAT address: generous, since scrypt is
     // bounded by the hash pool anyway; this stops account spam, not load.

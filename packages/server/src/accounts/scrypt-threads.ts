@@ -11,7 +11,7 @@ interface Pending {
  * scrypt on dedicated worker threads at a lower CPU priority. libuv's thread pool (where
  * `crypto.scrypt` runs) shares the process's priority, so on a busy core every password check
  * (0.3 s of CPU by design) competes with the event loop that relays calls' audio: a flood of
- * logins then delays packets. These threads lower their own priority (nice 5, Linux), so the
+ * logins then delays packets. These threads lower their own priority (nice 10, Linux), so the
  * kernel runs the event loop first and hashing takes what is left. Threads start on first use and
  * do not keep the process alive while idle. Admission control (how many jobs may wait) is the
  * caller's: this runs `size` jobs at once and queues the rest in order.

@@ -5,12 +5,12 @@ import { parentPort } from "node:worker_threads";
 
 /**
  * One password-hashing thread (see scrypt-threads.ts). On Linux a thread has its own nice value:
- * this one lowers its own to HASH_NICE, so when the event loop that relays calls' audio wakes on a
+ * this one lowers its own to HASH_NICE (10), so when the event loop that relays calls' audio wakes on a
  * busy core, the kernel runs it first. Not lower: at nice 19 or under SCHED_IDLE a hash gets next
  * to no CPU while anything else keeps the cores busy (other processes included), and logins then
  * stall for many seconds. Elsewhere the thread keeps the process's priority.
  */
-const HASH_NICE = 5;
+const HASH_NICE = 10;
 try {
   const tid = Number(fs.readlinkSync("/proc/thread-self").split("/").pop());
   if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, HASH_NICE);
