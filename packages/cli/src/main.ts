@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { CONFERENCE_MAX_LIMIT } from "@parley/protocol";
@@ -9,6 +10,8 @@ import {
   SERVER_VERSION,
   sendControlCommand,
   startServer,
+  type TlsConfig,
+  TlsConfigError,
 } from "@parley/server";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type BotOptions, runAnswerBot, runCallBot } from "./bot/bot.js";
@@ -230,6 +233,18 @@ program
       .default(DEFAULT_CONFIG.retention.historyDays)
       .argParser(wholeNumber),
   )
+  .addOption(
+    new Option("--tls-cert <file>", "PEM certificate (chain allowed): serve HTTPS and WSS; re-read on SIGHUP").env(
+      "PARLEY_TLS_CERT",
+    ),
+  )
+  .addOption(new Option("--tls-key <file>", "PEM private key of --tls-cert").env("PARLEY_TLS_KEY"))
+  .addOption(
+    new Option(
+      "--self-signed",
+      "serve HTTPS and WSS with a self-signed certificate made in the data dir on the first start",
+    ).env("PARLEY_SELF_SIGNED"),
+  )
   .addOption(new Option("--quiet", "log to the data dir's log file only, not stdout"))
   .addOption(
     new Option("--console <mode>", "operator console on stdin: auto (when stdin is a terminal), on, off")
@@ -240,6 +255,7 @@ program
     const consoleOn = opts.console === "on" || (opts.console === "auto" && process.stdin.isTTY === true);
     const allowed: string[] =
       typeof opts.allowedOrigin === "string" ? opts.allowedOrigin.split(",") : (opts.allowedOrigin ?? []);
+    const tls = tlsOption(opts);
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
       server = await startServer({
@@ -273,15 +289,17 @@ program
         workLimits: { ...DEFAULT_CONFIG.workLimits, hashConcurrency: opts.hashConcurrency },
         maxMediaLegs: opts.maxMediaLegs,
         retention: { auditDays: opts.retainAuditDays, historyDays: opts.retainHistoryDays },
+        tls,
         ...(consoleOn ? { consoleInput: process.stdin, consoleOutput: process.stdout } : {}),
       });
     } catch (error) {
       console.error(`parley: cannot start: ${(error as Error).message}`);
-      process.exit(1);
+      process.exit(error instanceof TlsConfigError ? 2 : 1);
     }
     process.stdout.write(
       [
         `Parley ${SERVER_VERSION} listening on ${server.httpUrl} (signaling ${server.signalingUrl})`,
+        ...startBannerAccess(server),
         `Data: ${server.config.dataDir}`,
         consoleOn
           ? "Operator console: type 'help'."
@@ -300,6 +318,56 @@ program
     await server.closed;
     process.exit(0);
   });
+
+/** --tls-cert/--tls-key or --self-signed; a half or contradictory setting stops the start (exit 2). */
+function tlsOption(opts: { tlsCert?: string; tlsKey?: string; selfSigned?: boolean }): TlsConfig | undefined {
+  const fail = (message: string): never => {
+    console.error(`parley: cannot start: ${message}`);
+    process.exit(2);
+  };
+  if (opts.selfSigned && (opts.tlsCert || opts.tlsKey))
+    fail("--self-signed and --tls-cert/--tls-key exclude each other");
+  if (opts.selfSigned) return { selfSigned: true };
+  if (opts.tlsCert && !opts.tlsKey) fail(`--tls-cert ${opts.tlsCert} needs --tls-key (PARLEY_TLS_KEY) too`);
+  if (opts.tlsKey && !opts.tlsCert) fail(`--tls-key ${opts.tlsKey} needs --tls-cert (PARLEY_TLS_CERT) too`);
+  return opts.tlsCert && opts.tlsKey ? { certFile: opts.tlsCert, keyFile: opts.tlsKey } : undefined;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/**
+ * Banner lines on how to reach the server: the certificate's fingerprint with HTTPS, the addresses
+ * other machines open, and, without HTTPS beyond loopback, that their browsers will need it.
+ */
+function startBannerAccess(server: Awaited<ReturnType<typeof startServer>>): string[] {
+  const lines: string[] = [];
+  const { host } = server.config;
+  const scheme = server.tls ? "https" : "http";
+  if (server.tls) lines.push(`Certificate SHA-256 fingerprint: ${server.tls.fingerprint256}`);
+  if (isLoopbackHost(host)) return lines;
+  const addresses: string[] = [];
+  if (host === "0.0.0.0" || host === "::") {
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const address of list ?? []) {
+        if (address.family === "IPv4" && !address.internal) addresses.push(address.address);
+      }
+    }
+  } else {
+    addresses.push(host);
+  }
+  for (const address of addresses) {
+    const shown = address.includes(":") ? `[${address}]` : address;
+    lines.push(`From other machines: ${scheme}://${shown}:${server.port}`);
+  }
+  if (!server.tls) {
+    lines.push(
+      "Browsers on other machines need HTTPS for the microphone: start with --self-signed, or --tls-cert FILE --tls-key FILE.",
+    );
+  }
+  return lines;
+}
 
 program
   .command("admin")

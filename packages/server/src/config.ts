@@ -1,6 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { compileTrustProxy } from "./http/client-address.js";
+import type { TlsConfig } from "./http/tls.js";
 
 /**
  * The media address when none is configured: the machine's first non-loopback IPv4 address
@@ -142,6 +143,8 @@ export interface ServerConfig {
   logToStdout: boolean;
   /** Exposure of the Prometheus endpoint `GET /metrics`. */
   metrics: MetricsConfig;
+  /** HTTPS and WSS on the port: PEM files (re-read on SIGHUP), or a self-signed certificate in the data dir. */
+  tls?: TlsConfig | undefined;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {

@@ -16,6 +16,13 @@ export {
   resolveConfig,
   type ServerConfig,
 } from "./config.js";
+export {
+  generateSelfSigned,
+  SELF_SIGNED_DAYS,
+  selfSignedPaths,
+  type TlsConfig,
+  TlsConfigError,
+} from "./http/tls.js";
 export { applyWeriftFixes } from "./media/werift-fixes.js";
 export { isLoopback } from "./metrics/metrics-endpoint.js";
 export { type ParleyServer, SERVER_VERSION, type StartOptions, startServer } from "./parley-server.js";

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import type http from "node:http";
+import type https from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { SIGNALING_PATH } from "@parley/protocol";
@@ -16,6 +17,7 @@ import { RefusalSummary } from "./audit/refusal-summary.js";
 import { CallService } from "./calls/call-service.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
+import { ensureSelfSigned, loadTlsCredentials, selfSignedPaths, type TlsCredentials } from "./http/tls.js";
 import { createLogger, type Logger } from "./logging/logger.js";
 import { MediaRelay } from "./media/index.js";
 import { MeteredCallHistoryStore } from "./metrics/metered-call-history.js";
@@ -49,6 +51,8 @@ export interface ParleyServer {
   /** ws://host:port/ws signaling endpoint. */
   readonly signalingUrl: string;
   readonly port: number;
+  /** With HTTPS: the certificate's files and SHA-256 fingerprint (the one last loaded). */
+  readonly tls: { certFile: string; keyFile: string; fingerprint256: string } | undefined;
   readonly controlSocketPath: string;
   readonly commands: AdminCommands;
   /** The structured operator operations (what the commands and the web operator page call). */
@@ -71,10 +75,21 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   // Owner-only before anything opens them; what was looser is reported once the logger exists.
   const loosened = enforceOwnerOnly(
     config.dataDir,
-    [paths.database, `${paths.database}-wal`, `${paths.database}-shm`, paths.log, paths.controlSocket].map((file) =>
-      path.basename(file),
-    ),
+    [
+      paths.database,
+      `${paths.database}-wal`,
+      `${paths.database}-shm`,
+      paths.log,
+      paths.controlSocket,
+      selfSignedPaths(config.dataDir).keyFile,
+    ].map((file) => path.basename(file)),
   );
+  // Certificate problems stop the start before anything is opened (TlsConfigError names the file).
+  let tls: TlsCredentials | undefined;
+  if (config.tls) {
+    const files = "selfSigned" in config.tls ? await ensureSelfSigned(config.dataDir, config.host) : config.tls;
+    tls = loadTlsCredentials(path.resolve(files.certFile), path.resolve(files.keyFile));
+  }
   const logger = createLogger({ file: paths.log, level: config.logLevel, stdout: config.logToStdout });
   for (const { path: where, was, now } of loosened) {
     const message = `${where} was readable or writable by others (mode ${octal(was)}); made owner-only (${octal(now)})`;
@@ -180,6 +195,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
       connections: signalingServer.connections.size,
     }),
     metrics: (req, res) => serveMetrics(req, res, config.metrics, meter),
+    tls,
   });
   httpServer.on("upgrade", (req, socket, head) => signalingServer.handleUpgrade(req, socket, head));
 
@@ -197,8 +213,27 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   let control: ControlSocket | undefined;
   let stopConsole: (() => void) | undefined;
 
+  // SIGHUP re-reads the certificate files: new TLS connections get them, open ones stay as they are.
+  // A file that cannot be used keeps the certificate in service and logs why.
+  const reloadTls = () => {
+    if (!tls || !("setSecureContext" in httpServer)) return;
+    try {
+      const next = loadTlsCredentials(tls.certFile, tls.keyFile);
+      httpServer.setSecureContext({ cert: next.cert, key: next.key });
+      tls = next;
+      logger.info({ certFile: next.certFile, fingerprint256: next.fingerprint256 }, "TLS certificate reloaded");
+    } catch (error) {
+      logger.error(
+        { err: error, certFile: tls.certFile, keyFile: tls.keyFile },
+        `TLS certificate not reloaded, the previous one stays in service: ${(error as Error).message}`,
+      );
+    }
+  };
+  if (tls) process.on("SIGHUP", reloadTls);
+
   async function shutdown(): Promise<void> {
     logger.info("shutting down");
+    process.off("SIGHUP", reloadTls);
     stopConsole?.();
     operatorFeed.close();
     sessionSweeper.close();
@@ -241,8 +276,8 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const port = (httpServer.address() as AddressInfo).port;
   const displayHost = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   const host = displayHost.includes(":") ? `[${displayHost}]` : displayHost;
-  const httpUrl = `http://${host}:${port}`;
-  const signalingUrl = `ws://${host}:${port}${SIGNALING_PATH}`;
+  const httpUrl = `${tls ? "https" : "http"}://${host}:${port}`;
+  const signalingUrl = `${tls ? "wss" : "ws"}://${host}:${port}${SIGNALING_PATH}`;
   logger.info({ host: config.host, port, dataDir: config.dataDir, media: config.media }, "listening");
   if (consoleInput) stopConsole = startConsole(commands, consoleInput, consoleOutput ?? process.stdout);
 
@@ -251,6 +286,9 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     httpUrl,
     signalingUrl,
     port,
+    get tls() {
+      return tls && { certFile: tls.certFile, keyFile: tls.keyFile, fingerprint256: tls.fingerprint256 };
+    },
     controlSocketPath: paths.controlSocket,
     commands,
     operator,
@@ -262,7 +300,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   };
 }
 
-function closeHttp(server: http.Server): Promise<void> {
+function closeHttp(server: http.Server | https.Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections();

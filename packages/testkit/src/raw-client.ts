@@ -12,6 +12,8 @@ export interface ConnectOptions {
   origin?: string;
   localAddress?: string;
   headers?: Record<string, string>;
+  /** Certificates trusted for a wss:// URL (instead of the system's), e.g. a server's self-signed one. */
+  ca?: string | Buffer;
 }
 
 let nextRequest = 1;
@@ -50,6 +52,7 @@ export class RawClient {
         ...(options.origin ? { origin: options.origin } : {}),
         ...(options.headers ? { headers: options.headers } : {}),
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+        ...(options.ca ? { ca: options.ca } : {}),
       });
       ws.once("open", () => resolve(new RawClient(ws)));
       ws.once("error", reject);

@@ -1,4 +1,5 @@
 import http from "node:http";
+import https from "node:https";
 import { applySecurityHeaders } from "./security-headers.js";
 import { serveStatic } from "./static-files.js";
 
@@ -21,38 +22,40 @@ export function createHttpServer(options: {
   webRoot?: string | undefined;
   /** Serves `GET /metrics` (exposure rules included). */
   metrics?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
-}): http.Server {
+  /** PEM certificate (chain allowed) and key: the port serves HTTPS (and WSS) instead of HTTP. */
+  tls?: { cert: string; key: string } | undefined;
+}): http.Server | https.Server {
   // A connection that has not sent its request headers (a WebSocket upgrade included) within 10 s
   // is closed: idle sockets from strangers hold file descriptors (Node's default is 60 s).
-  const server = http.createServer(
-    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
-    (req, res) => {
-      applySecurityHeaders(res);
-      const url = new URL(req.url ?? "/", "http://localhost");
-      if (url.pathname === "/metrics" && options.metrics && (req.method === "GET" || req.method === "HEAD")) {
-        options.metrics(req, res).catch(() => {
-          if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
-          res.end(JSON.stringify({ error: "INTERNAL_ERROR" }));
-        });
-        return;
-      }
-      if (url.pathname === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
-        const body = JSON.stringify(options.health());
-        res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
-        res.end(req.method === "HEAD" ? undefined : body);
-        return;
-      }
-      if (options.webRoot && serveStatic(options.webRoot, req, res, url.pathname)) return;
-      if (url.pathname === "/" && req.method === "GET") {
-        res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
-        res.end(
-          "Parley server (the web client is not built: run npm run build). Signaling at /ws, health at /healthz.\n",
-        );
-        return;
-      }
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ error: "NOT_FOUND" }));
-    },
-  );
-  return server;
+  const timeouts = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS };
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    applySecurityHeaders(res);
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname === "/metrics" && options.metrics && (req.method === "GET" || req.method === "HEAD")) {
+      options.metrics(req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "INTERNAL_ERROR" }));
+      });
+      return;
+    }
+    if (url.pathname === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+      const body = JSON.stringify(options.health());
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(req.method === "HEAD" ? undefined : body);
+      return;
+    }
+    if (options.webRoot && serveStatic(options.webRoot, req, res, url.pathname)) return;
+    if (url.pathname === "/" && req.method === "GET") {
+      res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+      res.end(
+        "Parley server (the web client is not built: run npm run build). Signaling at /ws, health at /healthz.\n",
+      );
+      return;
+    }
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ error: "NOT_FOUND" }));
+  };
+  return options.tls
+    ? https.createServer({ ...timeouts, cert: options.tls.cert, key: options.tls.key }, handle)
+    : http.createServer(timeouts, handle);
 }
