@@ -75,6 +75,9 @@ const en = {
   reconnect: "Reconnect",
   kicked: "The operator disconnected you.",
   micUnavailable: "Microphone unavailable: others will not hear you. Check the browser's permission.",
+  needsHttps:
+    "This page needs HTTPS (a secure connection) to use the microphone: the browser blocks it on plain HTTP from another machine, and no permission setting can change that.",
+  needsHttpsOpen: "Open the secure address:",
   mainNavigation: "Main",
 
   // Tabs
@@ -320,6 +323,9 @@ const fr: Dictionary = {
   kicked: "L’opérateur vous a déconnecté.",
   micUnavailable:
     "Micro indisponible : vos correspondants ne vous entendront pas. Vérifiez l’autorisation du navigateur.",
+  needsHttps:
+    "Cette page a besoin de HTTPS (une connexion sécurisée) pour utiliser le micro : le navigateur le bloque en HTTP simple depuis une autre machine, et aucune autorisation n’y change rien.",
+  needsHttpsOpen: "Ouvrez l’adresse sécurisée :",
   mainNavigation: "Navigation principale",
 
   tabContacts: "Contacts",

@@ -1,4 +1,5 @@
 import { plural, useI18n } from "../i18n.js";
+import { isInsecureContext } from "../media/secure-context.js";
 import type { Page } from "../state/store.js";
 import { useSoftphone, useStore } from "../state/store-context.js";
 import { AccountPage } from "./account-page.js";
@@ -6,6 +7,7 @@ import { AppHeader } from "./app-header.js";
 import { CallArea } from "./call-area.js";
 import { ContactsPage } from "./contacts-page.js";
 import { HistoryPage } from "./history-page.js";
+import { InsecureContextNotice } from "./insecure-context-notice.js";
 import { NavTabs, panelId, tabId } from "./nav-tabs.js";
 
 /** The signed-in layout: header, tabs, the call panel above the open page. */
@@ -28,7 +30,9 @@ export function Shell() {
           {t("kicked")}
         </p>
       ) : null}
-      {state.micError ? (
+      {isInsecureContext() ? (
+        <InsecureContextNotice />
+      ) : state.micError ? (
         <p className="banner banner--warning" role="alert">
           {t("micUnavailable")}
         </p>

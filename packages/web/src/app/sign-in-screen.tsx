@@ -2,6 +2,7 @@ import { type FormEvent, useId, useState } from "react";
 import { type MessageKey, useI18n } from "../i18n.js";
 import type { SignedOutReason } from "../state/store.js";
 import { useSoftphone, useStore } from "../state/store-context.js";
+import { InsecureContextNotice } from "./insecure-context-notice.js";
 import { LanguageSelect } from "./language-select.js";
 import { errorText } from "./ui.js";
 
@@ -67,6 +68,7 @@ export function SignInScreen() {
           </div>
         </div>
         <p className="muted">{t("signInIntro")}</p>
+        <InsecureContextNotice />
         {notice ? (
           <p className="banner banner--info" role="status">
             {notice}
