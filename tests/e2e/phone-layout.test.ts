@@ -212,6 +212,11 @@ describe("the softphone on a 390x844 phone screen", { timeout: 90_000 }, () => {
     assert.equal(await link.getAttribute("href"), `https://parley.test:${port}/`);
     await expectOnScreen(link, "the HTTPS link");
     await expectFitsPhone(page, "sign-in over plain HTTP");
+    // The same in French.
+    await page.getByLabel("Language").selectOption("fr");
+    await expectText(page.getByRole("alert").filter({ hasText: "HTTPS" }), "Cette page a besoin de HTTPS");
+    await expectVisible(page.getByRole("link", { name: `https://parley.test:${port}/` }));
+    await page.getByLabel("Langue").selectOption("en");
 
     // Signed in, the softphone says the same where the microphone problem shows, never "check the permission".
     await registerThroughUi(page, `http://parley.test:${port}/`, { username: "carla", displayName: "Carla Roux" });
