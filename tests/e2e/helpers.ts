@@ -19,6 +19,7 @@ import {
   type TestServer,
   tempDir,
   waitFor,
+  waitForReceivedAudio,
 } from "@parley/testkit";
 import type { Locator, Page } from "playwright-core";
 
@@ -306,4 +307,24 @@ export function isTone(hz: number, floor = 0.01): (audio: ReceivedAudio) => bool
 /** Describes a measurement for logs and assertion messages. */
 export function describeAudio(audio: ReceivedAudio): string {
   return `rms ${audio.rms.toFixed(4)}, dominant ${audio.dominantHz.toFixed(1)} Hz`;
+}
+
+/**
+ * Answers the ringing `dialog` on the callee's page, waits for both call timers to run, and
+ * checks by FFT that each side hears the other's tone (`callerHz` from the caller, `calleeHz`
+ * from the callee); logs what each heard.
+ */
+export async function answerAndHearEachOther(
+  dialog: Locator,
+  caller: { page: Page; name: string; hz: number },
+  callee: { page: Page; name: string; hz: number },
+): Promise<void> {
+  await dialog.getByRole("button", { name: "Answer", exact: true }).click();
+  await expectGone(dialog);
+  await Promise.all([expectTimerRunning(caller.page), expectTimerRunning(callee.page)]);
+  const [atCaller, atCallee] = await Promise.all([
+    waitForReceivedAudio(caller.page, isTone(callee.hz), `${caller.name} hearing ${callee.hz} Hz`, { seconds: 1 }),
+    waitForReceivedAudio(callee.page, isTone(caller.hz), `${callee.name} hearing ${caller.hz} Hz`, { seconds: 1 }),
+  ]);
+  console.log(`${caller.name} hears ${describeAudio(atCaller)}; ${callee.name} hears ${describeAudio(atCallee)}`);
 }

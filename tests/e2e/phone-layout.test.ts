@@ -17,21 +17,17 @@ import {
   type TestServer,
   tempDir,
   toneWav,
-  waitForReceivedAudio,
 } from "@parley/testkit";
 import type { Locator, Page } from "playwright-core";
 import {
+  answerAndHearEachOther,
   button,
   callButton,
   callPanel,
-  describeAudio,
   expectEndNotice,
-  expectGone,
   expectText,
-  expectTimerRunning,
   expectVisible,
   incomingDialog,
-  isTone,
   nav,
   type Person,
   registerThroughUi,
@@ -158,14 +154,11 @@ describe("the softphone on a 390x844 phone screen", { timeout: 90_000 }, () => {
     await expectOnScreen(dialog.getByRole("button", { name: "Answer", exact: true }), "Answer");
     await expectOnScreen(dialog.getByRole("button", { name: "Decline", exact: true }), "Decline");
     await expectFitsPhone(bruno.page, "incoming call");
-    await dialog.getByRole("button", { name: "Answer", exact: true }).click();
-    await expectGone(dialog);
-    await Promise.all([expectTimerRunning(alice.page), expectTimerRunning(bruno.page)]);
-    const [atAlice, atBruno] = await Promise.all([
-      waitForReceivedAudio(alice.page, isTone(BRUNO_HZ), `Alice hearing ${BRUNO_HZ} Hz`, { seconds: 1 }),
-      waitForReceivedAudio(bruno.page, isTone(ALICE_HZ), `Bruno hearing ${ALICE_HZ} Hz`, { seconds: 1 }),
-    ]);
-    console.log(`Alice hears ${describeAudio(atAlice)}; Bruno hears ${describeAudio(atBruno)}`);
+    await answerAndHearEachOther(
+      dialog,
+      { page: alice.page, name: "Alice", hz: ALICE_HZ },
+      { page: bruno.page, name: "Bruno", hz: BRUNO_HZ },
+    );
     for (const user of [alice, bruno]) {
       await expectText(callPanel(user.page), /\d+:\d\d/);
       for (const name of ["Mute microphone", "Mute speaker", "Hang up"]) {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type BrowserUser, type TestServer, toneWav, waitForReceivedAudio } from "@parley/testkit";
 import {
+  answerAndHearEachOther,
   button,
   callButton,
   callPanel,
@@ -19,7 +20,6 @@ import {
   expectEndNotice,
   expectGone,
   expectText,
-  expectTimerRunning,
   expectValue,
   expectVisible,
   fillSignIn,
@@ -100,15 +100,11 @@ describe("browser softphone", { timeout: 120_000 }, () => {
     await expectText(callPanel(alice.page), "Ringing…");
     await screenshot(bruno.page, "incoming-call");
 
-    await dialog.getByRole("button", { name: "Answer", exact: true }).click();
-    await expectGone(dialog);
-    await Promise.all([expectTimerRunning(alice.page), expectTimerRunning(bruno.page)]);
-
-    const [atAlice, atBruno] = await Promise.all([
-      waitForReceivedAudio(alice.page, isTone(BRUNO_HZ), `Alice hearing ${BRUNO_HZ} Hz`, { seconds: 1 }),
-      waitForReceivedAudio(bruno.page, isTone(ALICE_HZ), `Bruno hearing ${ALICE_HZ} Hz`, { seconds: 1 }),
-    ]);
-    console.log(`Alice hears ${describeAudio(atAlice)}; Bruno hears ${describeAudio(atBruno)}`);
+    await answerAndHearEachOther(
+      dialog,
+      { page: alice.page, name: "Alice", hz: ALICE_HZ },
+      { page: bruno.page, name: "Bruno", hz: BRUNO_HZ },
+    );
 
     for (const [user, other] of [
       [alice, BRUNO],
