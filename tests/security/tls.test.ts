@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -233,5 +234,44 @@ describe("Unusable certificate files", () => {
     const result = await startWith(certFile, keyFile);
     assert.equal(result.code, 2);
     assert.match(result.stderr, new RegExp(`${keyFile} is not a PEM private key`));
+  });
+});
+
+describe("Plain HTTP redirect", () => {
+  /** A plain HTTP GET of `url` with `host` as its Host header, not following redirects. */
+  function httpGet(url: string, host: string): Promise<{ status: number; location: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      http
+        .get(url, { headers: { host } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
+        })
+        .on("error", reject);
+    });
+  }
+
+  it("sends plain HTTP requests to the same host and path over HTTPS (308), which then answers", async () => {
+    const dataDir = tempDir();
+    const server = await start(dataDir, ["--self-signed", "--http-redirect-port", "0"]);
+    const redirectPort = Number(/Plain HTTP on port (\d+) redirects to HTTPS/.exec(server.output())?.[1]);
+    assert.ok(redirectPort > 0, `the banner names the redirect port: ${server.output()}`);
+    const reply = await httpGet(`http://127.0.0.1:${redirectPort}/admin?tab=calls`, `127.0.0.1:${redirectPort}`);
+    assert.equal(reply.status, 308);
+    assert.equal(reply.location, `https://127.0.0.1:${portOf(server)}/admin?tab=calls`);
+    const ca = fs.readFileSync(path.join(dataDir, "tls-cert.pem"), "utf8");
+    const followed = await httpsGet(reply.location!, ca);
+    assert.equal(followed.status, 200);
+    // A Host header that is not a plain name or address is not echoed into the redirect.
+    const odd = await httpGet(`http://127.0.0.1:${redirectPort}/`, "evil.test/path@x");
+    assert.equal(odd.status, 308);
+    assert.match(odd.location ?? "", /^https:\/\/127\.0\.0\.1:\d+\/$/);
+    await stop(server);
+  });
+
+  it("stops the start with exit code 2 when asked to redirect without HTTPS", async () => {
+    const args = serverProcessArgs(tempDir()).slice(1);
+    const result = await runParley([...args, "--http-redirect-port", "0"]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--http-redirect-port needs HTTPS/);
   });
 });

@@ -245,6 +245,11 @@ program
       "serve HTTPS and WSS with a self-signed certificate made in the data dir on the first start",
     ).env("PARLEY_SELF_SIGNED"),
   )
+  .addOption(
+    new Option("--http-redirect-port <port>", "with HTTPS: a plain HTTP port that redirects to the HTTPS address")
+      .env("PARLEY_HTTP_REDIRECT_PORT")
+      .argParser(parsePort),
+  )
   .addOption(new Option("--quiet", "log to the data dir's log file only, not stdout"))
   .addOption(
     new Option("--console <mode>", "operator console on stdin: auto (when stdin is a terminal), on, off")
@@ -256,6 +261,10 @@ program
     const allowed: string[] =
       typeof opts.allowedOrigin === "string" ? opts.allowedOrigin.split(",") : (opts.allowedOrigin ?? []);
     const tls = tlsOption(opts);
+    if (opts.httpRedirectPort !== undefined && !tls) {
+      console.error("parley: cannot start: --http-redirect-port needs HTTPS (--tls-cert/--tls-key or --self-signed)");
+      process.exit(2);
+    }
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
       server = await startServer({
@@ -290,6 +299,7 @@ program
         maxMediaLegs: opts.maxMediaLegs,
         retention: { auditDays: opts.retainAuditDays, historyDays: opts.retainHistoryDays },
         tls,
+        httpRedirectPort: opts.httpRedirectPort,
         ...(consoleOn ? { consoleInput: process.stdin, consoleOutput: process.stdout } : {}),
       });
     } catch (error) {
@@ -346,6 +356,7 @@ function startBannerAccess(server: Awaited<ReturnType<typeof startServer>>): str
   const { host } = server.config;
   const scheme = server.tls ? "https" : "http";
   if (server.tls) lines.push(`Certificate SHA-256 fingerprint: ${server.tls.fingerprint256}`);
+  if (server.redirectPort !== undefined) lines.push(`Plain HTTP on port ${server.redirectPort} redirects to HTTPS.`);
   if (isLoopbackHost(host)) return lines;
   const addresses: string[] = [];
   if (host === "0.0.0.0" || host === "::") {

@@ -145,6 +145,8 @@ export interface ServerConfig {
   metrics: MetricsConfig;
   /** HTTPS and WSS on the port: PEM files (re-read on SIGHUP), or a self-signed certificate in the data dir. */
   tls?: TlsConfig | undefined;
+  /** With TLS: a plain HTTP port that redirects every request to the HTTPS address (0: any free port). */
+  httpRedirectPort?: number | undefined;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {

@@ -17,6 +17,7 @@ import { RefusalSummary } from "./audit/refusal-summary.js";
 import { CallService } from "./calls/call-service.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
+import { listenHttpsRedirect } from "./http/https-redirect.js";
 import { ensureSelfSigned, loadTlsCredentials, selfSignedPaths, type TlsCredentials } from "./http/tls.js";
 import { createLogger, type Logger } from "./logging/logger.js";
 import { MediaRelay } from "./media/index.js";
@@ -53,6 +54,8 @@ export interface ParleyServer {
   readonly port: number;
   /** With HTTPS: the certificate's files and SHA-256 fingerprint (the one last loaded). */
   readonly tls: { certFile: string; keyFile: string; fingerprint256: string } | undefined;
+  /** The plain HTTP port that redirects to HTTPS (`httpRedirectPort`), when there is one. */
+  readonly redirectPort: number | undefined;
   readonly controlSocketPath: string;
   readonly commands: AdminCommands;
   /** The structured operator operations (what the commands and the web operator page call). */
@@ -244,6 +247,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     refusals.close();
     retention.close();
     await closeHttp(httpServer);
+    if (redirect) await closeHttp(redirect.server);
     await control?.close();
     // Every audit entry and call recorded until now is written before the database closes.
     history.flush();
@@ -255,6 +259,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     resolveClosed();
   }
 
+  let redirect: Awaited<ReturnType<typeof listenHttpsRedirect>> | undefined;
   try {
     control = await ControlSocket.listen(paths.controlSocket, commands, logger);
     await new Promise<void>((resolve, reject) => {
@@ -264,9 +269,15 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
         resolve();
       });
     });
+    if (config.httpRedirectPort !== undefined) {
+      if (!tls) throw new Error("--http-redirect-port needs HTTPS (--tls-cert/--tls-key or --self-signed)");
+      const httpsPort = (httpServer.address() as AddressInfo).port;
+      redirect = await listenHttpsRedirect({ host: config.host, port: config.httpRedirectPort, httpsPort });
+    }
   } catch (error) {
     sessionSweeper.close();
     retention.close();
+    await closeHttp(httpServer);
     await control?.close();
     audit.close();
     db.close();
@@ -289,6 +300,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     get tls() {
       return tls && { certFile: tls.certFile, keyFile: tls.keyFile, fingerprint256: tls.fingerprint256 };
     },
+    redirectPort: redirect?.port,
     controlSocketPath: paths.controlSocket,
     commands,
     operator,
