@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Database } from "../storage/database.js";
 import { nowIso } from "../storage/database.js";
+import { WriteBatch } from "../storage/write-batch.js";
 
 /** Actions written to the audit log. */
 export const AUDIT_ACTIONS = [
@@ -97,13 +98,8 @@ type PendingRow = [
  */
 export class AuditLog {
   readonly #db: Database;
-  readonly #insertBatch: (rows: PendingRow[]) => void;
+  readonly #rows: WriteBatch<PendingRow>;
   readonly #listeners: ((entry: AuditRecord) => void)[] = [];
-  readonly #onError: (error: unknown, lost: number) => void;
-  readonly #flushMs: number;
-  readonly #batchMax: number;
-  #pending: PendingRow[] = [];
-  #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(
@@ -119,18 +115,21 @@ export class AuditLog {
     const insert = db.prepare(
       "INSERT INTO audit_log (at, action, actor, username, address, detail) VALUES (?, ?, ?, ?, ?, ?)",
     );
-    this.#insertBatch = db.transaction((rows: PendingRow[]) => {
-      for (const row of rows) insert.run(...row);
+    const onError = options.onError ?? (() => {});
+    this.#rows = new WriteBatch({
+      write: db.transaction((rows: PendingRow[]) => {
+        for (const row of rows) insert.run(...row);
+      }),
+      onError: (error, rows) => onError(error, rows.length),
+      delayMs: options.flushMs ?? AUDIT_FLUSH_MS,
+      maxItems: options.batchMax ?? AUDIT_BATCH_MAX,
     });
-    this.#onError = options.onError ?? (() => {});
-    this.#flushMs = options.flushMs ?? AUDIT_FLUSH_MS;
-    this.#batchMax = options.batchMax ?? AUDIT_BATCH_MAX;
   }
 
   /** Queues the entry (written within AUDIT_FLUSH_MS) and tells the listeners. Ignored after `close()`. */
   record(entry: AuditRecord): void {
     if (this.#closed) return;
-    this.#pending.push([
+    this.#rows.add([
       nowIso(),
       entry.action,
       entry.actor ?? null,
@@ -138,11 +137,6 @@ export class AuditLog {
       entry.address ?? auditOrigin.getStore()?.address ?? null,
       entry.detail ? JSON.stringify(entry.detail) : null,
     ]);
-    if (this.#pending.length >= this.#batchMax) this.flush();
-    else if (!this.#timer) {
-      this.#timer = setTimeout(() => this.flush(), this.#flushMs);
-      this.#timer.unref();
-    }
     for (const listener of this.#listeners) listener(entry);
   }
 
@@ -156,18 +150,7 @@ export class AuditLog {
 
   /** Writes every queued entry now, in one transaction. */
   flush(): void {
-    if (this.#timer) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-    if (this.#pending.length === 0) return;
-    const rows = this.#pending;
-    this.#pending = [];
-    try {
-      this.#insertBatch(rows);
-    } catch (error) {
-      this.#onError(error, rows.length);
-    }
+    this.#rows.flush();
   }
 
   /** Writes what is queued; entries recorded afterwards are ignored (the database is about to close). Idempotent. */

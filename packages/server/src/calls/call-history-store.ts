@@ -1,5 +1,7 @@
 import type { CallEndReason, CallHistoryEntry, CallOutcome } from "@parley/protocol";
+import type { Statement } from "better-sqlite3";
 import type { Database } from "../storage/database.js";
+import { WriteBatch } from "../storage/write-batch.js";
 
 export interface ParticipantRecord {
   id: number;
@@ -66,11 +68,41 @@ const BATCH_DELAY_MS = 100;
  */
 export class CallHistoryStore {
   readonly #db: Database;
-  #pending: CallRecord[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  readonly #calls: WriteBatch<CallRecord>;
+  readonly #insertCall: Statement;
+  readonly #insertParticipant: Statement;
+  /** Records that could not be written (a full disk, say). */
+  writeFailures = 0;
 
   constructor(db: Database) {
     this.#db = db;
+    this.#insertCall = db.prepare(
+      `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name,
+        callee_display_name, created_at, answered_at, ended_at, outcome, end_reason, held_ms)
+       VALUES (?, (SELECT id FROM users WHERE id = ?), (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#insertParticipant = db.prepare(
+      `INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
+       VALUES (?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#calls = new WriteBatch({
+      write: (calls) =>
+        db.transaction(() => {
+          for (const call of calls) this.#write(call);
+        })(),
+      // One bad record must not cost the others: each alone, failures counted.
+      onError: (_error, calls) => {
+        for (const call of calls) {
+          try {
+            db.transaction(() => this.#write(call))();
+          } catch {
+            this.writeFailures++;
+          }
+        }
+      },
+      delayMs: BATCH_DELAY_MS,
+      maxItems: BATCH_SIZE,
+    });
   }
 
   /** Queues a call's record (see the class comment for when it is written). */
@@ -78,54 +110,19 @@ export class CallHistoryStore {
     if (!call.participants[0] || !call.participants[1]) {
       throw new Error("a call record needs a caller and at least one invitee");
     }
-    this.#pending.push(call);
-    if (this.#pending.length >= BATCH_SIZE) this.flush();
-    else if (!this.#timer) {
-      this.#timer = setTimeout(() => this.flush(), BATCH_DELAY_MS);
-      this.#timer.unref();
-    }
+    this.#calls.add(call);
   }
 
   /** Writes every queued record now, in one transaction. */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#pending.length === 0) return;
-    const pending = this.#pending;
-    this.#pending = [];
-    try {
-      this.#db.transaction(() => {
-        for (const call of pending) this.#write(call);
-      })();
-    } catch {
-      // One bad record must not cost the others (nor throw in a timer): each alone, failures counted.
-      for (const call of pending) {
-        try {
-          this.#db.transaction(() => this.#write(call))();
-        } catch {
-          this.writeFailures++;
-        }
-      }
-    }
+    this.#calls.flush();
   }
-
-  /** Records that could not be written (a full disk, say). */
-  writeFailures = 0;
 
   /** Writes one call; a participant whose account was deleted meanwhile is kept by name only. */
   #write(call: CallRecord): void {
     const caller = call.participants[0]!;
     const callee = call.participants[1]!;
-    const insertCall = this.#db.prepare(
-      `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name,
-        callee_display_name, created_at, answered_at, ended_at, outcome, end_reason, held_ms)
-       VALUES (?, (SELECT id FROM users WHERE id = ?), (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const insertParticipant = this.#db.prepare(
-      `INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
-       VALUES (?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?)`,
-    );
-    insertCall.run(
+    this.#insertCall.run(
       call.id,
       caller.id,
       callee.id,
@@ -141,7 +138,7 @@ export class CallHistoryStore {
       call.heldMs,
     );
     for (const [position, p] of call.participants.entries()) {
-      insertParticipant.run(
+      this.#insertParticipant.run(
         call.id,
         position,
         p.id,
