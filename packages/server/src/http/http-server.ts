@@ -3,8 +3,12 @@ import https from "node:https";
 import { applySecurityHeaders } from "./security-headers.js";
 import { serveStatic } from "./static-files.js";
 
-const HEADERS_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * A connection must send its request headers (a WebSocket upgrade's included) within 10 s, and its
+ * whole request within 30 s: idle sockets from strangers hold file descriptors (Node's default
+ * header timeout is 60 s).
+ */
+export const HTTP_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 30_000 } as const;
 
 export interface HealthInfo {
   status: "ok";
@@ -25,9 +29,6 @@ export function createHttpServer(options: {
   /** PEM certificate (chain allowed) and key: the port serves HTTPS (and WSS) instead of HTTP. */
   tls?: { cert: string; key: string } | undefined;
 }): http.Server | https.Server {
-  // A connection that has not sent its request headers (a WebSocket upgrade included) within 10 s
-  // is closed: idle sockets from strangers hold file descriptors (Node's default is 60 s).
-  const timeouts = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS };
   const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     applySecurityHeaders(res);
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -56,6 +57,6 @@ export function createHttpServer(options: {
     res.end(JSON.stringify({ error: "NOT_FOUND" }));
   };
   return options.tls
-    ? https.createServer({ ...timeouts, cert: options.tls.cert, key: options.tls.key }, handle)
-    : http.createServer(timeouts, handle);
+    ? https.createServer({ ...HTTP_TIMEOUTS, cert: options.tls.cert, key: options.tls.key }, handle)
+    : http.createServer(HTTP_TIMEOUTS, handle);
 }

@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { HTTP_TIMEOUTS } from "./http-server.js";
 import { applySecurityHeaders } from "./security-headers.js";
 
 /**
@@ -13,7 +14,7 @@ export async function listenHttpsRedirect(options: {
   /** The HTTPS port requests are sent to. */
   httpsPort: number;
 }): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+  const server = http.createServer(HTTP_TIMEOUTS, (req, res) => {
     applySecurityHeaders(res);
     const hostname = hostnameOf(req.headers.host) ?? fallbackHost(options.host);
     const target = `https://${hostname}${options.httpsPort === 443 ? "" : `:${options.httpsPort}`}${req.url ?? "/"}`;
