@@ -1,3 +1,5 @@
+import { TokenBucket } from "./rate-limiter.js";
+
 /** How often waiting work is looked at while something waits. */
 const TICK_MS = 10;
 
@@ -17,22 +19,21 @@ interface Waiter {
  * deep; past that they are refused.
  */
 export class AnonymousBudget {
-  readonly #perSecond: number;
-  readonly #burst: number;
   readonly #maxWaitingUpgrades: number;
   /** Insertion order is arrival order. */
   readonly #waiting = new Set<Waiter>();
   #waitingUpgrades = 0;
-  #tokens: number;
-  #last: number;
+  /** The tokens (never "flooding": strangers as a whole are held back, not closed). */
+  readonly #bucket: TokenBucket;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: { perSecond: number; burst: number; maxWaitingUpgrades: number }) {
-    this.#perSecond = options.perSecond;
-    this.#burst = Math.max(1, options.burst);
     this.#maxWaitingUpgrades = options.maxWaitingUpgrades;
-    this.#tokens = this.#burst;
-    this.#last = Date.now();
+    this.#bucket = new TokenBucket({
+      burst: Math.max(1, options.burst),
+      perSecond: options.perSecond,
+      maxStrikes: Number.POSITIVE_INFINITY,
+    });
   }
 
   /** Work waiting for a token. */
@@ -42,11 +43,7 @@ export class AnonymousBudget {
 
   /** Takes a token now if one is free and nothing waits ahead; false: call `wait`. */
   tryTake(): boolean {
-    if (this.#waiting.size > 0) return false;
-    this.#refill();
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
+    return this.#waiting.size === 0 && this.#bucket.take() === "ok";
   }
 
   /** Whether one more upgrade may wait (false: refuse it). */
@@ -81,19 +78,10 @@ export class AnonymousBudget {
     return true;
   }
 
-  #refill(): void {
-    const now = Date.now();
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) / 1000) * this.#perSecond);
-    this.#last = now;
-  }
-
   #tick(): void {
-    this.#refill();
-    while (this.#tokens >= 1) {
-      const next = this.#waiting.values().next();
-      if (next.done) break;
+    for (let next = this.#waiting.values().next(); !next.done; next = this.#waiting.values().next()) {
+      if (this.#bucket.take() !== "ok") break;
       this.#remove(next.value);
-      this.#tokens -= 1;
       next.value.grant();
     }
   }
