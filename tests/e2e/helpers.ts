@@ -13,6 +13,7 @@ import type { StartOptions } from "@parley/server";
 import {
   assertNoCspViolations,
   type BrowserUser,
+  type LaunchBrowserOptions,
   launchBrowserUsers,
   type ReceivedAudio,
   startTestServer,
@@ -136,8 +137,10 @@ export interface Person {
 /** What a browser test file runs against: a real server and one Chromium per person. */
 export interface BrowserSession {
   t: TestServer;
-  /** One per person, in order. */
+  /** One per person, in order; a browser a test pushes here is closed and checked with them. */
   users: BrowserUser[];
+  /** The session's temporary folder (microphone WAVs). */
+  dir: string;
 }
 
 /**
@@ -152,6 +155,8 @@ export function useBrowserSession(options: {
   microphones: (dir: string) => string[];
   ready: (session: BrowserSession) => void;
   server?: StartOptions;
+  /** How every browser is launched (e.g. a phone-sized viewport). */
+  browser?: LaunchBrowserOptions;
   dirPrefix?: string;
   timeoutMs?: number;
 }): void {
@@ -162,22 +167,21 @@ export function useBrowserSession(options: {
     async () => {
       t = await startTestServer(options.server);
       dir = tempDir(options.dirPrefix ?? "parley-e2e-");
-      users = await launchBrowserUsers(options.microphones(dir));
-      options.ready({ t, users });
+      users = await launchBrowserUsers(options.microphones(dir), options.browser);
+      options.ready({ t, users, dir });
     },
     { timeout: options.timeoutMs ?? 30_000 },
   );
   after(
     async () => {
+      const name = (i: number) => options.people[i]?.username ?? `browser ${i + 1}`;
       for (const [i, user] of users.entries()) {
-        if (user.problems.length) {
-          console.log(`${options.people[i]?.username}'s browser reported:\n  ${user.problems.join("\n  ")}`);
-        }
+        if (user.problems.length) console.log(`${name(i)}'s browser reported:\n  ${user.problems.join("\n  ")}`);
       }
       await Promise.all(users.map((user) => user.close()));
       await t?.stop();
       if (dir) fs.rmSync(dir, { recursive: true, force: true });
-      for (const [i, user] of users.entries()) assertNoCspViolations(user, `${options.people[i]?.username}'s browser`);
+      for (const [i, user] of users.entries()) assertNoCspViolations(user, `${name(i)}'s browser`);
     },
     { timeout: 30_000 },
   );

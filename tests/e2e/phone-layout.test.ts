@@ -6,18 +6,8 @@
  * microphone needs HTTPS and links to the server's HTTPS address.
  */
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import { after, before, describe, it } from "node:test";
-import {
-  assertNoCspViolations,
-  type BrowserUser,
-  launchBrowserUser,
-  launchBrowserUsers,
-  startTestServer,
-  type TestServer,
-  tempDir,
-  toneWav,
-} from "@parley/testkit";
+import { describe, it } from "node:test";
+import { type BrowserUser, launchBrowserUser, type TestServer, toneWav } from "@parley/testkit";
 import type { Locator, Page } from "playwright-core";
 import {
   answerAndHearEachOther,
@@ -31,6 +21,7 @@ import {
   nav,
   type Person,
   registerThroughUi,
+  useBrowserSession,
 } from "./helpers.js";
 
 const WIDTH = 390;
@@ -42,31 +33,20 @@ const BRUNO_HZ = 1000;
 
 let t: TestServer;
 let dir: string;
-let users: BrowserUser[] = [];
+let users: BrowserUser[];
 let alice: BrowserUser;
 let bruno: BrowserUser;
 
-before(
-  async () => {
-    t = await startTestServer();
-    dir = tempDir("parley-phone-");
-    users = await launchBrowserUsers([toneWav(dir, ALICE_HZ), toneWav(dir, BRUNO_HZ)], { viewport: PHONE });
-    [alice, bruno] = users as [BrowserUser, BrowserUser];
+useBrowserSession({
+  people: [ALICE, BRUNO],
+  microphones: (folder) => [toneWav(folder, ALICE_HZ), toneWav(folder, BRUNO_HZ)],
+  browser: { viewport: PHONE },
+  dirPrefix: "parley-phone-",
+  ready: (session) => {
+    ({ t, dir, users } = session);
+    [alice, bruno] = session.users as [BrowserUser, BrowserUser];
   },
-  { timeout: 30_000 },
-);
-
-after(
-  async () => {
-    for (const user of users)
-      if (user.problems.length) console.log(`browser reported:\n  ${user.problems.join("\n  ")}`);
-    await Promise.all(users.map((user) => user.close()));
-    await t?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    for (const user of users) assertNoCspViolations(user);
-  },
-  { timeout: 30_000 },
-);
+});
 
 /** The few DOM types the in-page check uses (the tests compile without the DOM lib). */
 interface PhoneElement {
