@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { CONFERENCE_MAX_LIMIT } from "@parley/protocol";
 import {
   DEFAULT_CONFIG,
+  DEFAULT_TURN_TTL_SECONDS,
   dataPaths,
   METRICS_EXPOSURES,
   parsePortRange,
@@ -12,6 +13,7 @@ import {
   startServer,
   type TlsConfig,
   TlsConfigError,
+  type TurnConfig,
 } from "@parley/server";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type BotOptions, runAnswerBot, runCallBot } from "./bot/bot.js";
@@ -250,6 +252,24 @@ program
       .env("PARLEY_HTTP_REDIRECT_PORT")
       .argParser(parsePort),
   )
+  .addOption(
+    new Option(
+      "--turn-url <url...>",
+      "TURN server(s) for clients whose network blocks UDP, e.g. turns:parley.example:5349?transport=tcp",
+    ).env("PARLEY_TURN_URL"),
+  )
+  .addOption(
+    new Option(
+      "--turn-secret <secret>",
+      "coturn's static-auth-secret (use-auth-secret): signs clients' TURN credentials",
+    ).env("PARLEY_TURN_SECRET"),
+  )
+  .addOption(
+    new Option("--turn-ttl <seconds>", "lifetime of the TURN credentials handed to clients")
+      .env("PARLEY_TURN_TTL")
+      .default(DEFAULT_TURN_TTL_SECONDS)
+      .argParser(atLeastOne),
+  )
   .addOption(new Option("--quiet", "log to the data dir's log file only, not stdout"))
   .addOption(
     new Option("--console <mode>", "operator console on stdin: auto (when stdin is a terminal), on, off")
@@ -300,6 +320,7 @@ program
         retention: { auditDays: opts.retainAuditDays, historyDays: opts.retainHistoryDays },
         tls,
         httpRedirectPort: opts.httpRedirectPort,
+        turn: turnOption(opts),
         ...(consoleOn ? { consoleInput: process.stdin, consoleOutput: process.stdout } : {}),
       });
     } catch (error) {
@@ -341,6 +362,25 @@ function tlsOption(opts: { tlsCert?: string; tlsKey?: string; selfSigned?: boole
   if (opts.tlsCert && !opts.tlsKey) fail(`--tls-cert ${opts.tlsCert} needs --tls-key (PARLEY_TLS_KEY) too`);
   if (opts.tlsKey && !opts.tlsCert) fail(`--tls-key ${opts.tlsKey} needs --tls-cert (PARLEY_TLS_CERT) too`);
   return opts.tlsCert && opts.tlsKey ? { certFile: opts.tlsCert, keyFile: opts.tlsKey } : undefined;
+}
+
+/** --turn-url/--turn-secret: both or neither (the server checks the values themselves). */
+function turnOption(opts: {
+  turnUrl?: string | string[];
+  turnSecret?: string;
+  turnTtl: number;
+}): TurnConfig | undefined {
+  const urls = (typeof opts.turnUrl === "string" ? opts.turnUrl.split(",") : (opts.turnUrl ?? []))
+    .map((url) => url.trim())
+    .filter((url) => url !== "");
+  if (urls.length === 0 && opts.turnSecret === undefined) return undefined;
+  if (opts.turnSecret === undefined) {
+    console.error(
+      "parley: cannot start: --turn-url needs --turn-secret (PARLEY_TURN_SECRET), coturn's static-auth-secret",
+    );
+    process.exit(2);
+  }
+  return { urls, secret: opts.turnSecret, ttlSeconds: opts.turnTtl };
 }
 
 function isLoopbackHost(host: string): boolean {

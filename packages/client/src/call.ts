@@ -1,4 +1,4 @@
-import type { CallEndReason, CallInfo, CallOutcome, CallParticipant, CallState } from "@parley/protocol";
+import type { CallEndReason, CallInfo, CallOutcome, CallParticipant, CallState, IceServer } from "@parley/protocol";
 import { Emitter } from "./typed-emitter.js";
 
 /**
@@ -18,7 +18,16 @@ export interface PeerConnectionLike {
   close(): unknown;
 }
 
-export type PeerConnectionFactory = (call: Call) => PeerConnectionLike;
+/**
+ * What a new media leg is set up with: the relay (TURN) servers the server hands out, with this
+ * user's short-lived credentials (empty when it has none). Put them in the connection's
+ * `iceServers`; the relay's own address comes in the server's answer.
+ */
+export interface MediaSetup {
+  iceServers: IceServer[];
+}
+
+export type PeerConnectionFactory = (call: Call, setup: MediaSetup) => PeerConnectionLike;
 
 export interface CallEnd {
   reason: CallEndReason;

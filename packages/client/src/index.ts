@@ -3,6 +3,7 @@ export {
   type CallActions,
   type CallEnd,
   type CallEvents,
+  type MediaSetup,
   type PeerConnectionFactory,
   type PeerConnectionLike,
 } from "./call.js";

@@ -360,12 +360,17 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     return call;
   }
 
-  /** Offers this device's media leg to the server (non-trickle ICE) and applies the answer. */
+  /**
+   * Offers this device's media leg to the server (non-trickle ICE) and applies the answer. The
+   * relay (TURN) servers come first: a device whose network blocks UDP reaches the relay through them.
+   */
   async #startMedia(call: Call): Promise<void> {
     const factory = this.#options.createPeerConnection;
     if (!factory) return;
     try {
-      const pc = factory(call);
+      const { iceServers } = await this.request("media.iceServers", {});
+      if (call.endInfo) return;
+      const pc = factory(call, { iceServers });
       call.peerConnection = pc;
       if (pc.getTransceivers().length === 0) pc.addTransceiver("audio", { direction: "sendrecv" });
       // One more receive-only stream per other participant heard at once (conference slots).

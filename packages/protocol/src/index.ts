@@ -4,6 +4,7 @@ export * from "./common.js";
 export * from "./errors.js";
 export * from "./events.js";
 export * from "./limits.js";
+export * from "./media.js";
 export * from "./messages.js";
 export * from "./operator.js";
 export * from "./requests.js";

@@ -16,6 +16,7 @@ import {
   UsernameRef,
 } from "./common.js";
 import { CONFERENCE_MAX_LIMIT } from "./limits.js";
+import { IceServer } from "./media.js";
 import { OperatorRequests } from "./operator.js";
 
 const Empty = z.strictObject({});
@@ -158,6 +159,11 @@ export const Requests = {
    * audio flows the moment it is answered.
    */
   "call.media": { params: z.strictObject({ callId: CallId, sdp: Sdp }), result: z.object({ sdp: z.string() }) },
+  /**
+   * The relay (TURN) servers this device may use for its next media leg, with fresh short-lived
+   * credentials; empty when the server has none configured. Asked before each `call.media` offer.
+   */
+  "media.iceServers": { params: Empty, result: z.object({ iceServers: z.array(IceServer) }) },
   /** Put the call on hold for this participant: no audio flows to or from them until `call.resume`. */
   "call.hold": { params: z.strictObject({ callId: CallId }), result: z.object({ call: CallInfo }) },
   /** Take the call off hold; the user's other calls go on hold (switching between calls). */

@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import { compileTrustProxy } from "./http/client-address.js";
 import type { TlsConfig } from "./http/tls.js";
+import { TURN_SECRET_MIN, type TurnConfig, turnUrlProblem } from "./media/turn-credentials.js";
 
 /**
  * The media address when none is configured: the machine's first non-loopback IPv4 address
@@ -147,6 +148,8 @@ export interface ServerConfig {
   tls?: TlsConfig | undefined;
   /** With TLS: a plain HTTP port that redirects every request to the HTTPS address (0: any free port). */
   httpRedirectPort?: number | undefined;
+  /** Relay (TURN) servers for clients whose network blocks UDP; none: clients get no ICE servers. */
+  turn?: TurnConfig | undefined;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -198,6 +201,19 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   // Each entry must be an address or CIDR range; a typo must not silently trust nobody (or everybody).
   config.trustProxy = config.trustProxy.map((entry) => entry.trim()).filter((entry) => entry !== "");
   compileTrustProxy(config.trustProxy);
+  if (config.turn) {
+    const { urls, secret, ttlSeconds } = config.turn;
+    if (urls.length === 0) throw new Error("--turn-secret needs at least one --turn-url (PARLEY_TURN_URL)");
+    for (const url of urls) {
+      const problem = turnUrlProblem(url);
+      if (problem) throw new Error(`--turn-url '${url}' is not a TURN URL: ${problem}`);
+    }
+    if (secret.length < TURN_SECRET_MIN)
+      throw new Error(
+        `--turn-url needs a --turn-secret (PARLEY_TURN_SECRET) of at least ${TURN_SECRET_MIN} characters`,
+      );
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 60) throw new Error("--turn-ttl must be at least 60 seconds");
+  }
   if (config.maxMediaLegs === 0) config.maxMediaLegs = defaultMaxMediaLegs(config.media);
   return config;
 }

@@ -23,6 +23,7 @@ export {
   type TlsConfig,
   TlsConfigError,
 } from "./http/tls.js";
+export { DEFAULT_TURN_TTL_SECONDS, type TurnConfig, turnIceServers } from "./media/turn-credentials.js";
 export { applyWeriftFixes } from "./media/werift-fixes.js";
 export { isLoopback } from "./metrics/metrics-endpoint.js";
 export { type ParleyServer, SERVER_VERSION, type StartOptions, startServer } from "./parley-server.js";

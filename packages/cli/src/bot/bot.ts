@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { AudioSource, FRAME_SAMPLES, MixingRecorder, readWav } from "@parley/audio";
 import { type Call, ParleyClient, type WebSocketLike } from "@parley/client";
-import { ParleyError } from "@parley/protocol";
+import { type IceServer, ParleyError } from "@parley/protocol";
 import WebSocket from "ws";
 import { BotExit, exitCodeFor } from "./exit-codes.js";
 import { type BotPeer, createBotPeer } from "./werift-peer.js";
@@ -59,13 +59,17 @@ class BotMedia {
     this.#samples = samples;
   }
 
-  peerConnection(callId: string, bind: string) {
+  peerConnection(callId: string, bind: string, iceServers: IceServer[]) {
     const media: CallMedia = {
       recorder: new MixingRecorder(),
       live: false,
-      peer: createBotPeer(bind, (frame, stream) => {
-        if (media.live) media.recorder.push(stream, frame);
-      }),
+      peer: createBotPeer(
+        bind,
+        (frame, stream) => {
+          if (media.live) media.recorder.push(stream, frame);
+        },
+        iceServers,
+      ),
     };
     this.#calls.set(callId, media);
     return media.peer.pc;
@@ -128,7 +132,7 @@ function connectClient(options: BotOptions, media: BotMedia): ParleyClient {
       return ws as unknown as WebSocketLike;
     },
     client: { name: "parley-bot", version: "1" },
-    createPeerConnection: (call) => media.peerConnection(call.id, options.bind),
+    createPeerConnection: (call, { iceServers }) => media.peerConnection(call.id, options.bind, iceServers),
   });
 }
 

@@ -1,4 +1,5 @@
 import type { PeerConnectionLike } from "@parley/client";
+import type { IceServer } from "@parley/protocol";
 import { applyWeriftFixes } from "@parley/server";
 import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useAudioLevelIndication, useOPUS } from "werift";
 
@@ -33,13 +34,18 @@ const OPUS_PAYLOAD_TYPE = 111;
  * Creates the bot's WebRTC connection. Its ICE candidates use only `bindAddress`, so the bot's
  * media comes from the same address as its signaling.
  */
-export function createBotPeer(bindAddress: string, onRtp: (frame: RtpFrame, stream: number) => void): BotPeer {
+export function createBotPeer(
+  bindAddress: string,
+  onRtp: (frame: RtpFrame, stream: number) => void,
+  iceServers: IceServer[] = [],
+): BotPeer {
   applyWeriftFixes();
   // Same werift settings as the server's relay (see packages/server/src/media): no STUN server
   // (werift defaults to a public one), no interface discovery (it would list every address of
-  // the machine), the one bind address named explicitly and the socket bound to it.
+  // the machine), the one bind address named explicitly and the socket bound to it. The only ICE
+  // servers are the TURN relays the Parley server hands out.
   const pc = new RTCPeerConnection({
-    iceServers: [],
+    iceServers: iceServers.map(({ urls, username, credential }) => ({ urls: urls[0] ?? "", username, credential })),
     iceUseIpv4: false,
     iceUseIpv6: false,
     iceInterfaceAddresses: { udp4: bindAddress },

@@ -14,6 +14,7 @@ import type { OperatorService } from "../admin/operator-service.js";
 import type { RefusalSummary } from "../audit/refusal-summary.js";
 import type { CallService } from "../calls/call-service.js";
 import type { ServerConfig } from "../config.js";
+import { turnIceServers } from "../media/turn-credentials.js";
 import type { PhonebookService } from "../phonebook/phonebook-service.js";
 import type { PresenceService } from "../presence/presence-service.js";
 import type { ClientConnection, Identity } from "./client-connection.js";
@@ -178,6 +179,10 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
 
   "call.media": async (params, conn, { calls }) => ({
     sdp: await calls.media(me(conn).device, params.callId, params.sdp),
+  }),
+
+  "media.iceServers": (_params, conn, { config }) => ({
+    iceServers: config.turn ? turnIceServers(config.turn, me(conn).userId) : [],
   }),
 
   "call.hold": (params, conn, { calls }) => ({ call: calls.hold(me(conn).device, params.callId) }),

@@ -14,14 +14,15 @@ export interface PeerConnectionHooks {
 /**
  * The SDK's `createPeerConnection`: a browser RTCPeerConnection with the microphone track on a
  * sendrecv audio transceiver, added before the SDK creates its offer. The server relays all
- * media and puts its own candidates in its answer, so no ICE servers are configured.
+ * media and puts its own candidates in its answer; the only ICE servers are the TURN relays the
+ * server hands out (for networks that block UDP), never a public STUN server.
  *
  * The factory is synchronous. If the microphone is not ready yet (permission still pending), the
  * transceiver starts without a track and the track is swapped in when it comes.
  */
 export function createPeerConnectionFactory(microphone: Microphone, hooks: PeerConnectionHooks): PeerConnectionFactory {
-  return (call) => {
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+  return (call, { iceServers }) => {
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require", iceServers });
     const stream = microphone.stream;
     const track = microphone.track;
     if (stream && track) {
