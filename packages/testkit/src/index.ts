@@ -1,4 +1,5 @@
 export * from "./browser.js";
+export { type Coturn, type CoturnOptions, coturnUnavailable, startCoturn } from "./coturn.js";
 export { dbSnapshot } from "./db-snapshot.js";
 export { type Closed, type ConnectOptions, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
 export {
