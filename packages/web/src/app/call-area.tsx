@@ -316,7 +316,12 @@ function QualityIndicator({ quality }: { quality: CallQuality }) {
       ? t("notAvailable")
       : `${new Intl.NumberFormat(language, { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(value)} ${unit}`;
   return (
-    <span className={`quality quality--${level ?? "unknown"}`} data-testid="call-quality" data-level={level ?? ""}>
+    <span
+      className={`quality quality--${level ?? "unknown"}`}
+      data-testid="call-quality"
+      data-level={level ?? ""}
+      data-path={quality.path?.kind ?? ""}
+    >
       <span className="quality__bars" aria-hidden="true">
         <span />
         <span />
@@ -329,6 +334,9 @@ function QualityIndicator({ quality }: { quality: CallQuality }) {
           loss: number(quality.lossPercent, 1, "%"),
           jitter: number(quality.jitterMs, 0, "ms"),
         })}
+        {quality.path?.kind === "turn"
+          ? ` · ${t("qualityRelayed", { protocol: quality.path.protocol.toUpperCase() })}`
+          : ""}
       </span>
     </span>
   );

@@ -1,7 +1,8 @@
 /**
  * Call quality from `RTCPeerConnection.getStats()`, sampled every 2 s: round-trip time (the
  * selected ICE candidate pair, else the RTCP remote-inbound report), packet loss over the last
- * interval and jitter of the received audio.
+ * interval and jitter of the received audio; and whether the media goes through a TURN relay
+ * (the selected pair's local candidate is a relayed one), which explains a longer round trip.
  */
 
 export const QUALITY_LEVELS = ["good", "fair", "poor"] as const;
@@ -15,6 +16,11 @@ export interface CallQuality {
   jitterMs: number | undefined;
   /** Undefined until there is something to judge. */
   level: QualityLevel | undefined;
+  /**
+   * How this device reaches the relay: "direct" (its own address), or "turn" through a TURN
+   * server (its network blocks UDP), with the protocol to the TURN server (udp, tcp or tls).
+   */
+  path: { kind: "direct" } | { kind: "turn"; protocol: string } | undefined;
 }
 
 export const NO_QUALITY: CallQuality = {
@@ -22,6 +28,7 @@ export const NO_QUALITY: CallQuality = {
   lossPercent: undefined,
   jitterMs: undefined,
   level: undefined,
+  path: undefined,
 };
 
 export function qualityLevel(rttMs?: number, lossPercent?: number, jitterMs?: number): QualityLevel | undefined {
@@ -81,6 +88,12 @@ export class CallStatsMonitor {
       records.find((r) => r.type === "candidate-pair" && r.id === transport?.selectedCandidatePairId) ??
       records.find((r) => r.type === "candidate-pair" && r.nominated === true && r.state === "succeeded");
     rtt = num(pair?.currentRoundTripTime);
+    const local = records.find((r) => r.type === "local-candidate" && r.id === pair?.localCandidateId);
+    const path: CallQuality["path"] = !local
+      ? undefined
+      : local.candidateType === "relay"
+        ? { kind: "turn", protocol: typeof local.relayProtocol === "string" ? local.relayProtocol : "udp" }
+        : { kind: "direct" };
     const remoteInbound = records.find((r) => r.type === "remote-inbound-rtp" && r.kind === "audio");
     rtt ??= num(remoteInbound?.roundTripTime);
 
@@ -100,6 +113,6 @@ export class CallStatsMonitor {
     }
     const rttMs = rtt === undefined ? undefined : rtt * 1000;
     const jitterMs = jitter === undefined ? undefined : jitter * 1000;
-    this.#onSample({ rttMs, lossPercent: loss, jitterMs, level: qualityLevel(rttMs, loss, jitterMs) });
+    this.#onSample({ rttMs, lossPercent: loss, jitterMs, level: qualityLevel(rttMs, loss, jitterMs), path });
   }
 }
