@@ -24,6 +24,11 @@ export interface BotPeer {
   send(frame: RtpFrame): void;
   /** Resolves when ICE and DTLS are up (media can flow). */
   connected: Promise<void>;
+  /**
+   * How the connected media reaches the relay: "direct", or "TURN relay over tcp" (or udp/tls)
+   * when it goes through a TURN server; undefined before ICE picked a path.
+   */
+  path(): string | undefined;
   close(): void;
 }
 
@@ -106,8 +111,20 @@ export function createBotPeer(
       track.writeRtp(new RtpPacket(header, frame.payload));
     },
     connected,
+    path() {
+      const local = pc.iceTransports[0]?.connection.nominated?.localCandidate;
+      if (!local) return undefined;
+      return local.type === "relay" ? `TURN relay over ${turnTransport(iceServers)}` : "direct";
+    },
     close() {
       void pc.close();
     },
   };
+}
+
+/** The transport to the TURN server werift uses: the first TURN URL's (werift takes only that one). */
+function turnTransport(iceServers: IceServer[]): string {
+  const url = iceServers[0]?.urls[0] ?? "";
+  if (url.startsWith("turns:")) return "tls";
+  return /[?&]transport=tcp/.test(url) ? "tcp" : "udp";
 }
