@@ -16,7 +16,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
-import { generateSelfSigned } from "@parley/server";
+import { generateSelfSigned, turnIceServers } from "@parley/server";
 import { launchServerProcess, tempDir, waitFor } from "@parley/testkit";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -203,11 +203,11 @@ class TurnConnection {
   }
 }
 
-/** Credentials the way Parley's --turn-secret makes them (coturn's TURN REST API scheme). */
-function restCredentials(secret: string, userId: string, expiresInSeconds: number) {
-  const username = `${Math.floor(Date.now() / 1000) + expiresInSeconds}:${userId}`;
-  const password = crypto.createHmac("sha1", secret).update(username).digest("base64");
-  return { username, password };
+/** The credentials Parley's server hands a user with --turn-secret (its own code), `ttlSeconds` from now. */
+function parleyCredentials(secret: string, userId: number, ttlSeconds: number) {
+  const [server] = turnIceServers({ urls: ["turns:parley.example:5349?transport=tcp"], secret, ttlSeconds }, userId);
+  assert.ok(server?.username && server.credential);
+  return { username: server.username, password: server.credential };
 }
 
 function freeTcpPort(): Promise<number> {
@@ -323,9 +323,9 @@ describe("deployment kit: deploy/coturn.conf", {
     assert.ok(version === "TLSv1.2" || version === "TLSv1.3", `TLS handshake on the turns: port (${version})`);
   });
 
-  it("grants a relay over TCP and over TLS to the credentials Parley hands out", async () => {
+  it("grants a relay over TCP and over TLS to the credentials Parley's server hands out", async () => {
     for (const transport of ["tcp", "tls"] as const) {
-      const { username, password } = restCredentials(SECRET, "alice", 3600);
+      const { username, password } = parleyCredentials(SECRET, 7, 3600);
       const result = await (await open(transport)).allocate(username, password);
       assert.ok("relayed" in result, `${transport}: ${JSON.stringify(result)}\n${output}`);
       assert.match(result.relayed, /^127\.0\.0\.1:5[01]\d{3}$/, "the relay port comes from min-port..max-port");
@@ -333,14 +333,14 @@ describe("deployment kit: deploy/coturn.conf", {
   });
 
   it("refuses credentials signed with another secret, and expired ones", async () => {
-    const forged = restCredentials("not the secret", "alice", 3600);
+    const forged = parleyCredentials("not the secret 0123456789", 7, 3600);
     assert.deepEqual(await (await open("tcp")).allocate(forged.username, forged.password), { error: 401 });
-    const expired = restCredentials(SECRET, "alice", -60);
+    const expired = parleyCredentials(SECRET, 7, -60);
     assert.deepEqual(await (await open("tcp")).allocate(expired.username, expired.password), { error: 401 });
   });
 
   it("relays to Parley's media address only: every other peer, private or public, is refused", async () => {
-    const { username, password } = restCredentials(SECRET, "bob", 3600);
+    const { username, password } = parleyCredentials(SECRET, 8, 3600);
     const turn = await open("tls");
     assert.ok("relayed" in (await turn.allocate(username, password)));
     assert.equal(await turn.permit(MEDIA_IP), "success");
