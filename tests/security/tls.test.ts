@@ -275,3 +275,22 @@ describe("Plain HTTP redirect", () => {
     assert.match(result.stderr, /--http-redirect-port needs HTTPS/);
   });
 });
+
+describe("Reload without TLS", () => {
+  it("keeps a plain HTTP server running on SIGHUP (a systemd reload), saying there is nothing to reload", async () => {
+    const dataDir = tempDir();
+    const server = await start(dataDir, []);
+    server.child.kill("SIGHUP");
+    const log = path.join(dataDir, "parley.log");
+    const deadline = Date.now() + 5000;
+    while (!(fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("no TLS certificate to reload"))) {
+      assert.ok(Date.now() < deadline, "the server logged the SIGHUP");
+      assert.equal(server.child.exitCode, null, `the server stopped on SIGHUP: ${server.output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const health = await fetch(`${server.httpUrl}/health`);
+    assert.equal(health.status, 200);
+    assert.equal(server.child.exitCode, null);
+    await stop(server);
+  });
+});

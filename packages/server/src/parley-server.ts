@@ -217,9 +217,13 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   let stopConsole: (() => void) | undefined;
 
   // SIGHUP re-reads the certificate files: new TLS connections get them, open ones stay as they are.
-  // A file that cannot be used keeps the certificate in service and logs why.
+  // A file that cannot be used keeps the certificate in service and logs why. Without TLS it is
+  // handled all the same (`systemctl reload` must never stop the server, as Node's default would).
   const reloadTls = () => {
-    if (!tls || !("setSecureContext" in httpServer)) return;
+    if (!tls || !("setSecureContext" in httpServer)) {
+      logger.info("SIGHUP: no TLS certificate to reload");
+      return;
+    }
     try {
       const next = loadTlsCredentials(tls.certFile, tls.keyFile);
       httpServer.setSecureContext({ cert: next.cert, key: next.key });
@@ -232,7 +236,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
       );
     }
   };
-  if (tls) process.on("SIGHUP", reloadTls);
+  process.on("SIGHUP", reloadTls);
 
   async function shutdown(): Promise<void> {
     logger.info("shutting down");
