@@ -1,6 +1,15 @@
 export * from "./browser.js";
 export { type Coturn, type CoturnOptions, coturnUnavailable, startCoturn } from "./coturn.js";
 export { dbSnapshot } from "./db-snapshot.js";
+export {
+  createNetworkLab,
+  type LabHost,
+  LabUnsupportedError,
+  type NetworkLab,
+  NetworkLabError,
+  netemAvailable,
+  networkLabUnavailable,
+} from "./network-lab.js";
 export { type Closed, type ConnectOptions, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
 export {
   type BotRun,
