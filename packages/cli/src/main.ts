@@ -1,3 +1,5 @@
+import { X509Certificate } from "node:crypto";
+import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,6 +20,7 @@ import {
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type BotOptions, runAnswerBot, runCallBot } from "./bot/bot.js";
 import { BotExit } from "./bot/exit-codes.js";
+import { parseServerAddress, SERVER_ADDRESS_FORMS, ServerAddressError } from "./server-address.js";
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -445,12 +448,56 @@ program
     }
   });
 
+/** --server: one of the forms users write (see server-address.ts). */
+function serverAddress(value: string) {
+  try {
+    return parseServerAddress(value);
+  } catch (error) {
+    if (error instanceof ServerAddressError) {
+      throw new InvalidArgumentError(`${error.problem}. Accepted: ${SERVER_ADDRESS_FORMS}.`);
+    }
+    throw error;
+  }
+}
+
+/** --ca: the file's PEM text, once it is known to hold a certificate. */
+function caFile(file: string): string {
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, "utf8");
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read ${file} (${(error as Error).message.split(",")[0]}).`);
+  }
+  try {
+    new X509Certificate(pem);
+  } catch {
+    throw new InvalidArgumentError(`${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----).`);
+  }
+  return pem;
+}
+
 /** Options shared by `parley call` and `parley answer`. */
 function botCommand(name: string, description: string): Command {
   return program
     .command(name)
     .description(description)
-    .requiredOption("--server <url>", "signaling URL, e.g. ws://localhost:8080/ws", "ws://localhost:8080/ws")
+    .addOption(
+      new Option("--server <address>", `the server: ${SERVER_ADDRESS_FORMS}`)
+        .default(parseServerAddress("ws://localhost:8080/ws"), "ws://localhost:8080/ws")
+        .argParser(serverAddress)
+        .makeOptionMandatory(),
+    )
+    .option(
+      "--ca <file>",
+      "PEM certificate(s) to trust for https:// and wss:// (e.g. a --self-signed server's tls-cert.pem)",
+      caFile,
+    )
+    .addOption(
+      new Option(
+        "--insecure",
+        "do not check the server's certificate (https:// and wss://); prints a warning",
+      ).conflicts("ca"),
+    )
     .requiredOption("--user <name>", "username")
     .requiredOption("--password <password>", "password")
     .option("--register", "create the account first (log in if it exists)")
@@ -461,7 +508,10 @@ function botCommand(name: string, description: string): Command {
       "talk this long after the answer (from when audio connected), then hang up",
       positiveNumber,
     )
-    .option("--bind <address>", "local address for signaling and media", "127.0.0.1")
+    .option(
+      "--bind <address>",
+      "local address for signaling and media (default: the system's route to the server, and its address for media)",
+    )
     .option("--trace <file>", "append every signaling message received to this file (JSON lines)")
     .option("--hold-at <seconds>", "put the call on hold this long after the answer", nonNegative)
     .option("--resume-at <seconds>", "take the call off hold this long after the answer", nonNegative)
@@ -475,11 +525,13 @@ function botCommand(name: string, description: string): Command {
 
 function botOptions(opts: Record<string, unknown>): BotOptions {
   return {
-    server: opts.server as string,
+    server: opts.server as BotOptions["server"],
     user: opts.user as string,
     password: opts.password as string,
     register: opts.register === true,
-    bind: opts.bind as string,
+    ...(opts.bind ? { bind: opts.bind as string } : {}),
+    ...(opts.ca ? { ca: opts.ca as string } : {}),
+    ...(opts.insecure ? { insecure: true } : {}),
     ...(opts.play ? { play: opts.play as string } : {}),
     ...(opts.record ? { record: opts.record as string } : {}),
     ...(opts.duration !== undefined ? { duration: opts.duration as number } : {}),

@@ -176,9 +176,18 @@ export interface BotRun {
   output(): string;
 }
 
-/** Runs `parley call` or `parley answer` as a child process. */
-export function runBot(mode: "call" | "answer", args: string[]): BotRun {
-  const child = spawn(process.execPath, [PARLEY_BIN, mode, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Runs `parley call` or `parley answer` as a child process; `wrap` turns its command line
+ * (node, the CLI and the arguments) into the one to run, e.g. inside a network namespace.
+ */
+export function runBot(
+  mode: "call" | "answer",
+  args: string[],
+  options: { wrap?: (argv: string[]) => string[] } = {},
+): BotRun {
+  const argv = [process.execPath, PARLEY_BIN, mode, ...args];
+  const [command, ...rest] = options.wrap ? options.wrap(argv) : argv;
+  const child = spawn(command!, rest, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (c) => {
     output += c;

@@ -2,12 +2,14 @@ import fs from "node:fs";
 import { AudioSource, FRAME_SAMPLES, MixingRecorder, readWav } from "@parley/audio";
 import { type Call, ParleyClient, type WebSocketLike } from "@parley/client";
 import { type IceServer, ParleyError } from "@parley/protocol";
-import WebSocket from "ws";
+import type { ServerAddress } from "../server-address.js";
 import { BotExit, exitCodeFor } from "./exit-codes.js";
+import { localAddressTowards } from "./local-address.js";
+import { connectionFailure, openSignalingSocket, type ServerTrust } from "./signaling-socket.js";
 import { type BotPeer, createBotPeer } from "./werift-peer.js";
 
-export interface BotOptions {
-  server: string;
+export interface BotOptions extends ServerTrust {
+  server: ServerAddress;
   user: string;
   password: string;
   register: boolean;
@@ -17,8 +19,11 @@ export interface BotOptions {
   record?: string;
   /** Seconds to talk after the call is answered, then hang up; until the peer hangs up when absent. */
   duration?: number;
-  /** Local address for signaling and media. */
-  bind: string;
+  /**
+   * Local address for signaling and media. When absent, the system picks the route to the server
+   * for signaling, and media uses that route's local address.
+   */
+  bind?: string;
   /** `parley answer`: seconds to wait for a call. */
   wait?: number;
   /** Seconds after the answer at which to put the call on hold, and to resume it. */
@@ -53,6 +58,12 @@ interface CallMedia {
 class BotMedia {
   readonly #samples: Int16Array;
   readonly #calls = new Map<string, CallMedia>();
+  /**
+   * Calls answered before their connection was made (the SDK makes it once the server has named
+   * the ICE servers), and those waiting for it to be made.
+   */
+  readonly #answeredEarly = new Set<string>();
+  readonly #waitingForPeer = new Map<string, (() => void)[]>();
   #source: AudioSource | undefined;
 
   constructor(samples: Int16Array) {
@@ -62,7 +73,7 @@ class BotMedia {
   peerConnection(callId: string, bind: string, iceServers: IceServer[]) {
     const media: CallMedia = {
       recorder: new MixingRecorder(),
-      live: false,
+      live: this.#answeredEarly.delete(callId),
       peer: createBotPeer(
         bind,
         (frame, stream) => {
@@ -72,7 +83,23 @@ class BotMedia {
       ),
     };
     this.#calls.set(callId, media);
+    for (const made of this.#waitingForPeer.get(callId) ?? []) made();
+    this.#waitingForPeer.delete(callId);
     return media.peer.pc;
+  }
+
+  /** Resolves when the call's connection is made, or after `limitMs`. */
+  #peerMade(callId: string, limitMs: number): Promise<void> {
+    if (this.#calls.has(callId)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, limitMs);
+      const waiting = this.#waitingForPeer.get(callId) ?? [];
+      waiting.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.#waitingForPeer.set(callId, waiting);
+    });
   }
 
   /**
@@ -80,11 +107,13 @@ class BotMedia {
    * up while ringing), or after `limitMs` at the latest, so scripts run even if media never comes.
    */
   async ready(callId: string, limitMs = MEDIA_WAIT_MS): Promise<boolean> {
+    const since = performance.now();
+    await this.#peerMade(callId, limitMs);
     const connected = this.#calls.get(callId)?.peer.connected;
     if (!connected) return false;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), limitMs);
+      timer = setTimeout(() => resolve(false), Math.max(0, limitMs - (performance.now() - since)));
     });
     const result = await Promise.race([connected.then(() => true), late]);
     clearTimeout(timer);
@@ -95,6 +124,7 @@ class BotMedia {
   start(callId: string): void {
     const media = this.#calls.get(callId);
     if (media) media.live = true;
+    else this.#answeredEarly.add(callId);
     if (!this.#source) {
       this.#source = new AudioSource(this.#samples, (frame) => {
         for (const m of this.#calls.values()) if (m.live) m.peer.send(frame);
@@ -105,6 +135,7 @@ class BotMedia {
 
   /** A call ended: close its connection, save its recording. */
   finish(callId: string, file: string | undefined): { sent: number; received: number } {
+    this.#answeredEarly.delete(callId);
     const media = this.#calls.get(callId);
     if (!media) return { sent: 0, received: 0 };
     media.live = false;
@@ -122,22 +153,59 @@ class BotMedia {
   }
 }
 
-function connectClient(options: BotOptions, media: BotMedia): ParleyClient {
-  return new ParleyClient({
-    url: options.server,
+/** The bot's client, its WebSocket opened as --server, --bind, --ca and --insecure say; media from `mediaAddress`. */
+function connectClient(options: BotOptions, media: BotMedia, mediaAddress: string): BotClient {
+  const failures: Error[] = [];
+  const client = new ParleyClient({
+    url: options.server.url,
     webSocket: (url) => {
-      const ws = new WebSocket(url, { localAddress: options.bind });
+      const ws = openSignalingSocket(url, {
+        ...(options.bind ? { localAddress: options.bind } : {}),
+        ...(options.ca ? { ca: options.ca } : {}),
+        ...(options.insecure ? { insecure: true } : {}),
+        onError: (error) => failures.push(error),
+      });
       const trace = options.trace;
       if (trace) ws.on("message", (data) => fs.appendFileSync(trace, `${data.toString()}\n`));
       return ws as unknown as WebSocketLike;
     },
     client: { name: "parley-bot", version: "1" },
-    createPeerConnection: (call, { iceServers }) => media.peerConnection(call.id, options.bind, iceServers),
+    createPeerConnection: (call, { iceServers }) => media.peerConnection(call.id, mediaAddress, iceServers),
   });
+  return { client, lastFailure: () => failures.at(-1) };
 }
 
-async function logIn(client: ParleyClient, options: BotOptions): Promise<void> {
-  await client.connect();
+interface BotClient {
+  client: ParleyClient;
+  /** The signaling socket's last error, if any. */
+  lastFailure(): Error | undefined;
+}
+
+/**
+ * Where the bot's media comes from: --bind, or else the local address of the route to the server.
+ * Says which, and warns when --insecure turns certificate checks off.
+ */
+async function mediaAddressFor(options: BotOptions): Promise<string> {
+  const { server } = options;
+  if (options.insecure && server.secure) {
+    options.log(
+      `warning: --insecure: the certificate of ${server.host} is not checked; anyone on the way can read and change this connection`,
+    );
+  }
+  if (options.bind) return options.bind;
+  const address = await localAddressTowards(server.host, server.port);
+  options.log(`media from ${address} (the route to ${server.host})`);
+  return address;
+}
+
+async function logIn({ client, lastFailure }: BotClient, options: BotOptions): Promise<void> {
+  try {
+    await client.connect();
+  } catch (error) {
+    const failure = lastFailure();
+    if (failure) throw new Error(connectionFailure(options.server, failure), { cause: error });
+    throw error;
+  }
   if (options.register) {
     try {
       await client.register({ username: options.user, password: options.password, deviceName: "parley bot" });
@@ -234,9 +302,10 @@ function microphone(options: BotOptions): Int16Array {
 /** `parley call`: calls `to`, talks, hangs up. Returns the process exit code. */
 export async function runCallBot(options: BotOptions & { to: string | string[] }): Promise<number> {
   const media = new BotMedia(microphone(options));
-  const client = connectClient(options, media);
+  const bot = connectClient(options, media, await mediaAddressFor(options));
+  const { client } = bot;
   try {
-    await logIn(client, options);
+    await logIn(bot, options);
     let call: Call;
     try {
       call = await client.call(options.to);
@@ -263,9 +332,10 @@ export async function runCallBot(options: BotOptions & { to: string | string[] }
  */
 export async function runAnswerBot(options: BotOptions): Promise<number> {
   const media = new BotMedia(microphone(options));
-  const client = connectClient(options, media);
+  const bot = connectClient(options, media, await mediaAddressFor(options));
+  const { client } = bot;
   try {
-    await logIn(client, options);
+    await logIn(bot, options);
     options.log("waiting for a call");
     const calls: Promise<number>[] = [];
     let firstCall: Call | undefined;
