@@ -84,6 +84,8 @@ export interface LaunchBrowserOptions {
   audibleOutput?: boolean;
   /** Echo the page's console to this process's stderr, prefixed with this label. */
   echoConsole?: string;
+  /** Another Chromium to run, e.g. a network lab host's `chromiumPath` (Chromium inside that namespace). */
+  executablePath?: string;
 }
 
 /**
@@ -94,7 +96,7 @@ export async function launchBrowserUser(wavFile: string, options: LaunchBrowserO
   if (!fs.existsSync(wavFile)) throw new Error(`fake microphone file ${wavFile} does not exist`);
   const { chromium } = await import("playwright-core");
   const browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
+    executablePath: options.executablePath ?? CHROMIUM_PATH,
     headless: true,
     // Playwright passes --mute-audio in headless mode; keep it unless asked (see `audibleOutput`).
     ...(options.audibleOutput ? { ignoreDefaultArgs: ["--mute-audio"] } : {}),
