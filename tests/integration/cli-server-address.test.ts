@@ -2,7 +2,8 @@
  * The bots reach the server the way users write its address: http(s)://host:port,
  * ws(s)://host:port/ws or host:port; wss checks the certificate (Node's CAs, plus --ca FILE), or
  * not with --insecure (and a warning). Without --bind, a bot leaves signaling to the system's
- * route and takes that route's local address for its media. Bad addresses and untrusted
+ * route and takes that route's local address for its media, which is what lets a bot on another
+ * machine (here: a network namespace) call with just the server's address. Bad addresses and untrusted
  * certificates stop the bot with one clear line.
  */
 import assert from "node:assert/strict";
@@ -12,6 +13,10 @@ import { after, before, describe, it } from "node:test";
 import { dominantFrequency, readWav, SAMPLE_RATE, tone, toneLevel, writeWav } from "@parley/audio";
 import {
   type BotRun,
+  createNetworkLab,
+  type LabHost,
+  type NetworkLab,
+  networkLabUnavailable,
   runBot,
   runParley,
   type ServerProcess,
@@ -308,5 +313,43 @@ describe("parley call and parley answer over wss:// with a self-signed server", 
       assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
       assert.match(result.stderr, problem);
     }
+  });
+});
+
+describe("a bot on another machine (a network namespace)", { skip: networkLabUnavailable() }, () => {
+  let lab: NetworkLab;
+  let remote: LabHost;
+  let t: TestServer;
+  before(async () => {
+    lab = await createNetworkLab();
+    remote = await lab.addHost("bot");
+    t = await startTestServer({
+      host: lab.hostAddress,
+      media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
+    });
+  });
+  after(async () => {
+    await t?.stop();
+    await lab?.close();
+  });
+
+  it("calls a bot on the server's machine with just --server ws://ADDRESS:PORT/ws, no --bind, and both hear each other", async () => {
+    const server = `ws://${lab.hostAddress}:${t.server.port}/ws`;
+    const inNamespace = (argv: string[]) => {
+      const [command, args] = remote.command(argv[0]!, argv.slice(1));
+      return [command, ...args];
+    };
+    const bots = await botCall(
+      { user: "lan-callee", hz: 440, server },
+      { user: "lan-caller", hz: 1000, server, wrap: inNamespace },
+    );
+    const route = lab.hostAddress.replaceAll(".", "\\.");
+    assert.match(
+      bots.caller.output(),
+      new RegExp(`media from ${remote.address.replaceAll(".", "\\.")} \\(the route to ${route}\\)`),
+    );
+    assert.match(bots.callee.output(), new RegExp(`media from ${route} \\(the route to ${route}\\)`));
+    assertHears("lan-callee", 1000, bots);
+    assertHears("lan-caller", 440, bots);
   });
 });
