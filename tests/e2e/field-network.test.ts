@@ -3,12 +3,16 @@
  * addresses, not loopback) open the server over HTTPS with its self-signed certificate, register,
  * call and hear each other. A machine whose network drops all UDP still gets two-way audio through
  * coturn over TCP, and its call quality says so; without TURN it gets a clear "audio connection
- * failed", not silence. No page ever receives another machine's address.
+ * failed", not silence. A certificate reload during a call leaves the call alone. No page ever
+ * receives another machine's address.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import tls from "node:tls";
+import { generateSelfSigned } from "@parley/server";
 import {
   type BrowserUser,
   type Coturn,
@@ -24,6 +28,8 @@ import {
   type TestServer,
   tempDir,
   toneWav,
+  waitFor,
+  waitForReceivedAudio,
 } from "@parley/testkit";
 import type { Page } from "playwright-core";
 import {
@@ -33,6 +39,7 @@ import {
   expectAttribute,
   expectEndNotice,
   incomingDialog,
+  isTone,
   type Person,
   registerThroughUi,
 } from "./helpers.js";
@@ -65,6 +72,20 @@ describe("the softphone from other machines of the network", { skip, timeout: 24
     received.set(user.page, frames);
     user.page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => frames.push(String(payload))));
     return user.page;
+  }
+
+  /** The SHA-256 fingerprint of the certificate a new TLS connection to the server gets. */
+  function serverFingerprint(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect(
+        { host: lab.hostAddress, port: Number(new URL(server.server.httpUrl).port), rejectUnauthorized: false },
+        () => {
+          resolve(socket.getPeerX509Certificate()?.fingerprint256 ?? "");
+          socket.destroy();
+        },
+      );
+      socket.on("error", reject);
+    });
   }
 
   before(async () => {
@@ -122,8 +143,26 @@ describe("the softphone from other machines of the network", { skip, timeout: 24
     await expectAttribute(carl.getByTestId("call-quality"), "data-path", "turn", 15_000);
     assert.match(await carl.getByTestId("call-quality").innerText(), /through a TURN relay \(TCP\)/);
     await expectAttribute(ann.getByTestId("call-quality"), "data-path", "direct", 15_000);
+  });
+
+  it("goes on through a certificate reload (SIGHUP) during the call, and new connections get the new certificate", async () => {
+    const [ann, carl] = [browsers[0]!.page, browsers[2]!.page];
+    const before = await serverFingerprint();
+    const { cert, key } = await generateSelfSigned({ dns: ["localhost"], ips: [lab.hostAddress] });
+    fs.writeFileSync(path.join(server.dataDir, "tls-cert.pem"), cert);
+    fs.writeFileSync(path.join(server.dataDir, "tls-key.pem"), key, { mode: 0o600 });
+    process.kill(process.pid, "SIGHUP");
+    const expected = new X509Certificate(cert).fingerprint256;
+    await waitFor(async () => (await serverFingerprint()) === expected, "new connections get the new certificate");
+    assert.notEqual(before, expected);
+    // The call and its signaling went on: both still hear each other, and hanging up still works.
+    await Promise.all([
+      waitForReceivedAudio(carl, isTone(HZ.ann), "Carl hearing Ann after the reload", { seconds: 1 }),
+      waitForReceivedAudio(ann, isTone(HZ.carl), "Ann hearing Carl after the reload", { seconds: 1 }),
+    ]);
     await button(carl, "Hang up").click();
     await expectEndNotice(carl, "Call ended");
+    await expectEndNotice(ann, "Call ended");
   });
 
   it("never sends a page another machine's address, TURN or not", () => {

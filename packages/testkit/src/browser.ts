@@ -98,6 +98,8 @@ export async function launchBrowserUser(wavFile: string, options: LaunchBrowserO
   const browser = await chromium.launch({
     executablePath: options.executablePath ?? CHROMIUM_PATH,
     headless: true,
+    // SIGHUP is a Parley server's certificate reload signal, and servers run in the tests' process.
+    handleSIGHUP: false,
     // Playwright passes --mute-audio in headless mode; keep it unless asked (see `audibleOutput`).
     ...(options.audibleOutput ? { ignoreDefaultArgs: ["--mute-audio"] } : {}),
     args: [...chromiumArgs(wavFile), ...(options.args ?? [])],

@@ -44,7 +44,8 @@ function hookExit(): void {
   process.on("exit", () => {
     for (const lab of openLabs) lab.closeSync();
   });
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  // Not SIGHUP: a Parley server in the same process takes it as its certificate reload signal.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
     const onSignal = () => {
       for (const lab of openLabs) lab.closeSync();
       process.removeListener(signal, onSignal);
