@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { dominantFrequency, readWav, SAMPLE_RATE, tone, toneLevel, writeWav } from "@parley/audio";
 import {
   type BotRun,
   createNetworkLab,
@@ -28,79 +27,10 @@ import {
 } from "@parley/testkit";
 import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
 import { parseServerAddress, ServerAddressError } from "../../packages/cli/dist/server-address.js";
+import { BOT_PASSWORD, useBotCalls } from "./bot-calls.js";
 
-const PASSWORD = "bot password 1";
-let dir: string;
-before(() => {
-  dir = tempDir("parley-server-address-");
-});
-after(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function toneFile(hz: number): string {
-  const file = path.join(dir, `tone-${hz}.wav`);
-  if (!fs.existsSync(file)) writeWav(file, tone(hz, 2, 0.5));
-  return file;
-}
-
-/** A bot's arguments: `server` exactly as a user would write it, plus `extra` (no --bind unless given). */
-function botArgs(server: string, user: string, hz: number, extra: string[] = []): string[] {
-  return [
-    "--server",
-    server,
-    "--user",
-    user,
-    "--password",
-    PASSWORD,
-    "--register",
-    "--play",
-    toneFile(hz),
-    "--record",
-    path.join(dir, `${user}.wav`),
-    ...extra,
-  ];
-}
-
-interface Side {
-  user: string;
-  hz: number;
-  server: string;
-  extra?: string[];
-  /** Turns the bot's command line into the one to run, e.g. inside a network namespace. */
-  wrap?: (argv: string[]) => string[];
-}
-
-/** One call between two bots, each given its own way of writing the server's address. */
-async function botCall(callee: Side, caller: Side): Promise<{ caller: BotRun; callee: BotRun }> {
-  const answer = runBot("answer", [...botArgs(callee.server, callee.user, callee.hz, callee.extra), "--wait", "60"], {
-    ...(callee.wrap ? { wrap: callee.wrap } : {}),
-  });
-  await waitFor(() => answer.output().includes("waiting for a call"), `${callee.user} waiting`, {
-    timeoutMs: 20_000,
-  }).catch((error: Error) => {
-    throw new Error(`${error.message}\n${answer.output()}`);
-  });
-  const call = runBot(
-    "call",
-    [...botArgs(caller.server, caller.user, caller.hz, caller.extra), "--to", callee.user, "--duration", "4"],
-    { ...(caller.wrap ? { wrap: caller.wrap } : {}) },
-  );
-  const [callerCode, calleeCode] = await Promise.all([call.exited, answer.exited]);
-  assert.equal(callerCode, BotExit.COMPLETED, call.output());
-  assert.equal(calleeCode, BotExit.COMPLETED, answer.output());
-  return { caller: call, callee: answer };
-}
-
-/** The bot's recording holds the other side's tone (the first half second skipped: codec warm-up). */
-function assertHears(user: string, hz: number, bots: { caller: BotRun; callee: BotRun }) {
-  const samples = readWav(path.join(dir, `${user}.wav`)).subarray(SAMPLE_RATE / 2);
-  const outputs = `${bots.caller.output()}\n${bots.callee.output()}`;
-  assert.ok(samples.length > SAMPLE_RATE * 1.5, `${user} recorded ${samples.length} samples\n${outputs}`);
-  const dominant = dominantFrequency(samples);
-  assert.ok(Math.abs(dominant - hz) < 15, `${user} hears ${dominant} Hz, expected ${hz} Hz`);
-  assert.ok(toneLevel(samples, hz) > 0.05, `${user}: level of ${hz} Hz is ${toneLevel(samples, hz)}`);
-}
+const PASSWORD = BOT_PASSWORD;
+const { dir: folder, botCall, assertHears } = useBotCalls("parley-server-address-");
 
 describe("parsing --server", () => {
   it("turns http:// into ws:// and https:// into wss://, with the path /ws", () => {
@@ -291,8 +221,8 @@ describe("parley call and parley answer over wss:// with a self-signed server", 
   });
 
   it("stop with a clear line when the --ca file cannot be read or holds no certificate", async () => {
-    const missing = path.join(dir, "no-such-cert.pem");
-    const notPem = path.join(dir, "not-a-cert.pem");
+    const missing = path.join(folder(), "no-such-cert.pem");
+    const notPem = path.join(folder(), "not-a-cert.pem");
     fs.writeFileSync(notPem, "hello\n");
     for (const [file, problem] of [
       [missing, /cannot read .*no-such-cert\.pem \(ENOENT: no such file or directory\)/],

@@ -120,6 +120,11 @@ class BotMedia {
     return result;
   }
 
+  /** How the call's media reaches the relay (see BotPeer.path). */
+  path(callId: string): string | undefined {
+    return this.#calls.get(callId)?.peer.path();
+  }
+
   /** A call is answered: record it, and make sure the microphone runs. */
   start(callId: string): void {
     const media = this.#calls.get(callId);
@@ -261,7 +266,10 @@ async function converse(
     const since = performance.now();
     void media.ready(call.id).then((connected) => {
       const waited = Math.round(performance.now() - since);
-      options.log(`call ${n}: ${connected ? "media connected" : "still no media"} ${waited} ms after the answer`);
+      const path = media.path(call.id);
+      options.log(
+        `call ${n}: ${connected ? `media connected (${path ?? "path unknown"})` : "still no media"} ${waited} ms after the answer`,
+      );
       if (n === 1) {
         at(call, options.duration, "hanging up", () => call.hangup(), options.log);
         at(call, options.holdAt, "putting the call on hold", () => call.hold(), options.log);
