@@ -11,19 +11,16 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
-  type BotRun,
   createNetworkLab,
   type LabHost,
   type NetworkLab,
   networkLabUnavailable,
-  runBot,
   runParley,
   type ServerProcess,
   spawnServer,
   startTestServer,
   type TestServer,
   tempDir,
-  waitFor,
 } from "@parley/testkit";
 import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
 import { parseServerAddress, ServerAddressError } from "../../packages/cli/dist/server-address.js";
