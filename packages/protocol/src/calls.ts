@@ -40,6 +40,11 @@ export const CallParticipant = z.object({
   muted: z.boolean(),
   /** The server hears this participant talking (from their audio levels). */
   speaking: z.boolean(),
+  /**
+   * This participant's connection dropped: the call keeps them (and their audio) for the call
+   * grace period while their device reconnects.
+   */
+  reconnecting: z.boolean().optional(),
 });
 export type CallParticipant = z.infer<typeof CallParticipant>;
 
@@ -70,6 +75,8 @@ export const CALL_END_REASONS = [
   "media_failed",
   "operator",
   "server_shutdown",
+  /** Told by the client, not the server: it reconnected to a server that restarted meanwhile. */
+  "server_restarted",
 ] as const;
 export const CallEndReason = z.enum(CALL_END_REASONS);
 export type CallEndReason = z.infer<typeof CallEndReason>;
@@ -83,6 +90,8 @@ export const CALL_OUTCOMES = [
   "cancelled",
   "unreachable",
   "failed",
+  /** The server stopped (crash, power cut) while the call went on; closed at the next start. */
+  "interrupted",
 ] as const;
 export const CallOutcome = z.enum(CALL_OUTCOMES);
 export type CallOutcome = z.infer<typeof CallOutcome>;

@@ -37,6 +37,11 @@ export const Requests = {
     result: z.object({
       protocolVersion: z.number().int(),
       serverVersion: z.string(),
+      /**
+       * Random per server start: a client that reconnects and finds another one knows the server
+       * restarted, and that calls it was in are gone.
+       */
+      instanceId: z.string(),
       signupEnabled: z.boolean(),
       maxMessageBytes: z.number().int(),
     }),
@@ -67,8 +72,18 @@ export const Requests = {
   },
   /** Resume a session with its token after a reconnect or a page reload. */
   "auth.resume": {
-    params: z.strictObject({ token: z.string().min(1).max(256) }),
-    result: AuthResult,
+    params: z.strictObject({
+      token: z.string().min(1).max(256),
+      /**
+       * Calls this device was in when its connection dropped, media still up: within the call
+       * grace period the server hands them back to this connection (same media leg).
+       */
+      calls: z.array(CallId).max(16).optional(),
+    }),
+    result: AuthResult.extend({
+      /** The calls of `calls` this connection took back, as they are now; the others are over. */
+      calls: z.array(CallInfo).optional(),
+    }),
   },
   /** [ENT] Log out this device, or every device of the account. */
   "auth.logout": {

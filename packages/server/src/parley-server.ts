@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import type http from "node:http";
 import type https from "node:https";
@@ -178,6 +179,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     config,
     logger,
     version: SERVER_VERSION,
+    instanceId: randomUUID(),
     accounts,
     presence,
     phonebook,

@@ -26,6 +26,8 @@ export interface Services {
   config: ServerConfig;
   logger: Logger;
   version: string;
+  /** Random per server start (`hello`): lets a reconnecting client tell that the server restarted. */
+  instanceId: string;
   accounts: AccountService;
   presence: PresenceService;
   phonebook: PhonebookService;
@@ -68,7 +70,7 @@ function loggedIn(conn: ClientConnection, auth: Authenticated): RequestResult<"a
 
 /** One handler per request type; params arrive already validated against the protocol schema. */
 export const HANDLERS: { [T in RequestType]: Handler<T> } = {
-  hello: (params, conn, { version, accounts }) => {
+  hello: (params, conn, { version, instanceId, accounts }) => {
     if (!SUPPORTED_PROTOCOL_VERSIONS.includes(params.protocolVersion)) {
       setImmediate(() => conn.close("PROTOCOL_VERSION_UNSUPPORTED"));
       throw new ParleyError(
@@ -80,6 +82,7 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
     return {
       protocolVersion: params.protocolVersion,
       serverVersion: version,
+      instanceId,
       signupEnabled: accounts.signupEnabled,
       maxMessageBytes: MAX_MESSAGE_BYTES,
     };

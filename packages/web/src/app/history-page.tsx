@@ -12,6 +12,7 @@ const OUTCOMES: Record<CallOutcome, MessageKey> = {
   cancelled: "outcomeCancelled",
   unreachable: "outcomeUnreachable",
   failed: "outcomeFailed",
+  interrupted: "outcomeInterrupted",
 };
 
 function formatWhen(iso: string, language: Language, t: (key: MessageKey) => string): string {

@@ -16,6 +16,7 @@ export const END_KINDS = [
   "mediaFailed",
   "operator",
   "serverShutdown",
+  "serverRestarted",
   "answeredElsewhere",
   "alreadyInCall",
   "failed",
@@ -35,6 +36,7 @@ export const END_MESSAGES: Record<EndKind, MessageKey> = {
   mediaFailed: "endMediaFailed",
   operator: "endOperator",
   serverShutdown: "endServerShutdown",
+  serverRestarted: "endServerRestarted",
   answeredElsewhere: "endAnsweredElsewhere",
   alreadyInCall: "errAlreadyInCall",
   failed: "endFailed",
@@ -61,6 +63,8 @@ export function endKindOf(direction: "outgoing" | "incoming", end: CallEnd): End
       return "operator";
     case "server_shutdown":
       return "serverShutdown";
+    case "server_restarted":
+      return "serverRestarted";
     default:
       return "ended";
   }
