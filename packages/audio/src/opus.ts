@@ -34,6 +34,9 @@ interface NativeModule {
 }
 
 const OPUS_APPLICATION_VOIP = 2048;
+/** opus_encoder_ctl requests (opus_defines.h). */
+const OPUS_SET_INBAND_FEC_REQUEST = 4012;
+const OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014;
 /** libopus' recommended maximum packet size, as compiled into opusscript (1276 * 3). */
 const MAX_PACKET_BYTES = 3828;
 /** opusscript decodes up to 120 ms (5760 samples) and writes 2 uint16 slots per sample. */
@@ -91,6 +94,25 @@ export class OpusEncoder {
     [this.#input, this.#output] = this.#resources.pointers as [number, number];
   }
 
+  /**
+   * In-band FEC (RFC 7587 `useinbandfec`): each packet also carries a low-rate copy of the previous
+   * frame, which a listener's decoder uses when that packet was lost. libopus adds it only when it
+   * expects loss, so `expectedLossPercent` (1-100) says how much; 0 turns FEC off (the default).
+   * libopus decides per frame whether the bitrate allows it.
+   */
+  setFec(expectedLossPercent: number): void {
+    const resources = this.#resources;
+    if (resources === undefined) throw new Error("OpusEncoder is closed");
+    if (!Number.isInteger(expectedLossPercent) || expectedLossPercent < 0 || expectedLossPercent > 100) {
+      throw new RangeError(`OpusEncoder.setFec expects 0..100 percent, got ${expectedLossPercent}`);
+    }
+    const on = expectedLossPercent > 0 ? 1 : 0;
+    if (resources.handler._encoder_ctl(OPUS_SET_INBAND_FEC_REQUEST, on) < 0) throw new Error("Opus: cannot set FEC");
+    if (resources.handler._encoder_ctl(OPUS_SET_PACKET_LOSS_PERC_REQUEST, expectedLossPercent) < 0) {
+      throw new Error("Opus: cannot set the expected packet loss");
+    }
+  }
+
   /** Encodes exactly one 20 ms frame (960 samples) and returns the Opus packet (a fresh Buffer). */
   encode(frame: Int16Array): Buffer {
     const resources = this.#resources;
@@ -121,7 +143,11 @@ export class OpusEncoder {
   }
 }
 
-/** 48 kHz mono Opus decoder. */
+/**
+ * 48 kHz mono Opus decoder. It decodes each packet's own frame: opusscript's native decode always
+ * passes decode_fec = 0, so the in-band FEC copy of a lost frame cannot be used here (a lost
+ * packet stays a gap); browsers' decoders (NetEq) do use it.
+ */
 export class OpusDecoder {
   #resources: NativeResources | undefined;
   readonly #input: number;

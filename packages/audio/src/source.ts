@@ -50,6 +50,12 @@ const MAX_BACKLOG_FRAMES = 10;
 export class AudioSource {
   /** When true, frames carry encoded digital silence instead of the samples. */
   muted = false;
+  /**
+   * Opus in-band FEC for the loss this many percent of packets (0: off, the default); applied
+   * from the next frame on. See OpusEncoder.setFec.
+   */
+  fecLossPercent = 0;
+  #appliedFec = 0;
 
   readonly #samples: Int16Array;
   readonly #onFrame: (frame: AudioFrame) => void;
@@ -94,6 +100,7 @@ export class AudioSource {
       this.#marker = true;
     }
     this.#encoder = new OpusEncoder();
+    this.#appliedFec = 0;
     this.#epoch = now;
     this.#slots = 0;
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
@@ -142,6 +149,10 @@ export class AudioSource {
       }
     }
     const pcm = this.muted || source.length === 0 ? this.#silence : this.#frame;
+    if (this.fecLossPercent !== this.#appliedFec) {
+      encoder.setFec(this.fecLossPercent);
+      this.#appliedFec = this.fecLossPercent;
+    }
     const payload = encoder.encode(pcm);
     const frame: AudioFrame = {
       payload,

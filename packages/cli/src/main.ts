@@ -99,6 +99,18 @@ program
       }),
   )
   .addOption(
+    new Option("--opus-fec <on|off>", "ask clients' Opus encoders for in-band FEC (recovers lost packets)")
+      .choices(["on", "off"])
+      .env("PARLEY_OPUS_FEC")
+      .default("on"),
+  )
+  .addOption(
+    new Option("--opus-dtx <on|off>", "ask clients' Opus encoders for DTX (next to no packets during silence)")
+      .choices(["on", "off"])
+      .env("PARLEY_OPUS_DTX")
+      .default("on"),
+  )
+  .addOption(
     new Option("--ring-timeout <seconds>", "seconds a call rings before it ends as no answer")
       .env("PARLEY_RING_TIMEOUT")
       .default(DEFAULT_CONFIG.ringTimeoutMs / 1000)
@@ -317,6 +329,8 @@ program
         maxSessionsPerUser: opts.maxSessionsPerUser,
         sessionTtlMs: opts.sessionDays * DAY_MS,
         sessionIdleMs: opts.sessionIdleDays * DAY_MS,
+        opusFec: opts.opusFec === "on",
+        opusDtx: opts.opusDtx === "on",
         maxCallsPerUser: opts.maxCallsPerUser,
         workLimits: { ...DEFAULT_CONFIG.workLimits, hashConcurrency: opts.hashConcurrency },
         maxMediaLegs: opts.maxMediaLegs,

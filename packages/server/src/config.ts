@@ -148,6 +148,10 @@ export interface ServerConfig {
   tls?: TlsConfig | undefined;
   /** With TLS: a plain HTTP port that redirects every request to the HTTPS address (0: any free port). */
   httpRedirectPort?: number | undefined;
+  /** Ask clients' Opus encoders for in-band FEC (`useinbandfec=1`): lost packets recovered from the next. */
+  opusFec: boolean;
+  /** Ask clients' Opus encoders for DTX (`usedtx=1`): next to no packets during silence. */
+  opusDtx: boolean;
   /** Relay (TURN) servers for clients whose network blocks UDP; none: clients get no ICE servers. */
   turn?: TurnConfig | undefined;
 }
@@ -195,6 +199,8 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     throw new Error(`--metrics must be one of ${METRICS_EXPOSURES.join(", ")}`);
   if (exposure === "token" && (!token || token.length < METRICS_TOKEN_MIN)) {
     throw new Error(
+  opusFec: true,
+  opusDtx: true,
       `--metrics token needs a --metrics-token (PARLEY_METRICS_TOKEN) of at least ${METRICS_TOKEN_MIN} characters`,
     );
   }

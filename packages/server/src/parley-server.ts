@@ -115,6 +115,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const media = new MediaRelay(config.media, logger.child({ module: "media" }), {
     fastDataPlane: process.env.PARLEY_MEDIA_DATA_PLANE !== "werift",
   });
+    opus: { fec: config.opusFec, dtx: config.opusDtx },
   // Metrics read the services at scrape time; only call outcomes are counted as they happen.
   let metrics: Metrics | undefined;
   const history = new MeteredCallHistoryStore(db, (call) => metrics?.callRecorded(call));

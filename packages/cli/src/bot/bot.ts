@@ -42,6 +42,8 @@ export interface BotOptions extends ServerTrust {
 
 /** Longest wait for a call's media before its scripted actions start anyway. */
 const MEDIA_WAIT_MS = 10_000;
+/** The loss bots size their Opus in-band FEC for (they do not read receiver reports). */
+const BOT_FEC_LOSS_PERCENT = 10;
 
 /** One call's media on the bot: its werift connection and its recorder. */
 interface CallMedia {
@@ -83,6 +85,7 @@ class BotMedia {
       ),
     };
     this.#calls.set(callId, media);
+    void media.peer.connected.then(() => this.#followFec());
     for (const made of this.#waitingForPeer.get(callId) ?? []) made();
     this.#waitingForPeer.delete(callId);
     return media.peer.pc;
@@ -136,6 +139,18 @@ class BotMedia {
       });
       this.#source.start();
     }
+    this.#followFec();
+  }
+
+  /**
+   * The microphone adds Opus in-band FEC when a call's server asked for it: for an assumed
+   * BOT_FEC_LOSS_PERCENT of loss, as bots do not adapt to receiver reports the way browsers do.
+   */
+  #followFec(): void {
+    const source = this.#source;
+    if (!source) return;
+    const wanted = [...this.#calls.values()].some((m) => m.live && m.peer.fecWanted());
+    source.fecLossPercent = wanted ? BOT_FEC_LOSS_PERCENT : 0;
   }
 
   /** A call ended: close its connection, save its recording. */
@@ -175,7 +190,15 @@ function connectClient(options: BotOptions, media: BotMedia, mediaAddress: strin
       return ws as unknown as WebSocketLike;
     },
     client: { name: "parley-bot", version: "1" },
+    // A dropped connection is resumed, and the call with it (the server keeps it for its grace period).
+    reconnect: true,
     createPeerConnection: (call, { iceServers }) => media.peerConnection(call.id, mediaAddress, iceServers),
+  });
+  let lost = false;
+  client.on("connection", (state) => {
+    if (state === "reconnecting" && !lost) options.log("signaling connection lost: reconnecting");
+    if (state === "connected" && lost) options.log("signaling connection back");
+    lost = state === "reconnecting";
   });
   return { client, lastFailure: () => failures.at(-1) };
 }

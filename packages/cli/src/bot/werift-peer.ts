@@ -22,6 +22,8 @@ const AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 export interface BotPeer {
   pc: PeerConnectionLike;
   send(frame: RtpFrame): void;
+  /** True once the server's answer asks for Opus in-band FEC (`useinbandfec=1`). */
+  fecWanted(): boolean;
   /** Resolves when ICE and DTLS are up (media can flow). */
   connected: Promise<void>;
   /**
@@ -55,7 +57,9 @@ export function createBotPeer(
     iceUseIpv6: false,
     iceInterfaceAddresses: { udp4: bindAddress },
     iceAdditionalHostAddresses: [bindAddress],
-    codecs: { audio: [useOPUS()], video: [] },
+    // The bot's recorder takes Opus with in-band FEC (it decodes each packet's own frame) and
+    // DTX (it lays audio out by timestamp, silence in the gaps): it says so, as browsers do.
+    codecs: { audio: [useOPUS({ parameters: "minptime=10;useinbandfec=1;usedtx=1" })], video: [] },
     // The audio level lets the server show who speaks and pick the loudest for conference slots.
     headerExtensions: { audio: [useAudioLevelIndication()], video: [] },
     // All m-lines on one transport, as browsers do (the server expects a bundled offer).
@@ -111,6 +115,10 @@ export function createBotPeer(
       track.writeRtp(new RtpPacket(header, frame.payload));
     },
     connected,
+    fecWanted() {
+      const sdp = pc.remoteDescription?.sdp ?? "";
+      return /^a=fmtp:\d+ .*\buseinbandfec=1\b/m.test(sdp);
+    },
     path() {
       const local = pc.iceTransports[0]?.connection.nominated?.localCandidate;
       if (!local) return undefined;

@@ -4,10 +4,13 @@ import {
   ntpTime,
   type RTCPeerConnection,
   type RTCRtpSender,
+  RtcpReceiverInfo,
+  RtcpRrPacket,
   RtcpSenderInfo,
   RtcpSrPacket,
   RtpHeader,
   RtpPacket,
+  timestampSeconds,
 } from "werift";
 import type { Logger } from "../logging/logger.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
@@ -113,7 +116,7 @@ interface SenderReportState {
   /** The last report's NTP time, middle 32 bits (the client echoes it as LSR), and when it was sent (s). */
   lastSRtimestamp: number;
   lastSentSRTimestamp: number;
-  dtlsTransport: { sendRtcp(packets: RtcpSrPacket[]): Promise<unknown> };
+  dtlsTransport: { sendRtcp(packets: (RtcpSrPacket | RtcpRrPacket)[]): Promise<unknown> };
 }
 
 /** How often (ms) the fast path refreshes a slot's report time pair: werift's NTP clock is costly. */
@@ -125,6 +128,22 @@ const REPORT_CLOCK_MS = 200;
 const REPORT_INTERVAL_MS = 5000;
 const REPORT_CHECK_MS = 1000;
 
+/**
+ * werift's RTCRtpReceiver state behind its receiver reports (0.24.4, public in its JavaScript): on
+ * the fast data plane it sees no RTP, so its reports would carry stale numbers; the leg stops its
+ * report loop and sends its own, with the client's sender-report times werift still records.
+ */
+interface ReceiverReportState {
+  rtcpSsrc: number;
+  rtcpCancel?: AbortController;
+  lastSRtimestamp: Record<number, number>;
+  receiveLastSRTimestamp: Record<number, number>;
+}
+
+/** werift's RTCRtpSender keeps the loss its client's receiver reports give (0..1, RFC 3550 fraction lost). */
+interface SenderLossState {
+  remoteFractionLost?: number;
+}
 /** RFC 3550 reception statistics of the client's stream (its latest SSRC). */
 interface Reception {
   ssrc: number;
@@ -136,6 +155,9 @@ interface Reception {
   lastArrival: number;
   lastTimestamp: number;
   jitter: number;
+  /** Expected and received packets at the last receiver report (RFC 3550 A.3 fraction lost). */
+  expectedPrior: number;
+  receivedPrior: number;
 }
 
 /** A place this leg's incoming audio goes: one slot of one leg. */
@@ -169,6 +191,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     lastArrival: 0,
     lastTimestamp: 0,
     jitter: 0,
+    expectedPrior: 0,
+    receivedPrior: 0,
   };
   readonly #pc: RTCPeerConnection;
   readonly #slots: Slot[];
@@ -422,8 +446,10 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     counters.packetsIn++;
     counters.bytesIn += rtp.payload.length;
     counters.lastPacketAt = Date.now();
+    const previousTimestamp = this.#reception.ssrc === rtp.ssrc ? this.#reception.lastTimestamp : rtp.timestamp;
     this.#receptionOf(rtp);
-    if (rtp.audioLevel >= 0) this.#measure(rtp.audioLevel);
+    if (rtp.audioLevel >= 0)
+      this.#measure(rtp.audioLevel, ((rtp.timestamp - previousTimestamp) | 0) / OPUS_FRAME_TICKS);
     const outputs = this.#outputs;
     for (let i = 0; i < outputs.length; i++) {
       const output = outputs[i]!;
@@ -443,6 +469,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       r.max = extended;
       r.received = 1;
       r.jitter = 0;
+      r.expectedPrior = 0;
+      r.receivedPrior = 0;
     } else {
       r.received++;
       if (extended > r.max) r.max = extended;
@@ -454,7 +482,17 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     r.lastTimestamp = rtp.timestamp;
   }
 
-  #measure(level: number): void {
+  /**
+   * One packet's level; `frames` is how many 20 ms frames its timestamp is past the previous
+   * packet's. With DTX a silent client sends a packet every ~400 ms instead of every 20 ms: the
+   * frames it skipped count as silence, so speaking ends and loudness falls as fast as without DTX.
+   */
+  #measure(level: number, frames: number): void {
+    const skipped = Math.min(Math.round(frames) - 1, 1000);
+    if (skipped > 0) {
+      this.#loudness *= LOUDNESS_DECAY ** skipped;
+      this.#activity *= ACTIVITY_DECAY ** skipped;
+    }
     this.#loudness = this.#loudness * LOUDNESS_DECAY + (127 - level) * (1 - LOUDNESS_DECAY);
     this.#activity = this.#activity * ACTIVITY_DECAY + (level <= VOICED_LEVEL ? 1 - ACTIVITY_DECAY : 0);
     const speaking = this.#speaking ? this.#activity > SPEAKING_OFF : this.#activity > SPEAKING_ON;
@@ -517,9 +555,13 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     sender.rtpTimestamp = timestamp;
   }
 
-  /** Sends the RTCP sender report of every fast-path slot that is due and has sent audio. */
+  /**
+   * Sends the RTCP sender report of every fast-path slot that is due and has sent audio, and a
+   * receiver report on the client's stream (see #sendReceiverReport).
+   */
   #sendReports(): void {
     const now = Date.now();
+    this.#sendReceiverReport();
     for (const slot of this.#slots) {
       const sender = slot.sender as unknown as SenderReportState;
       if (sender.packetCount === 0 || now < slot.nextReportAt) continue;
@@ -537,6 +579,56 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       sender.lastSentSRTimestamp = now / 1000;
       sender.dtlsTransport.sendRtcp([report]).catch(ignoreSendError);
     }
+  }
+
+  /**
+   * The fast path's receiver report to the client about its audio: the reception statistics the
+   * leg keeps (RFC 3550 A.3, A.8), the last sender report's time (for the client's round trip),
+   * and as fraction lost the worst of what reaches the relay and what the listeners of this audio
+   * report losing on their way from the relay (their receiver reports on the slots that carry it).
+   * The client's Opus encoder sizes its in-band FEC by this fraction (libopus adds none at 0 %),
+   * so the loss is where it counts: between the speaker and each listener, not just to the relay.
+   */
+  #sendReceiverReport(): void {
+    const r = this.#reception;
+    if (r.ssrc === -1) return;
+    const receiver = this.#pc.getTransceivers()[0]?.receiver as unknown as ReceiverReportState | undefined;
+    if (!receiver) return;
+    const expected = r.max - r.base + 1;
+    const expectedInterval = expected - r.expectedPrior;
+    const lostInterval = expectedInterval - (r.received - r.receivedPrior);
+    r.expectedPrior = expected;
+    r.receivedPrior = r.received;
+    let fraction = expectedInterval > 0 && lostInterval > 0 ? lostInterval / expectedInterval : 0;
+    for (const { target, slot } of this.#outputs) {
+      if (target.#state !== "connected") continue;
+      const downstream = (target.#slots[slot]?.sender as unknown as SenderLossState | undefined)?.remoteFractionLost;
+      if (typeof downstream === "number" && downstream > fraction) fraction = downstream;
+    }
+    let lsr = 0;
+    let dlsr = 0;
+    const lastSr = receiver.lastSRtimestamp[r.ssrc];
+    if (lastSr) {
+      lsr = lastSr;
+      const delay = timestampSeconds() - (receiver.receiveLastSRTimestamp[r.ssrc] ?? 0);
+      if (delay > 0 && delay < 65536) dlsr = Math.floor(delay * 65536);
+    }
+    const report = new RtcpRrPacket({
+      ssrc: receiver.rtcpSsrc,
+      reports: [
+        new RtcpReceiverInfo({
+          ssrc: r.ssrc,
+          fractionLost: Math.min(255, Math.floor(fraction * 256)),
+          packetsLost: Math.max(0, Math.min(0x7fffff, expected - r.received)),
+          highestSequence: r.max >>> 0,
+          jitter: Math.floor(r.jitter),
+          lsr,
+          dlsr,
+        }),
+      ],
+    });
+    const sender = this.#slots[0]?.sender as unknown as SenderReportState | undefined;
+    sender?.dtlsTransport.sendRtcp([report]).catch(ignoreSendError);
   }
 
   /**
@@ -583,6 +675,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     }
     fast.setAudioLevelExtension(this.#audioLevelId);
     this.#fast = fast;
+    // werift's receiver no longer sees RTP: its reports would be stale; the leg sends its own.
+    (this.#pc.getTransceivers()[0]?.receiver as unknown as ReceiverReportState | undefined)?.rtcpCancel?.abort();
     this.#reportTimer = setInterval(() => this.#sendReports(), REPORT_CHECK_MS);
     this.#reportTimer.unref();
     this.#logger.info({ srtpProfile: fast.profile }, "media leg on the fast data plane");

@@ -3,11 +3,18 @@ import type { Logger } from "../logging/logger.js";
 import { type MediaConfig, mediaConfigProblem } from "./media-config.js";
 import { type MediaDrops, noMediaDrops } from "./media-drops.js";
 import { type ForwardTotals, MediaLeg } from "./media-leg.js";
-import { answerOffer, createPeerConnection, portRangesToTry } from "./relay-peer-connection.js";
+import {
+  answerOffer,
+  createPeerConnection,
+  DEFAULT_OPUS_SETTINGS,
+  type OpusSettings,
+  portRangesToTry,
+} from "./relay-peer-connection.js";
 import { AUDIO_LEVEL_URI, declaresSsrc, extensionId, mediaSectionCount, offerProblem } from "./sdp-lines.js";
 
 export type { MediaConfig } from "./media-config.js";
 export { MEDIA_DROP_REASONS, type MediaDropReason, type MediaDrops } from "./media-drops.js";
+export type { OpusSettings } from "./relay-peer-connection.js";
 
 export interface MediaRelayOptions {
   /** A leg that has not connected this long after it was created fails and closes. Default 20 s. */
@@ -17,6 +24,8 @@ export interface MediaRelayOptions {
    * leg on werift's RTP stack (the slower path, kept as the fallback; benchmarks compare the two).
    */
   fastDataPlane?: boolean;
+  /** The Opus in-band FEC and DTX the answers ask clients for (default: both on). */
+  opus?: OpusSettings;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
@@ -32,6 +41,7 @@ export class MediaRelay {
   readonly #logger: Logger;
   readonly #connectTimeoutMs: number;
   readonly #fastDataPlane: boolean;
+  readonly #opus: OpusSettings;
   readonly #legs = new Set<MediaLeg>();
   readonly #totals: ForwardTotals = { packetsForwarded: 0, bytesForwarded: 0 };
   readonly #drops: MediaDrops = noMediaDrops();
@@ -44,6 +54,7 @@ export class MediaRelay {
     this.#logger = logger;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.#fastDataPlane = options.fastDataPlane ?? true;
+    this.#opus = { ...(options.opus ?? DEFAULT_OPUS_SETTINGS) };
   }
 
   /**
@@ -96,7 +107,7 @@ export class MediaRelay {
       leg = created;
       this.#legs.add(created);
       created.on("closed", () => this.#legs.delete(created));
-      const answerSdp = await answerOffer(pc, offerSdp, this.#config);
+      const answerSdp = await answerOffer(pc, offerSdp, this.#config, this.#opus);
       if (created.state === "closed") {
         throw new ParleyError("MEDIA_FAILED", "The media leg was closed while being set up.");
       }

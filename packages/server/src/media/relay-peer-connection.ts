@@ -2,7 +2,20 @@ import net from "node:net";
 import { RTCPeerConnection, type RTCRtpSender, useAudioLevelIndication, useOPUS } from "werift";
 import type { MediaConfig } from "./media-config.js";
 import "./werift-fixes.js";
-import { sdpCandidates } from "./sdp-lines.js";
+import { opusAnswerParameters, sdpCandidates } from "./sdp-lines.js";
+
+/**
+ * What the relay asks clients' Opus encoders for in its answer (RFC 7587 fmtp): in-band FEC
+ * (`useinbandfec=1`: each packet also carries a low-rate copy of the previous frame, so the
+ * listener's decoder recovers a lost packet from the next one) and DTX (`usedtx=1`: next to no
+ * packets during silence). The relay never decodes: both pass through it untouched.
+ */
+export interface OpusSettings {
+  fec: boolean;
+  dtx: boolean;
+}
+
+export const DEFAULT_OPUS_SETTINGS: OpusSettings = { fec: true, dtx: true };
 
 /** Answering is local work (no STUN/TURN); if it takes this long something is stuck. */
 const NEGOTIATION_TIMEOUT_MS = 10_000;
@@ -77,14 +90,31 @@ let negotiationQueue: Promise<unknown> = Promise.resolve();
  * Negotiations run one at a time in the process, so two gatherings here never probe the same
  * port at once (see portRangesToTry for the werift quirk).
  */
-export function answerOffer(pc: RTCPeerConnection, offerSdp: string, config: MediaConfig): Promise<string | null> {
-  const run = negotiationQueue.then(() => withTimeout(negotiate(pc, offerSdp, config), NEGOTIATION_TIMEOUT_MS));
+export function answerOffer(
+  pc: RTCPeerConnection,
+  offerSdp: string,
+  config: MediaConfig,
+  opus: OpusSettings = DEFAULT_OPUS_SETTINGS,
+): Promise<string | null> {
+  const run = negotiationQueue.then(() => withTimeout(negotiate(pc, offerSdp, config, opus), NEGOTIATION_TIMEOUT_MS));
   negotiationQueue = run.catch(() => undefined);
   return run;
 }
 
-async function negotiate(pc: RTCPeerConnection, offerSdp: string, config: MediaConfig): Promise<string | null> {
+async function negotiate(
+  pc: RTCPeerConnection,
+  offerSdp: string,
+  config: MediaConfig,
+  opus: OpusSettings,
+): Promise<string | null> {
   await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+  // werift answers with the offer's own codec objects, fmtp included (Chromium offers
+  // "minptime=10;useinbandfec=1"): the relay's wishes replace the offer's FEC and DTX parameters.
+  for (const transceiver of pc.getTransceivers()) {
+    for (const codec of transceiver.codecs) {
+      if (codec.name.toLowerCase() === "opus") codec.parameters = opusAnswerParameters(codec.parameters, opus);
+    }
+  }
   // werift quirk: with no STUN server configured (iceServers: []) the ICE agent falls back to
   // stun.l.google.com:19302, so every leg would query Google, advertise a server-reflexive
   // candidate (the host's public address), and wait up to 5 s for a DNS lookup or reply while

@@ -85,3 +85,18 @@ export function extensionId(sdp: string, uri: string): number | null {
   }
   return null;
 }
+
+/**
+ * The Opus fmtp parameters of the relay's answer: the offer's (`minptime`, `stereo`...) with
+ * `useinbandfec` and `usedtx` set to 1 when wanted and left out otherwise (RFC 7587: absent means
+ * 0). They tell the client's encoder what the relay, and the listeners behind it, want to receive.
+ */
+export function opusAnswerParameters(offered: string | undefined, wanted: { fec: boolean; dtx: boolean }): string {
+  const kept = (offered ?? "")
+    .split(";")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "" && !/^(useinbandfec|usedtx)=/i.test(entry));
+  if (wanted.fec) kept.push("useinbandfec=1");
+  if (wanted.dtx) kept.push("usedtx=1");
+  return kept.join(";");
+}
