@@ -117,6 +117,15 @@ program
       .argParser(positiveNumber),
   )
   .addOption(
+    new Option(
+      "--history-alive-interval <seconds>",
+      "seconds between the marks calls in progress leave in the history (what a crash may lose of a call's duration)",
+    )
+      .env("PARLEY_HISTORY_ALIVE_INTERVAL")
+      .default(DEFAULT_CONFIG.historyAliveIntervalMs / 1000)
+      .argParser(positiveNumber),
+  )
+  .addOption(
     new Option("--max-conference <n>", `most participants in one call (2-${CONFERENCE_MAX_LIMIT})`)
       .env("PARLEY_MAX_CONFERENCE")
       .default(DEFAULT_CONFIG.maxConferenceSize)
@@ -312,6 +321,7 @@ program
           ...(typeof opts.mediaPorts === "string" ? parsePortRange(opts.mediaPorts) : opts.mediaPorts),
         },
         ringTimeoutMs: opts.ringTimeout * 1000,
+        historyAliveIntervalMs: opts.historyAliveInterval * 1000,
         maxConferenceSize: opts.maxConference,
         webRoot: opts.webRoot,
         allowedOrigins: allowed,

@@ -133,6 +133,11 @@ export interface ServerConfig {
   heartbeatMs: number;
   /** How long a call rings before it ends as "no answer". */
   ringTimeoutMs: number;
+  /**
+   * How often every call in progress is marked alive in the history: what a crash of the server
+   * may lose of a call's duration (the call is closed as `interrupted` at the next start).
+   */
+  historyAliveIntervalMs: number;
   /** The most participants one call (conference) may have, the caller included. */
   maxConferenceSize: number;
   /** The address and UDP port range the media relay advertises and listens on. */
@@ -184,6 +189,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   helloTimeoutMs: 10_000,
   heartbeatMs: 5_000,
   ringTimeoutMs: 30_000,
+  historyAliveIntervalMs: 10_000,
   maxConferenceSize: 16,
   media: { ip: defaultMediaIp(), portMin: 40000, portMax: 49999 },
   logLevel: "info",
@@ -220,6 +226,7 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
       );
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 60) throw new Error("--turn-ttl must be at least 60 seconds");
   }
+  if (!(config.historyAliveIntervalMs >= 100)) throw new Error("--history-alive-interval must be at least 0.1 seconds");
   if (config.maxMediaLegs === 0) config.maxMediaLegs = defaultMaxMediaLegs(config.media);
   return config;
 }

@@ -15,6 +15,7 @@ import { OperatorFeed } from "./admin/operator-feed.js";
 import { OperatorService } from "./admin/operator-service.js";
 import { AuditLog } from "./audit/audit-log.js";
 import { RefusalSummary } from "./audit/refusal-summary.js";
+import { CallLiveness } from "./calls/call-liveness.js";
 import { CallService } from "./calls/call-service.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
@@ -119,6 +120,11 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   // Metrics read the services at scrape time; only call outcomes are counted as they happen.
   let metrics: Metrics | undefined;
   const history = new MeteredCallHistoryStore(db, (call) => metrics?.callRecorded(call));
+  // Calls a crash left open are closed as interrupted before any connection; then calls in progress are marked alive.
+  const interrupted = history.closeInterrupted();
+  if (interrupted > 0) logger.warn({ calls: interrupted }, "calls interrupted by the last stop closed in the history");
+  const liveness = new CallLiveness(history, config.historyAliveIntervalMs);
+  liveness.start();
   const calls = new CallService({
     accounts,
     presence,
@@ -248,6 +254,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     operatorFeed.close();
     sessionSweeper.close();
     calls.endAll();
+    liveness.close();
     media.close();
     signalingServer.close();
     accounts.close();
@@ -284,6 +291,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   } catch (error) {
     sessionSweeper.close();
     retention.close();
+    liveness.close();
     await closeHttp(httpServer);
     await control?.close();
     audit.close();

@@ -27,6 +27,29 @@ export interface CallRecord {
   participants: ParticipantRecord[];
 }
 
+/** A participant of a call in progress: `outcome` and `leftAt` are set once they left it. */
+export interface OpenParticipantRecord extends Omit<ParticipantRecord, "outcome" | "leftAt"> {
+  outcome: CallOutcome | null;
+  leftAt: string | null;
+}
+
+/** A call in progress as it stands now (see `CallHistoryStore.open`). */
+export interface OpenCallRecord {
+  id: string;
+  createdAt: string;
+  answeredAt: string | null;
+  /** Time on hold until now. */
+  heldMs: number;
+  /** Everyone invited so far, the caller first. */
+  participants: OpenParticipantRecord[];
+}
+
+/** What the write queue holds, in the order it came: a call's open record, its end, an alive mark. */
+type HistoryWrite =
+  | { kind: "open"; call: OpenCallRecord; at: string }
+  | { kind: "end"; call: CallRecord; wasOpen: boolean }
+  | { kind: "alive"; at: string };
+
 interface CallRow {
   id: string;
   created_at: string;
@@ -60,7 +83,16 @@ const BATCH_DELAY_MS = 100;
  * user. The `calls` row keeps the caller and the first invitee (the 1:1 view); `call_participants`
  * has everyone, with their own outcome.
  *
- * Records are queued and written in one transaction every 100 ms (or 200 calls), not a
+ * A call in progress has an open record in `calls_in_progress` from the moment it rings: written
+ * when it starts (`open`), rewritten when someone answers, joins or leaves, and marked alive for
+ * every call at once each `--history-alive-interval` (`markAlive`, one statement). Its end replaces
+ * it with the `calls` and `call_participants` rows in one transaction, so a call is never listed
+ * twice. After a crash (the process killed, the machine down), `closeInterrupted()` at the next
+ * start turns each open record into a completed call with outcome `interrupted` (end reason
+ * `server_restarted`) that ended at its last alive mark: a crash loses at most one interval of a
+ * call's duration. The history lists completed calls only.
+ *
+ * Writes are queued and written in one transaction every 100 ms (or 200 writes), not a
  * synchronous fsync each on the event loop that relays audio (a user placing call after refused
  * call would otherwise sync the disk for each); every read writes the queue first, so nobody ever
  * sees a call missing, and `flush()` at shutdown keeps them all. A crash of the machine may lose
@@ -68,9 +100,14 @@ const BATCH_DELAY_MS = 100;
  */
 export class CallHistoryStore {
   readonly #db: Database;
-  readonly #calls: WriteBatch<CallRecord>;
+  readonly #writes: WriteBatch<HistoryWrite>;
   readonly #insertCall: Statement;
   readonly #insertParticipant: Statement;
+  readonly #upsertOpen: Statement;
+  readonly #deleteOpen: Statement;
+  readonly #markAlive: Statement;
+  /** Calls with an open record (queued or written) that have not ended. */
+  readonly #open = new Set<string>();
   /** Records that could not be written (a full disk, say). */
   writeFailures = 0;
 
@@ -85,16 +122,23 @@ export class CallHistoryStore {
       `INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
        VALUES (?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?)`,
     );
-    this.#calls = new WriteBatch({
-      write: (calls) =>
+    // An answer, join or leave rewrites the record; an alive mark never moves last_alive_at back.
+    this.#upsertOpen = db.prepare(
+      `INSERT INTO calls_in_progress (id, record, last_alive_at) VALUES (?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET record = excluded.record, last_alive_at = max(last_alive_at, excluded.last_alive_at)`,
+    );
+    this.#deleteOpen = db.prepare("DELETE FROM calls_in_progress WHERE id = ?");
+    this.#markAlive = db.prepare("UPDATE calls_in_progress SET last_alive_at = max(last_alive_at, ?)");
+    this.#writes = new WriteBatch({
+      write: (writes) =>
         db.transaction(() => {
-          for (const call of calls) this.#write(call);
+          for (const write of writes) this.#apply(write);
         })(),
       // One bad record must not cost the others: each alone, failures counted.
-      onError: (_error, calls) => {
-        for (const call of calls) {
+      onError: (_error, writes) => {
+        for (const write of writes) {
           try {
-            db.transaction(() => this.#write(call))();
+            db.transaction(() => this.#apply(write))();
           } catch {
             this.writeFailures++;
           }
@@ -105,17 +149,89 @@ export class CallHistoryStore {
     });
   }
 
-  /** Queues a call's record (see the class comment for when it is written). */
+  /** Queues a call's record, at its end (see the class comment for when it is written). */
   record(call: CallRecord): void {
     if (!call.participants[0] || !call.participants[1]) {
       throw new Error("a call record needs a caller and at least one invitee");
     }
-    this.#calls.add(call);
+    const wasOpen = this.#open.delete(call.id);
+    this.#writes.add({ kind: "end", call, wasOpen });
+  }
+
+  /**
+   * Queues the open record of a call in progress: when it starts ringing, then again each time
+   * someone answers, joins or leaves (the record replaces the one before). Its end (`record`)
+   * closes it.
+   */
+  open(call: OpenCallRecord, at = new Date()): void {
+    if (!call.participants[0] || !call.participants[1]) {
+      throw new Error("a call record needs a caller and at least one invitee");
+    }
+    this.#open.add(call.id);
+    this.#writes.add({ kind: "open", call, at: at.toISOString() });
+  }
+
+  /** Calls in progress with an open record. */
+  get openCalls(): number {
+    return this.#open.size;
+  }
+
+  /** Queues one alive mark for every call in progress (a single statement, whatever their number). */
+  markAlive(at = new Date()): void {
+    if (this.#open.size > 0) this.#writes.add({ kind: "alive", at: at.toISOString() });
+  }
+
+  /**
+   * At start-up, before any call: closes every call a crash left open as `interrupted` (end reason
+   * `server_restarted`), ended at its last alive mark; its participants still in it get outcome
+   * `interrupted` too and leave then. Returns how many calls were closed.
+   */
+  closeInterrupted(): number {
+    this.flush();
+    const rows = this.#db
+      .prepare<[], { id: string; record: string; last_alive_at: string }>(
+        "SELECT id, record, last_alive_at FROM calls_in_progress",
+      )
+      .all();
+    let closed = 0;
+    for (const row of rows) {
+      try {
+        this.#db.transaction(() => {
+          this.#deleteOpen.run(row.id);
+          this.#write(interruptedCall(JSON.parse(row.record) as OpenCallRecord, row.last_alive_at));
+        })();
+        closed++;
+      } catch {
+        // A record that cannot be read or written is counted and dropped: the start goes on.
+        this.writeFailures++;
+        try {
+          this.#deleteOpen.run(row.id);
+        } catch {
+          // Left for the next start.
+        }
+      }
+    }
+    return closed;
   }
 
   /** Writes every queued record now, in one transaction. */
   flush(): void {
-    this.#calls.flush();
+    this.#writes.flush();
+  }
+
+  #apply(write: HistoryWrite): void {
+    switch (write.kind) {
+      case "open":
+        this.#upsertOpen.run(write.call.id, JSON.stringify(write.call), write.at);
+        return;
+      case "end":
+        if (write.wasOpen) this.#deleteOpen.run(write.call.id);
+        this.#write(write.call);
+        return;
+      case "alive":
+        this.#markAlive.run(write.at);
+        return;
+    }
   }
 
   /** Writes one call; a participant whose account was deleted meanwhile is kept by name only. */
@@ -199,6 +315,7 @@ export class CallHistoryStore {
     });
   }
 
+  /** Completed calls (calls in progress are not counted). */
   count(): number {
     this.flush();
     return (this.#db.prepare("SELECT COUNT(*) AS n FROM calls").get() as { n: number }).n;
@@ -214,4 +331,29 @@ export class CallHistoryStore {
       .prepare("DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE ended_at < ? ORDER BY ended_at LIMIT ?)")
       .run(before, limit).changes;
   }
+}
+
+/**
+ * The completed record of a call a crash interrupted, ended at its last alive mark: outcome
+ * `interrupted` for the call and for everyone still in it (not a missed call for an invitee whose
+ * phone was ringing), their own for those who had left.
+ */
+function interruptedCall(open: OpenCallRecord, lastAliveAt: string): CallRecord {
+  // The end is never before the answer or anyone's join or leave, which the record saw.
+  const times = [lastAliveAt, open.answeredAt, ...open.participants.flatMap((p) => [p.joinedAt, p.leftAt])];
+  const endedAt = times.filter((t): t is string => t !== null).reduce((a, b) => (a > b ? a : b));
+  return {
+    id: open.id,
+    createdAt: open.createdAt,
+    answeredAt: open.answeredAt,
+    endedAt,
+    outcome: "interrupted",
+    endReason: "server_restarted",
+    heldMs: open.heldMs,
+    participants: open.participants.map((p) => ({
+      ...p,
+      outcome: p.outcome ?? "interrupted",
+      leftAt: p.leftAt ?? endedAt,
+    })),
+  };
 }

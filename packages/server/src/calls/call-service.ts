@@ -17,6 +17,7 @@ import { offerProblem } from "../media/sdp-lines.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
 import { Call, type Member, type Party } from "./call.js";
 import type { CallHistoryStore } from "./call-history-store.js";
+import { openCallRecord } from "./call-liveness.js";
 
 const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
   declined: "declined",
@@ -178,6 +179,7 @@ export class CallService {
       throw refusal;
     }
     this.#calls.set(call.id, call);
+    this.#recordOpen(call);
     this.#join(caller.userId, call);
     call.logger.info({ caller: caller.username, invitees: names }, "call ringing");
     const info = call.info();
@@ -200,6 +202,7 @@ export class CallService {
     const member = call.invite(target, adder.userId);
     for (const d of this.#presence.devicesOf(target.userId)) member.ringing.add(d);
     call.logger.info({ by: adder.party.username, invitee: target.username }, "participant invited");
+    this.#recordOpen(call);
     this.#ring(call, member, call.info());
     this.#pushInfo(call);
     return call.info();
@@ -234,6 +237,7 @@ export class CallService {
     this.#holdOthers(device.userId, call);
     this.#link(call);
     for (const talker of call.talking()) this.#presence.refresh(talker.userId);
+    this.#recordOpen(call);
     this.#pushInfo(call);
     return call.info();
   }
@@ -561,6 +565,7 @@ export class CallService {
       return;
     }
     call.logger.info({ userId: member.userId, reason }, "participant left");
+    this.#recordOpen(call);
     for (const device of devices) device.push("call.ended", { callId: call.id, reason, outcome, by });
     this.#link(call);
     if (wasTalking) this.#presence.refresh(member.userId);
@@ -624,6 +629,15 @@ export class CallService {
     } catch (error) {
       // The call has ended for everyone whatever happens to its record (e.g. a full disk).
       call.logger.error({ err: error }, "could not record the call in the history");
+    }
+  }
+
+  /** Keeps the history's open record of a call in progress current, for a start after a crash. */
+  #recordOpen(call: Call): void {
+    try {
+      this.#history.open(openCallRecord(call));
+    } catch (error) {
+      call.logger.error({ err: error }, "could not record the call in progress in the history");
     }
   }
 

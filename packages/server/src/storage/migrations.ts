@@ -104,4 +104,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_at ON audit_log(at);
   CREATE INDEX calls_ended ON calls(ended_at);
   `,
+  // 7: calls in progress, written when they start and kept current while they last (record: the
+  // call as it stands, JSON), so a call the server's crash interrupts still reaches the history
+  `
+  CREATE TABLE calls_in_progress (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    last_alive_at TEXT NOT NULL
+  );
+  `,
 ];
