@@ -115,14 +115,12 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   // bug reports compare the two data planes; see docs/performance.md).
   const media = new MediaRelay(config.media, logger.child({ module: "media" }), {
     fastDataPlane: process.env.PARLEY_MEDIA_DATA_PLANE !== "werift",
-  });
     opus: { fec: config.opusFec, dtx: config.opusDtx },
+  });
   // Metrics read the services at scrape time; only call outcomes are counted as they happen.
   let metrics: Metrics | undefined;
   const history = new MeteredCallHistoryStore(db, (call) => metrics?.callRecorded(call));
-  // Calls a crash left open are closed as interrupted before any connection; then calls in progress are marked alive.
-  const interrupted = history.closeInterrupted();
-  if (interrupted > 0) logger.warn({ calls: interrupted }, "calls interrupted by the last stop closed in the history");
+  // Calls in progress are marked alive in the history (see CallHistoryStore).
   const liveness = new CallLiveness(history, config.historyAliveIntervalMs);
   liveness.start();
   const calls = new CallService({
@@ -276,6 +274,10 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   let redirect: Awaited<ReturnType<typeof listenHttpsRedirect>> | undefined;
   try {
     control = await ControlSocket.listen(paths.controlSocket, commands, logger);
+    // Now that no other server runs with this data dir, and before any connection: the calls the
+    // last stop (a crash) left open are closed as interrupted.
+    const interrupted = history.closeInterrupted();
+    if (interrupted > 0) logger.warn({ calls: interrupted }, "calls interrupted by the last stop closed in the history");
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);
       httpServer.listen(config.port, config.host, () => {
