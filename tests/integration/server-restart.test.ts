@@ -183,4 +183,25 @@ describe("a server restarted after a crash", () => {
     await check();
     assert.equal(logLines(dataDir, "calls interrupted by the last stop closed in the history").length, 1);
   });
+
+  it("leaves the calls in progress alone when a second server fails to start on the same data dir", async () => {
+    const gina = await registered(server.url, "gina");
+    const hal = await registered(server.url, "hal");
+    try {
+      const { call } = await gina.client.call<{ call: { callId: string } }>("call.invite", { to: "hal" });
+      await hal.client.call("call.answer", { callId: call.callId });
+      await assert.rejects(spawnServer(dataDir, SERVER_ARGS), /Another Parley server is running/);
+      await gina.client.call("call.hangup", { callId: call.callId });
+    } finally {
+      gina.client.close();
+      hal.client.close();
+    }
+    for (const username of ["gina", "hal"]) {
+      const entries = await historyOf(server.url, username);
+      assert.deepEqual(
+        entries.map((e) => e.outcome),
+        ["answered"],
+      );
+    }
+  });
 });
