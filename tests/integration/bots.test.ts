@@ -8,7 +8,8 @@ import { registered, runBot, startTestServer, type TestServer, tempDir, waitFor 
 let t: TestServer;
 let dir: string;
 before(async () => {
-  t = await startTestServer();
+  // A short call grace period: a killed bot is not coming back (see "a bot killed mid-call").
+  t = await startTestServer({ callGraceMs: 2000 });
   dir = tempDir("parley-bots-");
 });
 after(async () => {

@@ -118,6 +118,15 @@ program
   )
   .addOption(
     new Option(
+      "--call-grace <seconds>",
+      "seconds a call waits for a participant whose connection dropped to come back (0: not at all)",
+    )
+      .env("PARLEY_CALL_GRACE")
+      .default(DEFAULT_CONFIG.callGraceMs / 1000)
+      .argParser(nonNegative),
+  )
+  .addOption(
+    new Option(
       "--history-alive-interval <seconds>",
       "seconds between the marks calls in progress leave in the history (what a crash may lose of a call's duration)",
     )
@@ -320,7 +329,10 @@ program
           ip: opts.mediaIp,
           ...(typeof opts.mediaPorts === "string" ? parsePortRange(opts.mediaPorts) : opts.mediaPorts),
         },
+        opusFec: opts.opusFec === "on",
+        opusDtx: opts.opusDtx === "on",
         ringTimeoutMs: opts.ringTimeout * 1000,
+        callGraceMs: opts.callGrace * 1000,
         historyAliveIntervalMs: opts.historyAliveInterval * 1000,
         maxConferenceSize: opts.maxConference,
         webRoot: opts.webRoot,
@@ -339,8 +351,6 @@ program
         maxSessionsPerUser: opts.maxSessionsPerUser,
         sessionTtlMs: opts.sessionDays * DAY_MS,
         sessionIdleMs: opts.sessionIdleDays * DAY_MS,
-        opusFec: opts.opusFec === "on",
-        opusDtx: opts.opusDtx === "on",
         maxCallsPerUser: opts.maxCallsPerUser,
         workLimits: { ...DEFAULT_CONFIG.workLimits, hashConcurrency: opts.hashConcurrency },
         maxMediaLegs: opts.maxMediaLegs,

@@ -66,6 +66,12 @@ export interface ParleyClientOptions {
    * owner's own device is never slowed down by strangers guessing the password.
    */
   deviceTokens?: DeviceTokenStore;
+  /**
+   * With `reconnect`: how long calls this device talks in are kept through a lost connection
+   * before they end as `connection_lost` if it cannot get back (default 60 s; the server keeps
+   * them for its own grace period, 30 s by default).
+   */
+  keepCallsMs?: number;
 }
 
 /** Keeps the `deviceToken` of each account this device logged in to. */
@@ -75,6 +81,9 @@ export interface DeviceTokenStore {
 }
 
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting";
+
+/** How long calls are kept through a lost connection when `keepCallsMs` is not set. */
+const DEFAULT_KEEP_CALLS_MS = 60_000;
 
 /** Close reasons after which reconnecting would be wrong. */
 const FINAL_CLOSE_REASONS: readonly string[] = [
@@ -119,6 +128,15 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   #connectionState: ConnectionState = "disconnected";
   #closing = false;
   #reconnecting = false;
+  /** The server instance of the last `hello`: another one after a reconnect means it restarted. */
+  #instanceId: string | undefined;
+  #serverRestarted = false;
+  /**
+   * Calls this device talks in that outlive a lost connection (their media goes on): taken back
+   * with `auth.resume`, or ended when that fails.
+   */
+  readonly #kept = new Set<string>();
+  #keptTimer: ReturnType<typeof setTimeout> | undefined;
   serverVersion: string | undefined;
   signupEnabled = false;
   delegate: ParleyClientDelegate = {};
@@ -182,19 +200,53 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     });
     this.serverVersion = hello.serverVersion;
     this.signupEnabled = hello.signupEnabled;
+    this.#serverRestarted = this.#instanceId !== undefined && hello.instanceId !== this.#instanceId;
+    this.#instanceId = hello.instanceId;
   }
 
   #onClosed(code: number, reason: string): void {
     const wasLoggedIn = this.#self !== undefined;
     this.#self = undefined;
-    for (const call of this.#calls.values()) call.finish({ reason: "connection_lost", outcome: "failed", by: null });
-    this.#calls.clear();
+    const retry =
+      this.#options.reconnect === true && !this.#closing && !FINAL_CLOSE_REASONS.includes(reason) && !!this.#token;
+    // Calls this device talks in stay (the server keeps them for its grace period, media flowing)
+    // while it reconnects; the rest (ringing here, or no reconnect) end now.
+    for (const call of [...this.#calls.values()]) {
+      if (retry && (wasLoggedIn || this.#reconnecting) && isTalking(call)) {
+        this.#kept.add(call.id);
+        this.#keptTimer ??= setTimeout(() => this.#settleKept([]), this.#options.keepCallsMs ?? DEFAULT_KEEP_CALLS_MS);
+        continue;
+      }
+      this.#calls.delete(call.id);
+      call.finish({ reason: "connection_lost", outcome: "failed", by: null });
+    }
     this.emit("disconnected", { code, reason });
     if (this.#reconnecting) return; // the reconnect loop carries on
-    const retry =
-      this.#options.reconnect === true && !this.#closing && !FINAL_CLOSE_REASONS.includes(reason) && this.#token;
     if (retry && wasLoggedIn) void this.#reconnect();
     else this.#setConnectionState("disconnected");
+  }
+
+  /** Ends the kept calls that were not taken back (`taken`: the ones the server handed back). */
+  #settleKept(taken: CallInfo[]): void {
+    clearTimeout(this.#keptTimer);
+    this.#keptTimer = undefined;
+    const back = new Map(taken.map((info) => [info.callId, info]));
+    for (const id of this.#kept) {
+      const call = this.#calls.get(id);
+      if (!call) continue;
+      const info = back.get(id);
+      if (info) {
+        call.update(info);
+        continue;
+      }
+      this.#calls.delete(id);
+      call.finish(
+        this.#serverRestarted
+          ? { reason: "server_restarted", outcome: "interrupted", by: null }
+          : { reason: "connection_lost", outcome: call.answeredAt ? "answered" : "failed", by: null },
+      );
+    }
+    this.#kept.clear();
   }
 
   /** Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) and resumes the session. */
@@ -226,10 +278,12 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         if (!(error instanceof ParleyError)) continue; // the connection dropped again: retry
         // The server refused the session (expired, revoked, account disabled): sign in again.
         this.#token = undefined;
+        this.#settleKept([]);
         this.emit("sessionEnded", { reason: "SESSION_INVALID", message: (error as Error).message });
         break;
       }
     }
+    this.#settleKept([]);
     this.#setConnectionState("disconnected");
   }
 
@@ -265,8 +319,16 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     );
   }
 
-  resume(token: string): Promise<AuthResult> {
-    return this.#loggedIn(this.request("auth.resume", { token }));
+  /**
+   * Resumes a session (after a reconnect, or a page reload). Calls kept through a lost connection
+   * are handed back by the server within its grace period, or end: `server_restarted` when the
+   * server restarted meanwhile, `connection_lost` otherwise.
+   */
+  async resume(token: string): Promise<AuthResult> {
+    const calls = [...this.#kept].filter((id) => this.#calls.has(id));
+    const result = await this.#loggedIn(this.request("auth.resume", { token, ...(calls.length ? { calls } : {}) }));
+    this.#settleKept(result.calls ?? []);
+    return result;
   }
 
   async logout(allDevices = false): Promise<void> {
@@ -389,7 +451,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     }
   }
 
-  async #loggedIn(pending: Promise<AuthResult>): Promise<AuthResult> {
+  async #loggedIn<R extends AuthResult>(pending: Promise<R>): Promise<R> {
     const result = await pending;
     this.#self = result.user;
     this.#token = result.token;
@@ -450,4 +512,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
       }
     }
   }
+}
+
+/** This device talks in the call: it placed it, or answered it here (the server keeps its leg). */
+function isTalking(call: Call): boolean {
+  return call.state !== "ended" && (call.myState === "calling" || call.myState === "connected");
 }

@@ -50,9 +50,23 @@ export class SignalingChannel {
   static open(url: string, factory: WebSocketFactory, timeoutMs = 15_000): Promise<SignalingChannel> {
     return new Promise((resolve, reject) => {
       const ws = factory(url);
-      ws.onopen = () => resolve(new SignalingChannel(ws, timeoutMs));
-      ws.onerror = () => reject(new Error(`Cannot connect to ${url}`));
-      ws.onclose = (event) => reject(new Error(`Connection to ${url} closed (${event.code})`));
+      // A network that drops packets never answers: give up after `timeoutMs` (the caller retries).
+      const timer = setTimeout(() => {
+        reject(new Error(`Cannot connect to ${url}: no answer within ${timeoutMs} ms`));
+        ws.close();
+      }, timeoutMs);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        resolve(new SignalingChannel(ws, timeoutMs));
+      };
+      ws.onerror = () => {
+        clearTimeout(timer);
+        reject(new Error(`Cannot connect to ${url}`));
+      };
+      ws.onclose = (event) => {
+        clearTimeout(timer);
+        reject(new Error(`Connection to ${url} closed (${event.code})`));
+      };
     });
   }
 

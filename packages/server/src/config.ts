@@ -134,6 +134,12 @@ export interface ServerConfig {
   /** How long a call rings before it ends as "no answer". */
   ringTimeoutMs: number;
   /**
+   * How long a call keeps a participant whose connection dropped (not a hang up, logout or close
+   * by the server): their media leg stays and they may take the call back with `auth.resume`.
+   * 0: a dropped connection leaves the call at once.
+   */
+  callGraceMs: number;
+  /**
    * How often every call in progress is marked alive in the history: what a crash of the server
    * may lose of a call's duration (the call is closed as `interrupted` at the next start).
    */
@@ -142,6 +148,10 @@ export interface ServerConfig {
   maxConferenceSize: number;
   /** The address and UDP port range the media relay advertises and listens on. */
   media: { ip: string; portMin: number; portMax: number };
+  /** Ask clients' Opus encoders for in-band FEC (`useinbandfec=1`): lost packets recovered from the next. */
+  opusFec: boolean;
+  /** Ask clients' Opus encoders for DTX (`usedtx=1`): next to no packets during silence. */
+  opusDtx: boolean;
   /** Directory of the built web client served at `/`; none serves a plain notice. */
   webRoot?: string | undefined;
   logLevel: string;
@@ -153,10 +163,6 @@ export interface ServerConfig {
   tls?: TlsConfig | undefined;
   /** With TLS: a plain HTTP port that redirects every request to the HTTPS address (0: any free port). */
   httpRedirectPort?: number | undefined;
-  /** Ask clients' Opus encoders for in-band FEC (`useinbandfec=1`): lost packets recovered from the next. */
-  opusFec: boolean;
-  /** Ask clients' Opus encoders for DTX (`usedtx=1`): next to no packets during silence. */
-  opusDtx: boolean;
   /** Relay (TURN) servers for clients whose network blocks UDP; none: clients get no ICE servers. */
   turn?: TurnConfig | undefined;
 }
@@ -189,9 +195,12 @@ export const DEFAULT_CONFIG: ServerConfig = {
   helloTimeoutMs: 10_000,
   heartbeatMs: 5_000,
   ringTimeoutMs: 30_000,
+  callGraceMs: 30_000,
   historyAliveIntervalMs: 10_000,
   maxConferenceSize: 16,
   media: { ip: defaultMediaIp(), portMin: 40000, portMax: 49999 },
+  opusFec: true,
+  opusDtx: true,
   logLevel: "info",
   logToStdout: true,
   metrics: { exposure: "local" },
@@ -205,8 +214,6 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
     throw new Error(`--metrics must be one of ${METRICS_EXPOSURES.join(", ")}`);
   if (exposure === "token" && (!token || token.length < METRICS_TOKEN_MIN)) {
     throw new Error(
-  opusFec: true,
-  opusDtx: true,
       `--metrics token needs a --metrics-token (PARLEY_METRICS_TOKEN) of at least ${METRICS_TOKEN_MIN} characters`,
     );
   }

@@ -131,6 +131,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     audit,
     logger: logger.child({ module: "calls" }),
     ringTimeoutMs: config.ringTimeoutMs,
+    callGraceMs: config.callGraceMs,
     maxParticipants: config.maxConferenceSize,
     maxCallsPerUser: config.maxCallsPerUser,
     maxMediaLegs: config.maxMediaLegs,

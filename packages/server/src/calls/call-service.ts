@@ -78,6 +78,7 @@ export class CallService {
   readonly #audit: AuditLog;
   readonly #logger: Logger;
   readonly #ringTimeoutMs: number;
+  readonly #callGraceMs: number;
   readonly #maxParticipants: number;
   readonly #maxCallsPerUser: number;
   readonly #maxMediaLegs: number;
@@ -92,6 +93,8 @@ export class CallService {
     audit: AuditLog;
     logger: Logger;
     ringTimeoutMs: number;
+    /** How long a call waits for a participant whose connection was lost (0: not at all). */
+    callGraceMs: number;
     /** Largest conference, the caller included. */
     maxParticipants: number;
     /** Calls one user may be in at once, ringing and held ones included. */
@@ -106,11 +109,12 @@ export class CallService {
     this.#audit = deps.audit;
     this.#logger = deps.logger;
     this.#ringTimeoutMs = deps.ringTimeoutMs;
+    this.#callGraceMs = deps.callGraceMs;
     this.#maxParticipants = deps.maxParticipants;
     this.#maxCallsPerUser = deps.maxCallsPerUser;
     this.#maxMediaLegs = deps.maxMediaLegs;
     deps.presence.setInCallProvider((userId) => this.isInActiveCall(userId));
-    deps.presence.on("deviceDetached", (device) => this.#deviceGone(device));
+    deps.presence.on("deviceDetached", (device, lost) => this.#deviceGone(device, lost));
   }
 
   /** True while the user talks in an answered call (presence shows "in-call"). */
@@ -360,15 +364,17 @@ export class CallService {
     }
     this.#closeLeg(call, device.id);
     call.legs.set(device.id, leg);
+    // The leg may change hands (the device reconnects: `reattach`), so its device is looked up each time.
     leg.on("stateChange", (state) => {
-      if (state !== "failed" || call.legs.get(device.id) !== leg) return;
-      call.logger.warn({ device: device.id }, "media leg failed");
-      const member = call.talkerOf(device);
+      const owner = state === "failed" ? ownerOf(call, leg) : undefined;
+      if (!owner) return;
+      call.logger.warn({ device: owner.id }, "media leg failed");
+      const member = call.talkerOf(owner);
       if (member) this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed");
-      else this.#closeLeg(call, device.id);
+      else this.#closeLeg(call, owner.id);
     });
     leg.on("speaking", () => {
-      if (call.legs.get(device.id) !== leg || call.state !== "active") return;
+      if (!ownerOf(call, leg) || call.state !== "active") return;
       this.#link(call); // the loudest speakers take the receive slots
       this.#pushInfo(call);
     });
@@ -650,12 +656,61 @@ export class CallService {
     }
   }
 
-  /** A device's signaling connection closed (or it logged out). */
-  #deviceGone(device: Device): void {
+  /**
+   * A device that lost its connection takes back the calls it names (`auth.resume`): those where it
+   * talked with the same session and the grace period still runs. Its media leg carries on as it
+   * was; the others see it is back. Returns the calls taken back.
+   */
+  reattach(device: Device, callIds: string[]): CallInfo[] {
+    const taken: CallInfo[] = [];
+    for (const callId of new Set(callIds)) {
+      const call = this.#calls.get(callId);
+      const member = call?.members.get(device.userId);
+      const old = member?.device;
+      if (!call || !member?.reconnecting || !old || old.sessionId !== device.sessionId) continue;
+      clearTimeout(member.graceTimer);
+      member.graceTimer = undefined;
+      member.device = device;
+      const leg = call.legs.get(old.id);
+      if (leg) {
+        call.legs.delete(old.id);
+        call.legs.set(device.id, leg);
+      }
+      call.logger.info({ userId: device.userId, device: device.id, from: old.id }, "participant reconnected");
+      this.#presence.refresh(device.userId);
+      this.#pushInfo(call);
+      taken.push(call.info());
+    }
+    return taken;
+  }
+
+  /**
+   * A device's talking in a call lost its connection: the call keeps it (member, device, media leg)
+   * for the grace period, and the others see it reconnecting. Past it, it leaves as connection_lost.
+   */
+  #awaitReconnect(call: Call, member: Member, device: Device): void {
+    call.logger.info(
+      { userId: member.userId, device: device.id, graceMs: this.#callGraceMs },
+      "participant reconnecting",
+    );
+    member.graceTimer = setTimeout(() => {
+      member.graceTimer = undefined;
+      if (member.device !== device || !member.present) return;
+      if (call.state === "ringing" && member.role === "caller") this.#end(call, "connection_lost", null, "cancelled");
+      else this.#leave(call, member, "connection_lost", null, call.answeredAt ? "answered" : "failed");
+    }, this.#callGraceMs);
+    member.graceTimer.unref();
+    this.#pushInfo(call);
+  }
+
+  /** A device's signaling connection closed (or it logged out); `lost`: it may come back (see PresenceService). */
+  #deviceGone(device: Device, lost: boolean): void {
     for (const call of [...(this.#byUser.get(device.userId) ?? [])]) {
       const member = call.members.get(device.userId);
       if (!member?.present) continue;
-      if (member.talking && member.device === device) {
+      if (member.talking && member.device === device && lost && this.#callGraceMs > 0 && !member.reconnecting) {
+        this.#awaitReconnect(call, member, device);
+      } else if (member.talking && member.device === device) {
         if (call.state === "ringing") this.#end(call, "connection_lost", null, "cancelled");
         else this.#leave(call, member, "connection_lost", null, "answered");
       } else if (member.ringing.delete(device)) {
@@ -664,4 +719,14 @@ export class CallService {
       }
     }
   }
+}
+
+/** The device whose media leg `leg` is in `call`, if it still has one. */
+function ownerOf(call: Call, leg: MediaLeg): Device | undefined {
+  for (const [deviceId, candidate] of call.legs) {
+    if (candidate !== leg) continue;
+    for (const member of call.members.values()) if (member.device?.id === deviceId) return member.device;
+    for (const member of call.members.values()) for (const d of member.ringing) if (d.id === deviceId) return d;
+  }
+  return undefined;
 }

@@ -27,6 +27,11 @@ export class Member {
   /** Devices still ringing for this invitee (empty once answered or gone). */
   readonly ringing = new Set<Device>();
   ringTimer: NodeJS.Timeout | undefined;
+  /**
+   * Set while the talking device's connection is lost: the member, their device and media leg
+   * stay until the device takes the call back (`auth.resume`) or this timer ends the grace period.
+   */
+  graceTimer: NodeJS.Timeout | undefined;
   joinedAt: Date | undefined;
   leftAt: Date | undefined;
   /** How the call went for this participant, once they left (see CallService). */
@@ -56,11 +61,18 @@ export class Member {
   leave(outcome: CallOutcome, at: Date = new Date()): Device[] {
     const devices = [...(this.device ? [this.device] : []), ...this.ringing];
     clearTimeout(this.ringTimer);
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
     this.state = "left";
     this.leftAt = at;
     this.outcome = outcome;
     this.ringing.clear();
     return devices;
+  }
+
+  /** The talking device's connection is lost and the call waits for it (see `graceTimer`). */
+  get reconnecting(): boolean {
+    return this.graceTimer !== undefined;
   }
 
   /** Takes part with a device (the caller, or an invitee who answered) and has not left. */
@@ -238,6 +250,7 @@ export class Call {
         held: this.held.has(member.userId),
         muted: this.muted.has(member.userId),
         speaking: member.talking && this.speaking(member),
+        ...(member.reconnecting ? { reconnecting: true } : {}),
       })),
       conference: this.conference,
       maxParticipants: this.maxParticipants,

@@ -21,7 +21,11 @@ export interface Device {
  * P1, P2, P4, A5: who is connected from which devices, each user's visible status,
  * and the live directory pushed to every logged-in device as it changes.
  */
-export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; deviceDetached: [Device] }> {
+/**
+ * `deviceDetached` says whether the device's connection was lost (network, missed heartbeat: it may
+ * come back and resume) rather than closed on purpose (logout, close by either side).
+ */
+export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; deviceDetached: [Device, boolean] }> {
   readonly #devices = new Map<number, Set<Device>>();
   #inCall: (userId: number) => boolean = () => false;
   readonly #accounts: AccountService;
@@ -59,11 +63,11 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
     this.#announce(device.userId);
   }
 
-  detach(device: Device): void {
+  detach(device: Device, lost = false): void {
     const set = this.#devices.get(device.userId);
     if (!set?.delete(device)) return;
     if (set.size === 0) this.#devices.delete(device.userId);
-    this.emit("deviceDetached", device);
+    this.emit("deviceDetached", device, lost);
     this.#announce(device.userId);
   }
 

@@ -192,11 +192,12 @@ export class ClientConnection {
     this.#logger.info({ reason }, "closing connection");
     if (reason !== "NORMAL") this.push("session.ended", { reason, message: text });
     this.#services.stats.countClose(reason);
-    this.#finish();
+    this.#finish(false);
     this.#ws.close(CloseCode[reason], reason);
   }
 
-  #finish(): void {
+  /** `lost`: the connection dropped (not closed on purpose by either side); see PresenceService. */
+  #finish(lost: boolean): void {
     if (this.#state === "closed") return;
     clearTimeout(this.#helloTimer);
     this.#cancelWait?.();
@@ -206,13 +207,15 @@ export class ClientConnection {
     const identity = this.#identity;
     this.#identity = undefined;
     this.transitionTo("closed");
-    if (identity) this.#services.presence.detach(identity.device);
+    if (identity) this.#services.presence.detach(identity.device, lost);
     this.#services.onConnectionClosed(this);
   }
 
   #onClosed(code: number): void {
     this.#logger.info({ code }, "connection closed");
-    this.#finish();
+    // A close frame (any code) is the client leaving on purpose: disconnect(), a closed tab. 1006
+    // (no close frame: the network went, or the heartbeat terminated it) is a lost connection.
+    this.#finish(code === 1006);
   }
 
   #send(message: unknown): void {

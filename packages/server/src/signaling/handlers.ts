@@ -92,7 +92,13 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
 
   "auth.login": async (params, conn, { accounts }) => loggedIn(conn, await accounts.login(params, from(conn))),
 
-  "auth.resume": (params, conn, { accounts }) => loggedIn(conn, accounts.resume(params.token, from(conn))),
+  "auth.resume": (params, conn, { accounts, calls }) => {
+    const result = loggedIn(conn, accounts.resume(params.token, from(conn)));
+    // The calls this device kept through a lost connection, taken back within the grace period.
+    const device = conn.identity?.device;
+    if (!params.calls || !device) return result;
+    return { ...result, calls: calls.reattach(device, params.calls) };
+  },
 
   "auth.logout": (params, conn, { accounts }) => {
     const { userId, sessionId } = me(conn);

@@ -237,6 +237,11 @@ function InCallView({ call }: { call: CallView }) {
           <div role="status" className="call-card__notes">
             {call.heldByPeer ? <p className="call-card__note">{t("heldByPeer", { name: call.peerName })}</p> : null}
             {call.peerMuted ? <p className="call-card__note">{t("peerMuted", { name: call.peerName })}</p> : null}
+            {call.peerReconnecting ? (
+              <p className="call-card__note" data-testid="peer-reconnecting">
+                {t("peerReconnecting", { name: call.peerName })}
+              </p>
+            ) : null}
           </div>
           {call.mediaError ? (
             <p className="call-card__warning" role="alert">

@@ -40,6 +40,8 @@ export interface CallView {
   held: boolean;
   heldByPeer: boolean;
   peerMuted: boolean;
+  /** The other side's connection dropped; the call waits for them to come back. */
+  peerReconnecting: boolean;
   /** Incoming while another call is answered: call waiting. */
   waiting: boolean;
   mediaError: boolean;
@@ -193,6 +195,7 @@ export class CallManager {
         held: false,
         heldByPeer: false,
         peerMuted: false,
+        peerReconnecting: false,
         waiting: false,
         mediaError: false,
         busy: false,
@@ -242,6 +245,7 @@ export class CallManager {
         held: false,
         heldByPeer: false,
         peerMuted: false,
+        peerReconnecting: false,
         waiting: call.waiting,
         mediaError: false,
         busy: false,
@@ -298,6 +302,7 @@ export class CallManager {
       held: call.onHold,
       heldByPeer: call.heldByPeer,
       peerMuted: call.peers.some((p) => p.muted),
+      peerReconnecting: call.peers.some((p) => p.reconnecting === true && p.state !== "left"),
       busy: becameActive ? false : entry.view.busy,
     };
     if (becameActive && this.#microphone.muted) void call.setMuted(true).catch(() => {});

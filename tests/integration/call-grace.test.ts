@@ -1,0 +1,134 @@
+/**
+ * A call outlives its signaling connection: a bot on another machine (a network namespace) loses
+ * its TCP to the server for 10 s mid-call (nft drops it; media is UDP and goes on). The server keeps
+ * the call for its grace period, the bot reconnects and takes the call back with auth.resume, and
+ * both recordings hold the other's tone through the outage, second by second; the call then hangs
+ * up normally. A cut longer than the grace period ends the call as connection_lost for both.
+ */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { readWav, SAMPLE_RATE, toneLevel } from "@parley/audio";
+import {
+  createNetworkLab,
+  type LabHost,
+  loggedIn,
+  type NetworkLab,
+  networkLabUnavailable,
+  runBot,
+  startTestServer,
+  type TestServer,
+  waitFor,
+} from "@parley/testkit";
+import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
+import { BOT_PASSWORD, useBotCalls } from "./bot-calls.js";
+
+const { dir, botArgs } = useBotCalls("parley-call-grace-");
+
+/** Share of whole seconds of `user`'s recording (first and last second skipped) that hold `hz`. */
+function secondsWithTone(user: string, hz: number): { share: number; timeline: string } {
+  const samples = readWav(path.join(dir(), `${user}.wav`));
+  let timeline = "";
+  for (let start = SAMPLE_RATE; start + 2 * SAMPLE_RATE <= samples.length; start += SAMPLE_RATE) {
+    timeline += toneLevel(samples.subarray(start, start + SAMPLE_RATE), hz) > 0.05 ? "T" : ".";
+  }
+  const share = timeline.length ? [...timeline].filter((c) => c === "T").length / timeline.length : 0;
+  return { share, timeline };
+}
+
+describe("a call whose signaling connection drops", { skip: networkLabUnavailable() }, () => {
+  let lab: NetworkLab;
+  let remote: LabHost;
+  let t: TestServer | undefined;
+  const inNamespace = (argv: string[]) => {
+    const [command, args] = remote.command(argv[0]!, argv.slice(1));
+    return [command, ...args];
+  };
+
+  before(async () => {
+    lab = await createNetworkLab();
+    remote = await lab.addHost("roaming");
+  });
+  after(async () => {
+    await t?.stop();
+    await lab?.close();
+  });
+
+  /** Starts a call from the namespace to a bot on this machine; resolves once it is answered. */
+  async function call(server: TestServer, caller: string, callee: string, seconds: number) {
+    const url = `${lab.hostAddress}:${server.server.port}`;
+    const answer = runBot("answer", [...botArgs(url, callee, 440), "--wait", "60"]);
+    await waitFor(() => answer.output().includes("waiting for a call"), `${callee} waiting`, { timeoutMs: 20_000 });
+    const placed = runBot("call", [...botArgs(url, caller, 1000), "--to", callee, "--duration", String(seconds)], {
+      wrap: inNamespace,
+    });
+    await waitFor(() => answer.output().includes("media connected"), "the call's media connected", {
+      timeoutMs: 20_000,
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${placed.output()}\n${answer.output()}`);
+    });
+    return { placed, answer };
+  }
+
+  async function cutSignaling(ms: number): Promise<void> {
+    await remote.block({ tcp: true });
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    await remote.unblock();
+  }
+
+  it("keeps the call and its audio through a 10 s cut, then hangs up normally", async () => {
+    // A 1 s heartbeat: the server sees the connection gone during the cut (5 s by default).
+    t = await startTestServer({
+      host: lab.hostAddress,
+      media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
+      heartbeatMs: 1000,
+      callGraceMs: 30_000,
+    });
+    const { placed, answer } = await call(t, "roamer", "desk", 22);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await cutSignaling(10_000);
+    const outputs = () => `${placed.output()}\n${answer.output()}`;
+    // The server noticed (1 s heartbeat) and the others saw the participant reconnecting.
+    assert.equal(await placed.exited, BotExit.COMPLETED, outputs());
+    assert.equal(await answer.exited, BotExit.COMPLETED, outputs());
+    assert.match(placed.output(), /signaling connection lost: reconnecting/);
+    assert.match(placed.output(), /signaling connection back/);
+    assert.match(placed.output(), /ended: hangup by roamer \(answered\)/);
+    const { client } = await loggedIn(t.url, "roamer", BOT_PASSWORD);
+    const { calls } = await client.call<{ calls: { peer: { username: string }; outcome: string }[] }>("call.history");
+    client.close();
+    assert.deepEqual(
+      calls.map((c) => [c.peer.username, c.outcome]),
+      [["desk", "answered"]],
+      "one call in the history",
+    );
+    for (const [user, hz] of [
+      ["roamer", 440],
+      ["desk", 1000],
+    ] as const) {
+      const { share, timeline } = secondsWithTone(user, hz);
+      console.log(`${user} hears ${hz} Hz in ${(share * 100).toFixed(0)} % of seconds: ${timeline}`);
+      assert.ok(share >= 0.95, `${user} heard ${hz} Hz in only ${(share * 100).toFixed(0)} % of seconds: ${timeline}`);
+    }
+    await t.stop();
+    t = undefined;
+  });
+
+  it("ends the call as connection_lost for both when the cut outlasts the grace period", async () => {
+    t = await startTestServer({
+      host: lab.hostAddress,
+      media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
+      heartbeatMs: 1000,
+      callGraceMs: 3000,
+    });
+    const { placed, answer } = await call(t, "roamer2", "desk2", 40);
+    await cutSignaling(9000);
+    const outputs = () => `${placed.output()}\n${answer.output()}`;
+    assert.equal(await answer.exited, BotExit.FAILED, outputs());
+    assert.match(answer.output(), /ended: connection_lost \(answered\)/);
+    assert.equal(await placed.exited, BotExit.FAILED, outputs());
+    assert.match(placed.output(), /ended: connection_lost/);
+    await t.stop();
+    t = undefined;
+  });
+});
