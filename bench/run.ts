@@ -2,7 +2,7 @@
  * Parley benchmarks: `npm run bench` (full, updates docs/performance.md and its plots) and
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
- *   node --import tsx bench/run.ts [--quick] [--only relay,conference,setup,signaling,profile,login-flood]
+ *   node --import tsx bench/run.ts [--quick] [--only relay,conference,setup,signaling,profile,login-flood,one-way-hunt]
  *                                  [--generators N] [--no-docs] [--no-build]
  */
 import { spawnSync } from "node:child_process";
@@ -16,6 +16,7 @@ import { environment, type PinMode, pinningPlan, pinSelf, ROOT } from "./lib/pro
 import { writeDocs } from "./report.js";
 import { conferenceScenario } from "./scenarios/conference.js";
 import { loginFloodScenario } from "./scenarios/login-flood.js";
+import { huntLines, oneWayHuntScenario, writeOneWayHuntDocs } from "./scenarios/one-way-hunt.js";
 import { profileScenario } from "./scenarios/profile.js";
 import {
   type BaselineResult,
@@ -28,7 +29,7 @@ import {
 import { setupScenario } from "./scenarios/setup.js";
 import { signalingScenario } from "./scenarios/signaling.js";
 
-const SCENARIOS = ["relay", "conference", "setup", "signaling", "profile", "login-flood"] as const;
+const SCENARIOS = ["relay", "conference", "setup", "signaling", "profile", "login-flood", "one-way-hunt"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -155,6 +156,12 @@ if (only.has("setup")) await timed("setup", () => setupScenario(ctx));
 if (only.has("signaling")) await timed("signaling", () => signalingScenario(ctx));
 if (only.has("profile")) await timed("profile", () => profileScenario(ctx, ceiling));
 if (only.has("login-flood")) await timed("login-flood", () => loginFloodScenario(ctx));
+if (only.has("one-way-hunt")) {
+  const hunt = await timed("one-way-hunt", () => oneWayHuntScenario(ctx));
+  for (const line of huntLines(hunt)) log(line);
+  // Its block on the page is its own: a run of this scenario alone updates it too.
+  if (!quick && !values["no-docs"]) writeOneWayHuntDocs(path.join(resultsDir, "one-way-hunt.json"));
+}
 
 const seconds = Math.round((performance.now() - started) / 1000);
 const load = {
