@@ -521,7 +521,7 @@ export function writeOneWayHuntDocs(file: string): void {
   const record = JSON.parse(fs.readFileSync(file, "utf8")) as {
     date: string;
     command: string;
-    machine: { cores: number; cpuModel: string };
+    machine: { cores: number; cpuModel: string; loadAverage: number[] };
     scenarioSeconds: number;
     result: OneWayHuntResult;
   };
@@ -539,7 +539,8 @@ export function writeOneWayHuntDocs(file: string): void {
     `| ${name} | ${c.answered} | ${c.ok ?? 0} | ${c["one-way"] ?? 0} | ${c.silent ?? 0} | ${c["with-gaps"] ?? 0} | ${c["late-start"] ?? 0} | ${c.crossed ?? 0} | ${(c.unjudged ?? 0) + (c.error ?? 0)} |`;
   const lines = [
     `Measured ${record.date} on ${record.machine.cores} cores (${cpu}), \`${record.command}\`, ` +
-      `${r.calls} calls started ${r.ratePerSecond} a second (seed ${r.seed}), ${r.seconds} s; ` +
+      `${r.calls} calls started ${r.ratePerSecond} a second (seed ${r.seed}), ${r.seconds} s, machine load average ` +
+      `${record.machine.loadAverage[0]} at the start (the machine is shared); ` +
       `server ${r.serverCpuPct}% of a core, the bench's clients ${r.benchCpuPct}%; the bench process stalled ` +
       `${r.benchStalls.count} times (longest ${r.benchStalls.longestMs} ms), and the ${r.benchStalls.callSecondsLeftOut} ` +
       "call-seconds it stalled in were left unjudged.",
