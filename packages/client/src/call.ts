@@ -13,6 +13,8 @@ export interface PeerConnectionLike {
   // biome-ignore lint/suspicious/noExplicitAny: browser and werift description types differ
   setLocalDescription(description: any): Promise<unknown>;
   readonly localDescription: { sdp: string } | null | undefined;
+  /** "connected", "disconnected", "failed"...: a failed path is renewed after a reconnect. */
+  readonly connectionState?: string;
   setRemoteDescription(description: { type: "answer"; sdp: string }): Promise<unknown>;
   readonly iceGatheringState: string;
   close(): unknown;
@@ -27,7 +29,8 @@ export interface MediaSetup {
   iceServers: IceServer[];
 }
 
-export type PeerConnectionFactory = (call: Call, setup: MediaSetup) => PeerConnectionLike;
+/** May be async, e.g. to find the local address of the current route to the server. */
+export type PeerConnectionFactory = (call: Call, setup: MediaSetup) => PeerConnectionLike | Promise<PeerConnectionLike>;
 
 export interface CallEnd {
   reason: CallEndReason;
@@ -43,6 +46,11 @@ export interface CallEvents {
   ended: [CallEnd];
   /** The media connection could not be set up; the call itself goes on until it ends. */
   mediaError: [Error];
+  /**
+   * A new media connection replaced the old one (the network changed, or the relay stopped
+   * hearing this device): `peerConnection` is the new one, the old one is closed.
+   */
+  mediaRenewed: [];
 }
 
 /** Operations the call asks its client to perform on the wire. */
@@ -211,6 +219,18 @@ export class Call extends Emitter<CallEvents> {
     this.emit("state", "ended");
     this.emit("ended", end);
     this.#resolveEnded(end);
+  }
+
+  /** @internal a new media connection replaced `previous` (see `mediaRenewed`). */
+  mediaRenewed(pc: PeerConnectionLike): void {
+    const previous = this.peerConnection;
+    this.peerConnection = pc;
+    try {
+      previous?.close();
+    } catch {
+      // already closed
+    }
+    this.emit("mediaRenewed");
   }
 
   /** @internal */

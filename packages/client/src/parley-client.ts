@@ -15,7 +15,7 @@ import {
   type Self,
 } from "@parley/protocol";
 import { Call, type CallActions, type PeerConnectionFactory, type PeerConnectionLike } from "./call.js";
-import { SignalingChannel, type WebSocketFactory } from "./signaling-channel.js";
+import { RequestTimeoutError, SignalingChannel, type WebSocketFactory } from "./signaling-channel.js";
 import { Emitter } from "./typed-emitter.js";
 
 export interface ParleyClientEvents {
@@ -72,6 +72,13 @@ export interface ParleyClientOptions {
    * them for its own grace period, 30 s by default).
    */
   keepCallsMs?: number;
+  /**
+   * How often (ms) a logged-in client checks its connection with a `ping`; no answer within
+   * `livenessTimeoutMs` (default 3000) and it is taken for dead and, with `reconnect`, replaced.
+   * A network change leaves a connection silent rather than closed. Default 4000; 0: never.
+   */
+  livenessMs?: number;
+  livenessTimeoutMs?: number;
 }
 
 /** Keeps the `deviceToken` of each account this device logged in to. */
@@ -81,6 +88,9 @@ export interface DeviceTokenStore {
 }
 
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting";
+
+const DEFAULT_LIVENESS_MS = 4000;
+const DEFAULT_LIVENESS_TIMEOUT_MS = 3000;
 
 /** How long calls are kept through a lost connection when `keepCallsMs` is not set. */
 const DEFAULT_KEEP_CALLS_MS = 60_000;
@@ -137,6 +147,8 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
    */
   readonly #kept = new Set<string>();
   #keptTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Calls whose media leg is being renewed now. */
+  readonly #renewing = new Set<string>();
   serverVersion: string | undefined;
   signupEnabled = false;
   delegate: ParleyClientDelegate = {};
@@ -193,7 +205,12 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     );
     this.#channel = channel;
     channel.onEvent = (message) => this.#onEvent(message);
-    channel.onClose = (code, reason) => this.#onClosed(code, reason || closeReasonOf(code) || String(code));
+    channel.onClose = (code, reason) => {
+      clearInterval(liveness);
+      this.#onClosed(code, reason || closeReasonOf(code) || String(code));
+    };
+    const every = this.#options.livenessMs ?? DEFAULT_LIVENESS_MS;
+    const liveness = every > 0 ? setInterval(() => void this.checkConnection(), every) : undefined;
     const hello = await channel.request("hello", {
       protocolVersion: PROTOCOL_VERSION,
       ...(this.#options.client ? { client: this.#options.client } : {}),
@@ -237,6 +254,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
       const info = back.get(id);
       if (info) {
         call.update(info);
+        // Its path broke meanwhile (a new network): a new leg now, not when the relay notices.
+        const state = call.peerConnection?.connectionState;
+        if (state === "failed" || state === "disconnected" || state === "closed") this.#renewMedia(call);
         continue;
       }
       this.#calls.delete(id);
@@ -247,6 +267,23 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
       );
     }
     this.#kept.clear();
+  }
+
+  /**
+   * Checks that the connection still answers (a `ping`); if not within `livenessTimeoutMs`, it is
+   * taken for dead (closed as 1006) and, with `reconnect`, replaced. Runs every `livenessMs`; an
+   * app may also call it when the device's network changes (the browser's `online` event).
+   */
+  async checkConnection(): Promise<boolean> {
+    const channel = this.#channel;
+    if (!channel || channel.closed) return false;
+    try {
+      await channel.request("ping", {}, this.#options.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS);
+      return true;
+    } catch (error) {
+      if (error instanceof RequestTimeoutError && this.#channel === channel) channel.abandon();
+      return false;
+    }
   }
 
   /** Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) and resumes the session. */
@@ -426,14 +463,15 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
    * Offers this device's media leg to the server (non-trickle ICE) and applies the answer. The
    * relay (TURN) servers come first: a device whose network blocks UDP reaches the relay through them.
    */
-  async #startMedia(call: Call): Promise<void> {
+  async #startMedia(call: Call, renew = false): Promise<void> {
     const factory = this.#options.createPeerConnection;
     if (!factory) return;
+    let pc: PeerConnectionLike | undefined;
     try {
       const { iceServers } = await this.request("media.iceServers", {});
       if (call.endInfo) return;
-      const pc = factory(call, { iceServers });
-      call.peerConnection = pc;
+      pc = await factory(call, { iceServers });
+      if (!renew) call.peerConnection = pc;
       if (pc.getTransceivers().length === 0) pc.addTransceiver("audio", { direction: "sendrecv" });
       // One more receive-only stream per other participant heard at once (conference slots).
       const streams = this.#options.receiveStreams ?? DEFAULT_RECEIVE_STREAMS;
@@ -446,9 +484,23 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
       const { sdp } = await this.request("call.media", { callId: call.id, sdp: offer });
       if (call.endInfo) return;
       await pc.setRemoteDescription({ type: "answer", sdp });
+      // The server swapped the new leg in on `call.media`; the old connection goes.
+      if (renew) call.mediaRenewed(pc);
+      if (call.endInfo) call.peerConnection?.close();
     } catch (error) {
+      if (renew && pc && pc !== call.peerConnection) pc.close();
       if (!call.endInfo) call.mediaFailed(error as Error);
     }
+  }
+
+  /**
+   * Sets up a new media leg for `call` in place of the old one (the relay stopped hearing this
+   * device, or its path failed): one at a time per call, only while connected.
+   */
+  #renewMedia(call: Call): void {
+    if (this.#renewing.has(call.id) || call.endInfo || !this.connected) return;
+    this.#renewing.add(call.id);
+    void this.#startMedia(call, true).finally(() => this.#renewing.delete(call.id));
   }
 
   async #loggedIn<R extends AuthResult>(pending: Promise<R>): Promise<R> {
@@ -504,6 +556,11 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
       case "call.info":
         this.#calls.get(message.data.call.callId)?.update(message.data.call);
         break;
+      case "call.mediaRestart": {
+        const call = this.#calls.get(message.data.callId);
+        if (call) this.#renewMedia(call);
+        break;
+      }
       case "call.ended": {
         const call = this.#calls.get(message.data.callId);
         this.#calls.delete(message.data.callId);

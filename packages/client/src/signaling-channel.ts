@@ -21,6 +21,9 @@ export interface WebSocketLike {
 
 export type WebSocketFactory = (url: string) => WebSocketLike;
 
+/** No reply came in time (the connection may be dead). */
+export class RequestTimeoutError extends Error {}
+
 interface Pending {
   resolve(result: unknown): void;
   reject(error: Error): void;
@@ -74,14 +77,18 @@ export class SignalingChannel {
     return this.#closed;
   }
 
-  request<T extends RequestType>(type: T, params: RequestParams<T>): Promise<RequestResult<T>> {
+  request<T extends RequestType>(
+    type: T,
+    params: RequestParams<T>,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<RequestResult<T>> {
     if (this.#closed) return Promise.reject(new Error("The connection is closed."));
     const requestId = String(this.#nextId++);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(requestId);
-        reject(new Error(`Request '${type}' timed out.`));
-      }, this.#timeoutMs);
+        reject(new RequestTimeoutError(`Request '${type}' timed out.`));
+      }, timeoutMs);
       this.#pending.set(requestId, { resolve: resolve as (r: unknown) => void, reject, timer });
       this.#ws.send(JSON.stringify({ type, requestId, params }));
     });
@@ -89,6 +96,19 @@ export class SignalingChannel {
 
   close(code = 1000, reason = "NORMAL"): void {
     this.#ws.close(code, reason);
+  }
+
+  /**
+   * Gives the connection up as dead (the network went: nothing answers, not even a close): closes
+   * it at once as 1006, without waiting for a close handshake that will never come.
+   */
+  abandon(): void {
+    try {
+      this.#ws.close();
+    } catch {
+      // already closing
+    }
+    this.#onClosed(1006, "");
   }
 
   #onMessage(data: unknown): void {

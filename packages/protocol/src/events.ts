@@ -32,6 +32,12 @@ export const Events = {
     outcome: CallOutcome,
     by: UserId.nullable(),
   }),
+  /**
+   * The relay gets no audio from this device's media leg of the call any more (its network changed,
+   * or the path failed): set up a new leg with `call.media`, which replaces the old one. Without a
+   * working leg within the call grace period, the device leaves the call as `media_failed`.
+   */
+  "call.mediaRestart": z.object({ callId: CallId }),
   /** Sent right before the server closes this connection, with the close reason. */
   "session.ended": z.object({ reason: z.string(), message: z.string() }),
   /** Operator console: see operator.ts. */

@@ -46,6 +46,11 @@ export const Requests = {
       maxMessageBytes: z.number().int(),
     }),
   },
+  /**
+   * Liveness check from the client: the server answers at once. A client that gets no answer
+   * within a few seconds takes its connection for dead (a network change leaves it silent).
+   */
+  ping: { params: Empty, result: Empty },
   /** [REG, CRE] Create an account and log this connection in. */
   "auth.register": {
     params: z.strictObject({
@@ -208,7 +213,13 @@ export type ParsedParams<T extends RequestType> = z.output<(typeof Requests)[T][
 export type RequestResult<T extends RequestType> = z.output<(typeof Requests)[T]["result"]>;
 
 /** Requests allowed before login (after `hello`). */
-export const ANONYMOUS_REQUESTS: readonly RequestType[] = ["hello", "auth.register", "auth.login", "auth.resume"];
+export const ANONYMOUS_REQUESTS: readonly RequestType[] = [
+  "hello",
+  "ping",
+  "auth.register",
+  "auth.login",
+  "auth.resume",
+];
 
 export function isRequestType(value: string): value is RequestType {
   return Object.hasOwn(Requests, value);

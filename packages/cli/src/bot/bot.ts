@@ -48,6 +48,8 @@ const BOT_FEC_LOSS_PERCENT = 10;
 /** One call's media on the bot: its werift connection and its recorder. */
 interface CallMedia {
   peer: BotPeer;
+  /** 0 for the call's first connection, then one more for each that renewed it. */
+  generation: number;
   /** Every stream the call brings (one per other participant heard), mixed. */
   recorder: MixingRecorder;
   live: boolean;
@@ -72,14 +74,21 @@ class BotMedia {
     this.#samples = samples;
   }
 
+  /**
+   * The call's connection, or a new one renewing it (same recording, which goes on with the new
+   * connection's streams from when they arrive).
+   */
   peerConnection(callId: string, bind: string, iceServers: IceServer[]) {
+    const previous = this.#calls.get(callId);
+    const generation = previous ? previous.generation + 1 : 0;
     const media: CallMedia = {
-      recorder: new MixingRecorder(),
-      live: this.#answeredEarly.delete(callId),
+      recorder: previous?.recorder ?? new MixingRecorder(),
+      live: previous?.live ?? this.#answeredEarly.delete(callId),
+      generation,
       peer: createBotPeer(
         bind,
         (frame, stream) => {
-          if (media.live) media.recorder.push(stream, frame);
+          if (media.live) media.recorder.push(generation * 16 + stream, frame);
         },
         iceServers,
       ),
@@ -192,7 +201,16 @@ function connectClient(options: BotOptions, media: BotMedia, mediaAddress: strin
     client: { name: "parley-bot", version: "1" },
     // A dropped connection is resumed, and the call with it (the server keeps it for its grace period).
     reconnect: true,
-    createPeerConnection: (call, { iceServers }) => media.peerConnection(call.id, mediaAddress, iceServers),
+    // Without --bind, the route to the server is looked up again for each connection: a renewed
+    // one (after a network change) takes the machine's new address.
+    createPeerConnection: async (call, { iceServers }) => {
+      let address = mediaAddress;
+      if (!options.bind) {
+        address = await localAddressTowards(options.server.host, options.server.port).catch(() => mediaAddress);
+        if (address !== mediaAddress) options.log(`media from ${address} now (the route to ${options.server.host})`);
+      }
+      return media.peerConnection(call.id, address, iceServers);
+    },
   });
   let lost = false;
   client.on("connection", (state) => {
@@ -350,6 +368,7 @@ export async function runCallBot(options: BotOptions & { to: string | string[] }
     }
     options.log(`calling ${[options.to].flat().join(", ")} (call ${call.id}): ringing`);
     call.on("mediaError", (error) => options.log(`media error: ${error.message}`));
+    call.on("mediaRenewed", () => options.log(`media renewed (${media.path(call.id) ?? "connecting"})`));
     return await converse(call, 1, media, options);
   } finally {
     client.disconnect();
@@ -393,6 +412,7 @@ export async function runAnswerBot(options: BotOptions): Promise<number> {
     }
     options.log(`incoming call from ${first.peers[0]?.username ?? "?"}: answering`);
     first.on("mediaError", (error) => options.log(`media error: ${error.message}`));
+    first.on("mediaRenewed", () => options.log(`media renewed (${media.path(first.id) ?? "connecting"})`));
     calls.push(first.answer().then(() => converse(first, 1, media, options)));
     const code = await calls[0]!;
     await Promise.all(calls);

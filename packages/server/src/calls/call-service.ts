@@ -25,6 +25,13 @@ const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
   cancelled: "cancelled",
 };
 
+/** A talking leg that sent audio and then nothing for this long is told to recover (`call.mediaRestart`). */
+const SILENT_LEG_MS = 4000;
+/** A leg taken back by a reconnected device that has heard nothing from it for this long is renewed. */
+const RESUMED_LEG_SILENT_MS = 1000;
+/** How often a silent leg is told again while it stays silent. */
+const SILENT_HINT_EVERY_MS = 5000;
+
 /** How long an ended call's id is remembered, to answer late requests with CALL_ENDED. */
 const ENDED_MEMORY_MS = 5 * 60_000;
 
@@ -84,6 +91,11 @@ export class CallService {
   readonly #maxMediaLegs: number;
   /** `callId:deviceId` of the legs being set up now: one at a time per device and call. */
   readonly #legsInSetup = new Set<string>();
+  /** When each leg connected: only a leg that worked is worth recovering. */
+  readonly #connectedAt = new WeakMap<MediaLeg, number>();
+  /** When a silent leg's device was last told to recover. */
+  readonly #hintedAt = new WeakMap<MediaLeg, number>();
+  readonly #silenceSweep: NodeJS.Timeout;
 
   constructor(deps: {
     accounts: AccountService;
@@ -115,6 +127,8 @@ export class CallService {
     this.#maxMediaLegs = deps.maxMediaLegs;
     deps.presence.setInCallProvider((userId) => this.isInActiveCall(userId));
     deps.presence.on("deviceDetached", (device, lost) => this.#deviceGone(device, lost));
+    this.#silenceSweep = setInterval(() => this.#findSilentLegs(), 1000);
+    this.#silenceSweep.unref();
   }
 
   /** True while the user talks in an answered call (presence shows "in-call"). */
@@ -364,13 +378,21 @@ export class CallService {
     }
     this.#closeLeg(call, device.id);
     call.legs.set(device.id, leg);
+    const member = call.talkerOf(device);
+    if (member?.mediaTimer) {
+      clearTimeout(member.mediaTimer);
+      member.mediaTimer = undefined;
+      call.logger.info({ device: device.id }, "media leg replaced");
+    }
     // The leg may change hands (the device reconnects: `reattach`), so its device is looked up each time.
     leg.on("stateChange", (state) => {
+      if (state === "connected") this.#connectedAt.set(leg, Date.now());
       const owner = state === "failed" ? ownerOf(call, leg) : undefined;
       if (!owner) return;
       call.logger.warn({ device: owner.id }, "media leg failed");
       const member = call.talkerOf(owner);
-      if (member) this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed");
+      if (member && this.#connectedAt.has(leg) && this.#callGraceMs > 0) this.#awaitNewLeg(call, member, owner);
+      else if (member) this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed");
       else this.#closeLeg(call, owner.id);
     });
     leg.on("speaking", () => {
@@ -429,6 +451,7 @@ export class CallService {
 
   /** Ends every call (server shutdown). */
   endAll(): void {
+    clearInterval(this.#silenceSweep);
     for (const call of [...this.#calls.values()]) this.#end(call, "server_shutdown", null);
   }
 
@@ -677,11 +700,57 @@ export class CallService {
         call.legs.set(device.id, leg);
       }
       call.logger.info({ userId: device.userId, device: device.id, from: old.id }, "participant reconnected");
+      // Its leg failed, or hears nothing from it (the device came back from a new network): ask for
+      // a new one now, after the resume's reply that hands the call back.
+      if (!leg || Date.now() - leg.counters.lastPacketAt > RESUMED_LEG_SILENT_MS) {
+        setImmediate(() => device.push("call.mediaRestart", { callId: call.id }));
+      }
       this.#presence.refresh(device.userId);
       this.#pushInfo(call);
       taken.push(call.info());
     }
     return taken;
+  }
+
+  /**
+   * A leg that worked failed (the device's network changed, or its path broke): the device is told
+   * to set up a new one (`call.mediaRestart`, again once it reconnects) and has the grace period to
+   * do it; `call.media` swapping a new leg in stops the clock. Otherwise it leaves as media_failed.
+   */
+  #awaitNewLeg(call: Call, member: Member, device: Device): void {
+    this.#closeLeg(call, device.id);
+    this.#link(call);
+    if (member.mediaTimer) return;
+    member.mediaTimer = setTimeout(() => {
+      member.mediaTimer = undefined;
+      if (!member.present || !member.device || call.legs.has(member.device.id)) return;
+      this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed");
+    }, this.#callGraceMs);
+    member.mediaTimer.unref();
+    member.device?.push("call.mediaRestart", { callId: call.id });
+  }
+
+  /**
+   * Talking legs that carried audio and then went silent (a network change the leg has not noticed
+   * yet) are told to recover; the client sets up a new leg. Legs that never sent (no microphone)
+   * are left alone.
+   */
+  #findSilentLegs(): void {
+    const now = Date.now();
+    for (const call of this.#calls.values()) {
+      if (call.state !== "active") continue;
+      for (const member of call.talking()) {
+        if (member.reconnecting || !member.device) continue;
+        const leg = call.legs.get(member.device.id);
+        if (leg?.state !== "connected") continue;
+        const heard = leg.counters.lastPacketAt;
+        if (heard === 0 || now - heard < SILENT_LEG_MS) continue;
+        if (now - (this.#hintedAt.get(leg) ?? 0) < SILENT_HINT_EVERY_MS) continue;
+        this.#hintedAt.set(leg, now);
+        call.logger.info({ device: member.device.id, silentMs: now - heard }, "media leg silent: asking for a new one");
+        member.device.push("call.mediaRestart", { callId: call.id });
+      }
+    }
   }
 
   /**

@@ -32,6 +32,11 @@ export class Member {
    * stay until the device takes the call back (`auth.resume`) or this timer ends the grace period.
    */
   graceTimer: NodeJS.Timeout | undefined;
+  /**
+   * Set while the talking device's media leg failed after it had worked (a network change): the
+   * device was told to set up a new leg, and leaves as media_failed if none comes in time.
+   */
+  mediaTimer: NodeJS.Timeout | undefined;
   joinedAt: Date | undefined;
   leftAt: Date | undefined;
   /** How the call went for this participant, once they left (see CallService). */
@@ -63,6 +68,8 @@ export class Member {
     clearTimeout(this.ringTimer);
     clearTimeout(this.graceTimer);
     this.graceTimer = undefined;
+    clearTimeout(this.mediaTimer);
+    this.mediaTimer = undefined;
     this.state = "left";
     this.leftAt = at;
     this.outcome = outcome;

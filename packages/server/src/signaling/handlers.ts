@@ -88,6 +88,8 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
     };
   },
 
+  ping: () => ({}),
+
   "auth.register": async (params, conn, { accounts }) => loggedIn(conn, await accounts.register(params, from(conn))),
 
   "auth.login": async (params, conn, { accounts }) => loggedIn(conn, await accounts.login(params, from(conn))),

@@ -149,9 +149,9 @@ export class CallManager {
     return createPeerConnectionFactory(this.#microphone, {
       created: (call, pc) => {
         this.#peerConnections.set(call.id, pc);
-        // The connection can come after the answer (the SDK asks for TURN servers first): start
-        // the call's stats now if it is the call in front.
-        if (call.id === this.#monitored && !this.#stats) {
+        // The connection can come after the answer (the SDK asks for TURN servers first), or renew
+        // the call's media (a new network): follow it if it is the call in front.
+        if (call.id === this.#monitored) {
           this.#monitored = undefined;
           this.#syncMonitoring(this.state.call);
         }

@@ -422,6 +422,8 @@ export class SoftphoneStore {
       }
     };
     for (const type of ["pointerdown", "keydown", "wheel", "touchstart"]) window.addEventListener(type, active, true);
+    // A new network (Wi-Fi to hotspot): check the connection now rather than at the next ping.
+    window.addEventListener("online", () => void this.#client?.checkConnection());
     let lastMove = 0;
     window.addEventListener(
       "pointermove",
