@@ -147,6 +147,7 @@ describe("a softphone call whose signaling connection drops", {
     ]);
     // Still cut: the note is there, with Bob's name.
     assert.match(await note.innerText(), /Bob Roaming.s connection dropped: reconnecting…/);
+    await sleep(cutAt + CUT_MS - Date.now());
     await roaming.unblock();
     console.log(`during the cut Ann heard: ${annHeard.map(describeAudio).join("; ")}`);
     console.log(`during the cut Bob heard: ${bobHeard.map(describeAudio).join("; ")}`);
