@@ -114,6 +114,30 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
     t = undefined;
   });
 
+  it("tells a participant who comes back after the other hung up during the cut how the call ended", async () => {
+    t = await startTestServer({
+      host: lab.hostAddress,
+      media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
+      heartbeatMs: 1000,
+      callGraceMs: 30_000,
+    });
+    const url = `${lab.hostAddress}:${t.server.port}`;
+    // The roaming bot answers; the one on this machine calls and hangs up 8 s after the answer.
+    const roamer = runBot("answer", [...botArgs(url, "roamer3", 440), "--wait", "60"], { wrap: inNamespace });
+    await waitFor(() => roamer.output().includes("waiting for a call"), "roamer3 waiting", { timeoutMs: 20_000 });
+    const desk = runBot("call", [...botArgs(url, "desk3", 1000), "--to", "roamer3", "--duration", "8"]);
+    await waitFor(() => desk.output().includes("media connected"), "the call's media connected", { timeoutMs: 20_000 });
+    await cutSignaling(12_000);
+    const outputs = () => `${desk.output()}\n${roamer.output()}`;
+    assert.equal(await desk.exited, BotExit.COMPLETED, outputs());
+    assert.equal(await roamer.exited, BotExit.COMPLETED, outputs());
+    // It learned it on its way back (the server told it before handing back no call).
+    assert.match(roamer.output(), /signaling connection lost: reconnecting/, outputs());
+    assert.match(roamer.output(), /ended: hangup by desk3 \(answered\)/, outputs());
+    await t.stop();
+    t = undefined;
+  });
+
   it("ends the call as connection_lost for both when the cut outlasts the grace period", async () => {
     t = await startTestServer({
       host: lab.hostAddress,

@@ -77,7 +77,11 @@ export class CallService {
   readonly #calls = new Map<string, Call>();
   /** Calls (ringing or active) each user takes part in or rings for. */
   readonly #byUser = new Map<number, Set<Call>>();
-  readonly #ended = new Map<string, number>();
+  /**
+   * Recently ended calls: when, and for participants who were reconnecting at the end (their device
+   * could not be told), how it ended, told when they take the call back.
+   */
+  readonly #ended = new Map<string, { at: number; untold?: Set<number>; event?: EventData<"call.ended"> }>();
   readonly #accounts: AccountService;
   readonly #presence: PresenceService;
   readonly #history: CallHistoryStore;
@@ -613,9 +617,11 @@ export class CallService {
   /** Ends the call for every device, closes its media and records it. */
   #end(call: Call, reason: CallEndReason, by: number | null, unanswered?: CallOutcome): void {
     const talkers = call.talking().map((m) => m.userId);
+    const untold = new Set(call.talking().filter((m) => m.reconnecting).map((m) => m.userId));
     const devices = call.devices();
     if (!call.transitionTo("ended", { reason, by })) return;
     const outcome = this.#callOutcome(call, reason, unanswered);
+    const event = { callId: call.id, reason, outcome, by };
     for (const device of devices) device.push("call.ended", { callId: call.id, reason, outcome, by });
     for (const deviceId of [...call.legs.keys()]) this.#closeLeg(call, deviceId);
     this.#calls.delete(call.id);
@@ -626,7 +632,7 @@ export class CallService {
       // Someone still ringing when the call ends missed it, even if others answered.
       member.leave(member.talking ? outcome : outcome === "answered" ? "cancelled" : outcome, endedAt);
     }
-    this.#rememberEnded(call.id);
+    this.#rememberEnded(call.id, untold.size ? { untold, event } : {});
     this.#record(call, outcome, reason, endedAt);
     call.logger.info(
       { outcome, reason, durationMs: call.answeredAt ? endedAt.getTime() - call.answeredAt.getTime() : 0 },
@@ -670,10 +676,10 @@ export class CallService {
     }
   }
 
-  #rememberEnded(callId: string): void {
+  #rememberEnded(callId: string, untold: { untold?: Set<number>; event?: EventData<"call.ended"> }): void {
     const now = Date.now();
-    this.#ended.set(callId, now);
-    for (const [id, at] of this.#ended) {
+    this.#ended.set(callId, { at: now, ...untold });
+    for (const [id, { at }] of this.#ended) {
       if (now - at < ENDED_MEMORY_MS) break;
       this.#ended.delete(id);
     }
@@ -687,6 +693,10 @@ export class CallService {
   reattach(device: Device, callIds: string[]): CallInfo[] {
     const taken: CallInfo[] = [];
     for (const callId of new Set(callIds)) {
+      // It ended while the device was away: say how (before the resume's reply, so it is not
+      // taken for a lost call).
+      const ended = this.#ended.get(callId);
+      if (ended?.event && ended.untold?.delete(device.userId)) device.push("call.ended", ended.event);
       const call = this.#calls.get(callId);
       const member = call?.members.get(device.userId);
       const old = member?.device;
