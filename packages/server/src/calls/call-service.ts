@@ -617,7 +617,12 @@ export class CallService {
   /** Ends the call for every device, closes its media and records it. */
   #end(call: Call, reason: CallEndReason, by: number | null, unanswered?: CallOutcome): void {
     const talkers = call.talking().map((m) => m.userId);
-    const untold = new Set(call.talking().filter((m) => m.reconnecting).map((m) => m.userId));
+    const untold = new Set(
+      call
+        .talking()
+        .filter((m) => m.reconnecting)
+        .map((m) => m.userId),
+    );
     const devices = call.devices();
     if (!call.transitionTo("ended", { reason, by })) return;
     const outcome = this.#callOutcome(call, reason, unanswered);
