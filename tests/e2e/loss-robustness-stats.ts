@@ -36,6 +36,8 @@ export interface Snapshot {
   /** jitterBufferDelay (s, summed over emitted samples) and jitterBufferEmittedCount. */
   bufferDelay: number;
   buffered: number;
+  /** The RTP interarrival jitter (s) of the inbound audio, the largest over its streams. */
+  jitter: number;
   /** What this page sends: payload bytes and packets, and the loss its receiver reports give. */
   bytesSent: number;
   packetsSent: number;
@@ -53,6 +55,7 @@ export function snapshot(page: Page): Promise<Snapshot> {
       lost: 0,
       bufferDelay: 0,
       buffered: 0,
+      jitter: 0,
       bytesSent: 0,
       packetsSent: 0,
       fractionLost: 0,
@@ -68,6 +71,7 @@ export function snapshot(page: Page): Promise<Snapshot> {
           c.total += Number(s.totalSamplesReceived ?? 0);
           c.lost += Number(s.packetsLost ?? 0);
           c.bufferDelay += Number(s.jitterBufferDelay ?? 0);
+          c.jitter = Math.max(c.jitter, Number(s.jitter ?? 0));
           c.buffered += Number(s.jitterBufferEmittedCount ?? 0);
         } else if (s.type === "outbound-rtp") {
           c.bytesSent += Number(s.bytesSent ?? 0);
@@ -104,6 +108,8 @@ export interface Window {
   lost: number;
   /** The jitter buffer's average delay over the samples it emitted in the window, ms. */
   bufferMs: number;
+  /** The RTP interarrival jitter the receiver computed at the window's end, ms. */
+  jitterMs: number;
 }
 
 export function windowBetween(a: Snapshot, b: Snapshot): Window {
@@ -113,6 +119,7 @@ export function windowBetween(a: Snapshot, b: Snapshot): Window {
     concealed: b.concealed - a.concealed,
     lost: b.lost - a.lost,
     bufferMs: ((b.bufferDelay - a.bufferDelay) / Math.max(1, b.buffered - a.buffered)) * 1000,
+    jitterMs: b.jitter * 1000,
   };
 }
 
@@ -127,25 +134,26 @@ export function windowsOf(snapshots: Snapshot[]): Window[] {
   return windows;
 }
 
-/** Playout must keep up with the clock within this share in a window, or the receiver stalled. */
+/** Playout must keep up with the clock within this share in a second, or the receiver stalled. */
 export const PLAYOUT_KEPT_UP = 0.9;
 /**
- * A window's jitter buffer delay above its receiver's median by this much (ms) means packets
- * arrived in bursts after a stall: loss alone does not make NetEq wait longer.
+ * A jitter buffer whose average delay grew by more than this (ms) from one second to the next had
+ * packets arrive late and then in a burst: NetEq grows its target delay for late packets, not for
+ * lost ones.
  */
-export const BUFFER_SWELL_MS = 60;
+export const BUFFER_GROWTH_MS = 60;
+/** RTP interarrival jitter (RFC 3550) above this (ms) at the end of a second: packets arrived irregularly. */
+export const ARRIVAL_JITTER_MS = 10;
 
-/** Why a receiver's window is a stall, or undefined when it is not. */
-export function stallIn(window: Window, medianBufferMs: number): string | undefined {
+/** Why a receiver's second is a stall, or undefined when it is not. */
+export function stallIn(window: Window, previous: Window | undefined): string | undefined {
   const expected = (48_000 * window.ms) / 1000;
   if (window.total < PLAYOUT_KEPT_UP * expected) return "playout fell behind";
-  if (window.bufferMs > medianBufferMs + BUFFER_SWELL_MS) return "jitter buffer swelled";
+  if (previous && window.bufferMs > previous.bufferMs + BUFFER_GROWTH_MS) {
+    return `jitter buffer grew ${previous.bufferMs.toFixed(0)} → ${window.bufferMs.toFixed(0)} ms`;
+  }
+  if (window.jitterMs > ARRIVAL_JITTER_MS) return `arrival jitter ${window.jitterMs.toFixed(0)} ms`;
   return undefined;
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
 /** Sums windows: concealed share of the audio, concealed 20 ms frames per lost packet. */
@@ -155,4 +163,9 @@ export function summed(windows: Window[]): { share: number; perLoss: number; los
   const lost = windows.reduce((n, w) => n + w.lost, 0);
   const bufferMs = windows.reduce((n, w) => n + w.bufferMs * w.total, 0) / Math.max(1, total);
   return { share: concealed / Math.max(1, total), perLoss: concealed / 960 / Math.max(1, lost), lost, bufferMs };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
