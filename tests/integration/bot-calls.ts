@@ -12,6 +12,20 @@ import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
 
 export const BOT_PASSWORD = "bot password 1";
 
+/**
+ * A recording as windows of `windowSeconds`: "T" where `hz` is clearly there (level above
+ * `threshold`), "." where not, so tests can check audio second by second.
+ */
+export function toneTimeline(file: string, hz: number, windowSeconds: number, threshold = 0.05): string {
+  const samples = readWav(file);
+  const window = Math.round(SAMPLE_RATE * windowSeconds);
+  let line = "";
+  for (let start = 0; start + window <= samples.length; start += window) {
+    line += toneLevel(samples.subarray(start, start + window), hz) > threshold ? "T" : ".";
+  }
+  return line;
+}
+
 export interface Side {
   user: string;
   hz: number;

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { readWav, SAMPLE_RATE, toneLevel } from "@parley/audio";
 import {
   createNetworkLab,
   type LabHost,
@@ -21,17 +20,13 @@ import {
   waitFor,
 } from "@parley/testkit";
 import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
-import { BOT_PASSWORD, useBotCalls } from "./bot-calls.js";
+import { BOT_PASSWORD, toneTimeline, useBotCalls } from "./bot-calls.js";
 
 const { dir, botArgs } = useBotCalls("parley-call-grace-");
 
 /** Share of whole seconds of `user`'s recording (first and last second skipped) that hold `hz`. */
 function secondsWithTone(user: string, hz: number): { share: number; timeline: string } {
-  const samples = readWav(path.join(dir(), `${user}.wav`));
-  let timeline = "";
-  for (let start = SAMPLE_RATE; start + 2 * SAMPLE_RATE <= samples.length; start += SAMPLE_RATE) {
-    timeline += toneLevel(samples.subarray(start, start + SAMPLE_RATE), hz) > 0.05 ? "T" : ".";
-  }
+  const timeline = toneTimeline(path.join(dir(), `${user}.wav`), hz, 1).slice(1, -1);
   const share = timeline.length ? [...timeline].filter((c) => c === "T").length / timeline.length : 0;
   return { share, timeline };
 }
@@ -40,10 +35,6 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
   let lab: NetworkLab;
   let remote: LabHost;
   let t: TestServer | undefined;
-  const inNamespace = (argv: string[]) => {
-    const [command, args] = remote.command(argv[0]!, argv.slice(1));
-    return [command, ...args];
-  };
 
   before(async () => {
     lab = await createNetworkLab();
@@ -60,7 +51,7 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
     const answer = runBot("answer", [...botArgs(url, callee, 440), "--wait", "60"]);
     await waitFor(() => answer.output().includes("waiting for a call"), `${callee} waiting`, { timeoutMs: 20_000 });
     const placed = runBot("call", [...botArgs(url, caller, 1000), "--to", callee, "--duration", String(seconds)], {
-      wrap: inNamespace,
+      wrap: remote.wrap,
     });
     await waitFor(() => answer.output().includes("media connected"), "the call's media connected", {
       timeoutMs: 20_000,
@@ -70,6 +61,19 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
     return { placed, answer };
   }
 
+  /**
+   * A server on the lab's address with a 1 s heartbeat, so that it sees the connection gone during a
+   * cut (5 s by default), and the given call grace period.
+   */
+  function labServer(callGraceMs: number): Promise<TestServer> {
+    return startTestServer({
+      host: lab.hostAddress,
+      media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
+      heartbeatMs: 1000,
+      callGraceMs,
+    });
+  }
+
   async function cutSignaling(ms: number): Promise<void> {
     await remote.block({ tcp: true });
     await new Promise((resolve) => setTimeout(resolve, ms));
@@ -77,13 +81,7 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
   }
 
   it("keeps the call and its audio through a 10 s cut, then hangs up normally", async () => {
-    // A 1 s heartbeat: the server sees the connection gone during the cut (5 s by default).
-    t = await startTestServer({
-      host: lab.hostAddress,
-      media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
-      heartbeatMs: 1000,
-      callGraceMs: 30_000,
-    });
+    t = await labServer(30_000);
     const { placed, answer } = await call(t, "roamer", "desk", 22);
     await new Promise((resolve) => setTimeout(resolve, 3000));
     await cutSignaling(10_000);
@@ -108,22 +106,20 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
     ] as const) {
       const { share, timeline } = secondsWithTone(user, hz);
       console.log(`${user} hears ${hz} Hz in ${(share * 100).toFixed(0)} % of seconds: ${timeline}`);
-      assert.ok(share >= 0.95, `${user} heard ${hz} Hz in only ${(share * 100).toFixed(0)} % of seconds: ${timeline}`);
+      assert.ok(
+        share >= 0.95,
+        `${user} heard ${hz} Hz in only ${(share * 100).toFixed(0)} % of seconds: ${timeline}\n${outputs()}`,
+      );
     }
     await t.stop();
     t = undefined;
   });
 
   it("tells a participant who comes back after the other hung up during the cut how the call ended", async () => {
-    t = await startTestServer({
-      host: lab.hostAddress,
-      media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
-      heartbeatMs: 1000,
-      callGraceMs: 30_000,
-    });
+    t = await labServer(30_000);
     const url = `${lab.hostAddress}:${t.server.port}`;
     // The roaming bot answers; the one on this machine calls and hangs up 8 s after the answer.
-    const roamer = runBot("answer", [...botArgs(url, "roamer3", 440), "--wait", "60"], { wrap: inNamespace });
+    const roamer = runBot("answer", [...botArgs(url, "roamer3", 440), "--wait", "60"], { wrap: remote.wrap });
     await waitFor(() => roamer.output().includes("waiting for a call"), "roamer3 waiting", { timeoutMs: 20_000 });
     const desk = runBot("call", [...botArgs(url, "desk3", 1000), "--to", "roamer3", "--duration", "8"]);
     await waitFor(() => desk.output().includes("media connected"), "the call's media connected", { timeoutMs: 20_000 });
@@ -139,12 +135,7 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
   });
 
   it("ends the call as connection_lost for both when the cut outlasts the grace period", async () => {
-    t = await startTestServer({
-      host: lab.hostAddress,
-      media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
-      heartbeatMs: 1000,
-      callGraceMs: 3000,
-    });
+    t = await labServer(3000);
     const { placed, answer } = await call(t, "roamer2", "desk2", 40);
     await cutSignaling(9000);
     const outputs = () => `${placed.output()}\n${answer.output()}`;

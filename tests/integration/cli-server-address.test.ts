@@ -262,13 +262,9 @@ describe("a bot on another machine (a network namespace)", { skip: networkLabUna
 
   it("calls a bot on the server's machine with just --server ws://ADDRESS:PORT/ws, no --bind, and both hear each other", async () => {
     const server = `ws://${lab.hostAddress}:${t.server.port}/ws`;
-    const inNamespace = (argv: string[]) => {
-      const [command, args] = remote.command(argv[0]!, argv.slice(1));
-      return [command, ...args];
-    };
     const bots = await botCall(
       { user: "lan-callee", hz: 440, server },
-      { user: "lan-caller", hz: 1000, server, wrap: inNamespace },
+      { user: "lan-caller", hz: 1000, server, wrap: remote.wrap },
     );
     const route = lab.hostAddress.replaceAll(".", "\\.");
     assert.match(

@@ -44,10 +44,6 @@ describe("a conference where one participant's signaling connection drops", { sk
   let roaming: LabHost;
   let t: TestServer;
   let dir: string;
-  const inNamespace = (argv: string[]) => {
-    const [command, args] = roaming.command(argv[0]!, argv.slice(1));
-    return [command, ...args];
-  };
 
   before(async () => {
     lab = await createNetworkLab();
@@ -93,7 +89,7 @@ describe("a conference where one participant's signaling connection drops", { sk
     const trace = path.join(dir, "desk-trace.jsonl");
     // The roamer hangs up last but one (after the caller): its signaling works again after the cut.
     const roamer = runBot("answer", args(ROAMER, ["--wait", "60", "--duration", String(TOGETHER_S + 4)]), {
-      wrap: inNamespace,
+      wrap: roaming.wrap,
     });
     const office = runBot("answer", args(OTHER, ["--wait", "60"]));
     const bots: BotRun[] = [roamer, office];

@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { readWav, SAMPLE_RATE, toneLevel } from "@parley/audio";
 import {
   createNetworkLab,
   type LabHost,
@@ -22,19 +21,12 @@ import {
   waitFor,
 } from "@parley/testkit";
 import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
-import { BOT_PASSWORD, useBotCalls } from "./bot-calls.js";
+import { BOT_PASSWORD, toneTimeline, useBotCalls } from "./bot-calls.js";
 
 const { dir, botArgs } = useBotCalls("parley-network-change-");
-const WINDOW = SAMPLE_RATE / 4;
-
 /** The recording as 0.25 s windows: "T" where `hz` is clearly there, "." where not. */
 function timeline(user: string, hz: number): string {
-  const samples = readWav(path.join(dir(), `${user}.wav`));
-  let line = "";
-  for (let start = 0; start + WINDOW <= samples.length; start += WINDOW) {
-    line += toneLevel(samples.subarray(start, start + WINDOW), hz) > 0.05 ? "T" : ".";
-  }
-  return line;
+  return toneTimeline(path.join(dir(), `${user}.wav`), hz, 0.25);
 }
 
 /** Seconds of the longest run of windows without the tone between the first and the last tone. */
@@ -48,10 +40,6 @@ describe("a call whose client moves to a new network address", { skip: networkLa
   let lab: NetworkLab;
   let roaming: LabHost;
   let t: TestServer;
-  const inNamespace = (argv: string[]) => {
-    const [command, args] = roaming.command(argv[0]!, argv.slice(1));
-    return [command, ...args];
-  };
 
   before(async () => {
     lab = await createNetworkLab();
@@ -72,7 +60,7 @@ describe("a call whose client moves to a new network address", { skip: networkLa
     const answer = runBot("answer", [...botArgs(url, "office", 440), "--wait", "60"]);
     await waitFor(() => answer.output().includes("waiting for a call"), "office waiting", { timeoutMs: 20_000 });
     const caller = runBot("call", [...botArgs(url, "laptop", 1000), "--to", "office", "--duration", "24"], {
-      wrap: inNamespace,
+      wrap: roaming.wrap,
     });
     await waitFor(() => answer.output().includes("media connected"), "media connected", { timeoutMs: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 4000));

@@ -29,10 +29,6 @@ describe("a bot behind a firewall that drops UDP", { skip: networkLabUnavailable
   let firewalled: LabHost;
   let coturn: Coturn;
   let t: TestServer;
-  const inNamespace = (argv: string[]) => {
-    const [command, args] = firewalled.command(argv[0]!, argv.slice(1));
-    return [command, ...args];
-  };
 
   before(async () => {
     lab = await createNetworkLab();
@@ -55,7 +51,7 @@ describe("a bot behind a firewall that drops UDP", { skip: networkLabUnavailable
     const server = `${lab.hostAddress}:${t.server.port}`;
     const bots = await botCall(
       { user: "office", hz: 440, server },
-      { user: "hotel", hz: 1000, server, wrap: inNamespace },
+      { user: "hotel", hz: 1000, server, wrap: firewalled.wrap },
     );
     assert.match(bots.caller.output(), /media connected \(TURN relay over tcp\)/);
     assert.match(bots.callee.output(), /media connected \(direct\)/);
@@ -75,7 +71,7 @@ describe("a bot behind a firewall that drops UDP", { skip: networkLabUnavailable
     const answer = runBot("answer", [...botArgs(server, "office2", 440), "--wait", "90"]);
     await waitFor(() => answer.output().includes("waiting for a call"), "office2 waiting", { timeoutMs: 20_000 });
     const call = runBot("call", [...botArgs(server, "hotel2", 1000), "--to", "office2", "--duration", "60"], {
-      wrap: inNamespace,
+      wrap: firewalled.wrap,
     });
     assert.equal(await call.exited, BotExit.FAILED, call.output());
     assert.match(call.output(), /ended: media_failed/);

@@ -22,6 +22,8 @@ export interface LabHost {
   readonly address: string;
   /** argv that runs `command args` inside the namespace: ["ip", ["netns","exec",name,command,...args]] */
   command(command: string, args?: string[]): [string, string[]];
+  /** A whole command line (argv) turned into the one that runs it inside the namespace (bound: pass it as is, e.g. runBot's `wrap`). */
+  readonly wrap: (argv: string[]) => string[];
   /** Runs a command in the namespace to completion (stdout, stderr, exit code). */
   run(command: string, args?: string[]): Promise<CommandResult>;
   /** Path of an executable wrapper script that runs Chromium inside the namespace (for playwright-core's executablePath). */
@@ -75,6 +77,8 @@ export class Host implements LabHost {
     await installFilters(this.name);
     fs.writeFileSync(this.chromiumPath, chromiumWrapper(this.name), { mode: 0o755 });
   }
+
+  readonly wrap = (argv: string[]): string[] => ["ip", "netns", "exec", this.name, ...argv];
 
   command(command: string, args: string[] = []): [string, string[]] {
     return ["ip", ["netns", "exec", this.name, command, ...args]];

@@ -28,7 +28,7 @@ const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
 /** A talking leg that sent audio and then nothing for this long is told to recover (`call.mediaRestart`). */
 const SILENT_LEG_MS = 4000;
 /** A leg taken back by a reconnected device that has heard nothing from it for this long is renewed. */
-const RESUMED_LEG_SILENT_MS = 1000;
+const RESUMED_LEG_SILENT_MS = 2000;
 /** How often a silent leg is told again while it stays silent. */
 const SILENT_HINT_EVERY_MS = 5000;
 
