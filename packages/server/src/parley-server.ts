@@ -278,7 +278,8 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     // Now that no other server runs with this data dir, and before any connection: the calls the
     // last stop (a crash) left open are closed as interrupted.
     const interrupted = history.closeInterrupted();
-    if (interrupted > 0) logger.warn({ calls: interrupted }, "calls interrupted by the last stop closed in the history");
+    if (interrupted > 0)
+      logger.warn({ calls: interrupted }, "calls interrupted by the last stop closed in the history");
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);
       httpServer.listen(config.port, config.host, () => {
