@@ -15,9 +15,12 @@
  * which any of the four receivers stalled counts for neither call, because a stall's concealment
  * (late packets, not lost ones) is not what FEC is about and swamps the loss's on a loaded machine.
  * A receiver stalled in a second when its playout fell behind the clock (totalSamplesReceived
- * grew by less than 90 % of 48 000 samples a second) or its jitter buffer swelled (the average
- * jitterBufferDelay / jitterBufferEmittedCount of that second over 60 ms above the receiver's
- * median: NetEq waits longer when packets come in bursts, as after a stall, not when they are lost).
+ * grew by less than 90 % of 48 000 samples a second), its jitter buffer grew (the average
+ * jitterBufferDelay / jitterBufferEmittedCount of that second over 60 ms above the previous
+ * second's: NetEq grows its delay for packets that come late and then in a burst, as after a
+ * stall, not for lost ones), or its packets arrived irregularly (RTP interarrival jitter over 10 ms
+ * at the second's end; the lab's links show 1-5 ms). Both calls are also set up together, so their
+ * jitter buffers start from the same history.
  * The exclusion looks at neither the loss nor the concealment, and drops the same seconds from both
  * calls, so it cannot favour one. The assertion is on the concealed frames per lost packet of both
  * directions together: with FEC under three quarters of without (measured: about a third).
