@@ -28,8 +28,8 @@ import { Metrics } from "./metrics/metrics.js";
 import { serveMetrics } from "./metrics/metrics-endpoint.js";
 import { PhonebookService } from "./phonebook/phonebook-service.js";
 import { PresenceService } from "./presence/presence-service.js";
-import { ServerStats } from "./signaling/server-stats.js";
 import { SignalingServer } from "./signaling/signaling-server.js";
+import { ServerStats } from "./stats/server-stats.js";
 import { backupDatabase } from "./storage/backup.js";
 import { enforceOwnerOnly, octal } from "./storage/data-dir-permissions.js";
 import { type Database, openDatabase } from "./storage/database.js";
@@ -194,7 +194,6 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     operator,
     operatorFeed,
     refusals,
-    onConnectionClosed: () => {},
   });
   const signalingServer = signaling;
   const httpServer = createHttpServer({

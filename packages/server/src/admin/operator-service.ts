@@ -17,7 +17,7 @@ import type { AuditLog } from "../audit/audit-log.js";
 import { type CallService, type LiveCall, liveCallState } from "../calls/call-service.js";
 import type { MediaRelay } from "../media/index.js";
 import type { PresenceService } from "../presence/presence-service.js";
-import type { ServerStats } from "../signaling/server-stats.js";
+import type { ServerStats } from "../stats/server-stats.js";
 import type { BackupResult } from "../storage/backup.js";
 import type { CallHistoryQuery, CallHistorySearch } from "./call-history-search.js";
 

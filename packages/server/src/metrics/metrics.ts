@@ -4,7 +4,7 @@ import type { CallRecord } from "../calls/call-history-store.js";
 import { type CallService, liveCallState } from "../calls/call-service.js";
 import type { MediaRelay } from "../media/index.js";
 import type { PresenceService } from "../presence/presence-service.js";
-import type { ServerStats } from "../signaling/server-stats.js";
+import type { ServerStats } from "../stats/server-stats.js";
 
 /**
  * Fills a counter from a running total kept elsewhere (ServerStats, the media relay): at each

@@ -14,9 +14,11 @@ import {
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
 import type { Device } from "../presence/presence-service.js";
+import type { Services } from "../services.js";
 import type { AnonymousBudget } from "./anonymous-budget.js";
+import type { Connection, Identity } from "./connection.js";
 import { type ConnectionState, canTransition } from "./connection-state.js";
-import { HANDLERS, type Services } from "./handlers.js";
+import { HANDLERS } from "./handlers.js";
 import { TokenBucket } from "./rate-limiter.js";
 
 const CLOSE_MESSAGES: Partial<Record<CloseReason, string>> = {
@@ -51,12 +53,9 @@ function requestIdOf(data: RawData): string | null {
   }
 }
 
-/** The logged-in part of a connection. */
-export interface Identity {
-  userId: number;
-  sessionId: number;
-  deviceName: string;
-  device: Device;
+/** The handlers' services, and the signaling server's hook for a connection that has closed. */
+export interface ConnectionServices extends Services {
+  onConnectionClosed(conn: ClientConnection): void;
 }
 
 /**
@@ -66,7 +65,7 @@ export interface Identity {
  * token of the server-wide strangers' budget; without one, the socket is paused (left unread)
  * and the message waits its turn.
  */
-export class ClientConnection {
+export class ClientConnection implements Connection {
   readonly id = nextConnectionId++;
   readonly address: string;
   readonly connectedAt = new Date();
@@ -74,7 +73,7 @@ export class ClientConnection {
   #identity: Identity | undefined;
   #queue: Promise<void> = Promise.resolve();
   readonly #ws: WebSocket;
-  readonly #services: Services;
+  readonly #services: ConnectionServices;
   readonly #logger: Logger;
   readonly #bucket: TokenBucket;
   readonly #helloTimer: NodeJS.Timeout;
@@ -87,7 +86,7 @@ export class ClientConnection {
   /** Leaves the budget's line; set while this connection waits in it. */
   #cancelWait: (() => void) | undefined;
 
-  constructor(ws: WebSocket, address: string, services: Services, budget: AnonymousBudget) {
+  constructor(ws: WebSocket, address: string, services: ConnectionServices, budget: AnonymousBudget) {
     this.#ws = ws;
     this.#budget = budget;
     this.address = address;
@@ -328,7 +327,7 @@ export class ClientConnection {
       return;
     }
     try {
-      const handler = HANDLERS[type] as (params: unknown, conn: ClientConnection, services: Services) => unknown;
+      const handler = HANDLERS[type] as (params: unknown, conn: Connection, services: Services) => unknown;
       const result = await handler(parsed.data, this, this.#services);
       this.#send({ type: "response", requestId, ok: true, result });
     } catch (error) {

@@ -1,63 +1,29 @@
 import {
   MAX_MESSAGE_BYTES,
   ParleyError,
-  type ParsedParams,
   type RequestResult,
   type RequestType,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from "@parley/protocol";
-import type { Logger } from "pino";
-import type { AccountService, Authenticated, Origin } from "../accounts/account-service.js";
+import type { Authenticated, Origin } from "../accounts/account-service.js";
 import { toSelf } from "../accounts/user-store.js";
-import type { OperatorFeed } from "../admin/operator-feed.js";
-import type { OperatorService } from "../admin/operator-service.js";
-import type { RefusalSummary } from "../audit/refusal-summary.js";
-import type { CallService } from "../calls/call-service.js";
-import type { ServerConfig } from "../config.js";
 import { turnIceServers } from "../media/turn-credentials.js";
-import type { PhonebookService } from "../phonebook/phonebook-service.js";
-import type { PresenceService } from "../presence/presence-service.js";
-import type { ClientConnection, Identity } from "./client-connection.js";
+import type { Connection, Identity } from "./connection.js";
+import type { Handler } from "./handler.js";
 import { OPERATOR_HANDLERS } from "./operator-handlers.js";
-import type { ServerStats } from "./server-stats.js";
 
-/** What request handlers may use. Built once by the composition root. */
-export interface Services {
-  config: ServerConfig;
-  logger: Logger;
-  version: string;
-  /** Random per server start (`hello`): lets a reconnecting client tell that the server restarted. */
-  instanceId: string;
-  accounts: AccountService;
-  presence: PresenceService;
-  phonebook: PhonebookService;
-  calls: CallService;
-  stats: ServerStats;
-  operator: OperatorService;
-  operatorFeed: OperatorFeed;
-  /** Refused attempts (logins, connections, registrations): counted, audited in summaries. */
-  refusals: RefusalSummary;
-  onConnectionClosed(conn: ClientConnection): void;
-}
-
-export type Handler<T extends RequestType> = (
-  params: ParsedParams<T>,
-  conn: ClientConnection,
-  services: Services,
-) => RequestResult<T> | Promise<RequestResult<T>>;
-
-function me(conn: ClientConnection): Identity {
+function me(conn: Connection): Identity {
   const identity = conn.identity;
   if (!identity) throw new ParleyError("NOT_AUTHENTICATED");
   return identity;
 }
 
 /** Who is asking, for the audit log and rate limits. */
-function from(conn: ClientConnection): Origin {
+function from(conn: Connection): Origin {
   return { address: conn.address, connectionId: conn.id };
 }
 
-function loggedIn(conn: ClientConnection, auth: Authenticated): RequestResult<"auth.login"> {
+function loggedIn(conn: Connection, auth: Authenticated): RequestResult<"auth.login"> {
   conn.authenticate(auth.user.id, auth.session.id, auth.session.device_name);
   return {
     token: auth.token,

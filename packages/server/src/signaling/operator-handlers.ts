@@ -1,7 +1,8 @@
 import { type OperatorRequests, ParleyError } from "@parley/protocol";
 import { auditOrigin } from "../audit/audit-log.js";
-import type { ClientConnection } from "./client-connection.js";
-import type { Handler, Services } from "./handlers.js";
+import type { Services } from "../services.js";
+import type { Connection } from "./connection.js";
+import type { Handler } from "./handler.js";
 
 type OperatorRequestType = keyof typeof OperatorRequests;
 
@@ -11,7 +12,7 @@ type OperatorRequestType = keyof typeof OperatorRequests;
  * every request so a revoke takes effect at once. Returns the operator's username, the actor in
  * the audit log.
  */
-function operatorOf(conn: ClientConnection, { operator }: Services): string {
+function operatorOf(conn: Connection, { operator }: Services): string {
   const identity = conn.identity;
   if (!identity) throw new ParleyError("NOT_AUTHENTICATED");
   return operator.requireOperator(identity.userId);
@@ -21,7 +22,7 @@ function operatorOf(conn: ClientConnection, { operator }: Services): string {
  * Runs an action as the operator, every audit entry it writes tagged with the operator's address,
  * then has the live pages show its effect at once.
  */
-function act<R>(conn: ClientConnection, services: Services, action: (actor: string) => R): R {
+function act<R>(conn: Connection, services: Services, action: (actor: string) => R): R {
   const result = auditOrigin.run({ address: conn.address }, () => action(operatorOf(conn, services)));
   services.operatorFeed.refreshSoon();
   return result;

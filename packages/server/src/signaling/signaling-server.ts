@@ -4,10 +4,10 @@ import { CloseCode, MAX_MESSAGE_BYTES, SIGNALING_PATH } from "@parley/protocol";
 import { type WebSocket, WebSocketServer } from "ws";
 import { clientAddressResolver } from "../http/client-address.js";
 import { securityHeaderLines } from "../http/security-headers.js";
+import type { Services } from "../services.js";
 import { AnonymousBudget } from "./anonymous-budget.js";
 import { ClientConnection, closeMessage } from "./client-connection.js";
 import { ConnectionLimits, type ConnectionRefusal } from "./connection-limits.js";
-import type { Services } from "./handlers.js";
 
 /** How long a refused connection may take to answer the close frame before its socket is dropped. */
 const REFUSED_CLOSE_GRACE_MS = 2000;

@@ -1,0 +1,28 @@
+import type { Logger } from "pino";
+import type { AccountService } from "./accounts/account-service.js";
+import type { OperatorFeed } from "./admin/operator-feed.js";
+import type { OperatorService } from "./admin/operator-service.js";
+import type { RefusalSummary } from "./audit/refusal-summary.js";
+import type { CallService } from "./calls/call-service.js";
+import type { ServerConfig } from "./config.js";
+import type { PhonebookService } from "./phonebook/phonebook-service.js";
+import type { PresenceService } from "./presence/presence-service.js";
+import type { ServerStats } from "./stats/server-stats.js";
+
+/** What request handlers may use. Built once by the composition root. */
+export interface Services {
+  config: ServerConfig;
+  logger: Logger;
+  version: string;
+  /** Random per server start (`hello`): lets a reconnecting client tell that the server restarted. */
+  instanceId: string;
+  accounts: AccountService;
+  presence: PresenceService;
+  phonebook: PhonebookService;
+  calls: CallService;
+  stats: ServerStats;
+  operator: OperatorService;
+  operatorFeed: OperatorFeed;
+  /** Refused attempts (logins, connections, registrations): counted, audited in summaries. */
+  refusals: RefusalSummary;
+}
