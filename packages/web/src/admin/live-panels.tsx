@@ -2,7 +2,7 @@ import type { OperatorCall, OperatorLeg, OperatorSnapshot, OperatorUser } from "
 import { useId } from "react";
 import { formatDuration, PresenceBadge } from "../app/ui.js";
 import { type AdminKey, useAdminI18n } from "./admin-i18n.js";
-import type { Ask } from "./operator-app.js";
+import type { Ask } from "./confirmation.js";
 import type { OperatorStore } from "./operator-store.js";
 
 interface PanelProps {
@@ -19,10 +19,6 @@ function uptime(seconds: number): string {
   const d = Math.floor(seconds / 86400);
   const rest = formatDuration((seconds % 86400) * 1000);
   return d > 0 ? `${d} d ${rest}` : rest;
-}
-
-function localTime(iso: string | null): string {
-  return iso ? new Date(iso).toLocaleString() : "—";
 }
 
 /** Server health at a glance, and the self-signup switch. */
@@ -326,5 +322,3 @@ function UserRow({ user, store, ask }: { user: OperatorUser; store: OperatorStor
     </tr>
   );
 }
-
-export { localTime };

@@ -5,21 +5,10 @@ import { errorText } from "../app/ui.js";
 import { useI18n } from "../i18n.js";
 import { useSoftphone, useStore } from "../state/store-context.js";
 import { type AdminTranslate, useAdminI18n } from "./admin-i18n.js";
+import type { Ask, Confirmation } from "./confirmation.js";
 import { CallsPanel, ServerPanel, UsersPanel } from "./live-panels.js";
 import { OperatorStore } from "./operator-store.js";
 import { AuditPanel, HistoryPanel } from "./search-panels.js";
-
-/** An operator action waiting for confirmation: what to ask, and what to run once confirmed. */
-export interface Confirmation {
-  message: string;
-  /** Ask for an optional new password (reset password). */
-  withPassword?: boolean;
-  danger?: boolean;
-  /** Runs the action; resolves with the result sentence shown to the operator. */
-  run(password: string | undefined): Promise<string>;
-}
-
-export type Ask = (confirmation: Confirmation) => void;
 
 /** The outcome of the last action, shown at the top of the page. */
 type Outcome = { kind: "done"; text: string } | { kind: "failed"; text: string } | undefined;

@@ -4,7 +4,7 @@ import { errorText, formatDuration } from "../app/ui.js";
 import { useI18n } from "../i18n.js";
 import { type AdminKey, useAdminI18n } from "./admin-i18n.js";
 import { downloadText, fileStamp, toCsv } from "./csv.js";
-import { localTime } from "./live-panels.js";
+import { localTime } from "./local-time.js";
 import type { OperatorStore } from "./operator-store.js";
 
 /** Actions offered in the audit filter (the server accepts any string). */
