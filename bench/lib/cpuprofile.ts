@@ -98,7 +98,9 @@ export function areaOf(frame: CallFrame): string {
   if (url.includes("/werift/lib/common/")) return "werift common (UDP transport, events)";
   if (url.includes("/werift/lib/webrtc/")) return "werift WebRTC (transports, sender/receiver)";
   if (url.includes("/werift/")) return "werift other";
-  if (url.includes("/packages/server/dist/media/")) return "Parley media (fast data plane, MediaLeg)";
+  if (url.includes("/packages/server/dist/media/") || url.includes("/packages/rtc/dist/")) {
+    return "Parley media (fast data plane, MediaLeg)";
+  }
   if (url.includes("/packages/server/")) return "Parley server (other)";
   if (url.includes("/node_modules/ws/")) return "ws (WebSocket)";
   if (url.includes("/node_modules/pino") || url.includes("/node_modules/sonic-boom")) return "pino (logging)";

@@ -1,25 +1,29 @@
-import type { RemoteInfo, Socket } from "node:dgram";
-import { MediaStreamTrack, RTCPeerConnection, useAudioLevelIndication, useOPUS } from "werift";
-// werift fixes the relay applies (a DTLS client that survives a repeated HelloVerifyRequest).
-import "../../packages/server/dist/media/werift-fixes.js";
-// The server's own SRTP code (its fast data plane), not a copy: the generator encrypts and
-// authenticates exactly as the relay does.
+import type { Socket } from "node:dgram";
+// Peers with Parley's settings and werift fixes, and the relay's own SRTP code (its fast data
+// plane), not a copy: the generator encrypts and authenticates exactly as the relay does.
 import {
   cmCounter,
+  createPeer,
   gcmIv,
+  MediaStreamTrack,
+  nominatedPath,
   PROFILE_AEAD_AES_128_GCM,
   RocTracker,
+  type RTCPeerConnection,
+  type SrtpContextLike as RtcSrtpContextLike,
   rtpHeaderLength,
   type SrtpKeys,
   SrtpReceiver,
   SrtpSender,
-} from "../../packages/server/dist/media/srtp.js";
+  srtpSessionOf,
+  tapDatagrams,
+} from "@parley/rtc";
 
 /**
  * The load generator's client legs. werift does what is hard and rare (ICE, DTLS handshake, SRTP
  * key derivation, RTCP); once the leg is connected, RTP bypasses werift's RTP stack in both
  * directions: packets are built from pre-encoded Opus frames and encrypted here (with the
- * server's SRTP module) and written to werift's own UDP socket; received RTP is taken off that
+ * relay's SRTP module) and written to werift's own UDP socket; received RTP is taken off that
  * socket's data callback before werift's demultiplexing, and only its trailing send time is
  * decrypted. Everything else (STUN consent checks, DTLS, SRTCP) still reaches werift.
  */
@@ -57,21 +61,14 @@ export class PortAllocator {
  * extension (the server ranks speakers by it).
  */
 export function createClientPeer(ports: PortAllocator, slots = 1): { pc: RTCPeerConnection; ssrc: number } {
-  const pc = new RTCPeerConnection({
-    iceServers: [],
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceInterfaceAddresses: { udp4: BIND_ADDRESS },
-    iceAdditionalHostAddresses: [BIND_ADDRESS],
-    icePortRange: ports.range(),
-    codecs: { audio: [useOPUS()], video: [] },
-    headerExtensions: { audio: slots > 1 ? [useAudioLevelIndication()] : [], video: [] },
+  const pc = createPeer({
+    address: BIND_ADDRESS,
+    portRange: ports.range(),
+    audioLevel: slots > 1,
     bundlePolicy: "max-bundle",
   });
   const transceiver = pc.addTransceiver(new MediaStreamTrack({ kind: "audio" }), { direction: "sendrecv" });
   for (let slot = 1; slot < slots; slot++) pc.addTransceiver("audio", { direction: "recvonly" });
-  // werift quirk (see packages/server/src/media): with no STUN server it falls back to a public one.
-  for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
   return { pc, ssrc: transceiver.sender.ssrc };
 }
 
@@ -109,43 +106,30 @@ export async function gathered(pc: RTCPeerConnection): Promise<string> {
   return sdp;
 }
 
-interface UdpTransportLike {
-  socket: Socket;
-}
-
 /** One direction's SRTP context in werift: its master keys and the session keys derived from them. */
-export interface SrtpContextLike {
-  masterKey: Buffer;
-  masterSalt: Buffer;
-  srtpSessionKey: Buffer;
-  srtpSessionSalt: Buffer;
-  srtpSessionAuthTag: Buffer;
-}
+export type SrtpContextLike = Required<RtcSrtpContextLike>;
 
 /**
- * What a connected werift peer connection's RTP runs on (werift internals as of 0.24): the SRTP
- * profile and contexts, the nominated pair's UDP socket and remote address, the Opus payload type
- * of the local description's m-line (werift numbers it 96 in its offers).
+ * What a connected werift peer connection's RTP runs on (read by @parley/rtc): the SRTP profile
+ * and contexts, the nominated pair's UDP socket and remote address, the Opus payload type of the
+ * local description's m-line (werift numbers it 96 in its offers).
  */
 export function connectedPeer(pc: RTCPeerConnection) {
-  const dtls = pc.dtlsTransports[0];
-  const pair = dtls?.iceTransport.connection.nominated;
-  if (!dtls || !pair || !dtls.srtp) throw new Error("the peer connection is not connected");
-  const srtp = dtls.srtp as unknown as {
-    config: { profile: number };
-    localContext: SrtpContextLike;
-    remoteContext: SrtpContextLike;
-  };
+  const path = nominatedPath(pc);
+  const srtp = srtpSessionOf(pc);
+  const profile = typeof srtp === "string" ? undefined : srtp.config?.profile;
+  if (!path || typeof srtp === "string" || profile === undefined || !srtp.localContext || !srtp.remoteContext) {
+    throw new Error("the peer connection is not connected");
+  }
   const mline = /^m=audio \d+ \S+ (\d+)/m.exec(pc.localDescription?.sdp ?? "");
   if (!mline) throw new Error("no audio m-line in the local description");
-  const [remoteHost, remotePort] = pair.remoteAddr;
   return {
-    profile: srtp.config.profile,
-    local: srtp.localContext,
-    remote: srtp.remoteContext,
-    socket: (pair.protocol as unknown as { transport: UdpTransportLike }).transport.socket,
-    remoteHost,
-    remotePort,
+    profile,
+    local: srtp.localContext as SrtpContextLike,
+    remote: srtp.remoteContext as SrtpContextLike,
+    socket: path.socket,
+    remoteHost: path.remoteHost,
+    remotePort: path.remotePort,
     payloadType: Number(mline[1]),
   };
 }
@@ -267,19 +251,11 @@ export class FastLeg {
           // array and calls its onData for every datagram; RTP and RTCP (RFC 7983: first byte
           // 128-191) skip it and come straight here, everything else (STUN consent checks, DTLS)
           // still goes to werift.
-          const socket = peer.socket;
-          const werift = socket.listeners("message") as ((data: Buffer, info: RemoteInfo) => void)[];
-          socket.removeAllListeners("message");
-          const listener = (data: Buffer, info: RemoteInfo) => {
+          return tapDatagrams(peer.socket, (werift) => (data, info) => {
             const b0 = data[0]!;
             if (b0 >= 128 && b0 <= 191) handler(data);
             else for (const l of werift) l(data, info);
-          };
-          socket.on("message", listener);
-          return () => {
-            socket.off("message", listener);
-            for (const l of werift) socket.on("message", l);
-          };
+          });
         },
       },
     });

@@ -5,7 +5,7 @@
  * over IPC. Both ends of every call or stream live in the same generator, so a packet's delay is
  * its receive time minus the send time it carries, on one clock.
  */
-import type { RTCPeerConnection } from "werift";
+import type { RTCPeerConnection } from "@parley/rtc";
 import { connected, createClientPeer, gathered, PortAllocator } from "./fast-leg.js";
 import { Histogram, type SparseHistogram } from "./hist.js";
 import { Rpc } from "./ipc.js";

@@ -14,7 +14,7 @@ import dgram, { type RemoteInfo, type Socket } from "node:dgram";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { RTCPeerConnection } from "werift";
+import type { RTCPeerConnection } from "@parley/rtc";
 import { connectedPeer, FastLeg, PROFILE_AEAD_AES_128_GCM, type SrtpContextLike } from "./fast-leg.js";
 import { Histogram, type SparseHistogram } from "./hist.js";
 import { NativeEngine } from "./native-engine.js";

@@ -1,7 +1,12 @@
-import type { RemoteInfo } from "node:dgram";
 import { dominantFrequency, OpusDecoder, OpusEncoder, rms, SAMPLE_RATE, tone, toneLevel } from "@parley/audio";
-import type { RTCPeerConnection } from "werift";
-import { RocTracker, rtpHeaderLength, SrtpReceiver, SrtpSender } from "../../packages/server/dist/media/srtp.js";
+import {
+  RocTracker,
+  type RTCPeerConnection,
+  rtpHeaderLength,
+  SrtpReceiver,
+  SrtpSender,
+  tapDatagrams,
+} from "@parley/rtc";
 import { connectedPeer, type SrtpContextLike } from "./fast-leg.js";
 
 /**
@@ -132,19 +137,12 @@ export class HuntLeg {
     const socket = peer.socket;
     // werift's own listener keeps STUN (consent checks) and DTLS; RTP and RTCP (RFC 7983: first
     // byte 128-191) come here, RTCP to be dropped.
-    const werift = socket.listeners("message") as ((data: Buffer, info: RemoteInfo) => void)[];
-    socket.removeAllListeners("message");
-    const listener = (data: Buffer, info: RemoteInfo) => {
+    this.#untap = tapDatagrams(socket, (werift) => (data, info) => {
       const b0 = data[0]!;
       if (b0 >= 128 && b0 <= 191) {
         if (data[1]! < 192 || data[1]! > 223) this.#receive(data);
       } else for (const l of werift) l(data, info);
-    };
-    socket.on("message", listener);
-    this.#untap = () => {
-      socket.off("message", listener);
-      for (const l of werift) socket.on("message", l);
-    };
+    });
     const ignore = () => undefined;
     this.#send = (packet) => socket.send(packet, peer.remotePort, peer.remoteHost, ignore);
     this.connectedAt = Date.now();

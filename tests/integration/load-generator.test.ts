@@ -9,15 +9,15 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { after, before, describe, it } from "node:test";
+import type { RTCPeerConnection } from "@parley/rtc";
+import { MediaRelay } from "@parley/server";
 import { waitFor } from "@parley/testkit";
 import { pino } from "pino";
-import type { RTCPeerConnection } from "werift";
 import { encodeFrames } from "../../bench/lib/cluster.js";
 import { connected, connectedPeer, createClientPeer, gathered, PortAllocator } from "../../bench/lib/fast-leg.js";
 import { Histogram } from "../../bench/lib/hist.js";
 import { createMediaPlane, type MediaPlane, type PlaneLeg } from "../../bench/lib/media-plane.js";
 import { buildEngine } from "../../bench/lib/native-engine.js";
-import { MediaRelay } from "../../packages/server/dist/media/index.js";
 
 const built = buildEngine();
 const skip = "error" in built ? `the RTP engine cannot be built here: ${built.error}` : false;

@@ -2,27 +2,24 @@ import assert from "node:assert/strict";
 import { createCipheriv, randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { after, describe, it } from "node:test";
-import { waitFor } from "@parley/testkit";
-import { pino } from "pino";
 import {
+  AesGcm,
+  createPeer,
   DtlsSocket,
+  ecbCipher,
   MediaStreamTrack,
-  RTCPeerConnection,
+  type RTCPeerConnection,
   RtpHeader,
   RtpPacket,
-  useAudioLevelIndication,
+  restrictSrtpProfiles,
+  srtpProfileOf,
   useOPUS,
   usePCMU,
   useVP8,
-} from "werift";
-import {
-  assignSlots,
-  type MediaLeg,
-  type MediaLegState,
-  MediaRelay,
-  type MediaRelayOptions,
-} from "../../packages/server/dist/media/index.js";
-import { AesGcm, ecbCipher } from "../../packages/server/dist/media/srtp.js";
+} from "@parley/rtc";
+import { assignSlots, type MediaLeg, type MediaLegState, MediaRelay, type MediaRelayOptions } from "@parley/server";
+import { waitFor } from "@parley/testkit";
+import { pino } from "pino";
 
 const IP = "127.0.0.1";
 const PORT_MIN = 40000;
@@ -85,20 +82,14 @@ class TestClient {
   ) {
     this.#audioLevel = opts.audioLevel ?? false;
     this.#srtpProfile = opts.srtpProfile;
-    this.pc = new RTCPeerConnection({
+    this.pc = createPeer({
+      address: IP,
       bundlePolicy: opts.bundle === false ? "disable" : "max-bundle",
-      headerExtensions: { audio: opts.audioLevel ? [useAudioLevelIndication()] : [], video: [] },
-      iceServers: [],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: [IP],
-      iceInterfaceAddresses: { udp4: IP },
-      codecs: {
-        audio: opts.pcmuOnly
-          ? [usePCMU()]
-          : [useOPUS(opts.opusPayloadType ? { payloadType: opts.opusPayloadType } : {})],
-        video: opts.video ? [useVP8()] : [],
-      },
+      audioLevel: opts.audioLevel ?? false,
+      audioCodecs: opts.pcmuOnly
+        ? [usePCMU()]
+        : [useOPUS(opts.opusPayloadType ? { payloadType: opts.opusPayloadType } : {})],
+      videoCodecs: opts.video ? [useVP8()] : [],
     });
     if (opts.video) this.pc.addTransceiver("video", { direction: "sendrecv" });
     else this.pc.addTransceiver(this.track, { direction: "sendrecv" });
@@ -108,8 +99,6 @@ class TestClient {
       this.receivedBySlot[slot] = packets;
       transceiver.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => packets.push(rtp)));
     }
-    // werift falls back to stun.l.google.com when iceServers is empty; a test needs no STUN.
-    for (const transport of this.pc.iceTransports) transport.connection.stunServer = undefined;
     this.pc.onTrack.subscribe((track) => {
       track.onReceiveRtp.subscribe((rtp) => this.received.push(rtp));
     });
@@ -120,12 +109,7 @@ class TestClient {
 
   async offer(): Promise<string> {
     await this.pc.setLocalDescription(await this.pc.createOffer());
-    if (this.#srtpProfile !== undefined) {
-      // werift offers or accepts the profiles of this (private) list, in its order.
-      for (const dtls of this.pc.dtlsTransports) {
-        (dtls as unknown as { srtpProfiles: number[] }).srtpProfiles = [this.#srtpProfile];
-      }
-    }
+    if (this.#srtpProfile !== undefined) restrictSrtpProfiles(this.pc, [this.#srtpProfile]);
     await waitFor(() => this.pc.iceGatheringState === "complete", "client ICE gathering");
     return this.pc.localDescription?.sdp ?? "";
   }
@@ -175,8 +159,7 @@ class TestClient {
 
   /** The SRTP protection profile the connection negotiated. */
   srtpProfile(): number | undefined {
-    return (this.pc.dtlsTransports[0]?.srtp as unknown as { config?: { profile?: number } } | undefined)?.config
-      ?.profile;
+    return srtpProfileOf(this.pc);
   }
 
   /** The distinct markers received. */
@@ -590,7 +573,7 @@ describe("media relay", () => {
 
 describe("werift fixes", () => {
   it("a DTLS client ignores a repeated HelloVerifyRequest once it has answered it", () => {
-    // The relay module applies the fix on load (it was imported above).
+    // @parley/rtc applies the fix on load (it was imported above).
     const socket = Object.create(DtlsSocket.prototype) as {
       bufferFragmentedHandshakes: unknown[];
       sessionType: number;

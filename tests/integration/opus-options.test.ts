@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
+import { createPeer, MediaStreamTrack, type RTCPeerConnection, useOPUS } from "@parley/rtc";
 import { type RawClient, registered, waitFor, withTestServer } from "@parley/testkit";
-import { MediaStreamTrack, RTCPeerConnection, useOPUS } from "werift";
 import { useBotCalls } from "./bot-calls.js";
 
 const IP = "127.0.0.1";
@@ -21,19 +21,14 @@ const { botCall, assertHears } = useBotCalls("parley-opus-options-");
 
 /** A real softphone offer: a werift peer on loopback with one sendrecv Opus track (fmtp as given). */
 async function offer(fmtp?: string): Promise<string> {
-  const pc = new RTCPeerConnection({
+  const pc = createPeer({
+    address: IP,
     bundlePolicy: "max-bundle",
-    iceServers: [],
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceAdditionalHostAddresses: [IP],
-    iceInterfaceAddresses: { udp4: IP },
-    codecs: { audio: [useOPUS(fmtp === undefined ? {} : { parameters: fmtp })], video: [] },
+    audioCodecs: [useOPUS(fmtp === undefined ? {} : { parameters: fmtp })],
+    audioLevel: false,
   });
   peers.push(pc);
   pc.addTransceiver(new MediaStreamTrack({ kind: "audio" }), { direction: "sendrecv" });
-  // werift falls back to a public STUN server when iceServers is empty; a test needs none.
-  for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
   await pc.setLocalDescription(await pc.createOffer());
   await waitFor(() => pc.iceGatheringState === "complete", "ICE gathering");
   return pc.localDescription?.sdp ?? "";

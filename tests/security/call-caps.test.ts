@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { createPeer, MediaStreamTrack, type RTCPeerConnection, useOPUS } from "@parley/rtc";
 import { RawClient, registered, type TestServer, waitFor, withTestServer } from "@parley/testkit";
-import { MediaStreamTrack, RTCPeerConnection, useOPUS } from "werift";
 
 type Reply = Awaited<ReturnType<RawClient["request"]>>;
 
@@ -17,19 +17,14 @@ after(async () => {
 
 /** A real softphone offer: a werift peer on loopback with one sendrecv Opus track, ICE gathered. */
 async function offer(): Promise<string> {
-  const pc = new RTCPeerConnection({
+  const pc = createPeer({
+    address: IP,
     bundlePolicy: "max-bundle",
-    iceServers: [],
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceAdditionalHostAddresses: [IP],
-    iceInterfaceAddresses: { udp4: IP },
-    codecs: { audio: [useOPUS()], video: [] },
+    audioCodecs: [useOPUS()],
+    audioLevel: false,
   });
   peers.push(pc);
   pc.addTransceiver(new MediaStreamTrack({ kind: "audio" }), { direction: "sendrecv" });
-  // werift falls back to a public STUN server when iceServers is empty; a test needs none.
-  for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
   await pc.setLocalDescription(await pc.createOffer());
   await waitFor(() => pc.iceGatheringState === "complete", "ICE gathering");
   return pc.localDescription?.sdp ?? "";

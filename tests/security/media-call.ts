@@ -1,8 +1,8 @@
 import dgram from "node:dgram";
 import { AudioRecorder, AudioSource, dominantFrequency, tone, toneLevel } from "@parley/audio";
 import type { Call, ParleyClient } from "@parley/client";
+import { nominatedPath, type RTCPeerConnection, restrictSrtpProfiles, srtpProfileOf } from "@parley/rtc";
 import { sdkClient, TEST_PASSWORD, waitFor } from "@parley/testkit";
-import type { RTCPeerConnection } from "werift";
 import { type BotPeer, createBotPeer } from "../../packages/cli/dist/bot/werift-peer.js";
 
 /**
@@ -15,12 +15,6 @@ import { type BotPeer, createBotPeer } from "../../packages/cli/dist/bot/werift-
 export const IP = "127.0.0.1";
 export const AES_CM_128_HMAC_SHA1_80 = 0x0001;
 export const AEAD_AES_128_GCM = 0x0007;
-
-/** werift internals (0.24.4) of a connected peer connection: the nominated pair and its socket. */
-interface NominatedPair {
-  remoteAddr: [string, number];
-  protocol: { transport: { socket: dgram.Socket } };
-}
 
 /** RFC 7983: RTP (not RTCP) starts with 128-191 and has no RTCP packet type (192-223) next. */
 export function isRtp(data: Uint8Array): boolean {
@@ -55,8 +49,7 @@ export class Phone {
     if (profile !== undefined) {
       const setRemoteDescription = pc.setRemoteDescription.bind(pc);
       pc.setRemoteDescription = (description) => {
-        // werift offers or accepts the profiles of this (private) list, in its order.
-        for (const dtls of pc.dtlsTransports) (dtls as unknown as { srtpProfiles: number[] }).srtpProfiles = [profile];
+        restrictSrtpProfiles(pc, [profile]);
         return setRemoteDescription(description);
       };
     }
@@ -77,25 +70,24 @@ export class Phone {
 
   /** The SRTP profile the connection negotiated. */
   srtpProfile(): number | undefined {
-    return (this.pc.dtlsTransports[0]?.srtp as unknown as { config?: { profile?: number } } | undefined)?.config
-      ?.profile;
+    return srtpProfileOf(this.pc);
   }
 
-  #pair(): NominatedPair {
-    const pair = this.pc.iceTransports[0]?.connection.nominated as unknown as NominatedPair | undefined;
-    if (!pair) throw new Error(`${this.username} has no nominated ICE pair`);
-    return pair;
+  #pair() {
+    const path = nominatedPath(this.pc);
+    if (!path) throw new Error(`${this.username} has no nominated ICE pair`);
+    return path;
   }
 
   /** The relay leg's address and port, as the client's ICE selected it. */
   relayAddress(): { address: string; port: number } {
-    const [address, port] = this.#pair().remoteAddr;
-    return { address, port };
+    const { remoteHost, remotePort } = this.#pair();
+    return { address: remoteHost, port: remotePort };
   }
 
   /** The client's own UDP socket (werift's), from which its media goes out. */
   socket(): dgram.Socket {
-    return this.#pair().protocol.transport.socket;
+    return this.#pair().socket;
   }
 
   /** Plays a looped tone as the microphone. */

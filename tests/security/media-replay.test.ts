@@ -2,14 +2,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { packetIndex, REPLAY_WINDOW_SIZE, ReplayVerdict, ReplayWindow, RocTracker } from "@parley/rtc";
 import { launchServerProcess, type ServerProcess, serverProcessArgs, tempDir, waitFor } from "@parley/testkit";
-import {
-  packetIndex,
-  REPLAY_WINDOW_SIZE,
-  ReplayVerdict,
-  ReplayWindow,
-} from "../../packages/server/dist/media/replay-window.js";
-import { RocTracker } from "../../packages/server/dist/media/srtp.js";
 import {
   AEAD_AES_128_GCM,
   AES_CM_128_HMAC_SHA1_80,

@@ -23,8 +23,14 @@ export {
   type TlsConfig,
   TlsConfigError,
 } from "./http/tls.js";
+export {
+  assignSlots,
+  type MediaLeg,
+  type MediaLegState,
+  MediaRelay,
+  type MediaRelayOptions,
+} from "./media/index.js";
 export { DEFAULT_TURN_TTL_SECONDS, type TurnConfig, turnIceServers } from "./media/turn-credentials.js";
-export { applyWeriftFixes } from "./media/werift-fixes.js";
 export { isLoopback } from "./metrics/metrics-endpoint.js";
 export { type ParleyServer, SERVER_VERSION, type StartOptions, startServer } from "./parley-server.js";
 export { openDatabase, schemaVersion } from "./storage/database.js";

@@ -1,7 +1,6 @@
 import type { PeerConnectionLike } from "@parley/client";
 import type { IceServer } from "@parley/protocol";
-import { applyWeriftFixes } from "@parley/server";
-import { MediaStreamTrack, RTCPeerConnection, RtpHeader, RtpPacket, useAudioLevelIndication, useOPUS } from "werift";
+import { createPeer, MediaStreamTrack, RtpHeader, RtpPacket, useOPUS } from "@parley/rtc";
 
 export interface RtpFrame {
   payload: Buffer;
@@ -46,32 +45,19 @@ export function createBotPeer(
   onRtp: (frame: RtpFrame, stream: number) => void,
   iceServers: IceServer[] = [],
 ): BotPeer {
-  applyWeriftFixes();
-  // Same werift settings as the server's relay (see packages/server/src/media): no STUN server
-  // (werift defaults to a public one), no interface discovery (it would list every address of
-  // the machine), the one bind address named explicitly and the socket bound to it. The only ICE
-  // servers are the TURN relays the Parley server hands out.
-  const pc = new RTCPeerConnection({
+  // Parley's werift settings, as the server's relay (see @parley/rtc): no STUN server, no
+  // interface discovery, the one bind address named explicitly and the socket bound to it. The
+  // only ICE servers are the TURN relays the Parley server hands out. The audio level lets the
+  // server show who speaks and pick the loudest for conference slots.
+  const pc = createPeer({
+    address: bindAddress,
     iceServers: iceServers.map(({ urls, username, credential }) => ({ urls: urls[0] ?? "", username, credential })),
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceInterfaceAddresses: { udp4: bindAddress },
-    iceAdditionalHostAddresses: [bindAddress],
     // The bot's recorder takes Opus with in-band FEC (it decodes each packet's own frame) and
     // DTX (it lays audio out by timestamp, silence in the gaps): it says so, as browsers do.
-    codecs: { audio: [useOPUS({ parameters: "minptime=10;useinbandfec=1;usedtx=1" })], video: [] },
-    // The audio level lets the server show who speaks and pick the loudest for conference slots.
-    headerExtensions: { audio: [useAudioLevelIndication()], video: [] },
+    audioCodecs: [useOPUS({ parameters: "minptime=10;useinbandfec=1;usedtx=1" })],
     // All m-lines on one transport, as browsers do (the server expects a bundled offer).
     bundlePolicy: "max-bundle",
   });
-  // werift quirk (see packages/server/src/media/relay-peer-connection.ts): without a STUN server
-  // it falls back to a public one; clearing it on the ICE transports before gathering stops that.
-  const setLocalDescription = pc.setLocalDescription.bind(pc) as (d: unknown) => Promise<unknown>;
-  (pc as unknown as { setLocalDescription: (d: unknown) => Promise<unknown> }).setLocalDescription = (description) => {
-    for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
-    return setLocalDescription(description);
-  };
   const track = new MediaStreamTrack({ kind: "audio" });
   const transceiver = pc.addTransceiver(track, { direction: "sendrecv" });
   const streams = new Map<MediaStreamTrack, number>();

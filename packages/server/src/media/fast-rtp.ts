@@ -1,8 +1,21 @@
-import type { RTCPeerConnection } from "werift";
+import {
+  type IceConnectionLike,
+  isSupportedProfile,
+  packetIndex,
+  type ReceivedStream,
+  ReplayVerdict,
+  type RTCPeerConnection,
+  receivedStream,
+  rtpHeaderLength,
+  type SrtpContextLike,
+  type SrtpKeys,
+  SrtpReceiver,
+  SrtpSender,
+  srtpSessionOf,
+  tagLength,
+} from "@parley/rtc";
 import type { MediaDrops } from "./media-drops.js";
-import { packetIndex, type ReceivedStream, ReplayVerdict, receivedStream } from "./replay-window.js";
-import type { IceConnectionLike, SocketGuard } from "./socket-guard.js";
-import { isSupportedProfile, rtpHeaderLength, type SrtpKeys, SrtpReceiver, SrtpSender, tagLength } from "./srtp.js";
+import type { SocketGuard } from "./socket-guard.js";
 
 /** One authenticated RTP packet from the client, decoded just enough to forward it. */
 export interface InboundRtp {
@@ -21,17 +34,6 @@ export interface InboundRtp {
 /** A blank `InboundRtp`, for the one object each leg decodes every packet into. */
 export function emptyInboundRtp(): InboundRtp {
   return { ssrc: 0, sequenceNumber: 0, roc: 0, timestamp: 0, marker: false, payload: Buffer.alloc(0), audioLevel: -1 };
-}
-
-interface SrtpContextLike {
-  srtpSessionKey?: Buffer;
-  srtpSessionSalt?: Buffer;
-  srtpSessionAuthTag?: Buffer;
-}
-interface SrtpSessionLike {
-  config?: { profile?: number };
-  localContext?: SrtpContextLike;
-  remoteContext?: SrtpContextLike;
 }
 
 /**
@@ -150,18 +152,16 @@ export class FastRtpPath {
     drops: MediaDrops,
     onRtp: (rtp: InboundRtp) => void,
   ): FastRtpPath | string {
-    const dtlsTransports = pc.dtlsTransports;
-    if (dtlsTransports.length !== 1) return `${dtlsTransports.length} DTLS transports (the offer is not bundled)`;
-    const dtls = dtlsTransports[0]!;
-    const srtp = dtls.srtp as unknown as SrtpSessionLike | undefined;
-    const profile = srtp?.config?.profile;
+    const srtp = srtpSessionOf(pc);
+    if (typeof srtp === "string") return srtp;
+    const profile = srtp.config?.profile;
     if (profile === undefined || !isSupportedProfile(profile)) return `SRTP profile ${profile} not supported`;
     const keys = (context: SrtpContextLike | undefined): SrtpKeys | null =>
       context?.srtpSessionKey && context.srtpSessionSalt && context.srtpSessionAuthTag
         ? { profile, key: context.srtpSessionKey, salt: context.srtpSessionSalt, authKey: context.srtpSessionAuthTag }
         : null;
-    const local = keys(srtp?.localContext);
-    const remote = keys(srtp?.remoteContext);
+    const local = keys(srtp.localContext);
+    const remote = keys(srtp.remoteContext);
     if (!local || !remote) return "werift's SRTP session keys not found";
     if (typeof guard.connection.canSendApplicationData !== "function") return "werift's ICE connection not found";
     return new FastRtpPath(guard, local, remote, streams, ssrcs, drops, onRtp);

@@ -7,4 +7,3 @@ export {
 } from "./media-leg.js";
 export { type MediaConfig, MediaRelay, type MediaRelayOptions } from "./media-relay.js";
 export { assignSlots } from "./speaker-selection.js";
-export { applyWeriftFixes } from "./werift-fixes.js";

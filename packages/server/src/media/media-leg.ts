@@ -2,6 +2,9 @@ import {
   compactNtp,
   type MediaStreamTrack,
   ntpTime,
+  packetIndex,
+  type ReceivedStream,
+  ReplayVerdict,
   type RTCPeerConnection,
   type RTCRtpSender,
   RtcpReceiverInfo,
@@ -10,14 +13,16 @@ import {
   RtcpSrPacket,
   RtpHeader,
   RtpPacket,
+  receivedStream,
+  receiverReportState,
+  senderReportState,
   timestampSeconds,
-} from "werift";
+} from "@parley/rtc";
 import type { Logger } from "../logging/logger.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
 import { emptyInboundRtp, FastRtpPath, type InboundRtp } from "./fast-rtp.js";
 import type { MediaDrops } from "./media-drops.js";
 import { canTransition, type MediaLegState } from "./media-leg-state.js";
-import { packetIndex, type ReceivedStream, ReplayVerdict, receivedStream } from "./replay-window.js";
 import { declaredSsrcs } from "./sdp-lines.js";
 import { SocketGuard } from "./socket-guard.js";
 
@@ -101,24 +106,6 @@ interface Slot {
   nextReportAt: number;
 }
 
-/**
- * werift's RTCRtpSender state behind RTCP sender reports (fields of 0.24.4, public in its
- * JavaScript). On the fast data plane its RTP never passes the sender: the leg keeps the counts
- * and the time pair current and sends the reports itself, and records each one where werift
- * looks for it, so werift still computes the round trip from the client's receiver reports.
- */
-interface SenderReportState {
-  ssrc: number;
-  ntpTimestamp: bigint;
-  rtpTimestamp: number;
-  packetCount: number;
-  octetCount: number;
-  /** The last report's NTP time, middle 32 bits (the client echoes it as LSR), and when it was sent (s). */
-  lastSRtimestamp: number;
-  lastSentSRTimestamp: number;
-  dtlsTransport: { sendRtcp(packets: (RtcpSrPacket | RtcpRrPacket)[]): Promise<unknown> };
-}
-
 /** How often (ms) the fast path refreshes a slot's report time pair: werift's NTP clock is costly. */
 const REPORT_CLOCK_MS = 200;
 /**
@@ -128,22 +115,6 @@ const REPORT_CLOCK_MS = 200;
 const REPORT_INTERVAL_MS = 5000;
 const REPORT_CHECK_MS = 1000;
 
-/**
- * werift's RTCRtpReceiver state behind its receiver reports (0.24.4, public in its JavaScript): on
- * the fast data plane it sees no RTP, so its reports would carry stale numbers; the leg stops its
- * report loop and sends its own, with the client's sender-report times werift still records.
- */
-interface ReceiverReportState {
-  rtcpSsrc: number;
-  rtcpCancel?: AbortController;
-  lastSRtimestamp: Record<number, number>;
-  receiveLastSRTimestamp: Record<number, number>;
-}
-
-/** werift's RTCRtpSender keeps the loss its client's receiver reports give (0..1, RFC 3550 fraction lost). */
-interface SenderLossState {
-  remoteFractionLost?: number;
-}
 /** RFC 3550 reception statistics of the client's stream (its latest SSRC). */
 interface Reception {
   ssrc: number;
@@ -544,9 +515,12 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     slot.lastOutAt = source.#counters.lastPacketAt;
   }
 
-  /** Counts a fast-path packet for the slot's sender reports (see SenderReportState). */
+  /**
+   * Counts a fast-path packet for the slot's sender reports. On the fast data plane its RTP never
+   * passes werift's sender: the leg keeps its counts and time pair current (see SenderReportState).
+   */
   #report(slot: Slot, timestamp: number, bytes: number, now: number): void {
-    const sender = slot.sender as unknown as SenderReportState;
+    const sender = senderReportState(slot.sender);
     sender.packetCount = (sender.packetCount + 1) >>> 0;
     sender.octetCount += bytes;
     if (now - slot.reportedAt < REPORT_CLOCK_MS) return;
@@ -563,7 +537,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     const now = Date.now();
     this.#sendReceiverReport();
     for (const slot of this.#slots) {
-      const sender = slot.sender as unknown as SenderReportState;
+      const sender = senderReportState(slot.sender);
       if (sender.packetCount === 0 || now < slot.nextReportAt) continue;
       slot.nextReportAt = now + REPORT_INTERVAL_MS * (0.5 + Math.random());
       const report = new RtcpSrPacket({
@@ -592,8 +566,9 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   #sendReceiverReport(): void {
     const r = this.#reception;
     if (r.ssrc === -1) return;
-    const receiver = this.#pc.getTransceivers()[0]?.receiver as unknown as ReceiverReportState | undefined;
-    if (!receiver) return;
+    const transceiver = this.#pc.getTransceivers()[0];
+    if (!transceiver) return;
+    const receiver = receiverReportState(transceiver.receiver);
     const expected = r.max - r.base + 1;
     const expectedInterval = expected - r.expectedPrior;
     const lostInterval = expectedInterval - (r.received - r.receivedPrior);
@@ -602,7 +577,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     let fraction = expectedInterval > 0 && lostInterval > 0 ? lostInterval / expectedInterval : 0;
     for (const { target, slot } of this.#outputs) {
       if (target.#state !== "connected") continue;
-      const downstream = (target.#slots[slot]?.sender as unknown as SenderLossState | undefined)?.remoteFractionLost;
+      const downstreamSender = target.#slots[slot]?.sender;
+      const downstream = downstreamSender && senderReportState(downstreamSender).remoteFractionLost;
       if (typeof downstream === "number" && downstream > fraction) fraction = downstream;
     }
     let lsr = 0;
@@ -627,8 +603,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
         }),
       ],
     });
-    const sender = this.#slots[0]?.sender as unknown as SenderReportState | undefined;
-    sender?.dtlsTransport.sendRtcp([report]).catch(ignoreSendError);
+    const first = this.#slots[0]?.sender;
+    if (first) senderReportState(first).dtlsTransport.sendRtcp([report]).catch(ignoreSendError);
   }
 
   /**
@@ -676,7 +652,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     fast.setAudioLevelExtension(this.#audioLevelId);
     this.#fast = fast;
     // werift's receiver no longer sees RTP: its reports would be stale; the leg sends its own.
-    (this.#pc.getTransceivers()[0]?.receiver as unknown as ReceiverReportState | undefined)?.rtcpCancel?.abort();
+    const receiver = this.#pc.getTransceivers()[0]?.receiver;
+    if (receiver) receiverReportState(receiver).rtcpCancel?.abort();
     this.#reportTimer = setInterval(() => this.#sendReports(), REPORT_CHECK_MS);
     this.#reportTimer.unref();
     this.#logger.info({ srtpProfile: fast.profile }, "media leg on the fast data plane");

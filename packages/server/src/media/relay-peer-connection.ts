@@ -1,7 +1,5 @@
-import net from "node:net";
-import { RTCPeerConnection, type RTCRtpSender, useAudioLevelIndication, useOPUS } from "werift";
+import { createPeer, type RTCPeerConnection, type RTCRtpSender } from "@parley/rtc";
 import type { MediaConfig } from "./media-config.js";
-import "./werift-fixes.js";
 import { opusAnswerParameters, sdpCandidates } from "./sdp-lines.js";
 
 /**
@@ -47,24 +45,13 @@ export function createPeerConnection(
   portRange: [number, number],
   sections: number,
 ): { pc: RTCPeerConnection; senders: RTCRtpSender[] } {
-  const pc = new RTCPeerConnection({
-    // No STUN or TURN: the relay's address is configured (see also negotiate()).
-    iceServers: [],
-    // werift quirk: iceInterfaceAddresses only filters the machine's own addresses and falls back
-    // to ALL of them when none matches (127.0.0.1 never matches: loopback is not listed), so host
-    // discovery is turned off (iceUseIpv4/iceUseIpv6 false) and the one address is named in
-    // iceAdditionalHostAddresses. iceInterfaceAddresses still matters: the UDP socket binds to it
-    // (otherwise to the wildcard address).
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceAdditionalHostAddresses: [config.ip],
-    iceInterfaceAddresses: net.isIPv4(config.ip) ? { udp4: config.ip } : { udp6: config.ip },
+  const pc = createPeer({
+    // No STUN or TURN: the relay's address is configured.
+    address: config.ip,
     // werift quirk: [n, n] throws ("should not be same value"); portRangesToTry never makes one.
-    icePortRange: portRange,
-    iceUseTcp: false,
-    // The answer takes the offer's Opus payload type (werift answers with the remote's numbers).
-    codecs: { audio: [useOPUS()], video: [] },
-    headerExtensions: { audio: [useAudioLevelIndication()], video: [] },
+    portRange,
+    // Opus and the audio level extension (createPeer's defaults); the answer takes the offer's
+    // Opus payload type (werift answers with the remote's numbers).
     // werift quirk: each transceiver added before the remote description gets its own (not yet
     // gathering) transport; a BUNDLE offer then moves every m-line onto the first one and the
     // others are dropped, so a leg binds one port. "max-bundle" here would share the transport from
@@ -115,11 +102,7 @@ async function negotiate(
       if (codec.name.toLowerCase() === "opus") codec.parameters = opusAnswerParameters(codec.parameters, opus);
     }
   }
-  // werift quirk: with no STUN server configured (iceServers: []) the ICE agent falls back to
-  // stun.l.google.com:19302, so every leg would query Google, advertise a server-reflexive
-  // candidate (the host's public address), and wait up to 5 s for a DNS lookup or reply while
-  // gathering. Clearing the agent's STUN server before gathering (in setLocalDescription) stops it.
-  for (const transport of pc.iceTransports) transport.connection.stunServer = undefined;
+  // The peer clears werift's fallback STUN server right before gathering (see createPeer).
   await pc.setLocalDescription(await pc.createAnswer());
   // werift 0.24 setLocalDescription already awaits gathering; wait anyway should that change.
   if (pc.iceGatheringState !== "complete") await gatheringComplete(pc);

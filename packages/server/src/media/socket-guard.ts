@@ -1,38 +1,18 @@
-import type { RemoteInfo, Socket } from "node:dgram";
-import type { RTCPeerConnection } from "werift";
+import type { RemoteInfo } from "node:dgram";
+import {
+  type CandidatePairLike,
+  type IceConnectionLike,
+  iceConnectionOf,
+  iceSocketsOf,
+  PAIR_SUCCEEDED,
+  packetIndex,
+  type ReceivedStream,
+  ReplayVerdict,
+  type RTCPeerConnection,
+  tapDatagrams,
+  type UdpTransportLike,
+} from "@parley/rtc";
 import type { MediaDrops } from "./media-drops.js";
-import { packetIndex, type ReceivedStream, ReplayVerdict } from "./replay-window.js";
-
-/** werift internals the guard and the fast data plane use (werift 0.24.4; checked in `install`). */
-export interface UdpTransportLike {
-  socket: Socket;
-  closed: boolean;
-}
-export interface StunProtocolLike {
-  transport?: UdpTransportLike;
-}
-/** A candidate pair. (Its `remoteAddr` getter makes an array per call: the hot paths read `remoteCandidate`.) */
-export interface CandidatePairLike {
-  remoteCandidate: { host: string; port: number };
-  protocol: StunProtocolLike;
-  /** werift's CandidatePairState: 3 is SUCCEEDED (a connectivity check passed both ways). */
-  state: number;
-}
-export interface IceConnectionLike {
-  nominated?: CandidatePairLike;
-  checkList?: CandidatePairLike[];
-  protocols?: StunProtocolLike[];
-  canSendApplicationData?: () => boolean;
-}
-const PAIR_SUCCEEDED = 3;
-type MessageListener = (data: Buffer, info: RemoteInfo) => void;
-
-/** The ICE connection of a leg's (bundled) peer connection, or why there is none. */
-export function iceConnectionOf(pc: RTCPeerConnection): IceConnectionLike | string {
-  const transports = pc.iceTransports;
-  if (transports.length !== 1) return `${transports.length} ICE transports (the offer is not bundled)`;
-  return transports[0]!.connection as unknown as IceConnectionLike;
-}
 
 /**
  * The one 'message' listener on a leg's UDP socket(s), from the answer until the socket closes.
@@ -74,9 +54,7 @@ export class SocketGuard {
     for (const transport of transports) {
       const socket = transport.socket;
       // werift's own listener (its UdpTransport) records the sender and hands the datagram to ICE.
-      const werift = socket.listeners("message") as MessageListener[];
-      socket.removeAllListeners("message");
-      const listener: MessageListener = (data, info) => {
+      const untap = tapDatagrams(socket, (werift) => (data, info) => {
         // A throw here would be an uncaught exception in a socket event, ending the server: a
         // datagram that trips anything (a malformed packet, a socket closing under it) is dropped.
         try {
@@ -84,12 +62,8 @@ export class SocketGuard {
         } catch {
           this.#drops.malformed++;
         }
-      };
-      socket.on("message", listener);
-      this.#uninstalls.push(() => {
-        socket.off("message", listener);
-        for (const l of werift) socket.on("message", l);
       });
+      this.#uninstalls.push(untap);
     }
   }
 
@@ -105,15 +79,9 @@ export class SocketGuard {
   ): SocketGuard | string {
     const connection = iceConnectionOf(pc);
     if (typeof connection === "string") return connection;
-    const transports = (connection.protocols ?? []).map((protocol) => protocol.transport);
-    if (
-      !Array.isArray(connection.checkList) ||
-      transports.length === 0 ||
-      transports.some((t) => !t?.socket || t.socket.listenerCount("message") === 0)
-    ) {
-      return "werift's ICE sockets not found";
-    }
-    return new SocketGuard(connection, transports as UdpTransportLike[], drops, streams);
+    const transports = iceSocketsOf(connection);
+    if (typeof transports === "string") return transports;
+    return new SocketGuard(connection, transports, drops, streams);
   }
 
   /** The connection the guarded sockets belong to (the fast data plane sends on its nominated pair). */

@@ -1,0 +1,68 @@
+// The werift classes and helpers Parley's packages, bench and tests use: they reach werift only
+// through this package.
+export {
+  compactNtp,
+  DtlsSocket,
+  MediaStreamTrack,
+  ntpTime,
+  RTCPeerConnection,
+  type RTCRtpSender,
+  RtcpReceiverInfo,
+  RtcpRrPacket,
+  RtcpSenderInfo,
+  RtcpSrPacket,
+  RtpHeader,
+  RtpPacket,
+  timestampSeconds,
+  useAudioLevelIndication,
+  useOPUS,
+  usePCMU,
+  useVP8,
+} from "werift";
+export { createPeer, type PeerOptions } from "./peer.js";
+export {
+  packetIndex,
+  REPLAY_WINDOW_SIZE,
+  type ReceivedStream,
+  ReplayVerdict,
+  ReplayWindow,
+  receivedStream,
+} from "./replay-window.js";
+export {
+  AesGcm,
+  cmCounter,
+  ecbCipher,
+  gcmIv,
+  isSupportedProfile,
+  PROFILE_AEAD_AES_128_GCM,
+  PROFILE_AES128_CM_SHA1_80,
+  RocTracker,
+  rtpHeaderLength,
+  type SrtpKeys,
+  SrtpReceiver,
+  SrtpSender,
+  tagLength,
+} from "./srtp.js";
+export { applyWeriftFixes } from "./werift-fixes.js";
+export {
+  type CandidatePairLike,
+  type DatagramListener,
+  type IceConnectionLike,
+  iceConnectionOf,
+  iceSocketsOf,
+  type NominatedPath,
+  nominatedPath,
+  PAIR_SUCCEEDED,
+  type ReceiverReportState,
+  receiverReportState,
+  restrictSrtpProfiles,
+  type SenderReportState,
+  type SrtpContextLike,
+  type SrtpSessionLike,
+  type StunProtocolLike,
+  senderReportState,
+  srtpProfileOf,
+  srtpSessionOf,
+  tapDatagrams,
+  type UdpTransportLike,
+} from "./werift-internals.js";
