@@ -12,25 +12,20 @@ import {
 import type { Logger } from "pino";
 import type { AccountService } from "../accounts/account-service.js";
 import type { AuditLog } from "../audit/audit-log.js";
-import { assignSlots, type MediaLeg, type MediaLegQuality, type MediaRelay } from "../media/index.js";
-import { offerProblem } from "../media/sdp-lines.js";
+import type { MediaLegQuality, MediaRelay } from "../media/index.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
 import { Call, type Member, type Party } from "./call.js";
 import type { CallHistoryStore } from "./call-history-store.js";
-import { openCallRecord } from "./call-liveness.js";
+import { CallMedia } from "./call-media.js";
+import { CallRecording } from "./call-recording.js";
+import { routeCall } from "./call-routing.js";
+import { UserCalls } from "./user-calls.js";
 
 const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
   declined: "declined",
   no_answer: "no_answer",
   cancelled: "cancelled",
 };
-
-/** A talking leg that sent audio and then nothing for this long is told to recover (`call.mediaRestart`). */
-const SILENT_LEG_MS = 4000;
-/** A leg taken back by a reconnected device that has heard nothing from it for this long is renewed. */
-const RESUMED_LEG_SILENT_MS = 2000;
-/** How often a silent leg is told again while it stays silent. */
-const SILENT_HINT_EVERY_MS = 5000;
 
 /** How long an ended call's id is remembered, to answer late requests with CALL_ENDED. */
 const ENDED_MEMORY_MS = 5 * 60_000;
@@ -71,12 +66,14 @@ export function liveCallState(call: LiveCall): "ringing" | "active" | "held" | "
  * legs to each other (SFU: each participant hears the others on their receive slots), and ends
  * calls on hang up, decline, cancel, ring timeout, a lost connection or the operator; a
  * conference goes on while two participants remain. Every call is written to the history with
- * each participant's own outcome.
+ * each participant's own outcome. The parts it composes: `routeCall` (who hears whom),
+ * `CallMedia` (leg setup and recovery), `CallRecording` (history writes), `UserCalls` (each
+ * user's calls); a participant's state changes through `Member`'s and `Call`'s own methods.
  */
 export class CallService {
   readonly #calls = new Map<string, Call>();
   /** Calls (ringing or active) each user takes part in or rings for. */
-  readonly #byUser = new Map<number, Set<Call>>();
+  readonly #byUser = new UserCalls();
   /**
    * Recently ended calls: when, and for participants who were reconnecting at the end (their device
    * could not be told), how it ended, told when they take the call back.
@@ -84,22 +81,14 @@ export class CallService {
   readonly #ended = new Map<string, { at: number; untold?: Set<number>; event?: EventData<"call.ended"> }>();
   readonly #accounts: AccountService;
   readonly #presence: PresenceService;
-  readonly #history: CallHistoryStore;
-  readonly #media: MediaRelay;
+  readonly #recording: CallRecording;
+  readonly #media: CallMedia;
   readonly #audit: AuditLog;
   readonly #logger: Logger;
   readonly #ringTimeoutMs: number;
   readonly #callGraceMs: number;
   readonly #maxParticipants: number;
   readonly #maxCallsPerUser: number;
-  readonly #maxMediaLegs: number;
-  /** `callId:deviceId` of the legs being set up now: one at a time per device and call. */
-  readonly #legsInSetup = new Set<string>();
-  /** When each leg connected: only a leg that worked is worth recovering. */
-  readonly #connectedAt = new WeakMap<MediaLeg, number>();
-  /** When a silent leg's device was last told to recover. */
-  readonly #hintedAt = new WeakMap<MediaLeg, number>();
-  readonly #silenceSweep: NodeJS.Timeout;
 
   constructor(deps: {
     accounts: AccountService;
@@ -120,24 +109,29 @@ export class CallService {
   }) {
     this.#accounts = deps.accounts;
     this.#presence = deps.presence;
-    this.#history = deps.history;
-    this.#media = deps.media;
+    this.#recording = new CallRecording(deps.history);
     this.#audit = deps.audit;
     this.#logger = deps.logger;
     this.#ringTimeoutMs = deps.ringTimeoutMs;
     this.#callGraceMs = deps.callGraceMs;
     this.#maxParticipants = deps.maxParticipants;
     this.#maxCallsPerUser = deps.maxCallsPerUser;
-    this.#maxMediaLegs = deps.maxMediaLegs;
     deps.presence.setInCallProvider((userId) => this.isInActiveCall(userId));
     deps.presence.on("deviceDetached", (device, lost) => this.#deviceGone(device, lost));
-    this.#silenceSweep = setInterval(() => this.#findSilentLegs(), 1000);
-    this.#silenceSweep.unref();
+    this.#media = new CallMedia({
+      relay: deps.media,
+      maxMediaLegs: deps.maxMediaLegs,
+      callGraceMs: deps.callGraceMs,
+      calls: () => this.#calls.values(),
+      mediaFailed: (call, member) =>
+        this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed"),
+      speakersChanged: (call) => this.#pushInfo(call),
+    });
   }
 
   /** True while the user talks in an answered call (presence shows "in-call"). */
   isInActiveCall(userId: number): boolean {
-    for (const call of this.#byUser.get(userId) ?? []) {
+    for (const call of this.#byUser.of(userId)) {
       if (call.state === "active" && call.members.get(userId)?.talking) return true;
     }
     return false;
@@ -145,17 +139,17 @@ export class CallService {
 
   /** True while the user takes part in any call, ringing or answered. */
   isBusy(userId: number): boolean {
-    return (this.#byUser.get(userId)?.size ?? 0) > 0;
+    return this.#byUser.count(userId) > 0;
   }
 
   /** Calls the user takes part in or rings for, held ones included. */
   #callCount(userId: number): number {
-    return this.#byUser.get(userId)?.size ?? 0;
+    return this.#byUser.count(userId);
   }
 
   /** True while the user rings out, or talks in a call they have not put on hold. */
   #isTalking(userId: number): boolean {
-    for (const call of this.#byUser.get(userId) ?? []) {
+    for (const call of this.#byUser.of(userId)) {
       if (!call.members.get(userId)?.talking) continue;
       if (call.state === "ringing" || !call.held.has(userId)) return true;
     }
@@ -187,22 +181,21 @@ export class CallService {
       const problem = this.#unreachable(target);
       if (problem) {
         refusal ??= problem;
-        member.state = "left";
-        member.outcome = problem.code === "USER_OFFLINE" ? "unreachable" : "busy";
+        member.refuse(problem.code === "USER_OFFLINE" ? "unreachable" : "busy");
         call.logger.info({ callee: target.username, outcome: member.outcome }, "invitee refused");
         continue;
       }
-      for (const d of this.#presence.devicesOf(target.userId)) member.ringing.add(d);
+      member.ringOn(this.#presence.devicesOf(target.userId));
     }
     if (refusal && call.present().length < 2) {
       // Nobody rings: the attempt goes to the history (missed for the invitees) and the caller is told why.
       call.transitionTo("ended", { reason: "refused" });
-      this.#record(call, refusal.code === "USER_OFFLINE" ? "unreachable" : "busy", null, new Date());
+      this.#recording.record(call, refusal.code === "USER_OFFLINE" ? "unreachable" : "busy", null, new Date());
       throw refusal;
     }
     this.#calls.set(call.id, call);
-    this.#recordOpen(call);
-    this.#join(caller.userId, call);
+    this.#recording.open(call);
+    this.#byUser.join(caller.userId, call);
     call.logger.info({ caller: caller.username, invitees: names }, "call ringing");
     const info = call.info();
     for (const member of call.present()) if (member.state === "ringing") this.#ring(call, member, info);
@@ -222,9 +215,9 @@ export class CallService {
     const problem = this.#unreachable(target);
     if (problem) throw problem;
     const member = call.invite(target, adder.userId);
-    for (const d of this.#presence.devicesOf(target.userId)) member.ringing.add(d);
+    member.ringOn(this.#presence.devicesOf(target.userId));
     call.logger.info({ by: adder.party.username, invitee: target.username }, "participant invited");
-    this.#recordOpen(call);
+    this.#recording.open(call);
     this.#ring(call, member, call.info());
     this.#pushInfo(call);
     return call.info();
@@ -234,21 +227,14 @@ export class CallService {
   answer(device: Device, callId: string): CallInfo {
     const call = this.#find(callId);
     const member = this.#ringingOn(call, device);
-    clearTimeout(member.ringTimer);
-    const others = [...member.ringing].filter((d) => d !== device);
-    member.ringing.clear();
-    member.device = device;
-    member.state = "connected";
-    member.joinedAt = new Date();
+    const joinedAt = new Date();
+    const others = member.answer(device, joinedAt);
     for (const other of others) {
-      this.#closeLeg(call, other.id);
+      call.closeLeg(other.id);
       other.push("call.ended", { callId, reason: "answered_elsewhere", outcome: "answered", by: device.userId });
     }
     if (call.state === "ringing") {
-      call.transitionTo("active", { device: device.id });
-      call.answeredAt = member.joinedAt;
-      call.caller.state = "connected";
-      call.caller.joinedAt = member.joinedAt;
+      call.answered(joinedAt, { device: device.id });
       // The caller may have resumed another call while this one rang: it goes on hold now, so
       // nobody talks in two calls at once.
       this.#holdOthers(call.caller.userId, call);
@@ -257,9 +243,9 @@ export class CallService {
     }
     // Call waiting: answering puts the user's other calls on hold.
     this.#holdOthers(device.userId, call);
-    this.#link(call);
+    routeCall(call);
     for (const talker of call.talking()) this.#presence.refresh(talker.userId);
-    this.#recordOpen(call);
+    this.#recording.open(call);
     this.#pushInfo(call);
     return call.info();
   }
@@ -268,7 +254,7 @@ export class CallService {
   hold(device: Device, callId: string): CallInfo {
     const call = this.#activeFor(device, callId);
     if (call.setHeld(device.userId, true)) {
-      this.#link(call);
+      routeCall(call);
       this.#pushInfo(call);
     }
     return call.info();
@@ -279,7 +265,7 @@ export class CallService {
     const call = this.#activeFor(device, callId);
     this.#holdOthers(device.userId, call);
     if (call.setHeld(device.userId, false)) {
-      this.#link(call);
+      routeCall(call);
       this.#pushInfo(call);
     }
     return call.info();
@@ -289,12 +275,7 @@ export class CallService {
   mute(device: Device, callId: string, muted: boolean): CallInfo {
     const call = this.#find(callId);
     if (!call.talkerOf(device)) throw new ParleyError("NOT_IN_CALL");
-    const changed = muted ? !call.muted.has(device.userId) : call.muted.has(device.userId);
-    if (changed) {
-      if (muted) call.muted.add(device.userId);
-      else call.muted.delete(device.userId);
-      this.#pushInfo(call);
-    }
+    if (call.setMuted(device.userId, muted)) this.#pushInfo(call);
     return call.info();
   }
 
@@ -307,10 +288,10 @@ export class CallService {
   }
 
   #holdOthers(userId: number, keep: Call): void {
-    for (const other of this.#byUser.get(userId) ?? []) {
+    for (const other of this.#byUser.of(userId)) {
       if (other !== keep && other.state === "active" && other.members.get(userId)?.talking) {
         if (other.setHeld(userId, true)) {
-          this.#link(other);
+          routeCall(other);
           this.#pushInfo(other);
         }
       }
@@ -338,78 +319,17 @@ export class CallService {
   }
 
   /**
-   * Media for this device's leg: SDP offer in, answer out. One leg per device and call: a new
-   * offer replaces the device's earlier leg, which is closed before the new one is created (so a
-   * device never holds two), and a second offer while one is being set up is refused
-   * (MEDIA_FAILED). MEDIA_CAPACITY when the relay already holds `maxMediaLegs` legs.
+   * Media for this device's leg in a call it talks or rings in: SDP offer in, answer out (one leg
+   * per device and call; see `CallMedia.setUp`).
    */
   async media(device: Device, callId: string, sdp: string): Promise<string> {
     const call = this.#find(callId);
     if (!call.memberOf(device)) throw new ParleyError("NOT_IN_CALL");
-    const key = `${callId}:${device.id}`;
-    if (this.#legsInSetup.has(key)) {
-      throw new ParleyError("MEDIA_FAILED", "This device's media for the call is already being set up.");
-    }
-    // A bad offer changes nothing: the device keeps the leg it has.
-    const problem = offerProblem(sdp);
-    if (problem) throw new ParleyError("BAD_PARAMS", `Unusable SDP offer: ${problem}.`);
-    if (call.legs.has(device.id)) {
-      this.#closeLeg(call, device.id);
-      this.#link(call);
-    }
-    // The relay counts a leg from the moment it starts setting it up, so concurrent offers from
-    // other devices are counted too.
-    if (this.#media.stats().legs >= this.#maxMediaLegs) {
-      call.logger.warn({ device: device.id, legs: this.#maxMediaLegs }, "media relay at capacity");
-      throw new ParleyError("MEDIA_CAPACITY");
-    }
-    let created: { leg: MediaLeg; answerSdp: string };
-    this.#legsInSetup.add(key);
-    try {
-      created = await this.#media.createLeg(key, sdp);
-    } catch (error) {
-      call.logger.warn({ err: error, device: device.id }, "media leg failed");
-      if (error instanceof ParleyError) throw error;
-      throw new ParleyError("MEDIA_FAILED", undefined, { cause: error });
-    } finally {
-      this.#legsInSetup.delete(key);
-    }
-    const { leg, answerSdp } = created;
-    // The call may have ended, or this device stopped ringing, while the leg was set up.
-    if (call.state === "ended" || !call.memberOf(device)) {
-      leg.close();
-      throw new ParleyError(call.state === "ended" ? "CALL_ENDED" : "NOT_IN_CALL");
-    }
-    this.#closeLeg(call, device.id);
-    call.legs.set(device.id, leg);
-    const member = call.talkerOf(device);
-    if (member?.mediaTimer) {
-      clearTimeout(member.mediaTimer);
-      member.mediaTimer = undefined;
-      call.logger.info({ device: device.id }, "media leg replaced");
-    }
-    // The leg may change hands (the device reconnects: `reattach`), so its device is looked up each time.
-    leg.on("stateChange", (state) => {
-      if (state === "connected") this.#connectedAt.set(leg, Date.now());
-      const owner = state === "failed" ? ownerOf(call, leg) : undefined;
-      if (!owner) return;
-      call.logger.warn({ device: owner.id }, "media leg failed");
-      const member = call.talkerOf(owner);
-      if (member && this.#connectedAt.has(leg) && this.#callGraceMs > 0) this.#awaitNewLeg(call, member, owner);
-      else if (member) this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed");
-      else this.#closeLeg(call, owner.id);
-    });
-    leg.on("speaking", () => {
-      if (!ownerOf(call, leg) || call.state !== "active") return;
-      this.#link(call); // the loudest speakers take the receive slots
-      this.#pushInfo(call);
-    });
-    this.#link(call);
-    return answerSdp;
+    return this.#media.setUp(call, device, sdp);
   }
 
   history(userId: number, limit?: number, before?: string): CallHistoryEntry[] {
-    return this.#history.forUser(userId, limit, before);
+    return this.#recording.forUser(userId, limit, before);
   }
 
   liveCalls(): LiveCall[] {
@@ -455,7 +375,7 @@ export class CallService {
 
   /** Ends every call (server shutdown). */
   endAll(): void {
-    clearInterval(this.#silenceSweep);
+    this.#media.close();
     for (const call of [...this.#calls.values()]) this.#end(call, "server_shutdown", null);
   }
 
@@ -506,61 +426,9 @@ export class CallService {
   /** Rings every device of an invitee (call waiting if they are in another call) until the ring timeout. */
   #ring(call: Call, member: Member, info: CallInfo): void {
     const waiting = this.isBusy(member.userId);
-    this.#join(member.userId, call);
-    member.ringTimer = setTimeout(() => {
-      if (member.state === "ringing") this.#leave(call, member, "no_answer", null, "no_answer");
-    }, this.#ringTimeoutMs);
-    member.ringTimer.unref();
+    this.#byUser.join(member.userId, call);
+    member.ring(this.#ringTimeoutMs, () => this.#leave(call, member, "no_answer", null, "no_answer"));
     for (const d of member.ringing) d.push("call.incoming", { call: info, waiting });
-  }
-
-  #join(userId: number, call: Call): void {
-    let set = this.#byUser.get(userId);
-    if (!set) {
-      set = new Set();
-      this.#byUser.set(userId, set);
-    }
-    set.add(call);
-  }
-
-  #unjoin(userId: number, call: Call): void {
-    const set = this.#byUser.get(userId);
-    set?.delete(call);
-    if (set?.size === 0) this.#byUser.delete(userId);
-  }
-
-  /**
-   * SFU routing: in an active call, each talking participant who has not put it on hold hears
-   * every other such participant, one per receive slot; with more speakers than slots the
-   * loudest are heard. Everyone else's slots are silent.
-   */
-  #link(call: Call): void {
-    const talkers: MediaLeg[] = [];
-    if (call.state === "active") {
-      for (const member of call.talking()) {
-        const leg = member.device && !call.held.has(member.userId) ? call.legs.get(member.device.id) : undefined;
-        if (leg) talkers.push(leg);
-      }
-    }
-    for (const leg of call.legs.values()) {
-      if (!talkers.includes(leg)) {
-        leg.clearRoutes();
-        continue;
-      }
-      const sources = assignSlots(
-        leg.slotSources,
-        talkers.filter((other) => other !== leg),
-        (other) => other.loudness,
-      );
-      for (const [slot, source] of sources.entries()) leg.route(slot, source);
-    }
-  }
-
-  #closeLeg(call: Call, deviceId: number): void {
-    const leg = call.legs.get(deviceId);
-    if (!leg) return;
-    call.legs.delete(deviceId);
-    leg.close();
   }
 
   #pushInfo(call: Call): void {
@@ -588,8 +456,8 @@ export class CallService {
     const wasTalking = member.talking;
     const devices = member.leave(outcome);
     call.forget(member.userId);
-    for (const device of devices) this.#closeLeg(call, device.id);
-    this.#unjoin(member.userId, call);
+    for (const device of devices) call.closeLeg(device.id);
+    this.#byUser.leave(member.userId, call);
     if (!call.viable()) {
       // Told with the call's own outcome, as everyone else (e.g. "declined" for a 1:1 call).
       for (const device of devices) device.push("call.ended", this.#endedEvent(call, reason, by, endOutcome));
@@ -598,9 +466,9 @@ export class CallService {
       return;
     }
     call.logger.info({ userId: member.userId, reason }, "participant left");
-    this.#recordOpen(call);
+    this.#recording.open(call);
     for (const device of devices) device.push("call.ended", { callId: call.id, reason, outcome, by });
-    this.#link(call);
+    routeCall(call);
     if (wasTalking) this.#presence.refresh(member.userId);
     this.#pushInfo(call);
   }
@@ -628,57 +496,22 @@ export class CallService {
     const outcome = this.#callOutcome(call, reason, unanswered);
     const event = { callId: call.id, reason, outcome, by };
     for (const device of devices) device.push("call.ended", { callId: call.id, reason, outcome, by });
-    for (const deviceId of [...call.legs.keys()]) this.#closeLeg(call, deviceId);
+    for (const deviceId of [...call.legs.keys()]) call.closeLeg(deviceId);
     this.#calls.delete(call.id);
     const endedAt = new Date();
     for (const member of call.members.values()) {
-      this.#unjoin(member.userId, call);
+      this.#byUser.leave(member.userId, call);
       if (!member.present) continue;
       // Someone still ringing when the call ends missed it, even if others answered.
       member.leave(member.talking ? outcome : outcome === "answered" ? "cancelled" : outcome, endedAt);
     }
     this.#rememberEnded(call.id, untold.size ? { untold, event } : {});
-    this.#record(call, outcome, reason, endedAt);
+    this.#recording.record(call, outcome, reason, endedAt);
     call.logger.info(
       { outcome, reason, durationMs: call.answeredAt ? endedAt.getTime() - call.answeredAt.getTime() : 0 },
       "call ended",
     );
     if (call.answeredAt) for (const userId of talkers) this.#presence.refresh(userId);
-  }
-
-  #record(call: Call, outcome: CallOutcome, reason: CallEndReason | null, endedAt: Date): void {
-    try {
-      this.#history.record({
-        id: call.id,
-        createdAt: call.createdAt.toISOString(),
-        answeredAt: call.answeredAt?.toISOString() ?? null,
-        endedAt: endedAt.toISOString(),
-        outcome,
-        endReason: reason,
-        heldMs: call.heldMs(endedAt.getTime()),
-        participants: [...call.members.values()].map((m) => ({
-          id: m.userId,
-          username: m.party.username,
-          displayName: m.party.displayName,
-          role: m.role,
-          outcome: m.outcome ?? outcome,
-          joinedAt: m.joinedAt?.toISOString() ?? null,
-          leftAt: (m.leftAt ?? endedAt).toISOString(),
-        })),
-      });
-    } catch (error) {
-      // The call has ended for everyone whatever happens to its record (e.g. a full disk).
-      call.logger.error({ err: error }, "could not record the call in the history");
-    }
-  }
-
-  /** Keeps the history's open record of a call in progress current, for a start after a crash. */
-  #recordOpen(call: Call): void {
-    try {
-      this.#history.open(openCallRecord(call));
-    } catch (error) {
-      call.logger.error({ err: error }, "could not record the call in progress in the history");
-    }
   }
 
   #rememberEnded(callId: string, untold: { untold?: Set<number>; event?: EventData<"call.ended"> }): void {
@@ -706,66 +539,15 @@ export class CallService {
       const member = call?.members.get(device.userId);
       const old = member?.device;
       if (!call || !member?.reconnecting || !old || old.sessionId !== device.sessionId) continue;
-      clearTimeout(member.graceTimer);
-      member.graceTimer = undefined;
-      member.device = device;
-      const leg = call.legs.get(old.id);
-      if (leg) {
-        call.legs.delete(old.id);
-        call.legs.set(device.id, leg);
-      }
+      member.reconnectWith(device);
+      const leg = call.moveLeg(old.id, device.id);
       call.logger.info({ userId: device.userId, device: device.id, from: old.id }, "participant reconnected");
-      // Its leg failed, or hears nothing from it (the device came back from a new network): ask for
-      // a new one now, after the resume's reply that hands the call back.
-      if (!leg || Date.now() - leg.counters.lastPacketAt > RESUMED_LEG_SILENT_MS) {
-        setImmediate(() => device.push("call.mediaRestart", { callId: call.id }));
-      }
+      this.#media.renewIfSilent(call, device, leg);
       this.#presence.refresh(device.userId);
       this.#pushInfo(call);
       taken.push(call.info());
     }
     return taken;
-  }
-
-  /**
-   * A leg that worked failed (the device's network changed, or its path broke): the device is told
-   * to set up a new one (`call.mediaRestart`, again once it reconnects) and has the grace period to
-   * do it; `call.media` swapping a new leg in stops the clock. Otherwise it leaves as media_failed.
-   */
-  #awaitNewLeg(call: Call, member: Member, device: Device): void {
-    this.#closeLeg(call, device.id);
-    this.#link(call);
-    if (member.mediaTimer) return;
-    member.mediaTimer = setTimeout(() => {
-      member.mediaTimer = undefined;
-      if (!member.present || !member.device || call.legs.has(member.device.id)) return;
-      this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed");
-    }, this.#callGraceMs);
-    member.mediaTimer.unref();
-    member.device?.push("call.mediaRestart", { callId: call.id });
-  }
-
-  /**
-   * Talking legs that carried audio and then went silent (a network change the leg has not noticed
-   * yet) are told to recover; the client sets up a new leg. Legs that never sent (no microphone)
-   * are left alone.
-   */
-  #findSilentLegs(): void {
-    const now = Date.now();
-    for (const call of this.#calls.values()) {
-      if (call.state !== "active") continue;
-      for (const member of call.talking()) {
-        if (member.reconnecting || !member.device) continue;
-        const leg = call.legs.get(member.device.id);
-        if (leg?.state !== "connected") continue;
-        const heard = leg.counters.lastPacketAt;
-        if (heard === 0 || now - heard < SILENT_LEG_MS) continue;
-        if (now - (this.#hintedAt.get(leg) ?? 0) < SILENT_HINT_EVERY_MS) continue;
-        this.#hintedAt.set(leg, now);
-        call.logger.info({ device: member.device.id, silentMs: now - heard }, "media leg silent: asking for a new one");
-        member.device.push("call.mediaRestart", { callId: call.id });
-      }
-    }
   }
 
   /**
@@ -777,19 +559,17 @@ export class CallService {
       { userId: member.userId, device: device.id, graceMs: this.#callGraceMs },
       "participant reconnecting",
     );
-    member.graceTimer = setTimeout(() => {
-      member.graceTimer = undefined;
+    member.awaitReconnect(this.#callGraceMs, () => {
       if (member.device !== device || !member.present) return;
       if (call.state === "ringing" && member.role === "caller") this.#end(call, "connection_lost", null, "cancelled");
       else this.#leave(call, member, "connection_lost", null, call.answeredAt ? "answered" : "failed");
-    }, this.#callGraceMs);
-    member.graceTimer.unref();
+    });
     this.#pushInfo(call);
   }
 
   /** A device's signaling connection closed (or it logged out); `lost`: it may come back (see PresenceService). */
   #deviceGone(device: Device, lost: boolean): void {
-    for (const call of [...(this.#byUser.get(device.userId) ?? [])]) {
+    for (const call of [...this.#byUser.of(device.userId)]) {
       const member = call.members.get(device.userId);
       if (!member?.present) continue;
       if (member.talking && member.device === device && lost && this.#callGraceMs > 0 && !member.reconnecting) {
@@ -797,20 +577,10 @@ export class CallService {
       } else if (member.talking && member.device === device) {
         if (call.state === "ringing") this.#end(call, "connection_lost", null, "cancelled");
         else this.#leave(call, member, "connection_lost", null, "answered");
-      } else if (member.ringing.delete(device)) {
-        this.#closeLeg(call, device.id);
+      } else if (member.stopRingingOn(device)) {
+        call.closeLeg(device.id);
         if (member.ringing.size === 0) this.#leave(call, member, "connection_lost", null, "unreachable", "unreachable");
       }
     }
   }
-}
-
-/** The device whose media leg `leg` is in `call`, if it still has one. */
-function ownerOf(call: Call, leg: MediaLeg): Device | undefined {
-  for (const [deviceId, candidate] of call.legs) {
-    if (candidate !== leg) continue;
-    for (const member of call.members.values()) if (member.device?.id === deviceId) return member.device;
-    for (const member of call.members.values()) for (const d of member.ringing) if (d.id === deviceId) return d;
-  }
-  return undefined;
 }
