@@ -7,7 +7,7 @@
  * grace period ends the call on both pages with "Connection lost".
  *
  * Chromium's WebSocket in the namespace notices the drop only once packets flow again (the server's
- * FIN, sent when its 1 s heartbeat gave up, arrives after the cut); the server notices by heartbeat.
+ * FIN, sent when its 2 s heartbeat gave up, arrives after the cut); the server notices by heartbeat.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -98,8 +98,8 @@ describe("a softphone call whose signaling connection drops", {
       host: lab.hostAddress,
       media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
       tls: { selfSigned: true },
-      // A 1 s heartbeat: the server sees the connection gone within the cut (5 s by default).
-      heartbeatMs: 1000,
+      // A 2 s heartbeat: the server sees the connection gone within the cut (5 s by default).
+      heartbeatMs: 2000,
       callGraceMs,
     });
     servers.push(t);

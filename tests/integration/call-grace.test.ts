@@ -62,14 +62,15 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
   }
 
   /**
-   * A server on the lab's address with a 1 s heartbeat, so that it sees the connection gone during a
-   * cut (5 s by default), and the given call grace period.
+   * A server on the lab's address with a 2 s heartbeat, so that it sees the connection gone during a
+   * cut (5 s by default) while a pong a second late on a busy machine is not taken for one, and the
+   * given call grace period.
    */
   function labServer(callGraceMs: number): Promise<TestServer> {
     return startTestServer({
       host: lab.hostAddress,
       media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
-      heartbeatMs: 1000,
+      heartbeatMs: 2000,
       callGraceMs,
     });
   }
@@ -86,7 +87,7 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
     await new Promise((resolve) => setTimeout(resolve, 3000));
     await cutSignaling(10_000);
     const outputs = () => `${placed.output()}\n${answer.output()}`;
-    // The server noticed (1 s heartbeat) and the others saw the participant reconnecting.
+    // The server noticed (2 s heartbeat) and the others saw the participant reconnecting.
     assert.equal(await placed.exited, BotExit.COMPLETED, outputs());
     assert.equal(await answer.exited, BotExit.COMPLETED, outputs());
     assert.match(placed.output(), /signaling connection lost: reconnecting/);

@@ -52,8 +52,8 @@ describe("a conference where one participant's signaling connection drops", { sk
     t = await startTestServer({
       host: lab.hostAddress,
       media: { ip: lab.hostAddress, portMin: 40000, portMax: 49999 },
-      // A 1 s heartbeat: the server sees the connection gone during the cut (5 s by default).
-      heartbeatMs: 1000,
+      // A 2 s heartbeat: the server sees the connection gone during the cut (5 s by default).
+      heartbeatMs: 2000,
       callGraceMs: 30_000,
     });
   });
