@@ -7,59 +7,28 @@ import {
   type EventData,
   type EventName,
   ParleyError,
-  type ParticipantState,
 } from "@parley/protocol";
 import type { Logger } from "pino";
 import type { AccountService } from "../accounts/account-service.js";
 import type { AuditLog } from "../audit/audit-log.js";
-import type { MediaLegQuality, MediaRelay } from "../media/index.js";
+import type { MediaRelay } from "../media/index.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
 import { Call, type Member, type Party } from "./call.js";
 import type { CallHistoryStore } from "./call-history-store.js";
 import { CallMedia } from "./call-media.js";
 import { CallRecording } from "./call-recording.js";
 import { routeCall } from "./call-routing.js";
+import { EndedCalls } from "./ended-calls.js";
+import { type LiveCall, liveCall } from "./live-call.js";
 import { UserCalls } from "./user-calls.js";
+
+export { type LiveCall, liveCallState } from "./live-call.js";
 
 const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
   declined: "declined",
   no_answer: "no_answer",
   cancelled: "cancelled",
 };
-
-/** How long an ended call's id is remembered, to answer late requests with CALL_ENDED. */
-const ENDED_MEMORY_MS = 5 * 60_000;
-
-export interface LiveCall {
-  id: string;
-  state: Call["state"];
-  conference: boolean;
-  participants: { username: string; state: ParticipantState; held: boolean; muted: boolean }[];
-  createdAt: Date;
-  answeredAt: Date | undefined;
-  legs: {
-    device: number;
-    state: string;
-    packetsIn: number;
-    packetsOut: number;
-    bytesIn: number;
-    bytesOut: number;
-    /** RTCP-derived quality, read on demand (operator console). */
-    quality(): Promise<MediaLegQuality>;
-  }[];
-  /** Someone put the answered call on hold. */
-  held: boolean;
-}
-
-/**
- * How the operator and the metrics name a live call's state: ringing until answered, then a
- * conference (more than two invited), or a 1:1 call that someone holds, or active.
- */
-export function liveCallState(call: LiveCall): "ringing" | "active" | "held" | "conference" {
-  if (call.state === "ringing") return "ringing";
-  if (call.conference) return "conference";
-  return call.held ? "held" : "active";
-}
 
 /**
  * C1-C11: call signaling. Rings every device of each invitee, connects answering devices' media
@@ -74,11 +43,8 @@ export class CallService {
   readonly #calls = new Map<string, Call>();
   /** Calls (ringing or active) each user takes part in or rings for. */
   readonly #byUser = new UserCalls();
-  /**
-   * Recently ended calls: when, and for participants who were reconnecting at the end (their device
-   * could not be told), how it ended, told when they take the call back.
-   */
-  readonly #ended = new Map<string, { at: number; untold?: Set<number>; event?: EventData<"call.ended"> }>();
+  /** Recently ended calls, to answer late requests with CALL_ENDED and tell reconnecting users. */
+  readonly #ended = new EndedCalls();
   readonly #accounts: AccountService;
   readonly #presence: PresenceService;
   readonly #recording: CallRecording;
@@ -333,29 +299,7 @@ export class CallService {
   }
 
   liveCalls(): LiveCall[] {
-    return [...this.#calls.values()].map((call) => ({
-      id: call.id,
-      state: call.state,
-      conference: call.conference,
-      participants: [...call.members.values()].map((m) => ({
-        username: m.party.username,
-        state: m.state,
-        held: call.held.has(m.userId),
-        muted: call.muted.has(m.userId),
-      })),
-      createdAt: call.createdAt,
-      answeredAt: call.answeredAt,
-      legs: [...call.legs].map(([device, leg]) => ({
-        device,
-        state: leg.state,
-        packetsIn: leg.counters.packetsIn,
-        packetsOut: leg.counters.packetsOut,
-        bytesIn: leg.counters.bytesIn,
-        bytesOut: leg.counters.bytesOut,
-        quality: () => leg.quality(),
-      })),
-      held: call.held.size > 0,
-    }));
+    return [...this.#calls.values()].map(liveCall);
   }
 
   /** The operator ends a call (`hangup CALL`); a unique id prefix is enough. */
@@ -505,22 +449,13 @@ export class CallService {
       // Someone still ringing when the call ends missed it, even if others answered.
       member.leave(member.talking ? outcome : outcome === "answered" ? "cancelled" : outcome, endedAt);
     }
-    this.#rememberEnded(call.id, untold.size ? { untold, event } : {});
+    this.#ended.remember(call.id, untold.size ? { untold, event } : {});
     this.#recording.record(call, outcome, reason, endedAt);
     call.logger.info(
       { outcome, reason, durationMs: call.answeredAt ? endedAt.getTime() - call.answeredAt.getTime() : 0 },
       "call ended",
     );
     if (call.answeredAt) for (const userId of talkers) this.#presence.refresh(userId);
-  }
-
-  #rememberEnded(callId: string, untold: { untold?: Set<number>; event?: EventData<"call.ended"> }): void {
-    const now = Date.now();
-    this.#ended.set(callId, { at: now, ...untold });
-    for (const [id, { at }] of this.#ended) {
-      if (now - at < ENDED_MEMORY_MS) break;
-      this.#ended.delete(id);
-    }
   }
 
   /**
@@ -533,8 +468,8 @@ export class CallService {
     for (const callId of new Set(callIds)) {
       // It ended while the device was away: say how (before the resume's reply, so it is not
       // taken for a lost call).
-      const ended = this.#ended.get(callId);
-      if (ended?.event && ended.untold?.delete(device.userId)) device.push("call.ended", ended.event);
+      const untold = this.#ended.untoldTo(callId, device.userId);
+      if (untold) device.push("call.ended", untold);
       const call = this.#calls.get(callId);
       const member = call?.members.get(device.userId);
       const old = member?.device;
