@@ -39,6 +39,16 @@ export class NotConnectedError extends Error {
   }
 }
 
+/** The server address could not be reached. */
+export class UnreachableError extends Error {
+  readonly url: string;
+  constructor(url: string, options?: { cause?: unknown }) {
+    super(`Cannot reach the server at ${url}.`, options);
+    this.name = "UnreachableError";
+    this.url = url;
+  }
+}
+
 /** A sentence for the user about a failed action. */
 export function describeError(t: Translate, error: unknown): string {
   const code = errorCodeOf(error);
