@@ -473,10 +473,15 @@ export class CallService {
       const call = this.#calls.get(callId);
       const member = call?.members.get(device.userId);
       const old = member?.device;
-      if (!call || !member?.reconnecting || !old || old.sessionId !== device.sessionId) continue;
+      if (!call || !member?.talking || !old || old === device || old.sessionId !== device.sessionId) continue;
+      // The server may not have noticed yet that the old connection is dead (the client found out
+      // first, by its own ping): the same session taking the call back says so.
+      const unnoticed = !member.reconnecting;
+      if (unnoticed && this.#callGraceMs === 0) continue;
       member.reconnectWith(device);
       const leg = call.moveLeg(old.id, device.id);
       call.logger.info({ userId: device.userId, device: device.id, from: old.id }, "participant reconnected");
+      if (unnoticed) old.close("NORMAL");
       this.#media.renewIfSilent(call, device, leg);
       this.#presence.refresh(device.userId);
       this.#pushInfo(call);
