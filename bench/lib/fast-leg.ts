@@ -2,6 +2,7 @@ import type { Socket } from "node:dgram";
 // Peers with Parley's settings and werift fixes, and the relay's own SRTP code (its fast data
 // plane), not a copy: the generator encrypts and authenticates exactly as the relay does.
 import {
+  AUDIO_LEVEL_EXTENSION_BYTES,
   cmCounter,
   createPeer,
   gcmIv,
@@ -10,13 +11,18 @@ import {
   PROFILE_AEAD_AES_128_GCM,
   RocTracker,
   type RTCPeerConnection,
+  RTP_FIXED_HEADER_BYTES,
   type SrtpContextLike as RtcSrtpContextLike,
   rtpHeaderLength,
+  rtpSequenceNumber,
+  rtpSsrc,
   type SrtpKeys,
   SrtpReceiver,
   SrtpSender,
   srtpSessionOf,
   tapDatagrams,
+  writeAudioLevelExtension,
+  writeRtpHeader,
 } from "@parley/rtc";
 
 /**
@@ -149,8 +155,8 @@ function tail(receiver: SrtpReceiver, packet: Buffer, roc: number, length: numbe
   const headerLength = rtpHeaderLength(packet);
   const payloadLength = packet.length - (gcm ? 16 : 10) - headerLength;
   if (headerLength < 0 || payloadLength < length) return null;
-  const seq = packet.readUInt16BE(2);
-  const ssrc = packet.readUInt32BE(8);
+  const seq = rtpSequenceNumber(packet);
+  const ssrc = rtpSsrc(packet);
   const offset = payloadLength - length;
   const first = offset >> 4;
   const last = (offset + length - 1) >> 4;
@@ -277,17 +283,15 @@ export class FastLeg {
   /** Sends one 20 ms Opus frame with the current time appended. */
   send(frame: Buffer, now: number): void {
     const audioLevel = this.#audioLevel;
-    const header = Buffer.allocUnsafe(audioLevel ? 20 : 12);
-    header[0] = audioLevel ? 0x90 : 0x80;
-    header[1] = this.payloadType;
-    header.writeUInt16BE(this.#seq, 2);
-    header.writeUInt32BE(this.#timestamp >>> 0, 4);
-    header.writeUInt32BE(this.ssrc >>> 0, 8);
-    if (audioLevel) {
-      // RFC 8285 one-byte header extension: one element (id, length 1 - 1), padded to a word.
-      header.writeUInt32BE(0xbede0001, 12);
-      header.writeUInt32BE((((audioLevel.id << 4) << 24) | ((0x80 | audioLevel.level) << 16)) >>> 0, 16);
-    }
+    const header = writeRtpHeader(
+      Buffer.allocUnsafe(RTP_FIXED_HEADER_BYTES + (audioLevel ? AUDIO_LEVEL_EXTENSION_BYTES : 0)),
+      false,
+      this.payloadType,
+      this.#seq,
+      this.#timestamp,
+      this.ssrc,
+    );
+    if (audioLevel) writeAudioLevelExtension(header, audioLevel.id, audioLevel.level);
     const payload = Buffer.allocUnsafe(frame.length + STAMP_BYTES);
     frame.copy(payload, 0);
     payload.writeDoubleLE(now, frame.length);
@@ -307,13 +311,13 @@ export class FastLeg {
    */
   #receive(packet: Buffer): void {
     const now = performance.now();
-    const ssrc = packet.readUInt32BE(8);
+    const ssrc = rtpSsrc(packet);
     let rocs = this.#rocs.get(ssrc);
     if (!rocs) {
       rocs = new RocTracker();
       this.#rocs.set(ssrc, rocs);
     }
-    const seq = packet.readUInt16BE(2);
+    const seq = rtpSequenceNumber(packet);
     const roc = rocs.guess(seq);
     if (this.received % 50 === 0) {
       const headerLength = rtpHeaderLength(packet);

@@ -2,10 +2,12 @@ import { dominantFrequency, OpusDecoder, OpusEncoder, rms, SAMPLE_RATE, tone, to
 import {
   RocTracker,
   type RTCPeerConnection,
+  RTP_FIXED_HEADER_BYTES,
   rtpHeaderLength,
   SrtpReceiver,
   SrtpSender,
   tapDatagrams,
+  writeRtpHeader,
 } from "@parley/rtc";
 import { connectedPeer, type SrtpContextLike } from "./fast-leg.js";
 
@@ -162,12 +164,14 @@ export class HuntLeg {
       this.#frame = (this.#frame + skipped) % this.#frames.length;
     }
     while (this.#next <= now) {
-      const header = Buffer.allocUnsafe(12);
-      header[0] = 0x80;
-      header[1] = this.#payloadType;
-      header.writeUInt16BE(this.#seq, 2);
-      header.writeUInt32BE(this.#timestamp >>> 0, 4);
-      header.writeUInt32BE(this.#ssrc >>> 0, 8);
+      const header = writeRtpHeader(
+        Buffer.allocUnsafe(RTP_FIXED_HEADER_BYTES),
+        false,
+        this.#payloadType,
+        this.#seq,
+        this.#timestamp,
+        this.#ssrc,
+      );
       const frame = this.#frames[this.#frame]!;
       this.#frame = (this.#frame + 1) % this.#frames.length;
       try {

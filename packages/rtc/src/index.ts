@@ -29,6 +29,30 @@ export {
   receivedStream,
 } from "./replay-window.js";
 export {
+  AUDIO_LEVEL_EXTENSION_BYTES,
+  audioLevelOf,
+  RTP_FIXED_HEADER_BYTES,
+  rtpHasPadding,
+  rtpHeaderLength,
+  rtpMarker,
+  rtpSequenceNumber,
+  rtpSsrc,
+  rtpTimestamp,
+  writeAudioLevelExtension,
+  writeRtpHeader,
+} from "./rtp-header.js";
+export {
+  AUDIO_LEVEL_URI,
+  declaredSsrcs,
+  declaresSsrc,
+  extensionId,
+  mediaSectionCount,
+  opusAnswerParameters,
+  type SdpCandidate,
+  sdpCandidates,
+  sdpLines,
+} from "./sdp.js";
+export {
   AesGcm,
   cmCounter,
   ecbCipher,
@@ -37,7 +61,6 @@ export {
   PROFILE_AEAD_AES_128_GCM,
   PROFILE_AES128_CM_SHA1_80,
   RocTracker,
-  rtpHeaderLength,
   type SrtpKeys,
   SrtpReceiver,
   SrtpSender,

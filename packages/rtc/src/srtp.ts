@@ -68,20 +68,6 @@ export class RocTracker {
   }
 }
 
-/**
- * Length of the RTP header (fixed part, CSRCs and header extension) at the start of `packet`, or
- * -1 when the packet is too short to hold it.
- */
-export function rtpHeaderLength(packet: Buffer): number {
-  if (packet.length < 12) return -1;
-  let length = 12 + 4 * (packet[0]! & 0x0f);
-  if (packet[0]! & 0x10) {
-    if (packet.length < length + 4) return -1;
-    length += 4 + 4 * packet.readUInt16BE(length + 2);
-  }
-  return length <= packet.length ? length : -1;
-}
-
 /** The authentication tag length of a profile's packets. */
 export function tagLength(profile: number): number {
   return profile === PROFILE_AEAD_AES_128_GCM ? GCM_TAG_BYTES : CM_TAG_BYTES;

@@ -1,6 +1,6 @@
 import { ParleyError } from "@parley/protocol";
 import type { MediaLeg, MediaRelay } from "../media/index.js";
-import { offerProblem } from "../media/sdp-lines.js";
+import { offerProblem } from "../media/offer-policy.js";
 import type { Device } from "../presence/presence-service.js";
 import type { Call, Member } from "./call.js";
 import { routeCall } from "./call-routing.js";

@@ -1,4 +1,5 @@
 import {
+  audioLevelOf,
   type IceConnectionLike,
   isSupportedProfile,
   packetIndex,
@@ -6,7 +7,12 @@ import {
   ReplayVerdict,
   type RTCPeerConnection,
   receivedStream,
+  rtpHasPadding,
   rtpHeaderLength,
+  rtpMarker,
+  rtpSequenceNumber,
+  rtpSsrc,
+  rtpTimestamp,
   type SrtpContextLike,
   type SrtpKeys,
   SrtpReceiver,
@@ -34,44 +40,6 @@ export interface InboundRtp {
 /** A blank `InboundRtp`, for the one object each leg decodes every packet into. */
 export function emptyInboundRtp(): InboundRtp {
   return { ssrc: 0, sequenceNumber: 0, roc: 0, timestamp: 0, marker: false, payload: Buffer.alloc(0), audioLevel: -1 };
-}
-
-/**
- * The RFC 6464 level in the header extension `id` of an RTP packet whose header is `headerLength`
- * bytes (one-byte RFC 8285 elements, as Chrome and werift send; two-byte ones are read too), or -1.
- */
-export function audioLevelOf(packet: Buffer, headerLength: number, id: number): number {
-  if (!(packet[0]! & 0x10)) return -1;
-  const at = 12 + 4 * (packet[0]! & 0x0f);
-  const profile = packet.readUInt16BE(at);
-  const end = headerLength;
-  let i = at + 4;
-  if (profile === 0xbede) {
-    while (i < end) {
-      const byte = packet[i]!;
-      if (byte === 0) {
-        i++; // padding
-        continue;
-      }
-      const elementId = byte >> 4;
-      const length = (byte & 0x0f) + 1;
-      if (elementId === 15) return -1;
-      if (elementId === id) return i + 1 < end ? packet[i + 1]! & 0x7f : -1;
-      i += 1 + length;
-    }
-  } else if ((profile & 0xfff0) === 0x1000) {
-    while (i + 1 < end) {
-      const elementId = packet[i]!;
-      if (elementId === 0) {
-        i++;
-        continue;
-      }
-      const length = packet[i + 1]!;
-      if (elementId === id) return length >= 1 && i + 2 < end ? packet[i + 2]! & 0x7f : -1;
-      i += 2 + length;
-    }
-  }
-  return -1;
 }
 
 /**
@@ -178,7 +146,7 @@ export class FastRtpPath {
    */
   readonly #receive = (packet: Buffer): void => {
     const drops = this.#drops;
-    const ssrc = packet.readUInt32BE(8);
+    const ssrc = rtpSsrc(packet);
     const stream = this.#streams.get(ssrc);
     if (!stream) {
       drops.unknown_ssrc++;
@@ -189,7 +157,7 @@ export class FastRtpPath {
       drops.malformed++;
       return;
     }
-    const seq = packet.readUInt16BE(2);
+    const seq = rtpSequenceNumber(packet);
     const index = packetIndex(stream.rocs.guess(seq), seq);
     const verdict = stream.replay.check(index);
     if (verdict !== ReplayVerdict.FRESH) {
@@ -203,7 +171,7 @@ export class FastRtpPath {
       return;
     }
     stream.replay.accept(index);
-    if (packet[0]! & 0x20) {
+    if (rtpHasPadding(packet)) {
       // RTP padding: its last byte says how many bytes to drop.
       const padding = payload.length > 0 ? payload[payload.length - 1]! : 0;
       if (padding === 0 || padding > payload.length) {
@@ -216,8 +184,8 @@ export class FastRtpPath {
     inbound.ssrc = ssrc;
     inbound.sequenceNumber = seq;
     inbound.roc = this.#receiver.lastRoc;
-    inbound.timestamp = packet.readUInt32BE(4);
-    inbound.marker = (packet[1]! & 0x80) !== 0;
+    inbound.timestamp = rtpTimestamp(packet);
+    inbound.marker = rtpMarker(packet);
     inbound.payload = payload;
     inbound.audioLevel = this.#audioLevelId === null ? -1 : audioLevelOf(packet, headerLength, this.#audioLevelId);
     this.#onRtp(inbound);

@@ -1,10 +1,13 @@
 import {
+  declaredSsrcs,
   type MediaStreamTrack,
   type ReceivedStream,
   type RTCPeerConnection,
   type RTCRtpSender,
+  RTP_FIXED_HEADER_BYTES,
   RtpHeader,
   RtpPacket,
+  writeRtpHeader,
 } from "@parley/rtc";
 import type { Logger } from "../logging/logger.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
@@ -14,7 +17,6 @@ import { canTransition, type MediaLegState } from "./media-leg-state.js";
 import { ReceptionStats } from "./reception-stats.js";
 import { REPORT_CHECK_MS, SenderReports, sendReceiverReport, stopWeriftReceiverReports } from "./rtcp-reports.js";
 import { SEQ_MODULO } from "./rtp-clock.js";
-import { declaredSsrcs } from "./sdp-lines.js";
 import { SlotContinuity } from "./slot-continuity.js";
 import { SocketGuard } from "./socket-guard.js";
 import { VoiceActivity } from "./voice-activity.js";
@@ -325,12 +327,14 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     const sequenceNumber = index % SEQ_MODULO;
     const fast = this.#fast;
     if (fast) {
-      const header = Buffer.allocUnsafe(12);
-      header[0] = 0x80;
-      header[1] = (rtp.marker ? 0x80 : 0) | slot.payloadType;
-      header.writeUInt16BE(sequenceNumber, 2);
-      header.writeUInt32BE(timestamp, 4);
-      header.writeUInt32BE(slot.ssrc, 8);
+      const header = writeRtpHeader(
+        Buffer.allocUnsafe(RTP_FIXED_HEADER_BYTES),
+        rtp.marker,
+        slot.payloadType,
+        sequenceNumber,
+        timestamp,
+        slot.ssrc,
+      );
       fast.send(header, rtp.payload, (index - sequenceNumber) / SEQ_MODULO);
       slot.reports.count(timestamp, rtp.payload.length, arrivedAt);
     } else {

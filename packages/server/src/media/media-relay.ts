@@ -1,8 +1,10 @@
 import { ParleyError } from "@parley/protocol";
+import { AUDIO_LEVEL_URI, declaresSsrc, extensionId, mediaSectionCount } from "@parley/rtc";
 import type { Logger } from "../logging/logger.js";
 import { type MediaConfig, mediaConfigProblem } from "./media-config.js";
 import { type MediaDrops, noMediaDrops } from "./media-drops.js";
 import { type ForwardTotals, MediaLeg } from "./media-leg.js";
+import { offerProblem } from "./offer-policy.js";
 import {
   answerOffer,
   createPeerConnection,
@@ -10,7 +12,6 @@ import {
   type OpusSettings,
   portRangesToTry,
 } from "./relay-peer-connection.js";
-import { AUDIO_LEVEL_URI, declaresSsrc, extensionId, mediaSectionCount, offerProblem } from "./sdp-lines.js";
 
 export type { MediaConfig } from "./media-config.js";
 export { MEDIA_DROP_REASONS, type MediaDropReason, type MediaDrops } from "./media-drops.js";

@@ -1,6 +1,11 @@
-import { createPeer, type RTCPeerConnection, type RTCRtpSender } from "@parley/rtc";
+import {
+  createPeer,
+  opusAnswerParameters,
+  type RTCPeerConnection,
+  type RTCRtpSender,
+  sdpCandidates,
+} from "@parley/rtc";
 import type { MediaConfig } from "./media-config.js";
-import { opusAnswerParameters, sdpCandidates } from "./sdp-lines.js";
 
 /**
  * What the relay asks clients' Opus encoders for in its answer (RFC 7587 fmtp): in-band FEC

@@ -1,7 +1,8 @@
-/** Small, line-based SDP checks: enough to refuse unusable offers and to verify our own answers. */
-
-/** Offers are a few kilobytes; anything far larger is not from a softphone. */
-const MAX_OFFER_LENGTH = 64 * 1024;
+/**
+ * Small, line-based SDP reading (and the Opus fmtp rewrite): what the relay needs from offers and
+ * its own answers, with no SDP object model. What Parley accepts as an offer is the server's
+ * policy (its media/offer-policy.ts), built on these.
+ */
 
 export interface SdpCandidate {
   protocol: string;
@@ -10,32 +11,9 @@ export interface SdpCandidate {
   type: string;
 }
 
-function lines(sdp: string): string[] {
+/** The lines of an SDP (CRLF or LF). */
+export function sdpLines(sdp: string): string[] {
   return sdp.split(/\r?\n/);
-}
-
-/**
- * Most audio m-lines an offer may have: the first carries the client's microphone both ways, each
- * further one (recvonly at the client) is one more stream the client can hear at once in a
- * conference.
- */
-export const MAX_AUDIO_SECTIONS = 8;
-
-/** Why the relay cannot answer this offer (1 to 8 audio m-lines offering Opus), or null if it can. */
-export function offerProblem(sdp: string): string | null {
-  if (sdp.length > MAX_OFFER_LENGTH) return "the SDP offer is too large";
-  const all = lines(sdp);
-  const media = all.filter((line) => line.startsWith("m="));
-  if (media.length === 0 || media.length > MAX_AUDIO_SECTIONS || media.some((line) => !line.startsWith("m=audio "))) {
-    return `the SDP offer must have 1 to ${MAX_AUDIO_SECTIONS} m-lines, all audio`;
-  }
-  if (media.length > 1 && !all.some((line) => line.startsWith("a=group:BUNDLE "))) {
-    return "an SDP offer with several m-lines must bundle them (a=group:BUNDLE)";
-  }
-  if (!all.some((line) => /^a=rtpmap:\d+ opus\/48000\/2\s*$/i.test(line))) {
-    return "the SDP offer does not offer Opus (opus/48000/2)";
-  }
-  return null;
 }
 
 /**
@@ -43,13 +21,13 @@ export function offerProblem(sdp: string): string | null {
  * negotiated rid), so audio from a client whose offer declares no SSRC is silently dropped.
  */
 export function declaresSsrc(sdp: string): boolean {
-  return lines(sdp).some((line) => line.startsWith("a=ssrc:"));
+  return sdpLines(sdp).some((line) => line.startsWith("a=ssrc:"));
 }
 
 /** The SSRCs an SDP declares (`a=ssrc:<ssrc> ...`), the only ones werift routes RTP from. */
 export function declaredSsrcs(sdp: string): Set<number> {
   const found = new Set<number>();
-  for (const line of lines(sdp)) {
+  for (const line of sdpLines(sdp)) {
     const match = /^a=ssrc:(\d+)/.exec(line);
     if (match) found.add(Number(match[1]) >>> 0);
   }
@@ -59,7 +37,7 @@ export function declaredSsrcs(sdp: string): Set<number> {
 /** Every `a=candidate` line of an SDP. */
 export function sdpCandidates(sdp: string): SdpCandidate[] {
   const found: SdpCandidate[] = [];
-  for (const line of lines(sdp)) {
+  for (const line of sdpLines(sdp)) {
     // a=candidate:<foundation> <component> <protocol> <priority> <address> <port> typ <type> ...
     const match = /^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/.exec(line);
     if (!match) continue;
@@ -71,7 +49,7 @@ export function sdpCandidates(sdp: string): SdpCandidate[] {
 
 /** How many m-lines (media sections) an SDP has. */
 export function mediaSectionCount(sdp: string): number {
-  return lines(sdp).filter((line) => line.startsWith("m=")).length;
+  return sdpLines(sdp).filter((line) => line.startsWith("m=")).length;
 }
 
 /** RFC 6464 client-to-mixer audio level: the header extension that tells how loud each packet is. */
@@ -79,7 +57,7 @@ export const AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /** The RTP header extension id an SDP gives `uri` (`a=extmap:<id> <uri>`), or null. */
 export function extensionId(sdp: string, uri: string): number | null {
-  for (const line of lines(sdp)) {
+  for (const line of sdpLines(sdp)) {
     const match = /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(line);
     if (match && match[2] === uri) return Number(match[1]);
   }
