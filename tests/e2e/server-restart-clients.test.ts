@@ -8,12 +8,12 @@
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   type BotRun,
   type BrowserUser,
+  freeTcpPort,
   launchBrowserUser,
   runBot,
   type ServerProcess,
@@ -38,17 +38,6 @@ import {
 const ANN: Person = { username: "ann", displayName: "Ann Restart" };
 const { botArgs } = useBotCalls("parley-restart-clients-");
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 describe("a softphone and a bot in a call when the server crashes and comes back", { timeout: 120_000 }, () => {
   let dir: string;
   let dataDir: string;
@@ -60,7 +49,7 @@ describe("a softphone and a bot in a call when the server crashes and comes back
   before(async () => {
     dir = tempDir("parley-restart-e2e-");
     dataDir = path.join(dir, "data");
-    port = await freePort();
+    port = await freeTcpPort();
     server = await spawnServer(dataDir, ["--port", String(port)]);
     ann = await launchBrowserUser(toneWav(dir, 440));
   });

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { readWav, SAMPLE_RATE, tone, toneLevel, writeWav } from "@parley/audio";
+import { tone, writeWav } from "@parley/audio";
 import {
   type BotRun,
   createNetworkLab,
@@ -25,6 +25,7 @@ import {
   waitFor,
 } from "@parley/testkit";
 import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
+import { toneTimeline } from "./bot-calls.js";
 
 const PASSWORD = "bot password 1";
 /** Quieter tones, so two of them mixed at a listener do not clip. */
@@ -77,12 +78,7 @@ describe("a conference where one participant's signaling connection drops", { sk
    * is heard ("T") or not ("."), measured on its own in the mix.
    */
   function timeline(listener: string, hz: number, seconds: number): string {
-    const samples = readWav(path.join(dir, `${listener}.wav`));
-    let line = "";
-    for (let s = 1; s < seconds && (s + 1) * SAMPLE_RATE <= samples.length; s++) {
-      line += toneLevel(samples.subarray(s * SAMPLE_RATE, (s + 1) * SAMPLE_RATE), hz) > HEARD ? "T" : ".";
-    }
-    return line;
+    return toneTimeline(path.join(dir, `${listener}.wav`), hz, 1, HEARD).slice(1, seconds);
   }
 
   it("keeps everyone hearing everyone through a 10 s cut, then all hang up normally with one call in the history", async () => {

@@ -17,7 +17,7 @@ import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { generateSelfSigned, turnIceServers } from "@parley/server";
-import { launchServerProcess, tempDir, waitFor } from "@parley/testkit";
+import { freeTcpPort, launchServerProcess, tempDir, waitFor } from "@parley/testkit";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const COTURN_CONF = path.join(ROOT, "deploy/coturn.conf");
@@ -208,17 +208,6 @@ function parleyCredentials(secret: string, userId: number, ttlSeconds: number) {
   const [server] = turnIceServers({ urls: ["turns:parley.example:5349?transport=tcp"], secret, ttlSeconds }, userId);
   assert.ok(server?.username && server.credential);
   return { username: server.username, password: server.credential };
-}
-
-function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function canConnect(port: number): Promise<boolean> {

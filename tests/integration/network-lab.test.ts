@@ -6,6 +6,7 @@ import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
+  CHROMIUM_HEADLESS_ARGS,
   createNetworkLab,
   type LabHost,
   LabUnsupportedError,
@@ -304,16 +305,7 @@ describe("network lab", { skip: networkLabUnavailable() }, () => {
     const browser = await chromium.launch({
       executablePath: alice.chromiumPath,
       headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      args: [...CHROMIUM_HEADLESS_ARGS],
     });
     try {
       const page = await browser.newPage();

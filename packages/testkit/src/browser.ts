@@ -18,16 +18,24 @@ export function chromiumArgs(wavFile: string): string[] {
     "--use-fake-device-for-media-stream",
     `--use-file-for-fake-audio-capture=${wavFile}`,
     "--autoplay-policy=no-user-gesture-required",
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    ...CHROMIUM_HEADLESS_ARGS,
   ];
 }
+
+/**
+ * Headless Chromium as root on this closed network: no sandbox, no GPU, no QUIC, and none of the
+ * background connections (updates, sync) that the network would refuse.
+ */
+export const CHROMIUM_HEADLESS_ARGS: readonly string[] = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 /** Writes a `seconds`-long sine tone at `hz` (48 kHz mono WAV) as `dir/tone-HZ.wav` and returns its path. */
 export function toneWav(dir: string, hz: number, seconds = 4, amplitude = 0.5): string {

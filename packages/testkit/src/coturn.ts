@@ -114,7 +114,8 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
   };
 }
 
-function freeTcpPort(address: string): Promise<number> {
+/** A TCP port free on `address` right now (another process may take it before it is used). */
+export function freeTcpPort(address = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);

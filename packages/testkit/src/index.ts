@@ -1,5 +1,5 @@
 export * from "./browser.js";
-export { type Coturn, type CoturnOptions, coturnUnavailable, startCoturn } from "./coturn.js";
+export { type Coturn, type CoturnOptions, coturnUnavailable, freeTcpPort, startCoturn } from "./coturn.js";
 export { dbSnapshot } from "./db-snapshot.js";
 export {
   createNetworkLab,
