@@ -1,25 +1,19 @@
 // The werift classes and helpers Parley's packages, bench and tests use: they reach werift only
 // through this package.
 export {
-  compactNtp,
   DtlsSocket,
   MediaStreamTrack,
-  ntpTime,
   RTCPeerConnection,
   type RTCRtpSender,
-  RtcpReceiverInfo,
-  RtcpRrPacket,
-  RtcpSenderInfo,
-  RtcpSrPacket,
   RtpHeader,
   RtpPacket,
-  timestampSeconds,
   useAudioLevelIndication,
   useOPUS,
   usePCMU,
   useVP8,
 } from "werift";
 export { createPeer, type PeerOptions } from "./peer.js";
+export { ReceptionStats } from "./reception-stats.js";
 export {
   packetIndex,
   REPLAY_WINDOW_SIZE,
@@ -28,6 +22,7 @@ export {
   ReplayWindow,
   receivedStream,
 } from "./replay-window.js";
+export { REPORT_CHECK_MS, SenderReports, sendReceiverReport, stopWeriftReceiverReports } from "./rtcp-reports.js";
 export {
   AUDIO_LEVEL_EXTENSION_BYTES,
   audioLevelOf,

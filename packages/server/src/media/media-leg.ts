@@ -1,12 +1,17 @@
 import {
   declaredSsrcs,
   type MediaStreamTrack,
+  REPORT_CHECK_MS,
   type ReceivedStream,
+  ReceptionStats,
   type RTCPeerConnection,
   type RTCRtpSender,
   RTP_FIXED_HEADER_BYTES,
   RtpHeader,
   RtpPacket,
+  SenderReports,
+  sendReceiverReport,
+  stopWeriftReceiverReports,
   writeRtpHeader,
 } from "@parley/rtc";
 import type { Logger } from "../logging/logger.js";
@@ -14,8 +19,6 @@ import { TypedEmitter } from "../util/typed-emitter.js";
 import { FastRtpPath, type InboundRtp } from "./fast-rtp.js";
 import type { MediaDrops } from "./media-drops.js";
 import { canTransition, type MediaLegState } from "./media-leg-state.js";
-import { ReceptionStats } from "./reception-stats.js";
-import { REPORT_CHECK_MS, SenderReports, sendReceiverReport, stopWeriftReceiverReports } from "./rtcp-reports.js";
 import { SEQ_MODULO } from "./rtp-clock.js";
 import { SlotContinuity } from "./slot-continuity.js";
 import { SocketGuard } from "./socket-guard.js";
@@ -299,7 +302,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     counters.packetsIn++;
     counters.bytesIn += rtp.payload.length;
     counters.lastPacketAt = Date.now();
-    const timestampAdvance = this.#reception.count(rtp);
+    const timestampAdvance = this.#reception.count(rtp.ssrc, rtp.roc, rtp.sequenceNumber, rtp.timestamp);
     if (rtp.audioLevel >= 0 && this.#voice.hear(rtp.audioLevel, timestampAdvance)) {
       this.emit("speaking", this.#voice.speaking);
     }

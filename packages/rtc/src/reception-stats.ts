@@ -1,12 +1,17 @@
-import type { InboundRtp } from "./fast-rtp.js";
-import { OPUS_TICKS_PER_MS, SEQ_MODULO } from "./rtp-clock.js";
+import { packetIndex } from "./replay-window.js";
+
+/** Opus's RTP clock (RFC 7587): 48 kHz whatever the audio's sample rate. */
+const OPUS_CLOCK_RATE = 48_000;
 
 /**
- * RFC 3550 reception statistics of a client's stream (its latest SSRC), counted per packet on
- * either data plane: A.3 (expected and lost from extended sequence numbers) and A.8 (interarrival
- * jitter). They feed the leg's quality and its receiver reports.
+ * RFC 3550 reception statistics of a received stream (its latest SSRC), counted per packet:
+ * A.3 (expected and lost from extended sequence numbers) and A.8 (interarrival jitter). They feed
+ * a receiver's quality figures and its receiver reports (see sendReceiverReport). The caller
+ * decodes the header, so any data plane can count: it hands over plain numbers.
  */
 export class ReceptionStats {
+  /** RTP timestamp ticks per ms of the stream's clock. */
+  readonly #ticksPerMs: number;
   /** The stream's SSRC, -1 before the first packet. */
   ssrc = -1;
   /** Extended sequence numbers: the first and the highest received. */
@@ -21,17 +26,23 @@ export class ReceptionStats {
   expectedPrior = 0;
   receivedPrior = 0;
 
+  /** `clockRate`: the stream's RTP clock in Hz (Opus's 48 kHz unless told). */
+  constructor(clockRate = OPUS_CLOCK_RATE) {
+    this.#ticksPerMs = clockRate / 1000;
+  }
+
   /**
-   * Hot path, once per packet: counts it. Returns how many RTP ticks its timestamp is past the
-   * previous packet's of the same SSRC (a signed 32-bit number; 0 for a new SSRC).
+   * Hot path, once per packet: counts a packet of `ssrc` with rollover counter `roc`, sequence
+   * number `seq` and RTP `timestamp`, which arrived at `arrival` (ms on a monotonic clock; now
+   * unless told). Returns how many RTP ticks its timestamp is past the previous packet's of the
+   * same SSRC (a signed 32-bit number; 0 for a new SSRC).
    */
-  count(rtp: InboundRtp): number {
-    const extended = rtp.roc * SEQ_MODULO + rtp.sequenceNumber;
-    const arrival = performance.now();
+  count(ssrc: number, roc: number, seq: number, timestamp: number, arrival = performance.now()): number {
+    const extended = packetIndex(roc, seq);
     let advance = 0;
-    if (rtp.ssrc !== this.ssrc) {
-      // A new source (the client restarted its stream): its statistics start over.
-      this.ssrc = rtp.ssrc;
+    if (ssrc !== this.ssrc) {
+      // A new source (the sender restarted its stream): its statistics start over.
+      this.ssrc = ssrc;
       this.base = extended;
       this.max = extended;
       this.received = 1;
@@ -42,12 +53,12 @@ export class ReceptionStats {
       this.received++;
       if (extended > this.max) this.max = extended;
       // D(i-1, i) in RTP ticks; the timestamp difference as a signed 32-bit number survives wraps.
-      advance = (rtp.timestamp - this.lastTimestamp) | 0;
-      const d = (arrival - this.lastArrival) * OPUS_TICKS_PER_MS - advance;
+      advance = (timestamp - this.lastTimestamp) | 0;
+      const d = (arrival - this.lastArrival) * this.#ticksPerMs - advance;
       this.jitter += (Math.abs(d) - this.jitter) / 16;
     }
     this.lastArrival = arrival;
-    this.lastTimestamp = rtp.timestamp;
+    this.lastTimestamp = timestamp;
     return advance;
   }
 
@@ -56,14 +67,14 @@ export class ReceptionStats {
     return this.max - this.base + 1;
   }
 
-  /** Cumulative packets lost (never below 0), for the leg's quality. */
+  /** Cumulative packets lost (never below 0: duplicates can outnumber losses). */
   get packetsLost(): number {
     return Math.max(0, this.expected - this.received);
   }
 
   /** Interarrival jitter in ms. */
   get jitterMs(): number {
-    return this.jitter / OPUS_TICKS_PER_MS;
+    return this.jitter / this.#ticksPerMs;
   }
 
   /**

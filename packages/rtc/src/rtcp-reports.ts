@@ -1,31 +1,28 @@
 import {
   compactNtp,
   ntpTime,
+  type RTCRtpReceiver,
   type RTCRtpSender,
   RtcpReceiverInfo,
   RtcpRrPacket,
   RtcpSenderInfo,
   RtcpSrPacket,
-  receiverReportState,
-  senderReportState,
   timestampSeconds,
-} from "@parley/rtc";
+} from "werift";
 import type { ReceptionStats } from "./reception-stats.js";
+import { receiverReportState, senderReportState } from "./werift-internals.js";
 
 /*
- * The RTCP reports of a leg on the fast data plane, whose RTP never passes werift's sender or
- * receiver: the leg counts what it sends and receives, and sends the reports through werift's
- * DTLS transport, recording them where werift looks (see @parley/rtc's werift-internals).
+ * The RTCP reports of a peer connection whose RTP never passes werift's sender or receiver (a
+ * data plane of its own): the caller counts what it sends and receives, and the reports go out
+ * through werift's DTLS transport, recorded where werift looks (see werift-internals).
  */
 
-/** werift's RTCRtpReceiver (the type @parley/rtc's internals take). */
-type WeriftReceiver = Parameters<typeof receiverReportState>[0];
-
-/** How often (ms) the fast path refreshes a slot's report time pair: werift's NTP clock is costly. */
+/** How often (ms) `count` refreshes the report time pair: werift's NTP clock is costly. */
 const REPORT_CLOCK_MS = 200;
 /**
  * RFC 3550 6.2: RTCP at most every 5 s on average (randomised between 0.5 and 1.5 times the
- * interval, so legs do not synchronise); the reports are checked for once a second.
+ * interval, so peers do not synchronise); the reports are checked for once a second.
  */
 const REPORT_INTERVAL_MS = 5000;
 export const REPORT_CHECK_MS = 1000;
@@ -33,10 +30,10 @@ export const REPORT_CHECK_MS = 1000;
 /** werift's sendRtcp settles when the packet is handed to the socket; send failures are dropped packets. */
 function ignoreSendError(): void {}
 
-/** The RTCP sender reports of one slot (one outgoing stream) on the fast data plane. */
+/** The RTCP sender reports of one outgoing stream (one RTCRtpSender) whose RTP werift does not send. */
 export class SenderReports {
   readonly #sender: RTCRtpSender;
-  /** When the fast path last took the (NTP, RTP) time pair for the sender reports (ms). */
+  /** When `count` last took the (NTP, RTP) time pair for the sender reports (ms). */
   #reportedAt = 0;
   /** When the next sender report is due (ms). */
   #nextReportAt = 0;
@@ -46,8 +43,8 @@ export class SenderReports {
   }
 
   /**
-   * Hot path: counts a fast-path packet for the sender reports, keeping werift's counts and time
-   * pair current (see SenderReportState); `now` is when the packet arrived (ms).
+   * Hot path: counts a packet sent past werift for the sender reports, keeping werift's counts and
+   * time pair current (see SenderReportState); `now` is when the packet arrived (ms).
    */
   count(timestamp: number, bytes: number, now: number): void {
     const sender = senderReportState(this.#sender);
@@ -59,7 +56,7 @@ export class SenderReports {
     sender.rtpTimestamp = timestamp;
   }
 
-  /** Sends the sender report if it is due and the slot has sent audio. */
+  /** Sends the sender report if it is due and the stream has sent RTP. */
   sendIfDue(now: number): void {
     const sender = senderReportState(this.#sender);
     if (sender.packetCount === 0 || now < this.#nextReportAt) return;
@@ -78,24 +75,24 @@ export class SenderReports {
     sender.dtlsTransport.sendRtcp([report]).catch(ignoreSendError);
   }
 
-  /** The loss the listener's receiver reports on this slot give (0..1), undefined before any. */
+  /** The loss the remote end's receiver reports on this stream give (0..1), undefined before any. */
   get remoteFractionLost(): number | undefined {
     return senderReportState(this.#sender).remoteFractionLost;
   }
 }
 
 /** Stops werift's own receiver reports, which would carry stale numbers once it sees no RTP. */
-export function stopWeriftReceiverReports(receiver: WeriftReceiver): void {
+export function stopWeriftReceiverReports(receiver: RTCRtpReceiver): void {
   receiverReportState(receiver).rtcpCancel?.abort();
 }
 
 /**
- * Sends a receiver report on the client's stream through `via` (a sender of the same
+ * Sends a receiver report on the remote end's stream through `via` (a sender of the same
  * connection): the reception statistics (RFC 3550 A.3, A.8), `fraction` lost (0..1) and the last
- * sender report's time werift's `receiver` recorded (for the client's round trip).
+ * sender report's time werift's `receiver` recorded (for the remote end's round trip).
  */
 export function sendReceiverReport(
-  receiver: WeriftReceiver,
+  receiver: RTCRtpReceiver,
   stats: ReceptionStats,
   fraction: number,
   via: RTCRtpSender | undefined,
