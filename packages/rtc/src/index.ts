@@ -61,6 +61,7 @@ export {
   SrtpSender,
   tagLength,
 } from "./srtp.js";
+export { type UdpHandle, udpHandleOf } from "./udp-handle.js";
 export { applyWeriftFixes } from "./werift-fixes.js";
 export {
   type CandidatePairLike,

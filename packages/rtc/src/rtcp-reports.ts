@@ -56,6 +56,21 @@ export class SenderReports {
     sender.rtpTimestamp = timestamp;
   }
 
+  /**
+   * Sets the counts and time pair from a data plane that counts for itself (the native plane's
+   * per-slot statistics): `packets` and `octets` sent so far, the RTP `timestamp` of the last
+   * packet and when it was sent (`sentAt`, ms since the epoch). Called before `sendIfDue`.
+   */
+  record(packets: number, octets: number, timestamp: number, sentAt: number): void {
+    const sender = senderReportState(this.#sender);
+    sender.packetCount = packets >>> 0;
+    sender.octetCount = octets >>> 0;
+    if (sentAt === this.#reportedAt) return;
+    this.#reportedAt = sentAt;
+    sender.ntpTimestamp = ntpFromEpochMs(sentAt);
+    sender.rtpTimestamp = timestamp >>> 0;
+  }
+
   /** Sends the sender report if it is due and the stream has sent RTP. */
   sendIfDue(now: number): void {
     const sender = senderReportState(this.#sender);
@@ -79,6 +94,16 @@ export class SenderReports {
   get remoteFractionLost(): number | undefined {
     return senderReportState(this.#sender).remoteFractionLost;
   }
+}
+
+/** Seconds from the NTP epoch (1900) to the Unix epoch (1970). */
+const NTP_UNIX_OFFSET_S = 2_208_988_800n;
+
+/** A time in ms since the Unix epoch as a 64-bit NTP timestamp (32.32 fixed point, RFC 3550 4). */
+function ntpFromEpochMs(ms: number): bigint {
+  const seconds = Math.floor(ms / 1000);
+  const fraction = Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32);
+  return ((BigInt(seconds) + NTP_UNIX_OFFSET_S) << 32n) | BigInt(fraction);
 }
 
 /** Stops werift's own receiver reports, which would carry stale numbers once it sees no RTP. */
