@@ -3,7 +3,7 @@ import type { RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RtcpRrPacket, Rtc
 
 /*
  * werift's private internals: the one place that reads them. Written against werift 0.24.4 (the
- * version packages/rtc/package.json pins); tests/integration/rtc-internals.test.ts connects two
+ * version packages/rtc/package.json pins); packages/rtc/test/werift-internals.test.ts connects two
  * real peers and fails loudly when a werift upgrade moves any of them.
  */
 

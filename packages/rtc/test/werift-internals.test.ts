@@ -8,57 +8,24 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { after, before, describe, it } from "node:test";
 import {
-  createPeer,
   DtlsSocket,
   iceConnectionOf,
   iceSocketsOf,
-  MediaStreamTrack,
   nominatedPath,
   PAIR_SUCCEEDED,
   PROFILE_AEAD_AES_128_GCM,
   PROFILE_AES128_CM_SHA1_80,
   type RTCPeerConnection,
   receiverReportState,
-  restrictSrtpProfiles,
   senderReportState,
   srtpProfileOf,
   srtpSessionOf,
   tapDatagrams,
 } from "@parley/rtc";
 import { waitFor } from "@parley/testkit";
+import { closePeers, connectedPair, IP } from "./peers.js";
 
-const IP = "127.0.0.1";
-const peers: RTCPeerConnection[] = [];
-
-after(async () => {
-  await Promise.all(peers.map((pc) => pc.close().catch(() => undefined)));
-});
-
-function newPeer(): RTCPeerConnection {
-  const pc = createPeer({ address: IP, bundlePolicy: "max-bundle" });
-  pc.addTransceiver(new MediaStreamTrack({ kind: "audio" }), { direction: "sendrecv" });
-  peers.push(pc);
-  return pc;
-}
-
-async function gathered(pc: RTCPeerConnection): Promise<string> {
-  await waitFor(() => pc.iceGatheringState === "complete", "ICE gathering");
-  return pc.localDescription?.sdp ?? "";
-}
-
-/** Two peers connected to each other (offer, answer, ICE and DTLS), optionally on one SRTP profile. */
-async function connectedPair(profile?: number): Promise<[RTCPeerConnection, RTCPeerConnection]> {
-  const a = newPeer();
-  const b = newPeer();
-  await a.setLocalDescription(await a.createOffer());
-  if (profile !== undefined) restrictSrtpProfiles(a, [profile]);
-  await b.setRemoteDescription({ type: "offer", sdp: await gathered(a) });
-  if (profile !== undefined) restrictSrtpProfiles(b, [profile]);
-  await b.setLocalDescription(await b.createAnswer());
-  await a.setRemoteDescription({ type: "answer", sdp: await gathered(b) });
-  await waitFor(() => a.connectionState === "connected" && b.connectionState === "connected", "both peers connected");
-  return [a, b];
-}
+after(closePeers);
 
 /** The local UDP port of a peer's only host candidate. */
 function candidatePort(sdp: string): number {
