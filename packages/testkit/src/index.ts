@@ -10,6 +10,7 @@ export {
   netemAvailable,
   networkLabUnavailable,
 } from "./network-lab.js";
+export { type Postgres, postgresUnavailable, startPostgres } from "./postgres.js";
 export { type Closed, type ConnectOptions, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
 export {
   type BotRun,

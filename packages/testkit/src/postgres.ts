@@ -1,0 +1,154 @@
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { freeTcpPort } from "./coturn.js";
+import { tempDir } from "./test-server.js";
+
+/** Where Debian's `postgresql` package puts its server binaries: /usr/lib/postgresql/VERSION/bin. */
+const DEBIAN_ROOT = "/usr/lib/postgresql";
+
+/** The role and database the tests connect as: an ordinary owner, not a superuser. */
+const TEST_ROLE = "parley";
+
+/** The newest installed PostgreSQL's bin directory, or undefined. */
+function postgresBin(): string | undefined {
+  let versions: string[];
+  try {
+    versions = fs.readdirSync(DEBIAN_ROOT);
+  } catch {
+    return undefined;
+  }
+  const usable = versions
+    .filter((v) => fs.existsSync(path.join(DEBIAN_ROOT, v, "bin", "initdb")))
+    .sort((a, b) => Number(b) - Number(a));
+  return usable[0] && path.join(DEBIAN_ROOT, usable[0], "bin");
+}
+
+/** Why a throwaway PostgreSQL cannot run here, or undefined when it can. */
+export function postgresUnavailable(): string | undefined {
+  if (!postgresBin()) return "PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)";
+  if (process.getuid?.() === 0 && !fs.existsSync("/usr/sbin/runuser")) return "runuser is missing (util-linux)";
+  return undefined;
+}
+
+export interface Postgres {
+  /** postgres://parley@127.0.0.1:PORT/parley: an empty database owned by the test role. */
+  url: string;
+  /** A fresh empty database on the same cluster, owned by the test role; its URL. */
+  createDatabase(): Promise<string>;
+  /**
+   * Stops the cluster (fast shutdown: open connections are cut, as a restart does), runs
+   * `whileDown`, then starts it again on the same port with the same data.
+   */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
+  /** Stops the cluster and removes its files. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A throwaway PostgreSQL cluster: `initdb` in a temporary directory, `pg_ctl` on a free port of
+ * 127.0.0.1 with its Unix socket in that directory (no system service, nothing shared with
+ * another test), trust authentication. PostgreSQL refuses to run as root: when the tests run as
+ * root, the cluster belongs to the `postgres` system user (Debian's package creates it) and its
+ * commands run through `runuser`. `fsync` is off (the tests survive process restarts, not power
+ * loss); commits stay synchronous, so a commit acknowledged before a restart is never lost.
+ */
+export async function startPostgres(): Promise<Postgres> {
+  const unavailable = postgresUnavailable();
+  if (unavailable) throw new Error(unavailable);
+  const bin = postgresBin()!;
+  const dir = tempDir("parley-pg-");
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    fs.chmodSync(dir, 0o700);
+    fs.chownSync(dir, ...postgresIds());
+  }
+  const data = path.join(dir, "data");
+  const logFile = path.join(dir, "postgres.log");
+  const run = (command: string, args: string[]) =>
+    exec(asRoot ? "/usr/sbin/runuser" : path.join(bin, command), [
+      ...(asRoot ? ["-u", "postgres", "--", path.join(bin, command)] : []),
+      ...args,
+    ]);
+  const port = await freeTcpPort("127.0.0.1");
+  await run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-N"]);
+  const options = [
+    `-c port=${port}`,
+    "-c listen_addresses=127.0.0.1",
+    `-c unix_socket_directories=${dir}`,
+    "-c fsync=off",
+    "-c full_page_writes=off",
+    "-c max_connections=200",
+  ].join(" ");
+  const start = () => run("pg_ctl", ["-D", data, "-l", logFile, "-o", options, "-w", "-t", "60", "start"]);
+  const psql = (database: string, sql: string) =>
+    run("psql", ["-h", dir, "-p", String(port), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql]);
+  let running = false;
+  const shutdown = async (mode: "fast" | "immediate") => {
+    if (!running) return;
+    running = false;
+    await run("pg_ctl", ["-D", data, "-m", mode, "-w", "-t", "60", "stop"]);
+  };
+  let databases = 0;
+  const createDatabase = async () => {
+    const name = `parley_${++databases}`;
+    await psql("postgres", `CREATE DATABASE ${name} OWNER ${TEST_ROLE}`);
+    return `postgres://${TEST_ROLE}@127.0.0.1:${port}/${name}`;
+  };
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      await shutdown("immediate");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  try {
+    await start();
+    running = true;
+    await psql("postgres", `CREATE ROLE ${TEST_ROLE} LOGIN`);
+    const url = await createDatabase();
+    return {
+      url,
+      createDatabase,
+      async restart(whileDown) {
+        await shutdown("fast");
+        try {
+          await whileDown?.();
+        } finally {
+          await start();
+          running = true;
+        }
+      },
+      stop,
+    };
+  } catch (error) {
+    const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : "";
+    await stop().catch(() => undefined);
+    throw new Error(`PostgreSQL did not start: ${(error as Error).message}\n${log}`, { cause: error });
+  }
+}
+
+function postgresIds(): [number, number] {
+  const line = fs
+    .readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((entry) => entry.startsWith("postgres:"));
+  const [, , uid, gid] = line?.split(":") ?? [];
+  if (uid === undefined || gid === undefined) {
+    throw new Error("PostgreSQL refuses to run as root and there is no 'postgres' user to run it as");
+  }
+  return [Number(uid), Number(gid)];
+}
+
+function exec(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(command, args, { timeout: 120_000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${path.basename(command)} ${args.join(" ")} failed: ${stderr || error.message}`));
+      else resolve(stdout);
+    });
+    child.stdin?.end();
+  });
+}
