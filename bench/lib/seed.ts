@@ -1,8 +1,5 @@
 import path from "node:path";
-import { openDatabase } from "@parley/server";
-import { hashPassword } from "../../packages/server/dist/accounts/password-hasher.js";
-import { SessionStore } from "../../packages/server/dist/accounts/session-store.js";
-import { UserStore } from "../../packages/server/dist/accounts/user-store.js";
+import { hashPassword, openDatabase, SessionStore, UserStore } from "@parley/server";
 
 export const BENCH_PASSWORD = "bench password 1";
 

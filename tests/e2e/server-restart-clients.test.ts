@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { BotExit } from "@parley/cli";
 import {
   type BotRun,
   type BrowserUser,
@@ -23,7 +24,6 @@ import {
   waitFor,
   waitForReceivedAudio,
 } from "@parley/testkit";
-import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
 import { useBotCalls } from "../integration/bot-calls.js";
 import {
   callButton,

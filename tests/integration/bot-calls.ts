@@ -7,8 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before } from "node:test";
 import { dominantFrequency, readWav, SAMPLE_RATE, tone, toneLevel, writeWav } from "@parley/audio";
+import { BotExit } from "@parley/cli";
 import { type BotRun, runBot, tempDir, waitFor } from "@parley/testkit";
-import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
 
 export const BOT_PASSWORD = "bot password 1";
 

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { BotExit } from "@parley/cli";
 import {
   createNetworkLab,
   type LabHost,
@@ -19,7 +20,6 @@ import {
   type TestServer,
   waitFor,
 } from "@parley/testkit";
-import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
 import { BOT_PASSWORD, toneTimeline, useBotCalls } from "./bot-calls.js";
 
 const { dir, botArgs } = useBotCalls("parley-call-grace-");

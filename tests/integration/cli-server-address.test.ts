@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { BotExit, parseServerAddress, ServerAddressError } from "@parley/cli";
 import {
   createNetworkLab,
   type LabHost,
@@ -22,8 +23,6 @@ import {
   type TestServer,
   tempDir,
 } from "@parley/testkit";
-import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
-import { parseServerAddress, ServerAddressError } from "../../packages/cli/dist/server-address.js";
 import { BOT_PASSWORD, useBotCalls } from "./bot-calls.js";
 
 const PASSWORD = BOT_PASSWORD;

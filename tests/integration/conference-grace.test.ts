@@ -11,6 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { tone, writeWav } from "@parley/audio";
+import { BotExit } from "@parley/cli";
 import {
   type BotRun,
   createNetworkLab,
@@ -24,7 +25,6 @@ import {
   tempDir,
   waitFor,
 } from "@parley/testkit";
-import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
 import { toneTimeline } from "./bot-calls.js";
 
 const PASSWORD = "bot password 1";

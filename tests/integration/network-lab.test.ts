@@ -4,7 +4,6 @@ import dgram from "node:dgram";
 import http from "node:http";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import {
   CHROMIUM_HEADLESS_ARGS,
   createNetworkLab,
@@ -341,8 +340,8 @@ describe("network lab", { skip: networkLabUnavailable() }, () => {
   });
 
   it("reclaims the subnet of a process that died with its lab open, removing what it left", async () => {
-    const module = fileURLToPath(new URL("../../packages/testkit/dist/network-lab.js", import.meta.url));
-    const script = `const { createNetworkLab } = await import(${JSON.stringify(module)});
+    const testkit = import.meta.resolve("@parley/testkit");
+    const script = `const { createNetworkLab } = await import(${JSON.stringify(testkit)});
       const lab = await createNetworkLab(); const host = await lab.addHost("orphan");
       console.log(host.name); process.kill(process.pid, "SIGKILL");`;
     let name = "";

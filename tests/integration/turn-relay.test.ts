@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { BotExit } from "@parley/cli";
 import {
   type Coturn,
   coturnUnavailable,
@@ -18,7 +19,6 @@ import {
   type TestServer,
   waitFor,
 } from "@parley/testkit";
-import { BotExit } from "../../packages/cli/dist/bot/exit-codes.js";
 import { useBotCalls } from "./bot-calls.js";
 
 const SECRET = "turn relay test secret 0123";

@@ -1,9 +1,9 @@
 import dgram from "node:dgram";
 import { AudioRecorder, AudioSource, dominantFrequency, tone, toneLevel } from "@parley/audio";
+import { type BotPeer, createBotPeer } from "@parley/cli";
 import type { Call, ParleyClient } from "@parley/client";
 import { nominatedPath, type RTCPeerConnection, restrictSrtpProfiles, srtpProfileOf } from "@parley/rtc";
 import { sdkClient, TEST_PASSWORD, waitFor } from "@parley/testkit";
-import { type BotPeer, createBotPeer } from "../../packages/cli/dist/bot/werift-peer.js";
 
 /**
  * What the media attack tests share: softphones in the test process (the SDK on a real WebSocket,

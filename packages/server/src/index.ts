@@ -1,3 +1,8 @@
+// The account stores and password hash, for tools that prepare a data directory before the server
+// starts (the bench seeds thousands of accounts through them).
+export { hashPassword } from "./accounts/password-hasher.js";
+export { SessionStore } from "./accounts/session-store.js";
+export { UserStore } from "./accounts/user-store.js";
 export { AdminCommands, type CommandResult, DEMO_PASSWORD, DEMO_USERS } from "./admin/admin-commands.js";
 export { sendControlCommand } from "./admin/control-socket.js";
 export { OPERATOR_FEED_INTERVAL_MS } from "./admin/operator-feed.js";
