@@ -39,7 +39,7 @@ export function AudioSettings() {
           type="button"
           className={`btn btn--toggle${state.speaking.local && !state.micMuted ? " is-speaking" : ""}`}
           aria-pressed={state.micMuted}
-          onClick={() => store.toggleMicrophone()}
+          onClick={() => store.calls.toggleMicrophone()}
         >
           <Icon name="mic" />
           {t("muteMic")}
@@ -76,7 +76,7 @@ export function AudioSettings() {
             disabled={micAction.pending}
             onChange={(e) => {
               const id = e.target.value;
-              void micAction.run(() => store.setMicrophoneDevice(id));
+              void micAction.run(() => store.calls.setMicrophoneDevice(id));
             }}
           >
             <option value="">{t("defaultDevice")}</option>

@@ -73,7 +73,7 @@ export function CallArea() {
           {notice ? t(END_MESSAGES[notice.kind], { name: notice.name }) : ""}
         </p>
         {notice ? (
-          <CallAction look="small" onClick={() => store.dismissEndNotice()}>
+          <CallAction look="small" onClick={() => store.calls.dismissEndNotice()}>
             {t("dismiss")}
           </CallAction>
         ) : null}
@@ -143,7 +143,12 @@ function OutgoingCallView({ call }: { call: CallView }) {
       </div>
       {call.conference && call.participants.length > 0 ? <ParticipantList call={call} /> : null}
       <div className="call-card__actions">
-        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.hangup(call.key)}>
+        <CallAction
+          look="hangup"
+          icon="phone-off"
+          disabled={call.busy}
+          onClick={() => void store.calls.hangup(call.key)}
+        >
           {t("cancel")}
         </CallAction>
       </div>
@@ -198,10 +203,15 @@ function IncomingCallDialog({ call, waitingBehind }: { call: CallView; waitingBe
         </div>
       </div>
       <div className="call-card__actions">
-        <CallAction look="answer" icon="phone" disabled={call.busy} onClick={() => void store.answer(call.key)}>
+        <CallAction look="answer" icon="phone" disabled={call.busy} onClick={() => void store.calls.answer(call.key)}>
           {t("answer")}
         </CallAction>
-        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.decline(call.key)}>
+        <CallAction
+          look="hangup"
+          icon="phone-off"
+          disabled={call.busy}
+          onClick={() => void store.calls.decline(call.key)}
+        >
           {t("decline")}
         </CallAction>
       </div>
@@ -256,12 +266,17 @@ function InCallView({ call }: { call: CallView }) {
         <CallAction
           look="toggle"
           pressed={call.held}
-          onClick={() => void store.setHeld(!call.held, call.key).catch(() => {})}
+          onClick={() => void store.calls.setHeld(!call.held, call.key).catch(() => {})}
         >
           {t("hold")}
         </CallAction>
         {!call.held ? <AddParticipant call={call} /> : null}
-        <CallAction look="hangup" icon="phone-off" disabled={call.busy} onClick={() => void store.hangup(call.key)}>
+        <CallAction
+          look="hangup"
+          icon="phone-off"
+          disabled={call.busy}
+          onClick={() => void store.calls.hangup(call.key)}
+        >
           {t("hangUp")}
         </CallAction>
       </div>
@@ -294,7 +309,7 @@ function HeldCallRow({ call }: { call: CallView }) {
           look="small"
           label={t("resumeName", { name: call.peerName })}
           disabled={!canResume}
-          onClick={() => void store.setHeld(false, call.key).catch(() => {})}
+          onClick={() => void store.calls.setHeld(false, call.key).catch(() => {})}
         >
           {t("resumeShort")}
         </CallAction>
@@ -303,7 +318,7 @@ function HeldCallRow({ call }: { call: CallView }) {
           icon="phone-off"
           label={t("hangUpName", { name: call.peerName })}
           disabled={call.busy}
-          onClick={() => void store.hangup(call.key)}
+          onClick={() => void store.calls.hangup(call.key)}
         />
       </span>
     </div>

@@ -21,7 +21,7 @@ export function CallButton({ user, displayName }: { user: DirectoryUser | undefi
       className="btn btn--call"
       aria-label={t("callName", { name: displayName })}
       disabled={disabled}
-      onClick={() => user && void store.placeCall(user.username, user.displayName)}
+      onClick={() => user && void store.calls.placeCall(user.username, user.displayName)}
     >
       <Icon name="phone" />
       <span className="btn__text">{t("callVerb")}</span>

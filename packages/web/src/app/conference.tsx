@@ -88,7 +88,7 @@ export function AddParticipant({ call }: { call: CallView }) {
             const username = choice || candidates[0]?.username;
             if (!username) return;
             void action
-              .run(() => store.addParticipant(username))
+              .run(() => store.calls.addParticipant(username))
               .then((ok) => {
                 if (ok) {
                   setOpen(false);
@@ -140,7 +140,7 @@ export function GroupCallSection() {
             event.preventDefault();
             if (disabled) return;
             setPicked([]);
-            void store.placeGroupCall(chosen.map((u) => ({ username: u.username, displayName: u.displayName })));
+            void store.calls.placeGroupCall(chosen.map((u) => ({ username: u.username, displayName: u.displayName })));
           }}
         >
           <fieldset className="group-call__people">

@@ -115,7 +115,7 @@ function HistoryRow({ entry }: { entry: CallHistoryEntry }) {
             aria-label={t("callBackName", { name: peer.displayName })}
             title={t("callBackName", { name: peer.displayName })}
             disabled={peer.status === "offline" || !state.canCall || state.connection !== "connected"}
-            onClick={() => void store.placeCall(peer.username, peer.displayName)}
+            onClick={() => void store.calls.placeCall(peer.username, peer.displayName)}
           >
             <Icon name="phone" />
           </button>

@@ -23,7 +23,12 @@ export class SoftphoneStore {
   #state: SoftphoneState;
   readonly #listeners = new Set<() => void>();
   readonly #session: SessionSlice;
-  readonly #calls: CallsSlice;
+  /**
+   * This device's calls and microphone: placing, answering, declining, holding and hanging up
+   * calls, muting and choosing the microphone. The UI calls it directly; the store only wires it
+   * to the session and the history.
+   */
+  readonly calls: CallsSlice;
   readonly #history: HistorySlice;
   readonly #prefs: PreferencesSlice;
   readonly #autoAway: AutoAway;
@@ -37,21 +42,21 @@ export class SoftphoneStore {
     const state: StateAccess = { get: () => this.#state, set: (patch) => this.#set(patch) };
     this.#prefs = new PreferencesSlice(state);
     this.#session = new SessionSlice(state, {
-      peerConnectionFactory: () => (this.#softphone ? this.#calls.peerConnectionFactory() : undefined),
+      peerConnectionFactory: () => (this.#softphone ? this.calls.peerConnectionFactory() : undefined),
       incomingCall: (call) => {
-        if (this.#softphone) this.#calls.incoming(call);
+        if (this.#softphone) this.calls.incoming(call);
       },
       signInState: (user) => ({ history: this.#history.forSignIn(user.id) }),
       signedIn: () => {
         this.#autoAway.cancel();
         void this.refreshHistory();
-        if (this.#softphone) void this.prepareMicrophone();
+        if (this.#softphone) void this.calls.prepareMicrophone();
       },
       reconnected: () => void this.refreshHistory(),
-      endingSession: () => this.#calls.reset(),
-      sessionEnded: () => ({ ...this.#calls.releaseMicrophone(), page: "contacts", history: emptyHistory() }),
+      endingSession: () => this.calls.reset(),
+      sessionEnded: () => ({ ...this.calls.releaseMicrophone(), page: "contacts", history: emptyHistory() }),
     });
-    this.#calls = new CallsSlice(state, this.#session, this.#prefs, () => {
+    this.calls = new CallsSlice(state, this.#session, this.#prefs, () => {
       void this.refreshHistory();
       // The server writes the history row as the call ends; fetch again in case we were first.
       setTimeout(() => void this.refreshHistory(), 1500);
@@ -61,7 +66,7 @@ export class SoftphoneStore {
     this.#phonebook = new PhonebookSlice(this.#session);
     this.#account = new AccountSlice(this.#session);
     this.#state = {
-      ...this.#calls.initialState(),
+      ...this.calls.initialState(),
       ...this.#session.initialState(),
       page: "contacts",
       history: emptyHistory(),
@@ -142,58 +147,7 @@ export class SoftphoneStore {
     return this.#session.setStatus(status);
   }
 
-  // ---- Calls ---------------------------------------------------------------------------------
-
-  /** Opens the microphone now so calls can start at once. */
-  prepareMicrophone(): Promise<boolean> {
-    return this.#calls.prepareMicrophone();
-  }
-
-  placeCall(username: string, displayName: string): Promise<void> {
-    return this.#calls.placeCall(username, displayName);
-  }
-
-  /** Calls several people at once: a group call (conference). */
-  placeGroupCall(users: { username: string; displayName: string }[]): Promise<void> {
-    return this.#calls.placeGroupCall(users);
-  }
-
-  /** Invites one more person into the call in front. Rejects with the server's error (e.g. CONFERENCE_FULL). */
-  addParticipant(username: string): Promise<void> {
-    return this.#calls.addParticipant(username);
-  }
-
-  answer(key?: number): Promise<void> {
-    return this.#calls.answer(key);
-  }
-
-  decline(key?: number): Promise<void> {
-    return this.#calls.decline(key);
-  }
-
-  /** Cancels a call that rings, or hangs up. */
-  hangup(key?: number): Promise<void> {
-    return this.#calls.hangup(key);
-  }
-
-  /** Puts a call on hold or takes it off (which holds the others). */
-  setHeld(held: boolean, key?: number): Promise<void> {
-    return this.#calls.setHeld(held, key);
-  }
-
-  dismissEndNotice(): void {
-    this.#calls.dismissEndNotice();
-  }
-
-  // ---- In-call audio controls ----------------------------------------------------------------
-
-  toggleMicrophone(): void {
-    this.#calls.toggleMicrophone();
-  }
-
-  setMicrophoneDevice(deviceId: string): Promise<void> {
-    return this.#calls.setMicrophoneDevice(deviceId);
-  }
+  // ---- Speaker (the microphone is in `calls`) ------------------------------------------------
 
   setSpeakerDevice(deviceId: string): void {
     this.#prefs.setSpeakerDevice(deviceId);
