@@ -5,16 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import {
-  AUDIO_LEVEL_URI,
-  declaredSsrcs,
-  declaresSsrc,
-  extensionId,
-  mediaSectionCount,
-  opusAnswerParameters,
-  sdpCandidates,
-  sdpLines,
-} from "@parley/rtc";
+import * as rtc from "@parley/rtc";
 import { closePeers, gathered, IP, newPeer } from "./peers.js";
 
 after(closePeers);
@@ -48,21 +39,21 @@ const CHROME_OFFER = [
 
 describe("SDP reading", () => {
   it("splits CRLF and LF lines alike", () => {
-    assert.deepEqual(sdpLines("v=0\r\ns=-\nt=0 0"), ["v=0", "s=-", "t=0 0"]);
+    assert.deepEqual(rtc.sdpLines("v=0\r\ns=-\nt=0 0"), ["v=0", "s=-", "t=0 0"]);
   });
 
   it("finds the SSRCs an offer declares, once each, above 2^31 too", () => {
-    assert.equal(declaresSsrc(CHROME_OFFER), true);
-    assert.deepEqual(declaredSsrcs(CHROME_OFFER), new Set([3_735_928_559, 42]));
+    assert.equal(rtc.declaresSsrc(CHROME_OFFER), true);
+    assert.deepEqual(rtc.declaredSsrcs(CHROME_OFFER), new Set([3_735_928_559, 42]));
     const without = CHROME_OFFER.split("\r\n")
       .filter((line) => !line.startsWith("a=ssrc:"))
       .join("\r\n");
-    assert.equal(declaresSsrc(without), false, "audio werift would drop");
-    assert.equal(declaredSsrcs(without).size, 0);
+    assert.equal(rtc.declaresSsrc(without), false, "audio werift would drop");
+    assert.equal(rtc.declaredSsrcs(without).size, 0);
   });
 
   it("reads every candidate's protocol (lower case), address, port and type", () => {
-    assert.deepEqual(sdpCandidates(CHROME_OFFER), [
+    assert.deepEqual(rtc.sdpCandidates(CHROME_OFFER), [
       { protocol: "udp", address: "198.51.100.7", port: 50_123, type: "srflx" },
       { protocol: "udp", address: "10.0.0.2", port: 50_123, type: "host" },
       { protocol: "tcp", address: "10.0.0.2", port: 9, type: "host" },
@@ -70,17 +61,17 @@ describe("SDP reading", () => {
   });
 
   it("counts the m-lines", () => {
-    assert.equal(mediaSectionCount(CHROME_OFFER), 2);
-    assert.equal(mediaSectionCount("v=0\r\n"), 0);
+    assert.equal(rtc.mediaSectionCount(CHROME_OFFER), 2);
+    assert.equal(rtc.mediaSectionCount("v=0\r\n"), 0);
   });
 
   it("finds an extension's id with or without a direction, and null when it is not offered", () => {
-    assert.equal(extensionId(CHROME_OFFER, AUDIO_LEVEL_URI), 1);
+    assert.equal(rtc.extensionId(CHROME_OFFER, rtc.AUDIO_LEVEL_URI), 1);
     assert.equal(
-      extensionId(CHROME_OFFER, "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"),
+      rtc.extensionId(CHROME_OFFER, "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"),
       4,
     );
-    assert.equal(extensionId(CHROME_OFFER, "urn:ietf:params:rtp-hdrext:sdes:mid"), null);
+    assert.equal(rtc.extensionId(CHROME_OFFER, "urn:ietf:params:rtp-hdrext:sdes:mid"), null);
   });
 
   it("reads a werift peer's gathered offer: its sender's SSRC, its one host candidate, the audio level id", async () => {
@@ -89,39 +80,43 @@ describe("SDP reading", () => {
     const sdp = await gathered(pc);
     const sender = pc.getTransceivers()[0]?.sender;
     assert.ok(sender);
-    assert.ok(declaredSsrcs(sdp).has(sender.ssrc), `the sender's SSRC ${sender.ssrc} in\n${sdp}`);
-    const candidates = sdpCandidates(sdp);
+    assert.ok(rtc.declaredSsrcs(sdp).has(sender.ssrc), `the sender's SSRC ${sender.ssrc} in\n${sdp}`);
+    const candidates = rtc.sdpCandidates(sdp);
     assert.equal(candidates.length, 1, `one candidate in\n${sdp}`);
     assert.equal(candidates[0]?.address, IP);
     assert.equal(candidates[0]?.protocol, "udp");
     assert.equal(candidates[0]?.type, "host");
     assert.ok((candidates[0]?.port ?? 0) > 0);
-    assert.equal(mediaSectionCount(sdp), 1);
-    assert.equal(typeof extensionId(sdp, AUDIO_LEVEL_URI), "number", "createPeer offers the audio level extension");
+    assert.equal(rtc.mediaSectionCount(sdp), 1);
+    assert.equal(
+      typeof rtc.extensionId(sdp, rtc.AUDIO_LEVEL_URI),
+      "number",
+      "createPeer offers the audio level extension",
+    );
   });
 });
 
 describe("the Opus parameters of the relay's answer (RFC 7587)", () => {
   it("keeps the offer's parameters and sets FEC and DTX to what the relay wants", () => {
     assert.equal(
-      opusAnswerParameters("minptime=10;useinbandfec=1", { fec: true, dtx: true }),
+      rtc.opusAnswerParameters("minptime=10;useinbandfec=1", { fec: true, dtx: true }),
       "minptime=10;useinbandfec=1;usedtx=1",
     );
     assert.equal(
-      opusAnswerParameters("minptime=10; stereo=1", { fec: true, dtx: false }),
+      rtc.opusAnswerParameters("minptime=10; stereo=1", { fec: true, dtx: false }),
       "minptime=10;stereo=1;useinbandfec=1",
     );
   });
 
   it("leaves FEC and DTX out when unwanted, whatever case the offer wrote them in (absent means 0)", () => {
     assert.equal(
-      opusAnswerParameters("USEINBANDFEC=1;usedtx=1;minptime=10", { fec: false, dtx: false }),
+      rtc.opusAnswerParameters("USEINBANDFEC=1;usedtx=1;minptime=10", { fec: false, dtx: false }),
       "minptime=10",
     );
   });
 
   it("answers an offer with no fmtp line", () => {
-    assert.equal(opusAnswerParameters(undefined, { fec: false, dtx: false }), "");
-    assert.equal(opusAnswerParameters(undefined, { fec: false, dtx: true }), "usedtx=1");
+    assert.equal(rtc.opusAnswerParameters(undefined, { fec: false, dtx: false }), "");
+    assert.equal(rtc.opusAnswerParameters(undefined, { fec: false, dtx: true }), "usedtx=1");
   });
 });
