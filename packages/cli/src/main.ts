@@ -240,7 +240,7 @@ program
       .default(DEFAULT_CONFIG.workLimits.hashConcurrency)
       .argParser((value) => {
         const n = atLeastOne(value);
-        if (n > 3) throw new InvalidArgumentError("at most 3: libuv's 4 threads must keep one for files and DNS.");
+        if (n > 3) throw new InvalidArgumentError("at most 3: each hash holds 128 MiB and a core while it runs.");
         return n;
       }),
   )

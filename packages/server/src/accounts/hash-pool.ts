@@ -15,11 +15,10 @@ interface Waiting {
 }
 
 /**
- * The one gate in front of scrypt (128 MiB and ~0.3 s of a libuv thread per hash): at most
- * `concurrency` hashes run at once, and at most `queue` wait per lane (anonymous, priority)
- * beyond those. A job that finds its lane full fails at once with SERVER_BUSY, before anything
- * is changed. Priority jobs start before anonymous ones. Keep `concurrency` below libuv's thread
- * pool (4 by default) so file and DNS work still finds a thread.
+ * The one gate in front of scrypt (128 MiB and ~0.3 s of a core per hash, on the scrypt threads):
+ * at most `concurrency` hashes run at once, and at most `queue` wait per lane (anonymous,
+ * priority) beyond those. A job that finds its lane full fails at once with SERVER_BUSY, before
+ * anything is changed. Priority jobs start before anonymous ones.
  */
 export class HashPool {
   readonly #concurrency: number;
