@@ -12,6 +12,18 @@ export {
   usePCMU,
   useVP8,
 } from "werift";
+export {
+  loadNativePlane,
+  NATIVE_PLANE_FILE,
+  type NativeLeg,
+  type NativeLegOptions,
+  NativeLegStat,
+  type NativePlane,
+  type NativePlaneModule,
+  slotStat,
+  type UdpSocketHandle,
+  udpSocketHandle,
+} from "./native-plane.js";
 export { createPeer, type PeerOptions } from "./peer.js";
 export { ReceptionStats } from "./reception-stats.js";
 export {

@@ -1,0 +1,373 @@
+import type { Socket } from "node:dgram";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+/*
+ * The native media data plane (packages/rtc/native, an N-API addon built by native/build.mjs with
+ * the system compiler and libsrtp2): media threads that take a connected leg's UDP socket over
+ * from Node once ICE and DTLS are up, and do per packet what the JavaScript fast plane does (SRTP
+ * with replay protection, audio level, routing into slots with continuous numbering, SRTP per
+ * output) with no JavaScript and no allocation per packet. Everything that is not the client's RTP
+ * (STUN consent checks, DTLS, RTCP, datagrams from any other address) comes back to JavaScript
+ * through `onDatagram`; counters, reception statistics and voice activity are in each leg's
+ * `stats`, written by the media thread and read by JavaScript without a call.
+ */
+
+/** Where native/build.mjs puts the addon (dist/ and src/ are both one level under the package). */
+export const NATIVE_PLANE_FILE = fileURLToPath(new URL("../native/build/parley-data-plane.node", import.meta.url));
+
+/** Indexes into NativeLeg.stats (a Float64Array the media thread writes and JS reads, no call). */
+export const NativeLegStat = {
+  /** RTP packets and payload bytes from the client (authenticated) and to it (all slots). */
+  packetsIn: 0,
+  packetsOut: 1,
+  bytesIn: 2,
+  bytesOut: 3,
+  /** When the last RTP packet from the client arrived (the kernel's stamp, ms since the epoch), 0 before. */
+  lastPacketAt: 4,
+  /** Reception statistics of the client's latest SSRC (-1 before): RFC 3550 A.3 extended sequence
+   *  numbers (first and highest), packets received, A.8 interarrival jitter in RTP ticks. */
+  ssrc: 5,
+  base: 6,
+  max: 7,
+  received: 8,
+  jitter: 9,
+  /** Voice activity exactly as server/src/media/voice-activity.ts: 1 while speaking; loudness 0..127. */
+  speaking: 10,
+  loudness: 11,
+  /** Per-leg drops: a replayed packet, one behind the replay window, one that did not authenticate,
+   *  an SSRC the client did not declare, anything malformed (junk, truncated, bad padding). */
+  dropReplay: 12,
+  dropTooOld: 13,
+  dropAuthFailed: 14,
+  dropUnknownSsrc: 15,
+  dropMalformed: 16,
+  /** Datagrams (or forwarded RTP) dropped because JavaScript's queue for the leg was full. */
+  dropJsQueueFull: 17,
+  /** Packets for the client that libsrtp or the socket refused. */
+  dropSendFailed: 18,
+  /** Datagrams (and forwarded RTP) handed to JavaScript. */
+  datagramsToJs: 19,
+  /** Then per slot i at SLOT_BASE + i * SLOT_STRIDE + one of the SLOT_* offsets below. */
+  SLOT_BASE: 20,
+  SLOT_STRIDE: 4,
+  /** RTP packets and payload octets sent on the slot (what RTCP sender reports carry). */
+  SLOT_PACKETS_SENT: 0,
+  SLOT_OCTETS_SENT: 1,
+  /** The RTP timestamp of the last packet sent on the slot, and when that packet had arrived (ms epoch). */
+  SLOT_LAST_TIMESTAMP: 2,
+  SLOT_LAST_SENT_AT: 3,
+} as const;
+
+/** The index in NativeLeg.stats of slot `slot`'s field `field` (one of NativeLegStat.SLOT_*). */
+export function slotStat(slot: number, field: number): number {
+  return NativeLegStat.SLOT_BASE + slot * NativeLegStat.SLOT_STRIDE + field;
+}
+
+export interface NativeLegOptions {
+  /** 0..threads-1 (the server puts all legs of a call on one thread). */
+  thread: number;
+  /** The leg's UDP socket (Node keeps owning and closing it; stop Node reading it first). */
+  fd: number;
+  /** The nominated ICE pair's remote end (IPv4 or IPv6). */
+  remoteAddress: string;
+  remotePort: number;
+  /** DTLS-SRTP profile: 1 AES_CM_128_HMAC_SHA1_80, 7 AEAD_AES_128_GCM. */
+  profile: number;
+  /** Master keys (16 bytes) and salts (14 bytes; GCM 12, or 14 zero-padded as werift keeps them). */
+  local: { masterKey: Buffer; masterSalt: Buffer };
+  remote: { masterKey: Buffer; masterSalt: Buffer };
+  /** SSRCs the client declared; RTP with any other is dropped (dropUnknownSsrc). At most 64. */
+  ssrcs: number[];
+  /** RFC 6464 one-byte header extension id, -1: none. */
+  audioLevelId: number;
+  /** The leg's outgoing streams (slot 0 = sendrecv). At most 64. */
+  slots: { ssrc: number; payloadType: number }[];
+  /** Every datagram that is not RTP from the remote end (STUN, DTLS, RTCP, anything from another
+   *  address), handed to JS unchanged for werift / the socket guard. Called on the JS thread. */
+  onDatagram(data: Buffer, address: string, port: number): void;
+  /** Optional: RTP received from this client, for outputs that are not native legs. Only called
+   *  while setForwardToJs(true). */
+  onRtp?(
+    ssrc: number,
+    roc: number,
+    seq: number,
+    timestamp: number,
+    marker: boolean,
+    payload: Buffer,
+    audioLevel: number,
+  ): void;
+}
+
+export interface NativePlane {
+  readonly threads: number;
+  addLeg(options: NativeLegOptions): NativeLeg;
+  /** How many open legs each thread serves (for placing calls by load). */
+  legCounts(): number[];
+  /** Stops every thread; legs are closed. */
+  close(): void;
+}
+
+export interface NativeLeg {
+  readonly stats: Float64Array;
+  /** The nominated pair changed. */
+  setRemote(address: string, port: number): void;
+  /** ICE consent (RFC 7675): nothing sent while false; starts true. */
+  setCanSend(canSend: boolean): void;
+  setAudioLevelId(id: number): void;
+  /** Slot `slot` of THIS leg carries `source`'s audio (null: silent); the numbering continues
+   *  across source switches and timestamps advance by the real gap (server slot-continuity.ts).
+   *  A closed source counts as null. */
+  route(slot: number, source: NativeLeg | null): void;
+  setForwardToJs(on: boolean): void;
+  /** A packet from a source that is not a native leg (identified by sourceKey, any stable int),
+   *  sent out on `slot` with the same continuity rules, synchronously on the calling thread. */
+  sendFrom(
+    slot: number,
+    sourceKey: number,
+    ssrc: number,
+    roc: number,
+    seq: number,
+    timestamp: number,
+    marker: boolean,
+    payload: Buffer,
+    arrivedAtMs: number,
+  ): void;
+  /** Removes the leg; when it returns no media thread touches its fd or keys again. Idempotent. */
+  close(): void;
+}
+
+export interface NativePlaneModule {
+  createPlane(threads: number): NativePlane;
+  /** Planes and legs whose native memory is still held (for leak checks). */
+  counts(): { planes: number; legs: number };
+}
+
+/** The addon's own functions (native/addon.c). */
+interface Addon {
+  layout: { SLOT_BASE: number; SLOT_STRIDE: number; MAX_SLOTS: number; MAX_SSRCS: number };
+  createPlane(threads: number): object;
+  closePlane(plane: object): void;
+  legCounts(plane: object): number[];
+  addLeg(
+    plane: object,
+    thread: number,
+    fd: number,
+    address: string,
+    port: number,
+    profile: number,
+    localKey: Buffer,
+    localSalt: Buffer,
+    remoteKey: Buffer,
+    remoteSalt: Buffer,
+    ssrcs: Uint32Array,
+    audioLevelId: number,
+    slotSsrcs: Uint32Array,
+    slotPayloadTypes: Uint8Array,
+    stats: Float64Array,
+    onDatagram: NativeLegOptions["onDatagram"],
+    onRtp: NativeLegOptions["onRtp"] | null,
+  ): object;
+  closeLeg(leg: object): void;
+  setRemote(leg: object, address: string, port: number): void;
+  set(leg: object, setting: Setting, value: boolean | number): void;
+  route(leg: object, slot: number, source: object | null): void;
+  sendFrom(
+    leg: object,
+    slot: number,
+    sourceKey: number,
+    ssrc: number,
+    roc: number,
+    seq: number,
+    timestamp: number,
+    marker: boolean,
+    payload: Buffer,
+    arrivedAtMs: number,
+  ): void;
+  counts(): { planes: number; legs: number };
+}
+
+const Setting = { CAN_SEND: 0, FORWARD_TO_JS: 1, AUDIO_LEVEL_ID: 2 } as const;
+type Setting = (typeof Setting)[keyof typeof Setting];
+
+class Leg implements NativeLeg {
+  readonly stats: Float64Array;
+  readonly #addon: Addon;
+  /** The addon's handle (an External), used by `route` of other legs too. */
+  readonly handle: object;
+  /** Tells the plane the leg is gone. */
+  readonly #forget: (leg: Leg) => void;
+  #closed = false;
+
+  constructor(addon: Addon, handle: object, stats: Float64Array, forget: (leg: Leg) => void) {
+    this.#addon = addon;
+    this.handle = handle;
+    this.stats = stats;
+    this.#forget = forget;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  setRemote(address: string, port: number): void {
+    if (!this.#closed) this.#addon.setRemote(this.handle, address, port);
+  }
+
+  setCanSend(canSend: boolean): void {
+    if (!this.#closed) this.#addon.set(this.handle, Setting.CAN_SEND, canSend);
+  }
+
+  setAudioLevelId(id: number): void {
+    if (!this.#closed) this.#addon.set(this.handle, Setting.AUDIO_LEVEL_ID, id);
+  }
+
+  route(slot: number, source: NativeLeg | null): void {
+    if (this.#closed) return;
+    if (source !== null && !(source instanceof Leg)) throw new TypeError("the source is not a native leg");
+    this.#addon.route(this.handle, slot, source && !source.closed ? source.handle : null);
+  }
+
+  setForwardToJs(on: boolean): void {
+    if (!this.#closed) this.#addon.set(this.handle, Setting.FORWARD_TO_JS, on);
+  }
+
+  sendFrom(
+    slot: number,
+    sourceKey: number,
+    ssrc: number,
+    roc: number,
+    seq: number,
+    timestamp: number,
+    marker: boolean,
+    payload: Buffer,
+    arrivedAtMs: number,
+  ): void {
+    if (this.#closed) return;
+    this.#addon.sendFrom(this.handle, slot, sourceKey, ssrc, roc, seq, timestamp, marker, payload, arrivedAtMs);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#forget(this);
+    this.#addon.closeLeg(this.handle);
+  }
+
+  /** The plane closed every leg. */
+  markClosed(): void {
+    this.#closed = true;
+  }
+}
+
+class Plane implements NativePlane {
+  readonly threads: number;
+  readonly #addon: Addon;
+  readonly #handle: object;
+  readonly #legs = new Set<Leg>();
+  readonly #forget = (leg: Leg): void => {
+    this.#legs.delete(leg);
+  };
+  #closed = false;
+
+  constructor(addon: Addon, threads: number) {
+    this.#addon = addon;
+    this.threads = threads;
+    this.#handle = addon.createPlane(threads);
+  }
+
+  addLeg(options: NativeLegOptions): NativeLeg {
+    if (this.#closed) throw new Error("the native plane is closed");
+    const addon = this.#addon;
+    const stats = new Float64Array(NativeLegStat.SLOT_BASE + options.slots.length * NativeLegStat.SLOT_STRIDE);
+    const handle = addon.addLeg(
+      this.#handle,
+      options.thread,
+      options.fd,
+      options.remoteAddress,
+      options.remotePort,
+      options.profile,
+      options.local.masterKey,
+      options.local.masterSalt,
+      options.remote.masterKey,
+      options.remote.masterSalt,
+      Uint32Array.from(options.ssrcs, (ssrc) => ssrc >>> 0),
+      options.audioLevelId,
+      Uint32Array.from(options.slots, (slot) => slot.ssrc >>> 0),
+      Uint8Array.from(options.slots, (slot) => slot.payloadType),
+      stats,
+      options.onDatagram,
+      options.onRtp ?? null,
+    );
+    const leg = new Leg(addon, handle, stats, this.#forget);
+    this.#legs.add(leg);
+    return leg;
+  }
+
+  legCounts(): number[] {
+    return this.#closed ? [] : this.#addon.legCounts(this.#handle);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const leg of this.#legs) leg.markClosed();
+    this.#legs.clear();
+    this.#addon.closePlane(this.#handle);
+  }
+}
+
+let cached: NativePlaneModule | string | undefined;
+
+/**
+ * Loads the addon, or returns why it cannot be used (not built, dlopen error, built from other
+ * sources than this binding). Cached for the default file; `file` loads another (tests).
+ */
+export function loadNativePlane(file?: string): NativePlaneModule | string {
+  if (file === undefined && cached !== undefined) return cached;
+  const result = load(file ?? NATIVE_PLANE_FILE);
+  if (file === undefined) cached = result;
+  return result;
+}
+
+function load(file: string): NativePlaneModule | string {
+  let addon: Addon;
+  try {
+    addon = createRequire(import.meta.url)(file) as Addon;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "MODULE_NOT_FOUND" || code === "ENOENT") return `the native data plane is not built (${file})`;
+    return `the native data plane cannot be loaded: ${(error as Error).message}`;
+  }
+  const layout = addon.layout;
+  if (
+    typeof addon.createPlane !== "function" ||
+    layout?.SLOT_BASE !== NativeLegStat.SLOT_BASE ||
+    layout.SLOT_STRIDE !== NativeLegStat.SLOT_STRIDE
+  ) {
+    return "the native data plane was built from other sources (run npm run build)";
+  }
+  return {
+    createPlane: (threads: number) => new Plane(addon, threads),
+    counts: () => addon.counts(),
+  };
+}
+
+/** The libuv UDP handle behind a dgram socket: its file descriptor, and Node's reading on or off. */
+export interface UdpSocketHandle {
+  fd: number;
+  recvStart(): number;
+  recvStop(): number;
+}
+
+/**
+ * The handle of a bound dgram socket (Node's internals: dgram keeps it in its state object, under
+ * the "state symbol"), or why there is none. Stop Node reading (`recvStop()`) before a native leg
+ * takes the socket; start it again (`recvStart()`) after the leg closed, to give it back.
+ */
+export function udpSocketHandle(socket: Socket): UdpSocketHandle | string {
+  const state = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === "state symbol");
+  const handle = state && (socket as unknown as Record<symbol, { handle?: UdpSocketHandle }>)[state]?.handle;
+  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) return "the socket has no bound UDP handle";
+  return handle;
+}
