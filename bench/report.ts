@@ -72,7 +72,12 @@ function passedAbove(v: Json): string {
   return v.highestPassingCalls > v.capacityCalls ? `; ${v.highestPassingCalls} passed too, a step between failed` : "";
 }
 
-function headlineBlock(verdict: Json, loopVerdict: Json | undefined, weriftVerdict: Json | undefined): string {
+function headlineBlock(
+  verdict: Json,
+  loopVerdict: Json | undefined,
+  weriftVerdict: Json | undefined,
+  rtpengine: { run: Json; verdict: Json | undefined } | undefined,
+): string {
   const v = verdict.result;
   const l = loopVerdict?.result;
   const w = weriftVerdict?.result;
@@ -108,7 +113,11 @@ function headlineBlock(verdict: Json, loopVerdict: Json | undefined, weriftVerdi
       averaged(w.averageCeiling),
     ]);
   }
-  rows.push(...ANCHORS.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
+  const peer = rtpengineHeadlineRow(rtpengine);
+  if (peer) rows.push(peer);
+  // A published figure stands in for rtpengine only when the run did not measure it.
+  const anchors = peer && rtpengine?.verdict ? ANCHORS.filter((a) => !a.name.startsWith("rtpengine")) : ANCHORS;
+  rows.push(...anchors.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
   const lines = [table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows)];
   const at = v.averageCeiling ? (v.steps as Json[]).find((s) => s.calls === v.averageCeiling.calls) : undefined;
   if (at?.generatorsCpuPct && at.serverCpuPct) {
@@ -170,6 +179,71 @@ function relayBlock(relay: Json, verdict: Json): string {
       ];
     }),
   );
+}
+
+// ---------------------------------------------------------------- peer relay: rtpengine
+
+/** The headline's rtpengine row: its capacity and CPU per packet in this run, or why it was not measured. */
+function rtpengineHeadlineRow(rtpengine: { run: Json; verdict: Json | undefined } | undefined): string[] | undefined {
+  if (!rtpengine) return undefined;
+  const skipped = rtpengine.run.result.skipped as string | undefined;
+  if (skipped) return ["rtpengine (peer relay): not measured in this run", skipped];
+  const v = rtpengine.verdict?.result;
+  if (!v) return undefined;
+  const a = v.averageCeiling;
+  return [
+    `**rtpengine ${rtpengine.run.result.peer.version}** (peer relay, userspace forwarding, one worker thread, ` +
+      "pinned to the same core, same load generator, same run): highest step within the limits; CPU per forwarded packet",
+    `**${v.capacityCalls}** (rtpengine at ${n(v.serverCpuPctAtCapacity)}% of the core)${passedAbove(v)}; ` +
+      (a ? `${n(a.usPerPacket)} µs per forwarded packet at ${a.calls} calls (one core: ${a.ceilingCalls})` : "–"),
+  ];
+}
+
+/** rtpengine's ramp: the relay table's measurements, for a process with no event loop, GC or signaling. */
+function rtpengineBlock(run: Json, verdict: Json | undefined): string {
+  const r = run.result;
+  if (r.skipped) return `Not measured in this run: ${r.skipped}.`;
+  const verdicts = new Map(((verdict?.result.steps ?? []) as Json[]).map((s) => [s.calls, s]));
+  return [
+    table(
+      [
+        "Calls",
+        "rtpengine CPU (% of 1 core, all threads)",
+        "µs CPU / fwd packet",
+        "Generator CPU (% of 1 core) (engine µs per packet sent / received)",
+        "Loss %",
+        "Delay via rtpengine p50 / p99 (ms)",
+        "Direct baseline p50 / p99",
+        "Added p50 / p99",
+        "rtpengine RSS (MiB)",
+        "Relay core busy % (/proc/stat)",
+        "Setups failed",
+        "Pass",
+      ],
+      (r.steps as Json[]).map((s) => {
+        const v = verdicts.get(s.calls);
+        return [
+          s.calls,
+          n(s.cpu.serverPct),
+          n(s.serverUsPerPacket, 0),
+          s.engine
+            ? `${n(s.cpu.generatorsPct)} (${n(s.engine.sendUs, 1)} / ${n(s.engine.receiveUs, 1)})`
+            : n(s.cpu.generatorsPct),
+          n(s.lossPct, 3),
+          `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
+          `${n(v?.baselineP50, 2)} / ${n(v?.baselineP99, 2)}`,
+          `${n(v?.addedP50, 2)} / ${n(v?.addedP99, 2)}`,
+          n(s.serverRssMiB, 1),
+          n(s.cpu.serverCoreBusyPct, 0),
+          s.setupFailures.length,
+          v?.pass ? "yes" : "**no**",
+        ];
+      }),
+    ),
+    "",
+    `rtpengine ${r.peer.version}, ${r.peer.threads.length} threads in all (${r.peer.threads.join(", ")}), ` +
+      `started as \`${r.peer.command}\`.`,
+  ].join("\n");
 }
 
 /** Generator CPU per packet (sent and received) from a straight-line fit over the baseline steps. */
@@ -500,6 +574,7 @@ export function writeDocs(resultsDir: string): void {
   const relay = read(resultsDir, "relay");
   const loop = read(resultsDir, "relay-loop");
   const werift = read(resultsDir, "relay-werift");
+  const rtpengine = read(resultsDir, "relay-rtpengine");
   const baseline = read(resultsDir, "baseline");
   // Verdicts are recomputed from the measurements, so the page always follows the current rules.
   const verdictOf = (ramp: Json) =>
@@ -507,6 +582,7 @@ export function writeDocs(resultsDir: string): void {
   const verdict = verdictOf(relay);
   const loopVerdict = verdictOf(loop);
   const weriftVerdict = verdictOf(werift);
+  const rtpengineVerdict = rtpengine?.result.skipped ? undefined : verdictOf(rtpengine);
   const conference = read(resultsDir, "conference");
   const setup = read(resultsDir, "setup");
   const signaling = read(resultsDir, "signaling");
@@ -516,7 +592,8 @@ export function writeDocs(resultsDir: string): void {
   let doc = fs.readFileSync(DOC, "utf8");
   const any = relay ?? conference ?? setup ?? signaling ?? profile;
   if (any) doc = replaceBlock(doc, "env", envBlock(any, read(resultsDir, "run")));
-  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, weriftVerdict));
+  const peer = rtpengine ? { run: rtpengine, verdict: rtpengineVerdict } : undefined;
+  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, weriftVerdict, peer));
   if (relay && verdict) {
     doc = replaceBlock(doc, "relay", relayBlock(relay, verdict));
     fs.writeFileSync(path.join(ROOT, "docs/perf-relay.svg"), relayChart(relay, loop, verdict));
@@ -524,6 +601,7 @@ export function writeDocs(resultsDir: string): void {
   }
   if (loop && loopVerdict) doc = replaceBlock(doc, "relay-loop", relayBlock(loop, loopVerdict));
   if (werift && weriftVerdict) doc = replaceBlock(doc, "relay-werift", relayBlock(werift, weriftVerdict));
+  if (rtpengine) doc = replaceBlock(doc, "relay-rtpengine", rtpengineBlock(rtpengine, rtpengineVerdict));
   if (baseline) doc = replaceBlock(doc, "baseline", baselineBlock(baseline));
   if (conference) {
     doc = replaceBlock(doc, "conference", conferenceBlock(conference));

@@ -3,7 +3,7 @@
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
  *   node --import tsx bench/run.ts [--quick] [--only relay,conference,setup,signaling,profile,login-flood,one-way-hunt]
- *                                  [--generators N] [--no-docs] [--no-build]
+ *                                  [--generators N] [--no-docs] [--no-build] [--peers rtpengine|none]
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -26,6 +26,7 @@ import {
   relayVerdict,
   weriftSteps,
 } from "./scenarios/relay.js";
+import { rtpengineRelayScenario } from "./scenarios/relay-rtpengine.js";
 import { setupScenario } from "./scenarios/setup.js";
 import { signalingScenario } from "./scenarios/signaling.js";
 
@@ -39,6 +40,9 @@ const { values } = parseArgs({
     generators: { type: "string" },
     "no-docs": { type: "boolean", default: false },
     "no-build": { type: "boolean", default: false },
+    // Peer relays ramped in the relay scenario with the same load generator (skipped, with the
+    // reason in their result, where not installed); "none" leaves them out.
+    peers: { type: "string", default: "rtpengine" },
   },
 });
 
@@ -47,6 +51,8 @@ const only = new Set<Scenario>(
   values.only ? (values.only.split(",").map((s) => s.trim()) as Scenario[]) : [...SCENARIOS],
 );
 for (const name of only) if (!SCENARIOS.includes(name)) throw new Error(`unknown scenario '${name}'`);
+const peers = values.peers === "none" ? [] : (values.peers ?? "").split(",").map((s) => s.trim());
+for (const peer of peers) if (peer !== "rtpengine") throw new Error(`unknown peer relay '${peer}'`);
 const started = performance.now();
 // The machine is shared: sample its 1-minute load average through the run, to report the conditions.
 const loadSamples: number[] = [os.loadavg()[0]!];
@@ -134,9 +140,27 @@ if (only.has("relay")) {
   const werift = quick
     ? undefined
     : await timed("relay-werift", () => relayScenario(ctx, { dataPlane: "werift", steps: weriftSteps(quick) }));
-  const maxCalls = Math.max(...[...ramps, ...(werift ? [werift] : [])].map((r) => r.steps.at(-1)?.calls ?? 0));
+  // rtpengine on the same core with the same generator and steps (per core: one worker thread).
+  const peer = peers.includes("rtpengine")
+    ? await timed("relay-rtpengine", () => rtpengineRelayScenario(ctx))
+    : undefined;
+  const rtpengine = peer && !("skipped" in peer) ? peer : undefined;
+  const maxCalls = Math.max(
+    ...[...ramps, ...(werift ? [werift] : []), ...(rtpengine ? [rtpengine] : [])].map(
+      (r) => r.steps.at(-1)?.calls ?? 0,
+    ),
+  );
   const baseline: BaselineResult = await timed("baseline", () => baselineScenario(ctx, maxCalls));
   if (werift) save("relay-werift-verdict", relayVerdict(werift, baseline), 0);
+  if (rtpengine) {
+    const verdict = relayVerdict(rtpengine, baseline);
+    save("relay-rtpengine-verdict", verdict, 0);
+    log(
+      `relay capacity (rtpengine ${rtpengine.peer.version}, one worker thread): ${verdict.capacityCalls} calls within ` +
+        `the limits (rtpengine CPU ${verdict.serverCpuPctAtCapacity}%); ${verdict.averageCeiling?.usPerPacket ?? "–"} µs ` +
+        `per forwarded packet at ${verdict.averageCeiling?.calls ?? "–"} calls`,
+    );
+  }
   for (const ramp of ramps) {
     const verdict = relayVerdict(ramp, baseline);
     // The profile runs at 70% of the CPU ceiling: loaded, but short of saturation.

@@ -10,6 +10,7 @@ import { connected, createClientPeer, gathered, PortAllocator } from "./fast-leg
 import { Histogram, type SparseHistogram } from "./hist.js";
 import { Rpc } from "./ipc.js";
 import { createMediaPlane, type MediaPlane, type PlaneLeg, type PlaneWindow } from "./media-plane.js";
+import { closeNgClient, endRtpengineCall, type PeerCall, rtpengineCall } from "./rtpengine-call.js";
 import { SignalClient } from "./signal-client.js";
 
 export interface WindowResult extends PlaneWindow {
@@ -63,6 +64,8 @@ new Rpc(process, {
     keep?: boolean;
   }) => setUpCalls(args),
   direct: (args: { count: number; concurrency: number }) => setUpDirect(args),
+  rtpengineCalls: (args: { ng: { host: string; port: number }; callIds: string[]; concurrency: number }) =>
+    setUpRtpengineCalls(args),
   conference: (args: { host: string; members: string[]; speakers: number; concurrency: number }) =>
     growConference(args),
   measure: (args: { startEpoch: number; endEpoch: number; graceMs: number }) => measure(args),
@@ -338,6 +341,47 @@ async function setUpDirect(args: { count: number; concurrency: number }): Promis
   return { ms: performance.now() - started, failures };
 }
 
+// ---------------------------------------------------------------- 1:1 calls through rtpengine (a peer relay)
+
+/** Calls up through rtpengine, deleted from it at hangup; its ng address. */
+const rtpengineCalls: PeerCall[] = [];
+let rtpengineNg: { host: string; port: number } | undefined;
+
+async function setUpRtpengineCalls(args: {
+  ng: { host: string; port: number };
+  callIds: string[];
+  concurrency: number;
+}): Promise<{ failures: string[]; ms: number }> {
+  rtpengineNg = args.ng;
+  const failures: string[] = [];
+  const started = performance.now();
+  await pool(args.callIds, args.concurrency, async (callId) => {
+    try {
+      const call = await rtpengineCall({ ng: args.ng, callId, ports, plane: media(), track: (pc) => peers.add(pc) });
+      for (const end of call.ends) legs.add(end.leg);
+      try {
+        await within(call.firstAudio, 10_000, "first audio");
+      } catch (error) {
+        // A call without audio both ways would count as lost packets later: take it down.
+        await endRtpengineCall(args.ng, call);
+        for (const end of call.ends) legs.delete(end.leg);
+        throw error;
+      }
+      rtpengineCalls.push(call);
+    } catch (error) {
+      failures.push(`${callId}: ${(error as Error).message}`);
+    }
+  });
+  return { failures, ms: performance.now() - started };
+}
+
+async function deleteRtpengineCalls(): Promise<void> {
+  const ng = rtpengineNg;
+  const ending = rtpengineCalls.splice(0);
+  if (ng) await Promise.all(ending.map((call) => endRtpengineCall(ng, call)));
+  closeNgClient();
+}
+
 // ---------------------------------------------------------------- one conference through the server
 
 /** Receive slots a conference leg offers: one sendrecv m-line and two recvonly, as the web client does. */
@@ -453,8 +497,9 @@ async function growConference(args: {
 // ---------------------------------------------------------------- teardown
 
 async function hangUpAll(): Promise<{ calls: number }> {
-  const count = calls.length;
+  const count = calls.length + rtpengineCalls.length;
   await media().releaseAll();
+  await deleteRtpengineCalls();
   // Every participant leaves a conference (it goes on while two remain).
   const conf = conference;
   if (conf) {

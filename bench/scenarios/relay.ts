@@ -42,11 +42,11 @@ export function weriftSteps(quick: boolean): number[] {
  * fifth of a second. The ramp goes on through steps that only miss the delay limit (to show where
  * the CPU runs out) and stops after two overloaded steps in a row.
  */
-function overloaded(step: MeasuredWindow): boolean {
+export function overloaded(step: MeasuredWindow): boolean {
   return step.lossPct >= LIMITS.lossPct || step.delay.p50 >= 10 || step.delay.p99 >= 200;
 }
 
-function usPerPacket(pct: number | null, calls: number): number | null {
+export function usPerPacket(pct: number | null, calls: number): number | null {
   if (pct === null || calls === 0) return null;
   return round(((pct / 100) * 1e6) / (calls * 100), 1);
 }
@@ -187,7 +187,10 @@ export type RelayResult = Awaited<ReturnType<typeof relayScenario>>;
 export type BaselineResult = Awaited<ReturnType<typeof baselineScenario>>;
 
 /** Added delay (relay minus baseline at the same load) and the verdict for each step; the capacity. */
-export function relayVerdict(relay: RelayResult, baseline: BaselineResult | undefined) {
+export function relayVerdict(
+  relay: Pick<RelayResult, "pinMode" | "steps"> & { dataPlane?: string },
+  baseline: BaselineResult | undefined,
+) {
   const steps = relay.steps.map((step) => {
     const base = baseline?.steps.find((b) => b.calls === step.calls) ?? baseline?.steps.at(-1);
     const addedP50 = base ? round(step.delay.p50 - base.delay.p50, 3) : null;
@@ -247,7 +250,7 @@ export function relayVerdict(relay: RelayResult, baseline: BaselineResult | unde
       : null;
   return {
     pinMode: relay.pinMode,
-    dataPlane: (relay as { dataPlane?: string }).dataPlane ?? "werift",
+    dataPlane: relay.dataPlane ?? "werift",
     averageCeiling,
     limits: LIMITS,
     steps,
