@@ -155,10 +155,11 @@ if (only.has("relay")) {
   if (rtpengine) {
     const verdict = relayVerdict(rtpengine, baseline);
     save("relay-rtpengine-verdict", verdict, 0);
+    const at = verdict.steps.find((s) => s.calls === verdict.capacityCalls);
     log(
       `relay capacity (rtpengine ${rtpengine.peer.version}, one worker thread): ${verdict.capacityCalls} calls within ` +
-        `the limits (rtpengine CPU ${verdict.serverCpuPctAtCapacity}%); ${verdict.averageCeiling?.usPerPacket ?? "–"} µs ` +
-        `per forwarded packet at ${verdict.averageCeiling?.calls ?? "–"} calls`,
+        `the limits (rtpengine CPU ${verdict.serverCpuPctAtCapacity}%, ${at?.serverUsPerPacket ?? "–"} µs per ` +
+        `forwarded packet); CPU ceiling by average cost ${verdict.averageCeiling?.ceilingCalls ?? "–"} calls`,
     );
   }
   for (const ramp of ramps) {

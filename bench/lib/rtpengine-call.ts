@@ -32,29 +32,13 @@ export const WEBRTC_FLAGS: Record<string, Bencoded> = {
 };
 
 /**
- * werift's SDP names the port and address of its one host candidate only in `a=candidate` (the
- * m-line says port 9 and c= 0.0.0.0, as trickle ICE allows). A browser that has finished
- * gathering puts its default candidate there (RFC 8839 §4.2.1.2); so does this, since rtpengine
- * reads c= 0.0.0.0 as a call on hold.
- */
-export function withDefaultCandidate(sdp: string): string {
-  const candidate = / udp \d+ (\S+) (\d+) typ host/.exec(sdp);
-  if (!candidate) return sdp;
-  const [, address, port] = candidate;
-  return sdp
-    .replace(/^m=audio 9 /m, `m=audio ${port} `)
-    .replace(/^c=IN IP4 0\.0\.0\.0/gm, `c=IN IP4 ${address}`)
-    .replace(/^a=rtcp:9 IN IP4 0\.0\.0\.0/m, `a=rtcp:${port} IN IP4 ${address}`);
-}
-
-/**
  * rtpengine writes `a=rtcp:PORT` without the address (RFC 3605 allows it), which werift's SDP
  * parser rejects ("exception"); the address is the connection address, so it is written out.
  */
 export function withRtcpAddress(sdp: string): string {
   const connection = /^c=IN (IP[46]) (\S+)/m.exec(sdp);
   if (!connection) return sdp;
-  return sdp.replace(/^a=rtcp:(\d+)\r?$/gm, `a=rtcp:$1 IN ${connection[1]} ${connection[2]}\r`);
+  return sdp.replace(/^a=rtcp:(\d+)(\r?)$/gm, `a=rtcp:$1 IN ${connection[1]} ${connection[2]}$2`);
 }
 
 export interface PeerCall {
@@ -99,7 +83,7 @@ export async function rtpengineCall(options: {
     const offer = await control.request("offer", {
       ...WEBRTC_FLAGS,
       ...ids,
-      sdp: withDefaultCandidate(await gathered(caller.pc)),
+      sdp: await gathered(caller.pc),
     });
     await callee.pc.setRemoteDescription({ type: "offer", sdp: withRtcpAddress(String(offer.sdp)) });
     await callee.pc.setLocalDescription(await callee.pc.createAnswer());
@@ -107,7 +91,7 @@ export async function rtpengineCall(options: {
       ...WEBRTC_FLAGS,
       ...ids,
       "to-tag": `${options.callId}-b`,
-      sdp: withDefaultCandidate(await gathered(callee.pc)),
+      sdp: await gathered(callee.pc),
     });
     await caller.pc.setRemoteDescription({ type: "answer", sdp: withRtcpAddress(String(answer.sdp)) });
     await Promise.all([connected(caller.pc), connected(callee.pc)]);
