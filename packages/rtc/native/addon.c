@@ -4,7 +4,7 @@
  * JavaScript. packages/rtc/src/native-plane.ts wraps these functions in the typed API.
  *
  * Lifetimes: a plane's memory lives until its handle is collected after close() (or the process
- * ends: an environment cleanup hook stops the threads of planes never closed). A leg's memory lives
+ * ends: an environment cleanup hook stops the threads of a plane never closed). A leg's memory lives
  * until it is closed and its thread-safe function has finished (queued datagrams are dropped);
  * its handle then points nowhere and every call on it is a no-op.
  */
@@ -583,26 +583,12 @@ static napi_value leg_send_from_js(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------------ planes */
 
-static plane_t *live_list; /* planes not closed, for the environment cleanup */
-
-static void unlist_plane(plane_t *plane) {
-  for (plane_t **at = &live_list; *at; at = &(*at)->next_live) {
-    if (*at == plane) {
-      *at = plane->next_live;
-      return;
-    }
-  }
-}
-
-/* The environment is ending: stop the threads of planes never closed (legs stay as they are). */
+/* The environment is ending with the plane open: stop its threads (its legs stay as they are). */
 static void environment_cleanup(void *data) {
-  (void)data;
-  while (live_list) {
-    plane_t *plane = live_list;
-    live_list = plane->next_live;
-    plane->closed = 1;
-    plane_stop(plane);
-  }
+  plane_t *plane = data;
+  if (plane->closed) return;
+  plane->closed = 1;
+  plane_stop(plane);
 }
 
 static void close_plane(napi_env env, plane_t *plane) {
@@ -610,8 +596,7 @@ static void close_plane(napi_env env, plane_t *plane) {
   while (plane->legs) close_leg(env, plane->legs);
   plane->closed = 1;
   plane_stop(plane);
-  unlist_plane(plane);
-  if (!live_list) napi_remove_env_cleanup_hook(env, environment_cleanup, NULL);
+  napi_remove_env_cleanup_hook(env, environment_cleanup, plane);
   if (plane->self_ref) napi_delete_reference(env, plane->self_ref);
   plane->self_ref = NULL;
 }
@@ -623,7 +608,6 @@ static void plane_finalize(napi_env env, void *data, void *hint) {
   if (!plane->closed) {
     plane->closed = 1;
     plane_stop(plane);
-    unlist_plane(plane);
   }
   free(plane);
   live_planes--;
@@ -655,9 +639,7 @@ static napi_value create_plane(napi_env env, napi_callback_info info) {
       napi_create_reference(env, handle, 1, &plane->self_ref) != napi_ok) {
     return throw_last(env);
   }
-  if (!live_list) napi_add_env_cleanup_hook(env, environment_cleanup, NULL);
-  plane->next_live = live_list;
-  live_list = plane;
+  napi_add_env_cleanup_hook(env, environment_cleanup, plane);
   return handle;
 }
 

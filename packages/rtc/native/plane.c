@@ -7,6 +7,7 @@
  * grow with wake-ups (one per round, whatever the packet rate), and a packet waits about 1 ms at most.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -52,6 +53,9 @@ static int round_once(media_thread_t *t, struct epoll_event *events) {
 static void *thread_main(void *argument) {
   media_thread_t *t = argument;
   struct epoll_event events[EVENTS];
+  char name[16];
+  snprintf(name, sizeof(name), "parley-media-%d", t->index);
+  pthread_setname_np(pthread_self(), name);
   for (;;) {
     /* Idle: wait for anything. The events are not used: a leg may close before the lock is taken,
      * so the round asks epoll again under the lock (the sockets are still ready, level-triggered). */

@@ -188,8 +188,7 @@ struct plane {
   int closed;
   media_thread_t **threads;
   leg_t *legs; /* every open leg (JavaScript thread only) */
-  napi_ref self_ref;
-  plane_t *next_live; /* the planes the environment cleanup stops */
+  napi_ref self_ref; /* keeps the handle (and so the plane) alive until close() */
   /* sendFrom's packet, built on the JavaScript thread. */
   uint8_t scratch[SEND_BYTES];
 };
