@@ -159,8 +159,13 @@ static void receive_batch(media_thread_t *t, leg_t *leg, int count) {
     }
     uint8_t b0 = data[0];
     int rtp_or_rtcp = b0 >= 128 && b0 <= 191;
+    /* Too short for any RTP or RTCP header, from anywhere: junk the socket guard would drop too. */
+    if (rtp_or_rtcp && length < 8) {
+      stats[STAT_DROP_MALFORMED]++;
+      continue;
+    }
     /* RFC 5761: RTCP packet types 192-223 (what RTP payload types 64-95 with the marker would be). */
-    if (rtp_or_rtcp && length >= 2 && !(data[1] >= 192 && data[1] <= 223) && leg->remote_length &&
+    if (rtp_or_rtcp && !(data[1] >= 192 && data[1] <= 223) && leg->remote_length &&
         same_address(&t->names[i], &leg->remote)) {
       if (length < 12) {
         stats[STAT_DROP_MALFORMED]++;

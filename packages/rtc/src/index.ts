@@ -21,8 +21,6 @@ export {
   type NativePlane,
   type NativePlaneModule,
   slotStat,
-  type UdpSocketHandle,
-  udpSocketHandle,
 } from "./native-plane.js";
 export { createPeer, type PeerOptions } from "./peer.js";
 export { ReceptionStats } from "./reception-stats.js";

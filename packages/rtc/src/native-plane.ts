@@ -1,4 +1,3 @@
-import type { Socket } from "node:dgram";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
@@ -351,23 +350,4 @@ function load(file: string): NativePlaneModule | string {
     createPlane: (threads: number) => new Plane(addon, threads),
     counts: () => addon.counts(),
   };
-}
-
-/** The libuv UDP handle behind a dgram socket: its file descriptor, and Node's reading on or off. */
-export interface UdpSocketHandle {
-  fd: number;
-  recvStart(): number;
-  recvStop(): number;
-}
-
-/**
- * The handle of a bound dgram socket (Node's internals: dgram keeps it in its state object, under
- * the "state symbol"), or why there is none. Stop Node reading (`recvStop()`) before a native leg
- * takes the socket; start it again (`recvStart()`) after the leg closed, to give it back.
- */
-export function udpSocketHandle(socket: Socket): UdpSocketHandle | string {
-  const state = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === "state symbol");
-  const handle = state && (socket as unknown as Record<symbol, { handle?: UdpSocketHandle }>)[state]?.handle;
-  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) return "the socket has no bound UDP handle";
-  return handle;
 }

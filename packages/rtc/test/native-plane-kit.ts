@@ -20,7 +20,7 @@ import {
   type SrtpKeys,
   SrtpReceiver,
   SrtpSender,
-  udpSocketHandle,
+  udpHandleOf,
   writeAudioLevelExtension,
   writeRtpHeader,
 } from "@parley/rtc";
@@ -201,7 +201,7 @@ export async function addRelayLeg(
 ): Promise<RelayLeg> {
   const socket = await bound();
   sockets.push(socket);
-  const handle = udpSocketHandle(socket);
+  const handle = udpHandleOf(socket);
   assert.notEqual(typeof handle, "string");
   if (typeof handle === "string") throw new Error(handle);
   handle.recvStop();

@@ -9,13 +9,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:dgram";
 import { after, describe, it } from "node:test";
-import {
-  PROFILE_AEAD_AES_128_GCM,
-  PROFILE_AES128_CM_SHA1_80,
-  RtpHeader,
-  RtpPacket,
-  udpSocketHandle,
-} from "@parley/rtc";
+import { PROFILE_AEAD_AES_128_GCM, PROFILE_AES128_CM_SHA1_80, RtpHeader, RtpPacket, udpHandleOf } from "@parley/rtc";
 import { waitFor } from "@parley/testkit";
 import { SrtpSession } from "werift";
 import { bound, IP, masterKeys, nativePlane, OPUS } from "./native-plane-kit.js";
@@ -53,7 +47,7 @@ async function weriftClient(profile: number, ssrc: number) {
       failures++;
     }
   });
-  const handle = udpSocketHandle(relaySocket);
+  const handle = udpHandleOf(relaySocket);
   if (typeof handle === "string") throw new Error(handle);
   handle.recvStop();
   const slotSsrc = randomBytes(4).readUInt32BE(0);

@@ -113,7 +113,7 @@ describe("the native data plane forwarding SRTP", () => {
     assert.equal(a.datagrams.length, 0);
   });
 
-  it("hands RTP from another address, STUN, DTLS and RTCP to JavaScript unchanged, forwards none of them, and drops junk", async () => {
+  it("hands RTP from another address, STUN, DTLS and RTCP to JavaScript unchanged, forwards none of them, and drops junk from anywhere", async () => {
     const a = await relayLeg(PROFILE_AES128_CM_SHA1_80);
     const b = await relayLeg(PROFILE_AES128_CM_SHA1_80);
     b.leg.route(0, a.leg);
@@ -125,10 +125,12 @@ describe("the native data plane forwarding SRTP", () => {
       const dtls = Buffer.from([22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0]);
       const rtcp = Buffer.from([0x80, 200, 0, 6, ...Buffer.alloc(24, 1)]);
       for (const datagram of [stun, dtls, rtcp]) a.client.sendRaw(a.socket, datagram);
+      // Junk (no STUN, DTLS, RTP or RTCP first byte; RTP shorter than any header) is dropped, from anywhere.
       a.client.sendRaw(a.socket, Buffer.from([0x50, 1, 2, 3]));
+      a.client.sendRaw(a.socket, Buffer.from([0x80, 0, 0, 1]), stranger);
       await waitFor(
-        () => a.datagrams.length === 4 && stat(a, "dropMalformed") === 1,
-        "four datagrams for JS, one junk",
+        () => a.datagrams.length === 4 && stat(a, "dropMalformed") === 2,
+        "four datagrams for JS, two junk",
       );
       const fromStranger = a.datagrams.find((d) => d.port === stranger.address().port);
       assert.deepEqual(fromStranger?.data, spoofed);
