@@ -8,6 +8,7 @@ import {
   DtlsSocket,
   ecbCipher,
   MediaStreamTrack,
+  nominatedPath,
   type RTCPeerConnection,
   RtpHeader,
   RtpPacket,
@@ -17,7 +18,15 @@ import {
   usePCMU,
   useVP8,
 } from "@parley/rtc";
-import { assignSlots, type MediaLeg, type MediaLegState, MediaRelay, type MediaRelayOptions } from "@parley/server";
+import {
+  assignSlots,
+  DATA_PLANES,
+  type DataPlane,
+  type MediaLeg,
+  type MediaLegState,
+  MediaRelay,
+  type MediaRelayOptions,
+} from "@parley/server";
 import { waitFor } from "@parley/testkit";
 import { pino } from "pino";
 
@@ -46,6 +55,18 @@ function newRelay(
   });
   relays.push(relay);
   return relay;
+}
+
+/** A relay whose legs run on `plane`; fails when the relay fell back from it (the addon did not load). */
+function planeRelay(plane: DataPlane, options: MediaRelayOptions = {}) {
+  const relay = newRelay(undefined, undefined, { ...options, dataPlane: plane });
+  assert.equal(relay.dataPlane, plane, `the relay runs the ${plane} data plane`);
+  return relay;
+}
+
+/** One test per data plane: `body` gets the plane (the test name ends with it). */
+function planeIt(name: string, body: (plane: DataPlane) => Promise<void>, planes: readonly DataPlane[] = DATA_PLANES) {
+  for (const plane of planes) it(`${name} (${plane} data plane)`, () => body(plane));
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -173,18 +194,27 @@ class TestClient {
   }
 }
 
-/** Offers, creates the relay leg, applies the answer and waits until both ends are connected. */
+/**
+ * Offers, creates the relay leg (on `dataPlane` if given, else the relay's), applies the answer and
+ * waits until both ends are connected and the leg runs on its data plane.
+ */
 async function connect(
   relay: MediaRelay,
   id: string,
   client: TestClient,
+  dataPlane?: DataPlane,
+  group?: string,
 ): Promise<{ leg: MediaLeg; answerSdp: string }> {
-  const { leg, answerSdp } = await relay.createLeg(id, await client.offer());
+  const { leg, answerSdp } = await relay.createLeg(id, await client.offer(), {
+    ...(dataPlane ? { dataPlane } : {}),
+    ...(group ? { group } : {}),
+  });
   await client.accept(answerSdp);
   await waitFor(
     () => leg.state === "connected" && client.pc.connectionState === "connected",
     `leg ${id} connected (leg ${leg.state}, client ${client.pc.connectionState})`,
   );
+  assert.equal(leg.dataPlane, dataPlane ?? relay.dataPlane, `leg ${id}'s data plane`);
   return { leg, answerSdp };
 }
 
@@ -262,55 +292,58 @@ describe("media relay", () => {
     relay.close();
   });
 
-  it("forwards audio only between legs told to, both ways, rewriting SSRC and payload type per leg, until forwardTo([])", async () => {
-    const relay = newRelay();
-    const alice = new TestClient({ opusPayloadType: 111 });
-    const bob = new TestClient({ opusPayloadType: 96 });
-    const { leg: legA, answerSdp: answerA } = await connect(relay, "fwd-a", alice);
-    const { leg: legB, answerSdp: answerB } = await connect(relay, "fwd-b", bob);
-    alice.startSending(0xa1);
-    bob.startSending(0xb2);
+  planeIt(
+    "forwards audio only between legs told to, both ways, rewriting SSRC and payload type per leg, until forwardTo([])",
+    async (plane) => {
+      const relay = planeRelay(plane);
+      const alice = new TestClient({ opusPayloadType: 111 });
+      const bob = new TestClient({ opusPayloadType: 96 });
+      const { leg: legA, answerSdp: answerA } = await connect(relay, "fwd-a", alice);
+      const { leg: legB, answerSdp: answerB } = await connect(relay, "fwd-b", bob);
+      alice.startSending(0xa1);
+      bob.startSending(0xb2);
 
-    await waitFor(() => legA.counters.packetsIn >= 10 && legB.counters.packetsIn >= 10, "the relay receiving both");
-    await sleep(200);
-    assert.equal(alice.received.length, 0, "nothing reaches Alice before forwardTo");
-    assert.equal(bob.received.length, 0, "nothing reaches Bob before forwardTo");
-    assert.equal(relay.stats().packetsForwarded, 0);
+      await waitFor(() => legA.counters.packetsIn >= 10 && legB.counters.packetsIn >= 10, "the relay receiving both");
+      await sleep(200);
+      assert.equal(alice.received.length, 0, "nothing reaches Alice before forwardTo");
+      assert.equal(bob.received.length, 0, "nothing reaches Bob before forwardTo");
+      assert.equal(relay.stats().packetsForwarded, 0);
 
-    legA.forwardTo([legB]);
-    legB.forwardTo([legA]);
-    await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
-    assert.deepEqual(bob.markers(), [0xa1]);
-    assert.deepEqual(alice.markers(), [0xb2]);
-    for (const rtp of bob.received) {
-      assert.equal(rtp.header.payloadType, 96, "Bob gets his own Opus payload type");
-      assert.equal(rtp.header.ssrc, ssrcOf(answerB), "Bob gets the SSRC his answer announced");
-      assert.equal(rtp.payload.length, PAYLOAD_BYTES);
-    }
-    for (const rtp of alice.received) {
-      assert.equal(rtp.header.payloadType, 111);
-      assert.equal(rtp.header.ssrc, ssrcOf(answerA));
-    }
-    const stats = relay.stats();
-    assert.equal(stats.legs, 2);
-    assert.ok(stats.packetsForwarded >= 20);
-    assert.equal(stats.bytesForwarded, stats.packetsForwarded * PAYLOAD_BYTES);
-    assert.ok(legB.counters.packetsOut >= 10);
-    assert.ok(Date.now() - legA.counters.lastPacketAt < 1000);
+      legA.forwardTo([legB]);
+      legB.forwardTo([legA]);
+      await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
+      assert.deepEqual(bob.markers(), [0xa1]);
+      assert.deepEqual(alice.markers(), [0xb2]);
+      for (const rtp of bob.received) {
+        assert.equal(rtp.header.payloadType, 96, "Bob gets his own Opus payload type");
+        assert.equal(rtp.header.ssrc, ssrcOf(answerB), "Bob gets the SSRC his answer announced");
+        assert.equal(rtp.payload.length, PAYLOAD_BYTES);
+      }
+      for (const rtp of alice.received) {
+        assert.equal(rtp.header.payloadType, 111);
+        assert.equal(rtp.header.ssrc, ssrcOf(answerA));
+      }
+      const stats = relay.stats();
+      assert.equal(stats.legs, 2);
+      assert.ok(stats.packetsForwarded >= 20);
+      assert.equal(stats.bytesForwarded, stats.packetsForwarded * PAYLOAD_BYTES);
+      assert.ok(legB.counters.packetsOut >= 10);
+      assert.ok(Date.now() - legA.counters.lastPacketAt < 1000);
 
-    legA.forwardTo([]);
-    legB.forwardTo([]);
-    await sleep(100); // packets already on the wire
-    const [toAlice, toBob, inA] = [alice.received.length, bob.received.length, legA.counters.packetsIn];
-    await sleep(400);
-    assert.equal(alice.received.length, toAlice, "nothing more reaches Alice");
-    assert.equal(bob.received.length, toBob, "nothing more reaches Bob");
-    assert.ok(legA.counters.packetsIn > inA, "the relay still receives; it just forwards nowhere");
-    relay.close();
-  });
+      legA.forwardTo([]);
+      legB.forwardTo([]);
+      await sleep(100); // packets already on the wire
+      const [toAlice, toBob, inA] = [alice.received.length, bob.received.length, legA.counters.packetsIn];
+      await sleep(400);
+      assert.equal(alice.received.length, toAlice, "nothing more reaches Alice");
+      assert.equal(bob.received.length, toBob, "nothing more reaches Bob");
+      assert.ok(legA.counters.packetsIn > inA, "the relay still receives; it just forwards nowhere");
+      relay.close();
+    },
+  );
 
-  it("keeps three calls apart: each of six receivers hears only its own peer", async () => {
-    const relay = newRelay();
+  planeIt("keeps three calls apart: each of six receivers hears only its own peer", async (plane) => {
+    const relay = planeRelay(plane);
     const markers = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
     const parties: { client: TestClient; leg: MediaLeg; marker: number }[] = [];
     for (const [i, marker] of markers.entries()) {
@@ -333,8 +366,8 @@ describe("media relay", () => {
     relay.close();
   });
 
-  it("continues the outgoing sequence numbers and timestamps when a leg's source changes", async () => {
-    const relay = newRelay();
+  planeIt("continues the outgoing sequence numbers and timestamps when a leg's source changes", async (plane) => {
+    const relay = planeRelay(plane);
     const alice = new TestClient({ firstSeq: 1000 });
     const bob = new TestClient();
     const carol = new TestClient({ firstSeq: 50_000 });
@@ -361,41 +394,44 @@ describe("media relay", () => {
     relay.close();
   });
 
-  it("closes a leg once, drops it from the relay and from other legs' targets; relay.close() closes the rest", async () => {
-    const relay = newRelay();
-    const alice = new TestClient();
-    const bob = new TestClient();
-    const { leg: legA } = await connect(relay, "close-a", alice);
-    const { leg: legB } = await connect(relay, "close-b", bob);
-    let closedA = 0;
-    let closedB = 0;
-    const statesA: MediaLegState[] = [];
-    legA.on("closed", () => closedA++);
-    legA.on("stateChange", (state) => statesA.push(state));
-    legB.on("closed", () => closedB++);
-    legB.forwardTo([legA]);
-    bob.startSending(0xb2);
-    await waitFor(() => alice.countOf(0xb2) >= 5, "Alice hearing Bob");
+  planeIt(
+    "closes a leg once, drops it from the relay and from other legs' targets; relay.close() closes the rest",
+    async (plane) => {
+      const relay = planeRelay(plane);
+      const alice = new TestClient();
+      const bob = new TestClient();
+      const { leg: legA } = await connect(relay, "close-a", alice);
+      const { leg: legB } = await connect(relay, "close-b", bob);
+      let closedA = 0;
+      let closedB = 0;
+      const statesA: MediaLegState[] = [];
+      legA.on("closed", () => closedA++);
+      legA.on("stateChange", (state) => statesA.push(state));
+      legB.on("closed", () => closedB++);
+      legB.forwardTo([legA]);
+      bob.startSending(0xb2);
+      await waitFor(() => alice.countOf(0xb2) >= 5, "Alice hearing Bob");
 
-    legA.close();
-    legA.close();
-    assert.equal(closedA, 1, "closed is emitted once");
-    assert.deepEqual(statesA, ["closed"]);
-    assert.equal(legA.state, "closed");
-    assert.equal(relay.stats().legs, 1);
-    const forwarded = relay.stats().packetsForwarded;
-    const inB = legB.counters.packetsIn;
-    await sleep(300);
-    assert.ok(legB.counters.packetsIn > inB, "Bob still sends");
-    assert.equal(relay.stats().packetsForwarded, forwarded, "nothing is forwarded to the closed leg");
+      legA.close();
+      legA.close();
+      assert.equal(closedA, 1, "closed is emitted once");
+      assert.deepEqual(statesA, ["closed"]);
+      assert.equal(legA.state, "closed");
+      assert.equal(relay.stats().legs, 1);
+      const forwarded = relay.stats().packetsForwarded;
+      const inB = legB.counters.packetsIn;
+      await sleep(300);
+      assert.ok(legB.counters.packetsIn > inB, "Bob still sends");
+      assert.equal(relay.stats().packetsForwarded, forwarded, "nothing is forwarded to the closed leg");
 
-    relay.close();
-    relay.close();
-    assert.equal(closedB, 1);
-    assert.equal(legB.state, "closed");
-    assert.equal(relay.stats().legs, 0);
-    await assert.rejects(relay.createLeg("late", await new TestClient().offer()), { code: "MEDIA_FAILED" });
-  });
+      relay.close();
+      relay.close();
+      assert.equal(closedB, 1);
+      assert.equal(legB.state, "closed");
+      assert.equal(relay.stats().legs, 0);
+      await assert.rejects(relay.createLeg("late", await new TestClient().offer()), { code: "MEDIA_FAILED" });
+    },
+  );
 
   it("refuses offers without Opus audio, and media configs that cannot work", async () => {
     const relay = newRelay();
@@ -424,8 +460,8 @@ describe("media relay", () => {
     relay.close();
   });
 
-  it("sends one leg's audio to every target given, each with its own SSRC and payload type", async () => {
-    const relay = newRelay();
+  planeIt("sends one leg's audio to every target given, each with its own SSRC and payload type", async (plane) => {
+    const relay = planeRelay(plane);
     const alice = new TestClient();
     const bob = new TestClient({ opusPayloadType: 96 });
     const carol = new TestClient({ opusPayloadType: 111 });
@@ -437,7 +473,10 @@ describe("media relay", () => {
     await waitFor(() => bob.countOf(0xa1) >= 10 && carol.countOf(0xa1) >= 10, "Bob and Carol hearing Alice");
     assert.ok(bob.received.every((rtp) => rtp.header.payloadType === 96 && rtp.header.ssrc === ssrcOf(answerB)));
     assert.ok(carol.received.every((rtp) => rtp.header.payloadType === 111 && rtp.header.ssrc === ssrcOf(answerC)));
+    alice.stopSending();
+    await sleep(200); // the native plane's media thread counts as it sends: let it finish
     assert.equal(legB.counters.packetsOut + legC.counters.packetsOut, relay.stats().packetsForwarded);
+    assert.equal(legA.counters.packetsIn, legB.counters.packetsOut, "every packet of Alice's forwarded to Bob");
     relay.close();
   });
 
@@ -475,46 +514,53 @@ describe("media relay", () => {
     relay.close();
   });
 
-  it("answers an offer with several audio m-lines on one port and sends a different leg's audio on each slot", async () => {
-    const relay = newRelay();
-    const listener = new TestClient({ slots: 3 });
-    const speakers = [new TestClient(), new TestClient(), new TestClient()];
-    const { leg, answerSdp } = await connect(relay, "slots-listener", listener);
-    assert.equal(leg.slotCount, 3);
-    assert.equal(answerSdp.match(/^m=audio /gm)?.length, 3, "one answered m-line per offered one");
-    assert.deepEqual(
-      [...new Set(candidatesOf(answerSdp).map((c) => c.port))].length,
-      1,
-      "the m-lines are bundled on one port",
-    );
-    const legs: MediaLeg[] = [];
-    for (const [i, speaker] of speakers.entries()) legs.push((await connect(relay, `slots-speaker-${i}`, speaker)).leg);
-    for (const [i, speakerLeg] of legs.entries()) leg.route(i, speakerLeg);
-    assert.deepEqual(leg.slotSources, legs);
-    for (const [i, speaker] of speakers.entries()) speaker.startSending(0xc0 + i);
-    await waitFor(() => listener.receivedBySlot.every((packets) => packets.length >= 10), "every slot carrying audio");
-    for (const [slot, packets] of listener.receivedBySlot.entries()) {
+  planeIt(
+    "answers an offer with several audio m-lines on one port and sends a different leg's audio on each slot",
+    async (plane) => {
+      const relay = planeRelay(plane);
+      const listener = new TestClient({ slots: 3 });
+      const speakers = [new TestClient(), new TestClient(), new TestClient()];
+      const { leg, answerSdp } = await connect(relay, "slots-listener", listener);
+      assert.equal(leg.slotCount, 3);
+      assert.equal(answerSdp.match(/^m=audio /gm)?.length, 3, "one answered m-line per offered one");
       assert.deepEqual(
-        [...new Set(packets.map((rtp) => rtp.payload[0]))],
-        [0xc0 + slot],
-        `slot ${slot} carries one speaker`,
+        [...new Set(candidatesOf(answerSdp).map((c) => c.port))].length,
+        1,
+        "the m-lines are bundled on one port",
       );
-    }
-    assert.equal(
-      new Set(listener.receivedBySlot.map((packets) => packets[0]?.header.ssrc)).size,
-      3,
-      "one SSRC per slot",
-    );
-    assert.throws(() => leg.route(3, legs[0]!), RangeError);
+      const legs: MediaLeg[] = [];
+      for (const [i, speaker] of speakers.entries())
+        legs.push((await connect(relay, `slots-speaker-${i}`, speaker)).leg);
+      for (const [i, speakerLeg] of legs.entries()) leg.route(i, speakerLeg);
+      assert.deepEqual(leg.slotSources, legs);
+      for (const [i, speaker] of speakers.entries()) speaker.startSending(0xc0 + i);
+      await waitFor(
+        () => listener.receivedBySlot.every((packets) => packets.length >= 10),
+        "every slot carrying audio",
+      );
+      for (const [slot, packets] of listener.receivedBySlot.entries()) {
+        assert.deepEqual(
+          [...new Set(packets.map((rtp) => rtp.payload[0]))],
+          [0xc0 + slot],
+          `slot ${slot} carries one speaker`,
+        );
+      }
+      assert.equal(
+        new Set(listener.receivedBySlot.map((packets) => packets[0]?.header.ssrc)).size,
+        3,
+        "one SSRC per slot",
+      );
+      assert.throws(() => leg.route(3, legs[0]!), RangeError);
 
-    // A closing source leaves its slot silent, the other slots go on.
-    legs[1]!.close();
-    assert.deepEqual(leg.slotSources, [legs[0], null, legs[2]]);
-    relay.close();
-  });
+      // A closing source leaves its slot silent, the other slots go on.
+      legs[1]!.close();
+      assert.deepEqual(leg.slotSources, [legs[0], null, legs[2]]);
+      relay.close();
+    },
+  );
 
-  it("keeps relaying when junk datagrams that look like the client's RTP hit a leg's port", async () => {
-    const relay = newRelay();
+  planeIt("keeps relaying when junk datagrams that look like the client's RTP hit a leg's port", async (plane) => {
+    const relay = planeRelay(plane);
     const alice = new TestClient();
     const bob = new TestClient();
     const { leg: legA, answerSdp } = await connect(relay, "junk-a", alice);
@@ -526,18 +572,38 @@ describe("media relay", () => {
     // random flags, extension and CSRC counts, lengths and bytes, from another socket.
     const ssrc = ssrcOf(alice.pc.localDescription?.sdp ?? "");
     const port = candidatesOf(answerSdp)[0]!.port;
+    const sendJunk = async (socket: dgram.Socket, count: number) => {
+      for (let i = 0; i < count; i++) {
+        const junk = randomBytes(12 + Math.floor(Math.random() * 80));
+        junk[0] = 0x80 | (junk[0]! & 0x3f);
+        junk[1] = junk[1]! & 0x7f;
+        junk.writeUInt32BE(ssrc, 8);
+        await new Promise<void>((resolve) => socket.send(junk, port, IP, () => resolve()));
+        // Paced, so the relay's socket buffer never overflows (each one must arrive to be counted).
+        if (i % 25 === 24) await sleep(20);
+      }
+    };
     const socket = dgram.createSocket("udp4");
-    for (let i = 0; i < 300; i++) {
-      const junk = randomBytes(12 + Math.floor(Math.random() * 80));
-      junk[0] = 0x80 | (junk[0]! & 0x3f);
-      junk[1] = junk[1]! & 0x7f;
-      junk.writeUInt32BE(ssrc, 8);
-      await new Promise<void>((resolve) => socket.send(junk, port, IP, () => resolve()));
-    }
+    await sendJunk(socket, 300);
     socket.close();
     const before = bob.countOf(0xa1);
     await waitFor(() => bob.countOf(0xa1) >= before + 20, "Bob still hearing Alice after the junk");
     assert.equal(legA.state, "connected");
+    if (plane !== "werift") {
+      // The same from Alice's own socket, the selected pair: the data plane itself checks each one
+      // (werift's own path drops what fails to decrypt without counting it).
+      // (Drops from the selected pair only: the foreign junk's wrong_source may still be counting.)
+      const dropped = () => {
+        const { wrong_source: _, ...fromThePair } = relay.drops();
+        return Object.values(fromThePair).reduce((sum, n) => sum + n, 0);
+      };
+      const start = dropped();
+      await sendJunk(nominatedPath(alice.pc)!.socket, 300);
+      await waitFor(() => dropped() - start >= 300, "the junk from Alice's own socket dropped");
+      assert.equal(dropped() - start, 300, "each one dropped once");
+      const now = bob.countOf(0xa1);
+      await waitFor(() => bob.countOf(0xa1) >= now + 20, "Bob still hearing Alice after the junk from her socket");
+    }
     alice.stopSending();
     relay.close();
   });
@@ -552,8 +618,8 @@ describe("media relay", () => {
     relay.close();
   });
 
-  it("tells when a client speaks from its RFC 6464 audio levels, with hysteresis", async () => {
-    const relay = newRelay();
+  planeIt("tells when a client speaks from its RFC 6464 audio levels, with hysteresis", async (plane) => {
+    const relay = planeRelay(plane);
     const client = new TestClient({ audioLevel: true });
     const { leg, answerSdp } = await connect(relay, "level", client);
     assert.match(answerSdp, /^a=extmap:\d+ urn:ietf:params:rtp-hdrext:ssrc-audio-level\r?$/m);
@@ -637,46 +703,46 @@ function consecutive(seqs: number[]): boolean {
 
 describe("media relay data planes", () => {
   for (const profile of [GCM, AES_CM]) {
-    it(`relays on the fast data plane once connected, with SRTP profile ${profile === GCM ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80"}`, async () => {
-      const relay = newRelay();
-      const alice = new TestClient({ srtpProfile: profile, opusPayloadType: 111 });
-      const bob = new TestClient({ srtpProfile: profile, opusPayloadType: 96 });
-      const { leg: legA, answerSdp: answerA } = await connect(relay, `plane-a-${profile}`, alice);
-      const { leg: legB, answerSdp: answerB } = await connect(relay, `plane-b-${profile}`, bob);
-      assert.equal(alice.srtpProfile(), profile);
-      assert.equal(bob.srtpProfile(), profile);
-      assert.equal(legA.dataPlane, "fast");
-      assert.equal(legB.dataPlane, "fast");
-      legA.forwardTo([legB]);
-      legB.forwardTo([legA]);
-      alice.startSending(0xa1);
-      bob.startSending(0xb2);
-      await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
-      for (const [client, marker, answer, payloadType] of [
-        [bob, 0xa1, answerB, 96],
-        [alice, 0xb2, answerA, 111],
-      ] as const) {
-        assert.deepEqual(client.markers(), [marker]);
-        for (const rtp of client.received) {
-          assert.equal(rtp.header.ssrc, ssrcOf(answer));
-          assert.equal(rtp.header.payloadType, payloadType);
-          assert.deepEqual(rtp.payload, Buffer.alloc(PAYLOAD_BYTES, marker), "the payload arrives intact");
+    planeIt(
+      `relays once connected, with SRTP profile ${profile === GCM ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80"}`,
+      async (plane) => {
+        const relay = planeRelay(plane);
+        const alice = new TestClient({ srtpProfile: profile, opusPayloadType: 111 });
+        const bob = new TestClient({ srtpProfile: profile, opusPayloadType: 96 });
+        const { leg: legA, answerSdp: answerA } = await connect(relay, `plane-a-${profile}`, alice);
+        const { leg: legB, answerSdp: answerB } = await connect(relay, `plane-b-${profile}`, bob);
+        assert.equal(alice.srtpProfile(), profile);
+        assert.equal(bob.srtpProfile(), profile);
+        legA.forwardTo([legB]);
+        legB.forwardTo([legA]);
+        alice.startSending(0xa1);
+        bob.startSending(0xb2);
+        await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
+        for (const [client, marker, answer, payloadType] of [
+          [bob, 0xa1, answerB, 96],
+          [alice, 0xb2, answerA, 111],
+        ] as const) {
+          assert.deepEqual(client.markers(), [marker]);
+          for (const rtp of client.received) {
+            assert.equal(rtp.header.ssrc, ssrcOf(answer));
+            assert.equal(rtp.header.payloadType, payloadType);
+            assert.deepEqual(rtp.payload, Buffer.alloc(PAYLOAD_BYTES, marker), "the payload arrives intact");
+          }
+          assert.ok(consecutive(client.received.map((rtp) => rtp.header.sequenceNumber)));
         }
-        assert.ok(consecutive(client.received.map((rtp) => rtp.header.sequenceNumber)));
-      }
-      relay.close();
-    });
+        relay.close();
+      },
+      ["native", "js"],
+    );
   }
 
-  for (const fastDataPlane of [true, false]) {
-    const plane = fastDataPlane ? "fast data plane" : "werift RTP path";
-    it(`measures each leg's quality: loss from sequence gaps, jitter, and the round trip from receiver reports on the relay's sender reports (${plane})`, async () => {
-      const relay = newRelay(undefined, undefined, { fastDataPlane });
+  for (const plane of DATA_PLANES) {
+    it(`measures each leg's quality: loss from sequence gaps, jitter, and the round trip from receiver reports on the relay's sender reports (${plane} data plane)`, async () => {
+      const relay = planeRelay(plane);
       const alice = new TestClient();
       const bob = new TestClient();
       const { leg: legA } = await connect(relay, "quality-a", alice);
       const { leg: legB } = await connect(relay, "quality-b", bob);
-      assert.equal(legA.dataPlane, fastDataPlane ? "fast" : "werift");
       legA.forwardTo([legB]);
       legB.forwardTo([legA]);
       alice.startSending(0xa1);
@@ -703,15 +769,14 @@ describe("media relay data planes", () => {
       relay.close();
     });
 
-    it(`carries audio across a sequence number wrap (SRTP rollover counter), to a slot routed before it and one routed after it (${plane})`, async () => {
-      const relay = newRelay(undefined, undefined, { fastDataPlane });
+    it(`carries audio across a sequence number wrap (SRTP rollover counter), to a slot routed before it and one routed after it (${plane} data plane)`, async () => {
+      const relay = planeRelay(plane);
       const alice = new TestClient({ firstSeq: 65_510 });
       const bob = new TestClient();
       const carol = new TestClient();
       const { leg: legA } = await connect(relay, "wrap-a", alice);
       const { leg: legB } = await connect(relay, "wrap-b", bob);
       const { leg: legC } = await connect(relay, "wrap-c", carol);
-      assert.equal(legA.dataPlane, fastDataPlane ? "fast" : "werift");
       legA.forwardTo([legB]);
       alice.startSending(0xa1);
       // 26 packets to the wrap; Bob hears on well past it (the relay decrypted Alice's packets with
@@ -729,8 +794,8 @@ describe("media relay data planes", () => {
       relay.close();
     });
 
-    it(`continues a conference slot's numbering when route() switches its source, with the slot's SSRC and payload type (${plane})`, async () => {
-      const relay = newRelay(undefined, undefined, { fastDataPlane });
+    it(`continues a conference slot's numbering when route() switches its source, with the slot's SSRC and payload type (${plane} data plane)`, async () => {
+      const relay = planeRelay(plane);
       const listener = new TestClient({ slots: 2, opusPayloadType: 96 });
       const alice = new TestClient({ firstSeq: 1000 });
       const bob = new TestClient({ firstSeq: 40_000 });
@@ -760,24 +825,99 @@ describe("media relay data planes", () => {
     });
   }
 
-  it("forwards between a fast-plane leg and a werift-path leg, both ways", async () => {
-    const fast = newRelay();
-    const slow = newRelay(undefined, undefined, { fastDataPlane: false });
-    const alice = new TestClient({ opusPayloadType: 111 });
-    const bob = new TestClient({ opusPayloadType: 96 });
-    const { leg: legA, answerSdp: answerA } = await connect(fast, "mixed-a", alice);
-    const { leg: legB, answerSdp: answerB } = await connect(slow, "mixed-b", bob);
-    assert.deepEqual([legA.dataPlane, legB.dataPlane], ["fast", "werift"]);
-    legA.forwardTo([legB]);
-    legB.forwardTo([legA]);
-    alice.startSending(0xa1);
-    bob.startSending(0xb2);
-    await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
-    assert.ok(bob.received.every((rtp) => rtp.header.ssrc === ssrcOf(answerB) && rtp.header.payloadType === 96));
-    assert.ok(alice.received.every((rtp) => rtp.header.ssrc === ssrcOf(answerA) && rtp.header.payloadType === 111));
-    assert.deepEqual([alice.markers(), bob.markers()], [[0xb2], [0xa1]]);
-    fast.close();
-    slow.close();
+  const PAIRS = [
+    ["native", "js"],
+    ["native", "werift"],
+    ["js", "werift"],
+  ] as const;
+  for (const [first, second] of PAIRS) {
+    it(`forwards between a ${first}-plane leg and a ${second}-plane leg of one relay, both ways`, async () => {
+      const relay = planeRelay("native");
+      const alice = new TestClient({ opusPayloadType: 111 });
+      const bob = new TestClient({ opusPayloadType: 96 });
+      const { leg: legA, answerSdp: answerA } = await connect(relay, "mixed-a", alice, first);
+      const { leg: legB, answerSdp: answerB } = await connect(relay, "mixed-b", bob, second);
+      legA.forwardTo([legB]);
+      legB.forwardTo([legA]);
+      alice.startSending(0xa1);
+      bob.startSending(0xb2);
+      await waitFor(() => bob.countOf(0xa1) >= 10 && alice.countOf(0xb2) >= 10, "audio both ways");
+      assert.ok(bob.received.every((rtp) => rtp.header.ssrc === ssrcOf(answerB) && rtp.header.payloadType === 96));
+      assert.ok(alice.received.every((rtp) => rtp.header.ssrc === ssrcOf(answerA) && rtp.header.payloadType === 111));
+      assert.deepEqual([alice.markers(), bob.markers()], [[0xb2], [0xa1]]);
+      assert.ok(consecutive(alice.received.map((rtp) => rtp.header.sequenceNumber)));
+      assert.ok(consecutive(bob.received.map((rtp) => rtp.header.sequenceNumber)));
+      alice.stopSending();
+      bob.stopSending();
+      await sleep(200);
+      const stats = relay.stats();
+      assert.equal(
+        stats.packetsForwarded,
+        legA.counters.packetsOut + legB.counters.packetsOut,
+        "each leg's sends counted once",
+      );
+      assert.equal(legA.counters.packetsIn, legB.counters.packetsOut, "Alice's packets all reached Bob's leg");
+      assert.equal(legB.counters.packetsIn, legA.counters.packetsOut, "Bob's packets all reached Alice's leg");
+      relay.close();
+    });
+  }
+
+  for (const listenerPlane of ["native", "js"] as const) {
+    it(`switches a conference slot of a ${listenerPlane}-plane listener between speakers on every plane, its numbering continuous`, async () => {
+      const relay = planeRelay("native");
+      const listener = new TestClient({ slots: 2, opusPayloadType: 96 });
+      const { leg, answerSdp } = await connect(relay, "planes-listener", listener, listenerPlane);
+      const speakers: { plane: DataPlane; leg: MediaLeg; marker: number }[] = [];
+      for (const [i, plane] of DATA_PLANES.entries()) {
+        const client = new TestClient({ firstSeq: 1000 + 20_000 * i });
+        const { leg: speakerLeg } = await connect(relay, `planes-speaker-${plane}`, client, plane);
+        client.startSending(0xd0 + i);
+        speakers.push({ plane, leg: speakerLeg, marker: 0xd0 + i });
+      }
+      const slot = listener.receivedBySlot[1]!;
+      // Every speaker in turn, and back to the first: each change of plane at least once.
+      for (const speaker of [...speakers, speakers[0]!]) {
+        leg.route(1, speaker.leg);
+        const count = () => slot.length - 1 - slot.findLastIndex((rtp) => rtp.payload[0] !== speaker.marker);
+        await waitFor(() => count() >= 5, `slot 1 carrying the ${speaker.plane}-plane speaker`);
+      }
+      leg.route(0, speakers[2]!.leg);
+      await waitFor(() => listener.receivedBySlot[0]!.length >= 5, "slot 0 carrying the werift-plane speaker");
+
+      const slotSsrc = [...answerSdp.matchAll(/^a=ssrc:(\d+) /gm)].map((m) => Number(m[1]))[1];
+      assert.ok(slot.every((rtp) => rtp.header.ssrc === slotSsrc && rtp.header.payloadType === 96));
+      assert.ok(consecutive(slot.map((rtp) => rtp.header.sequenceNumber)), "no sequence jump at any switch");
+      for (let i = 1; i < slot.length; i++) {
+        const step = (slot[i]!.header.timestamp - slot[i - 1]!.header.timestamp) >>> 0;
+        assert.ok(step >= 960 && step <= 48 * 1000, `timestamps advance by the real gap (${step} ticks at ${i})`);
+      }
+      relay.close();
+    });
+  }
+
+  it("puts the legs of one call on one media thread, and a new call on the least loaded thread; both calls have audio", async () => {
+    const relay = planeRelay("native", { mediaThreads: 2 });
+    const clients = [0, 1, 2, 3].map(() => new TestClient());
+    const legs: MediaLeg[] = [];
+    for (const [i, client] of clients.entries()) {
+      legs.push((await connect(relay, `threads-${i}`, client, undefined, `call-${i >> 1}`)).leg);
+    }
+    const [a, b, c, d] = legs as [MediaLeg, MediaLeg, MediaLeg, MediaLeg];
+    assert.equal(a.mediaThread, b.mediaThread, "both legs of the first call on one thread");
+    assert.equal(c.mediaThread, d.mediaThread, "both legs of the second call on one thread");
+    assert.notEqual(a.mediaThread, c.mediaThread, "the second call on the other thread");
+    assert.deepEqual(relay.mediaThreadLoad(), [2, 2]);
+    a.forwardTo([b]);
+    b.forwardTo([a]);
+    c.forwardTo([d]);
+    d.forwardTo([c]);
+    for (const [i, client] of clients.entries()) client.startSending(0xe0 + i);
+    await waitFor(
+      () => clients.every((client, i) => client.countOf(0xe0 + (i ^ 1)) >= 20),
+      "every party of both calls hearing its peer",
+    );
+    for (const [i, client] of clients.entries()) assert.deepEqual(client.markers(), [0xe0 + (i ^ 1)]);
+    relay.close();
   });
 });
 

@@ -99,6 +99,23 @@ program
       }),
   )
   .addOption(
+    new Option(
+      "--media-data-plane <plane>",
+      "what carries RTP once a call's media is up: native (the C addon on media threads; the default where it loads), js (the JavaScript fast plane), werift (werift's RTP stack). Where native cannot be loaded the server logs why, once, and runs js: a warning by default, an error when native is named here",
+    )
+      .choices(["native", "js", "werift"])
+      .env("PARLEY_MEDIA_DATA_PLANE"),
+  )
+  .addOption(
+    new Option(
+      "--media-threads <n>",
+      "media threads of the native data plane (the legs of one call share one; calls go to the least loaded)",
+    )
+      .env("PARLEY_MEDIA_THREADS")
+      .default(DEFAULT_CONFIG.mediaThreads)
+      .argParser(atLeastOne),
+  )
+  .addOption(
     new Option("--opus-fec <on|off>", "ask clients' Opus encoders for in-band FEC (recovers lost packets)")
       .choices(["on", "off"])
       .env("PARLEY_OPUS_FEC")
@@ -329,6 +346,8 @@ program
           ip: opts.mediaIp,
           ...(typeof opts.mediaPorts === "string" ? parsePortRange(opts.mediaPorts) : opts.mediaPorts),
         },
+        mediaDataPlane: opts.mediaDataPlane,
+        mediaThreads: Number(opts.mediaThreads),
         opusFec: opts.opusFec === "on",
         opusDtx: opts.opusDtx === "on",
         ringTimeoutMs: opts.ringTimeout * 1000,

@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import { compileTrustProxy } from "./http/client-address.js";
 import type { TlsConfig } from "./http/tls.js";
+import { DATA_PLANES, type DataPlane, parseDataPlane } from "./media/data-plane.js";
 import { TURN_SECRET_MIN, type TurnConfig, turnUrlProblem } from "./media/turn-credentials.js";
 
 /**
@@ -148,6 +149,14 @@ export interface ServerConfig {
   maxConferenceSize: number;
   /** The address and UDP port range the media relay advertises and listens on. */
   media: { ip: string; portMin: number; portMax: number };
+  /**
+   * The data plane of the media relay (`--media-data-plane`, or PARLEY_MEDIA_DATA_PLANE for a
+   * server started in-process). Unset: native, falling back to js where the addon cannot be
+   * loaded (a warning, once); named "native": the same fallback, logged as an error.
+   */
+  mediaDataPlane?: DataPlane | undefined;
+  /** Media threads of the native data plane (`--media-threads`); a call's legs share one. */
+  mediaThreads: number;
   /** Ask clients' Opus encoders for in-band FEC (`useinbandfec=1`): lost packets recovered from the next. */
   opusFec: boolean;
   /** Ask clients' Opus encoders for DTX (`usedtx=1`): next to no packets during silence. */
@@ -199,6 +208,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   historyAliveIntervalMs: 10_000,
   maxConferenceSize: 16,
   media: { ip: defaultMediaIp(), portMin: 40000, portMax: 49999 },
+  mediaThreads: os.availableParallelism(),
   opusFec: true,
   opusDtx: true,
   logLevel: "info",
@@ -235,6 +245,15 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   }
   if (!(config.historyAliveIntervalMs >= 100)) throw new Error("--history-alive-interval must be at least 0.1 seconds");
   if (config.maxMediaLegs === 0) config.maxMediaLegs = defaultMaxMediaLegs(config.media);
+  const envPlane = process.env.PARLEY_MEDIA_DATA_PLANE;
+  if (config.mediaDataPlane === undefined && envPlane) {
+    const plane = parseDataPlane(envPlane);
+    if (!plane) throw new Error(`PARLEY_MEDIA_DATA_PLANE must be one of ${DATA_PLANES.join(", ")} (got '${envPlane}')`);
+    config.mediaDataPlane = plane;
+  }
+  if (!(Number.isInteger(config.mediaThreads) && config.mediaThreads >= 1)) {
+    throw new Error("--media-threads must be a whole number of at least 1");
+  }
   return config;
 }
 

@@ -30,6 +30,9 @@ export {
 } from "./http/tls.js";
 export {
   assignSlots,
+  type CreateLegOptions,
+  DATA_PLANES,
+  type DataPlane,
   type MediaLeg,
   type MediaLegState,
   MediaRelay,

@@ -111,10 +111,13 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const accounts = new AccountService({ db, audit, refusals, settings, config, logger });
   const presence = new PresenceService({ accounts, logger });
   const phonebook = new PhonebookService({ db, accounts, presence });
-  // PARLEY_MEDIA_DATA_PLANE=werift keeps RTP on werift's stack (a diagnostic switch: benchmarks and
-  // bug reports compare the two data planes; see docs/performance.md).
+  // The data plane: native by default (JS where it cannot load, logged once); benchmarks and bug
+  // reports compare the three (--media-data-plane; see docs/architecture.md).
   const media = new MediaRelay(config.media, logger.child({ module: "media" }), {
-    fastDataPlane: process.env.PARLEY_MEDIA_DATA_PLANE !== "werift",
+    ...(config.mediaDataPlane ? { dataPlane: config.mediaDataPlane } : {}),
+    mediaThreads: config.mediaThreads,
+    // Where the fallback is tested: the addon pointed at a file that cannot be loaded.
+    nativePlaneFile: process.env.PARLEY_NATIVE_PLANE_PATH || undefined,
     opus: { fec: config.opusFec, dtx: config.opusDtx },
   });
   // Metrics read the services at scrape time; only call outcomes are counted as they happen.

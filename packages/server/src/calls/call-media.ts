@@ -87,7 +87,8 @@ export class CallMedia {
     let created: { leg: MediaLeg; answerSdp: string };
     this.#legsInSetup.add(key);
     try {
-      created = await this.#relay.createLeg(key, sdp);
+      // All legs of a call on one media thread (the relay's placement group).
+      created = await this.#relay.createLeg(key, sdp, { group: call.id });
     } catch (error) {
       call.logger.warn({ err: error, device: device.id }, "media leg failed");
       if (error instanceof ParleyError) throw error;

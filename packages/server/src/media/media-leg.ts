@@ -16,45 +16,35 @@ import {
 } from "@parley/rtc";
 import type { Logger } from "../logging/logger.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
-import { FastRtpPath, type InboundRtp } from "./fast-rtp.js";
+import type { DataPlane } from "./data-plane.js";
+import { emptyInboundRtp, FastRtpPath, type InboundRtp } from "./fast-rtp.js";
 import type { MediaDrops } from "./media-drops.js";
+import type { ForwardTotals, MediaLegCounters, MediaLegQuality } from "./media-leg-counters.js";
 import { canTransition, type MediaLegState } from "./media-leg-state.js";
+import type { NativeMedia } from "./native-media.js";
+import type { NativeRtpPath } from "./native-rtp-path.js";
 import { SEQ_MODULO } from "./rtp-clock.js";
 import { SlotContinuity } from "./slot-continuity.js";
 import { SocketGuard } from "./socket-guard.js";
 import { VoiceActivity } from "./voice-activity.js";
 import { WeriftRtpDecoder } from "./werift-rtp.js";
 
+export type { ForwardTotals, MediaLegCounters, MediaLegQuality } from "./media-leg-counters.js";
 export { MEDIA_LEG_STATES, type MediaLegState } from "./media-leg-state.js";
 
-/** Per-leg traffic counters. Bytes are RTP payload bytes. */
-export interface MediaLegCounters {
-  /** RTP packets received from this leg's client. */
-  packetsIn: number;
-  /** RTP packets sent to this leg's client (audio forwarded from other legs). */
-  packetsOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** When the last RTP packet arrived from the client, in ms since the epoch; 0 before the first. */
-  lastPacketAt: number;
-}
-
 /**
- * Quality of a leg (null until measured): loss and interarrival jitter of the audio the relay
- * receives from the client (RFC 3550 A.3 and A.8, counted by the leg on either data plane), round
- * trip from the client's receiver reports on the relay's sender reports (werift's RTCP).
+ * @internal The data plane a leg asks for once connected and, for the native plane, the relay's
+ * native media (null where it cannot be loaded: the leg then runs on the JS plane) and the leg's
+ * placement group (a call: its legs share a media thread).
  */
-export interface MediaLegQuality {
-  packetsLost: number | null;
-  jitterMs: number | null;
-  roundTripMs: number | null;
+export interface LegPlaneChoice {
+  kind: DataPlane;
+  native: NativeMedia | null;
+  group: string | undefined;
 }
 
-/** Relay-wide totals that every leg adds its forwarded packets to. */
-export interface ForwardTotals {
-  packetsForwarded: number;
-  bytesForwarded: number;
-}
+/** Keys that tell legs apart to the native plane's slot numbering (NativeLeg.sendFrom). */
+let nextSourceKey = 1;
 
 /** werift's sendRtp settles when the packet is handed to the socket; send failures are dropped packets. */
 function ignoreSendError(): void {}
@@ -70,7 +60,7 @@ interface Slot {
   payloadType: number;
   source: MediaLeg | null;
   readonly continuity: SlotContinuity;
-  /** Its RTCP sender reports on the fast data plane. */
+  /** Its RTCP sender reports on the relay's own data planes (JS and native). */
   readonly reports: SenderReports;
 }
 
@@ -86,17 +76,20 @@ interface Output {
  * Slot 0 is the client's sendrecv m-line; each further slot is one more stream the client hears
  * at once (a conference). Made by `MediaRelay.createLeg`.
  *
- * Data plane: once connected, RTP goes through `FastRtpPath` (the client's SRTP taken off
- * werift's socket, decrypted once, re-encrypted per output with the slot's own numbering). A leg
- * whose connection the fast path cannot take (an unbundled offer, an SRTP profile it does not
- * support) or a relay made with `fastDataPlane: false` stays on werift's RTP stack (receive via
- * the track, send via the slot's RTCRtpSender); the two kinds of leg forward to each other.
+ * Data plane (see data-plane.ts): once connected, RTP goes through the native plane
+ * (`NativeRtpPath`: the addon's media thread reads the socket, decrypts, routes to native targets
+ * and encrypts per output, no JavaScript per packet) or the JS fast plane (`FastRtpPath`: the
+ * client's SRTP taken off werift's socket, decrypted once, re-encrypted per output with the
+ * slot's own numbering), whichever the relay asks for. A leg whose connection neither can take
+ * (an unbundled offer, an SRTP profile they do not support) or a relay on the werift plane stays
+ * on werift's RTP stack (receive via the track, send via the slot's RTCRtpSender). Legs on
+ * different planes forward to each other: a native source hands its RTP to JavaScript only while
+ * one of its outputs is not native (setForwardToJs), and a native target takes RTP from a
+ * JavaScript source with `sendFrom`, numbered by the native slot's own continuity.
  */
 export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speaking: [boolean]; closed: [] }> {
   readonly id: string;
   readonly #counters: MediaLegCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, lastPacketAt: 0 };
-  /** Live view of this leg's counters (the same object every time; copy it to keep a snapshot). */
-  readonly counters: Readonly<MediaLegCounters> = this.#counters;
   readonly #reception = new ReceptionStats();
   readonly #voice = new VoiceActivity();
   readonly #pc: RTCPeerConnection;
@@ -108,12 +101,18 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   /** Sends the fast-path slots' RTCP sender reports (RFC 3550 pacing), once the fast path runs. */
   #reportTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribes: (() => void)[] = [];
-  readonly #useFastPath: boolean;
+  readonly #plane: LegPlaneChoice;
   #state: MediaLegState = "connecting";
   /** Filters the leg's UDP socket from the answer on (null before, or if werift's sockets were not found). */
   #guard: SocketGuard | null = null;
-  /** The fast data plane, once connected (null: werift's RTP path, before or instead). */
+  /** The JS fast data plane, once connected (null: another plane, or before). */
   #fast: FastRtpPath | null = null;
+  /** The native data plane, once connected (null: another plane, or before, or after it let go). */
+  #native: NativeRtpPath | null = null;
+  /** This leg as a source to native targets' slots (NativeLeg.sendFrom). */
+  readonly #sourceKey = nextSourceKey++;
+  /** The packet RTP from the native plane is decoded into, for outputs on other planes. */
+  readonly #nativeInbound: InboundRtp = emptyInboundRtp();
   /** Rollover counters and replay windows of the client's SSRCs (both data planes share them). */
   readonly #streams = new Map<number, ReceivedStream>();
   /** werift's data plane: decodes what werift received. */
@@ -132,12 +131,12 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     drops: MediaDrops,
     logger: Logger,
     connectTimeoutMs: number,
-    useFastPath = true,
+    plane: LegPlaneChoice = { kind: "js", native: null, group: undefined },
   ) {
     super(logger);
     this.id = id;
     this.#pc = pc;
-    this.#useFastPath = useFastPath;
+    this.#plane = plane;
     this.#slots = senders.map((sender) => ({
       sender,
       ssrc: sender.ssrc,
@@ -173,14 +172,26 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     return this.#slots.map((slot) => slot.source);
   }
 
-  /** True while the client's audio level says it is talking (needs the audio level extension). */
+  /**
+   * Live view of this leg's counters (the same object every time; copy it to keep a snapshot).
+   * On the native plane it is brought up to the media thread's counts when read.
+   */
+  get counters(): Readonly<MediaLegCounters> {
+    this.#native?.readings.counters(this.#counters);
+    return this.#counters;
+  }
+
+  /**
+   * True while the client's audio level says it is talking (needs the audio level extension). On
+   * the native plane: as the relay's last poll of the media thread saw it (and the events said).
+   */
   get speaking(): boolean {
-    return this.#voice.speaking;
+    return this.#native ? this.#native.speaking : this.#voice.speaking;
   }
 
   /** Smoothed loudness, 0 (silence or no audio level extension) to 127 (0 dBov): ranks speakers. */
   get loudness(): number {
-    return this.#voice.loudness;
+    return this.#native ? this.#native.readings.loudness : this.#voice.loudness;
   }
 
   /** @internal The relay tells the leg which header extension id carries the audio level. */
@@ -188,6 +199,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     this.#audioLevelId = id;
     this.#weriftRtp.setAudioLevelExtension(id);
     this.#fast?.setAudioLevelExtension(id);
+    this.#native?.setAudioLevelExtension(id);
   }
 
   /**
@@ -208,9 +220,14 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     return true;
   }
 
-  /** Which data plane carries this leg's RTP: "fast" once connected, else "werift". */
-  get dataPlane(): "fast" | "werift" {
-    return this.#fast ? "fast" : "werift";
+  /** Which data plane carries this leg's RTP: "native" or "js" once connected there, else "werift". */
+  get dataPlane(): DataPlane {
+    return this.#native ? "native" : this.#fast ? "js" : "werift";
+  }
+
+  /** The media thread a native leg runs on (undefined on the other planes). */
+  get mediaThread(): number | undefined {
+    return this.#native?.thread;
   }
 
   /**
@@ -227,8 +244,41 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     if (entry.source) {
       entry.source.#outputs = entry.source.#outputs.filter((o) => o.target !== this || o.slot !== slot);
     }
+    const previous = entry.source;
     entry.source = next;
     if (next) next.#outputs = [...next.#outputs, { target: this, slot }];
+    this.#routeNative(slot);
+    if (previous) previous.#forwardNativeToJs();
+    if (next) next.#forwardNativeToJs();
+  }
+
+  /** Slot `slot` on the native plane: carried natively when both this leg and its source are native. */
+  #routeNative(slot: number): void {
+    const native = this.#native;
+    if (!native) return;
+    const source = this.#slots[slot]?.source ?? null;
+    native.route(slot, source ? source.#native : null);
+  }
+
+  /**
+   * A native leg hands its RTP to JavaScript only while a connected output is on another plane
+   * (where `#send` takes it); its native outputs get it from the media thread.
+   */
+  #forwardNativeToJs(): void {
+    const native = this.#native;
+    if (!native) return;
+    native.setForwardToJs(this.#outputs.some((o) => !o.target.#native && o.target.#state === "connected"));
+  }
+
+  /** This leg's plane changed (connected, or left the native plane): its routes and its neighbours' follow. */
+  #planeChanged(): void {
+    for (let slot = 0; slot < this.#slots.length; slot++) {
+      this.#routeNative(slot);
+      const source = this.#slots[slot]!.source;
+      if (source) source.#forwardNativeToJs();
+    }
+    this.#forwardNativeToJs();
+    for (const { target, slot } of this.#outputs) target.#routeNative(slot);
   }
 
   /** Empties every slot of this leg. */
@@ -256,6 +306,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
     this.#fast?.detach();
     this.forwardTo([]);
     this.clearRoutes();
+    // After the routes: no native leg routes from this one when it leaves the plane.
+    this.#native?.detach();
     this.#transitionTo("closed");
     this.#pc.close().catch((error: unknown) => this.#logger.warn({ err: error }, "closing the peer connection failed"));
     this.emit("closed");
@@ -272,6 +324,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   async quality(): Promise<MediaLegQuality> {
     const quality: MediaLegQuality = { packetsLost: null, jitterMs: null, roundTripMs: null };
     const r = this.#reception;
+    this.#native?.readings.reception(r);
     if (r.ssrc !== -1) {
       quality.packetsLost = r.packetsLost;
       quality.jitterMs = r.jitterMs;
@@ -314,12 +367,57 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   };
 
   /**
+   * Hot path, once per packet the native plane hands over (only while an output is on another
+   * plane: the media thread counted it, measured its level and sent it to the native outputs).
+   */
+  readonly #onNativeRtp = (
+    ssrc: number,
+    roc: number,
+    seq: number,
+    timestamp: number,
+    marker: boolean,
+    payload: Buffer,
+    audioLevel: number,
+  ): void => {
+    const rtp = this.#nativeInbound;
+    rtp.ssrc = ssrc;
+    rtp.roc = roc;
+    rtp.sequenceNumber = seq;
+    rtp.timestamp = timestamp;
+    rtp.marker = marker;
+    rtp.payload = payload;
+    rtp.audioLevel = audioLevel;
+    this.#counters.lastPacketAt = Date.now();
+    const outputs = this.#outputs;
+    for (let i = 0; i < outputs.length; i++) {
+      const output = outputs[i]!;
+      if (!output.target.#native) output.target.#send(output.slot, this, rtp);
+    }
+  };
+
+  /**
    * Hot path, once per packet and output: no await, no logging. The packet goes out with the
    * slot's SSRC and payload type, its sequence number and timestamp moved by the slot's offsets,
-   * and no header extensions (the source client's ids mean nothing to this client).
+   * and no header extensions (the source client's ids mean nothing to this client). A native
+   * leg numbers, counts and sends it on its media thread's slot (from a source on another plane).
    */
   #send(slotIndex: number, source: MediaLeg, rtp: InboundRtp): void {
     if (this.#state !== "connected") return;
+    const native = this.#native;
+    if (native) {
+      native.leg.sendFrom(
+        slotIndex,
+        source.#sourceKey,
+        rtp.ssrc,
+        rtp.roc,
+        rtp.sequenceNumber,
+        rtp.timestamp,
+        rtp.marker,
+        rtp.payload,
+        source.#counters.lastPacketAt,
+      );
+      return;
+    }
     const slot = this.#slots[slotIndex]!;
     const continuity = slot.continuity;
     const arrivedAt = source.#counters.lastPacketAt;
@@ -360,6 +458,11 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
    */
   #sendReports(): void {
     const now = Date.now();
+    const native = this.#native;
+    if (native) {
+      native.readings.reception(this.#reception);
+      for (let i = 0; i < this.#slots.length; i++) native.readings.slotReport(i, this.#slots[i]!.reports);
+    }
     this.#sendReceiverReport();
     for (const slot of this.#slots) slot.reports.sendIfDue(now);
   }
@@ -387,32 +490,82 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   }
 
   /**
-   * Connected: learn each slot's negotiated payload type, and move RTP to the fast data plane
-   * when the connection allows it (else it stays on werift's path, which still works).
+   * Connected: learn each slot's negotiated payload type, and move RTP to the data plane the
+   * relay asks for when the connection allows it: the native plane, else the JS fast plane, else
+   * werift's RTP path (which still works).
    */
   #onConnected(): void {
     for (const slot of this.#slots) {
       slot.ssrc = slot.sender.ssrc;
       slot.payloadType = slot.sender.codec?.payloadType ?? 111;
     }
-    if (!this.#useFastPath) return;
+    const kind = this.#plane.kind;
+    if (kind === "werift") return;
     const guard = this.#guard;
+    if (!guard) {
+      this.#logger.warn({ reason: "its socket is not guarded" }, "media leg stays on werift's RTP path");
+      return;
+    }
     const ssrcs = declaredSsrcs(this.#pc.remoteDescription?.sdp ?? "");
-    const fast = guard
-      ? FastRtpPath.attach(this.#pc, guard, this.#streams, ssrcs, this.#drops, this.#onRtp)
-      : "its socket is not guarded";
+    if (kind === "native") {
+      const native = this.#attachNative(guard, ssrcs);
+      if (typeof native !== "string") {
+        this.#native = native;
+        this.#sendOwnReports();
+        this.#logger.info({ srtpProfile: native.profile, thread: native.thread }, "media leg on the native data plane");
+        return;
+      }
+      this.#logger.warn({ reason: native }, "media leg not on the native data plane: JS fast plane");
+    }
+    const fast = FastRtpPath.attach(this.#pc, guard, this.#streams, ssrcs, this.#drops, this.#onRtp);
     if (typeof fast === "string") {
       this.#logger.warn({ reason: fast }, "media leg stays on werift's RTP path");
       return;
     }
     fast.setAudioLevelExtension(this.#audioLevelId);
     this.#fast = fast;
-    // werift's receiver no longer sees RTP: its reports would be stale; the leg sends its own.
+    this.#sendOwnReports();
+    this.#logger.info({ srtpProfile: fast.profile }, "media leg on the fast data plane");
+  }
+
+  /** The leg on the relay's native plane, or why not. */
+  #attachNative(guard: SocketGuard, ssrcs: Iterable<number>): NativeRtpPath | string {
+    const media = this.#plane.native;
+    if (!media) return "the native data plane is not loaded";
+    return media.attach(
+      {
+        pc: this.#pc,
+        guard,
+        ssrcs: [...ssrcs],
+        audioLevelId: this.#audioLevelId,
+        slots: this.#slots.map(({ ssrc, payloadType }) => ({ ssrc, payloadType })),
+        counters: this.#counters,
+        totals: this.#totals,
+        drops: this.#drops,
+        onRtp: this.#onNativeRtp,
+        onSpeaking: (speaking) => this.emit("speaking", speaking),
+        onDetached: (path) => {
+          if (this.#native !== path) return;
+          // Its last counts stay: the JS side keeps them from here on.
+          path.readings.counters(this.#counters);
+          path.readings.reception(this.#reception);
+          this.#native = null;
+          this.#planeChanged();
+        },
+      },
+      this.#plane.group,
+    );
+  }
+
+  /**
+   * The leg's RTP no longer passes werift's sender and receiver: werift's receiver reports would
+   * be stale, so the leg sends its own RTCP reports from its own counts (RFC 3550 pacing).
+   */
+  #sendOwnReports(): void {
     const receiver = this.#pc.getTransceivers()[0]?.receiver;
     if (receiver) stopWeriftReceiverReports(receiver);
     this.#reportTimer = setInterval(() => this.#sendReports(), REPORT_CHECK_MS);
     this.#reportTimer.unref();
-    this.#logger.info({ srtpProfile: fast.profile }, "media leg on the fast data plane");
   }
 
   #onConnectionState(state: string): void {
@@ -420,7 +573,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       case "connected":
         clearTimeout(this.#connectTimer);
         if (this.#state === "connecting") this.#onConnected();
-        this.#transitionTo("connected");
+        if (this.#transitionTo("connected")) this.#planeChanged();
         break;
       case "failed":
         this.#fail("ICE or DTLS failed");

@@ -1,9 +1,12 @@
+import os from "node:os";
 import { ParleyError } from "@parley/protocol";
-import { AUDIO_LEVEL_URI, declaresSsrc, extensionId, mediaSectionCount } from "@parley/rtc";
+import { AUDIO_LEVEL_URI, declaresSsrc, extensionId, loadNativePlane, mediaSectionCount } from "@parley/rtc";
 import type { Logger } from "../logging/logger.js";
+import type { DataPlane } from "./data-plane.js";
 import { type MediaConfig, mediaConfigProblem } from "./media-config.js";
 import { type MediaDrops, noMediaDrops } from "./media-drops.js";
-import { type ForwardTotals, MediaLeg } from "./media-leg.js";
+import { type ForwardTotals, type LegPlaneChoice, MediaLeg } from "./media-leg.js";
+import { NativeMedia } from "./native-media.js";
 import { offerProblem } from "./offer-policy.js";
 import {
   answerOffer,
@@ -21,12 +24,30 @@ export interface MediaRelayOptions {
   /** A leg that has not connected this long after it was created fails and closes. Default 20 s. */
   connectTimeoutMs?: number;
   /**
-   * Relay RTP through the fast data plane once a leg is connected (default true); false keeps every
-   * leg on werift's RTP stack (the slower path, kept as the fallback; benchmarks compare the two).
+   * The data plane connected legs' RTP runs on (see data-plane.ts). Unset: "native" where the
+   * addon loads, else "js", the reason logged once as a warning. Set to "native" and the addon
+   * does not load: the same fallback, logged once as an error (the operator asked for it).
    */
+  dataPlane?: DataPlane;
+  /** Media threads of the native plane (default: os.availableParallelism()). */
+  mediaThreads?: number;
+  /** The addon file to load instead of the one the build makes (a test of the fallback names a missing one). */
+  nativePlaneFile?: string | undefined;
+  /** @deprecated `dataPlane: "werift"`. False keeps every leg on werift's RTP stack. */
   fastDataPlane?: boolean;
   /** The Opus in-band FEC and DTX the answers ask clients for (default: both on). */
   opus?: OpusSettings;
+}
+
+/** Per-leg choices of `createLeg`. */
+export interface CreateLegOptions {
+  /**
+   * The leg's placement group, e.g. its call: every leg of a group runs on the same media thread
+   * of the native plane (a new group goes to the least loaded thread). None: placed by load alone.
+   */
+  group?: string;
+  /** This leg's data plane instead of the relay's (mixing planes in one call; tests compare them). */
+  dataPlane?: DataPlane;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
@@ -41,7 +62,13 @@ export class MediaRelay {
   readonly #config: MediaConfig;
   readonly #logger: Logger;
   readonly #connectTimeoutMs: number;
-  readonly #fastDataPlane: boolean;
+  /** The plane new legs get (after any fallback) and whether the operator named it. */
+  readonly #dataPlane: DataPlane;
+  readonly #dataPlaneNamed: boolean;
+  readonly #mediaThreads: number;
+  readonly #nativePlaneFile: string | undefined;
+  /** The native plane, once a leg needs it; a string: why it cannot be loaded (logged once). */
+  #native: NativeMedia | string | null = null;
   readonly #opus: OpusSettings;
   readonly #legs = new Set<MediaLeg>();
   readonly #totals: ForwardTotals = { packetsForwarded: 0, bytesForwarded: 0 };
@@ -54,8 +81,44 @@ export class MediaRelay {
     this.#config = { ip: config.ip, portMin: config.portMin, portMax: config.portMax };
     this.#logger = logger;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    this.#fastDataPlane = options.fastDataPlane ?? true;
+    this.#dataPlaneNamed = options.dataPlane !== undefined;
+    this.#mediaThreads = options.mediaThreads ?? os.availableParallelism();
+    this.#nativePlaneFile = options.nativePlaneFile;
+    if (!(Number.isInteger(this.#mediaThreads) && this.#mediaThreads >= 1)) {
+      throw new Error(`media threads must be a whole number of at least 1 (got ${options.mediaThreads})`);
+    }
     this.#opus = { ...(options.opus ?? DEFAULT_OPUS_SETTINGS) };
+    const asked = options.dataPlane ?? (options.fastDataPlane === false ? "werift" : "native");
+    // The native plane is loaded now, so a server that cannot have it says so at start.
+    this.#dataPlane = asked === "native" && !this.#nativeMedia() ? "js" : asked;
+  }
+
+  /** The data plane new legs run on once connected (after the fallback from native, if any). */
+  get dataPlane(): DataPlane {
+    return this.#dataPlane;
+  }
+
+  /** Live native legs on each media thread (empty until the native plane is first used). */
+  mediaThreadLoad(): readonly number[] {
+    return this.#native instanceof NativeMedia ? this.#native.load : [];
+  }
+
+  /**
+   * The relay's native plane (loaded on first use), or null where it cannot be loaded: the reason
+   * is logged once, as an error if the operator named the native plane, else as a warning.
+   */
+  #nativeMedia(): NativeMedia | null {
+    if (this.#native === null) {
+      const module = loadNativePlane(this.#nativePlaneFile);
+      if (typeof module === "string") {
+        this.#native = module;
+        const level = this.#dataPlaneNamed ? "error" : "warn";
+        this.#logger[level]({ reason: module }, "native media data plane unavailable: relaying on the JS fast plane");
+      } else {
+        this.#native = new NativeMedia(module, this.#mediaThreads);
+      }
+    }
+    return typeof this.#native === "string" ? null : this.#native;
   }
 
   /**
@@ -68,7 +131,11 @@ export class MediaRelay {
    * Rejects with a ParleyError: BAD_PARAMS for an unusable offer, MEDIA_FAILED when the relay
    * cannot set the leg up (e.g. no free port).
    */
-  async createLeg(id: string, offerSdp: string): Promise<{ leg: MediaLeg; answerSdp: string }> {
+  async createLeg(
+    id: string,
+    offerSdp: string,
+    options: CreateLegOptions = {},
+  ): Promise<{ leg: MediaLeg; answerSdp: string }> {
     if (this.#closed) throw new ParleyError("MEDIA_FAILED", "The media relay is closed.");
     const problem = offerProblem(offerSdp);
     if (problem) throw new ParleyError("BAD_PARAMS", `Unusable SDP offer: ${problem}.`);
@@ -76,8 +143,11 @@ export class MediaRelay {
     if (!declaresSsrc(offerSdp)) {
       this.#logger.warn({ leg: id }, "the offer declares no a=ssrc: audio from this client cannot be routed");
     }
+    const asked = options.dataPlane ?? this.#dataPlane;
+    const native = asked === "native" ? this.#nativeMedia() : null;
+    const plane: LegPlaneChoice = { kind: asked === "native" && !native ? "js" : asked, native, group: options.group };
     for (const portRange of portRangesToTry(this.#config)) {
-      const created = await this.#attempt(id, offerSdp, portRange);
+      const created = await this.#attempt(id, offerSdp, portRange, plane);
       if (created) return created;
     }
     const { ip, portMin, portMax } = this.#config;
@@ -90,6 +160,7 @@ export class MediaRelay {
     id: string,
     offerSdp: string,
     portRange: [number, number],
+    plane: LegPlaneChoice,
   ): Promise<{ leg: MediaLeg; answerSdp: string } | null> {
     if (this.#closed) throw new ParleyError("MEDIA_FAILED", "The media relay is closed.");
     let leg: MediaLeg | undefined;
@@ -103,7 +174,7 @@ export class MediaRelay {
         this.#drops,
         this.#logger,
         this.#connectTimeoutMs,
-        this.#fastDataPlane,
+        plane,
       );
       leg = created;
       this.#legs.add(created);
@@ -128,6 +199,7 @@ export class MediaRelay {
 
   /** Live legs, and the packets and RTP payload bytes forwarded since the relay started. */
   stats(): { legs: number; packetsForwarded: number; bytesForwarded: number } {
+    if (this.#native instanceof NativeMedia) this.#native.harvest();
     return {
       legs: this.#legs.size,
       packetsForwarded: this.#totals.packetsForwarded,
@@ -140,6 +212,7 @@ export class MediaRelay {
    * RTCP from outside the selected ICE pair, failed authentication, undeclared SSRCs, malformed).
    */
   drops(): Readonly<MediaDrops> {
+    if (this.#native instanceof NativeMedia) this.#native.harvest();
     return { ...this.#drops };
   }
 
@@ -149,5 +222,6 @@ export class MediaRelay {
     this.#closed = true;
     for (const leg of [...this.#legs]) leg.close();
     this.#legs.clear();
+    if (this.#native instanceof NativeMedia) this.#native.close();
   }
 }

@@ -1,4 +1,4 @@
-import type { RemoteInfo } from "node:dgram";
+import type { RemoteInfo, Socket } from "node:dgram";
 import {
   type CandidatePairLike,
   type IceConnectionLike,
@@ -37,10 +37,16 @@ export class SocketGuard {
   readonly #drops: MediaDrops;
   readonly #streams: ReadonlyMap<number, ReceivedStream>;
   readonly #uninstalls: (() => void)[] = [];
+  /** The listener in front of werift on each guarded socket (see `deliver`). */
+  readonly #listeners = new Map<Socket, (data: Buffer, info: RemoteInfo) => void>();
   /** The last pair other than the nominated one that media came from (see #fromValidatedPair). */
   #alternate: CandidatePairLike | null = null;
-  /** Where RTP from the selected pair goes once the fast data plane runs (null: to werift). */
-  rtpHandler: ((packet: Buffer) => void) | null = null;
+  /**
+   * Where RTP from the selected pair goes once a data plane of the relay's own runs (null: to
+   * werift): the JS fast plane decrypts it; for the native plane, whose threads take RTP from the
+   * pair it was given, RTP reaching here came from another validated pair (see `deliver`).
+   */
+  rtpHandler: ((packet: Buffer, info: RemoteInfo) => void) | null = null;
 
   private constructor(
     connection: IceConnectionLike,
@@ -54,14 +60,18 @@ export class SocketGuard {
     for (const transport of transports) {
       const socket = transport.socket;
       // werift's own listener (its UdpTransport) records the sender and hands the datagram to ICE.
-      const untap = tapDatagrams(socket, (werift) => (data, info) => {
-        // A throw here would be an uncaught exception in a socket event, ending the server: a
-        // datagram that trips anything (a malformed packet, a socket closing under it) is dropped.
-        try {
-          if (this.#admit(data, info, transport)) for (const l of werift) l.call(socket, data, info);
-        } catch {
-          this.#drops.malformed++;
-        }
+      const untap = tapDatagrams(socket, (werift) => {
+        const listener = (data: Buffer, info: RemoteInfo): void => {
+          // A throw here would be an uncaught exception in a socket event, ending the server: a
+          // datagram that trips anything (a malformed packet, a socket closing under it) is dropped.
+          try {
+            if (this.#admit(data, info, transport)) for (const l of werift) l.call(socket, data, info);
+          } catch {
+            this.#drops.malformed++;
+          }
+        };
+        this.#listeners.set(socket, listener);
+        return listener;
       });
       this.#uninstalls.push(untap);
     }
@@ -89,6 +99,16 @@ export class SocketGuard {
     return this.#connection;
   }
 
+  /**
+   * A datagram read from `socket` by someone else than Node (the native plane's media thread,
+   * which hands over everything that is not RTP from its leg's remote end), taken exactly as if
+   * it had come from the socket: the same rules, drops and werift listeners.
+   */
+  deliver(socket: Socket, data: Buffer, address: string, port: number): void {
+    const family = address.includes(":") ? "IPv6" : "IPv4";
+    this.#listeners.get(socket)?.(data, { address, port, family, size: data.length });
+  }
+
   /** Hot path: true when werift should see the datagram; false when it was handled or dropped. */
   #admit(data: Buffer, info: RemoteInfo, transport: UdpTransportLike): boolean {
     const b0 = data.length > 0 ? data[0]! : 255;
@@ -110,7 +130,7 @@ export class SocketGuard {
     }
     const fast = this.rtpHandler;
     if (fast) {
-      fast(data);
+      fast(data, info);
       return false;
     }
     const stream = this.#streams.get(data.readUInt32BE(8));
@@ -146,6 +166,7 @@ export class SocketGuard {
   uninstall(): void {
     for (const uninstall of this.#uninstalls) uninstall();
     this.#uninstalls.length = 0;
+    this.#listeners.clear();
     this.rtpHandler = null;
   }
 }
