@@ -1,5 +1,5 @@
 import path from "node:path";
-import { hashPassword, openDatabase, SessionStore, UserStore } from "@parley/server";
+import { hashPassword, SessionStore, SqliteStorage, UserStore } from "@parley/server";
 
 export const BENCH_PASSWORD = "bench password 1";
 
@@ -17,23 +17,22 @@ export interface SeededUser {
  */
 export async function seedUsers(dataDir: string, count: number, prefix = "u"): Promise<SeededUser[]> {
   const hash = await hashPassword(BENCH_PASSWORD);
-  const db = openDatabase(path.join(dataDir, "parley.db"));
+  const storage = new SqliteStorage(path.join(dataDir, "parley.db"));
   try {
-    const users = new UserStore(db);
-    const sessions = new SessionStore(db);
     const seeded: SeededUser[] = [];
-    db.transaction(() => {
+    await storage.sql.transaction(async (tx) => {
+      const users = new UserStore(tx);
+      const sessions = new SessionStore(tx);
       for (let i = 0; i < count; i++) {
         const username = `${prefix}${i}`;
-        const row = users.create(username, `Bench ${prefix.toUpperCase()}${i}`, hash);
+        const row = await users.create(username, `Bench ${prefix.toUpperCase()}${i}`, hash);
         if (!row) throw new Error(`user ${username} exists`);
-        const { token } = sessions.create(row.id, "bench", 24 * 3600 * 1000);
+        const { token } = await sessions.create(row.id, "bench", 24 * 3600 * 1000);
         seeded.push({ id: row.id, username, token });
       }
-    })();
-    db.pragma("wal_checkpoint(TRUNCATE)");
+    });
     return seeded;
   } finally {
-    db.close();
+    await storage.close();
   }
 }

@@ -169,7 +169,7 @@ describe("connection caps", () => {
     assert.equal((await refusedAgain.closed).code, CloseCode.TOO_MANY_CONNECTIONS);
 
     // The first refusal is written at once, the rest only counted: one audit row, not 401.
-    const entries = t.server.operator.audit({ action: "connection_refused" });
+    const entries = await t.server.operator.audit({ action: "connection_refused" });
     assert.equal(entries.length, 1, JSON.stringify(entries));
     assert.equal(entries[0]!.address, "127.0.0.1");
     assert.deepEqual(entries[0]!.detail, { reason: "per_address", count: 1 });
@@ -213,7 +213,7 @@ describe("connection caps", () => {
     assert.equal((await fromElsewhere.closed).code, CloseCode.TOO_MANY_CONNECTIONS);
     await stillServed(alice);
 
-    const entries = t.server.operator.audit({ action: "connection_refused" });
+    const entries = await t.server.operator.audit({ action: "connection_refused" });
     assert.deepEqual(entries.map((e) => [e.address, e.detail?.reason]).sort(), [
       ["127.0.0.1", "global"],
       ["127.0.0.3", "global"],
@@ -243,7 +243,7 @@ describe("login deadline", () => {
     // Alice logged in more than the deadline ago and is still served.
     await stillServed(alice);
 
-    const entries = t.server.operator.audit({ action: "connection_refused" });
+    const entries = await t.server.operator.audit({ action: "connection_refused" });
     assert.deepEqual(
       entries.map((e) => [e.address, e.detail?.reason]),
       [["127.0.0.1", "login_timeout"]],

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { CallHistoryStore, type CallRecord, openDatabase, type StartOptions } from "@parley/server";
+import { CallHistoryStore, type CallRecord, openDatabase, SqliteClient, type StartOptions } from "@parley/server";
 import {
   RawClient,
   registered,
@@ -167,7 +167,7 @@ describe("backup", { timeout: 150_000 }, () => {
     }
     writer.client.close();
     // Taking the copy is itself audited.
-    const [audited] = t.server.operator.audit({ action: "admin.backup" });
+    const [audited] = await t.server.operator.audit({ action: "admin.backup" });
     assert.equal(audited?.detail?.file, file);
   });
 
@@ -190,7 +190,11 @@ describe("backup", { timeout: 150_000 }, () => {
     assert.equal(taken.code, 0, taken.stderr);
     assert.match(taken.stdout, /backup written to/);
     assert.equal(mode(fresh), 0o600);
-    assert.deepEqual(t.server.operator.audit({ action: "admin.backup" }).length, 1, "only the backup taken is audited");
+    assert.deepEqual(
+      (await t.server.operator.audit({ action: "admin.backup" })).length,
+      1,
+      "only the backup taken is audited",
+    );
   });
 });
 
@@ -207,19 +211,22 @@ describe("audit log writes", { timeout: 60_000 }, () => {
       }
     };
     try {
-      for (let i = 0; i < 10; i++) t.server.operator.setSignup(i % 2 === 0, "console");
+      const signups = (n: number, value?: boolean) =>
+        Promise.all(Array.from({ length: n }, (_, i) => t.server.operator.setSignup(value ?? i % 2 === 0, "console")));
+      await signups(10);
       assert.equal(onDisk(), 0, "recorded, not yet written: no disk sync per entry");
-      assert.equal(t.server.operator.audit({ action: "admin.signup" }).length, 10, "a query sees every entry");
+      assert.equal((await t.server.operator.audit({ action: "admin.signup" })).length, 10, "a query sees every entry");
       assert.equal(onDisk(), 10, "the query wrote the queue first");
 
       // A full batch is written at once, in one transaction.
-      for (let i = 0; i < 250; i++) t.server.operator.setSignup(true, "console");
+      await signups(250, true);
+      await new Promise((resolve) => setImmediate(resolve));
       assert.equal(onDisk(), 210);
-      for (let i = 0; i < 5; i++) t.server.operator.setSignup(true, "console");
+      await signups(5, true);
       // Within the flush interval, without a query.
       await waitFor(() => onDisk() === 265, "the queue written by its timer");
 
-      for (let i = 0; i < 3; i++) t.server.operator.setSignup(true, "console");
+      await signups(3, true);
     } finally {
       await t.server.close();
     }
@@ -234,7 +241,7 @@ describe("call history writes", { timeout: 60_000 }, () => {
     dirs.push(dir);
     const file = path.join(dir, "parley.db");
     const db = openDatabase(file);
-    const store = new CallHistoryStore(db);
+    const store = new CallHistoryStore(new SqliteClient(db));
     const onDisk = () => {
       const reader = new Database(file, { readonly: true, fileMustExist: true });
       try {
@@ -276,13 +283,14 @@ describe("call history writes", { timeout: 60_000 }, () => {
     try {
       for (let i = 0; i < 10; i++) store.record(refused(i));
       assert.equal(onDisk(), 0, "recorded, not yet written: no disk sync per call");
-      assert.equal(store.count(), 10, "a read sees every call");
+      assert.equal(await store.count(), 10, "a read sees every call");
       assert.equal(onDisk(), 10, "the read wrote the queue first");
       for (let i = 10; i < 260; i++) store.record(refused(i));
+      await new Promise((resolve) => setImmediate(resolve));
       assert.equal(onDisk(), 210, "a full batch is written at once");
       await waitFor(() => onDisk() === 260, "the queue written by its timer");
       store.record(refused(999));
-      store.flush();
+      await store.flush();
       assert.equal(onDisk(), 261, "flush (at shutdown) writes what was queued");
     } finally {
       db.close();

@@ -37,14 +37,14 @@ async function registerVia(url: string, options: ConnectOptions): Promise<{ clie
 
 /** The address the operator sees for `username`'s device, and the address of its `register` audit entry. */
 async function seenAs(t: TestServer, username: string): Promise<{ who: string; audit: string | null }> {
-  const user = t.server.operator.users().find((u) => u.username === username);
+  const user = (await t.server.operator.users()).find((u) => u.username === username);
   assert.ok(user, `${username} listed`);
   const device = user.devices[0];
   assert.ok(device, `${username} has a device`);
   const who = (await t.server.commands.run(["who"])).output;
   const row = who.split("\n").find((line) => line.includes(` ${username} `));
   assert.ok(row?.includes(` ${device.address} `), `who shows ${device.address} for ${username}: ${who}`);
-  const [entry] = t.server.operator.audit({ username, action: "register" });
+  const [entry] = await t.server.operator.audit({ username, action: "register" });
   return { who: device.address, audit: entry?.address ?? null };
 }
 
@@ -130,7 +130,7 @@ describe("behind a trusted proxy (--trust-proxy 127.0.0.1)", () => {
     const real = await RawClient.greeted(t.url, { headers: { "X-Forwarded-For": "198.51.100.30" } });
     const reply = await real.request("auth.login", { username, password: TEST_PASSWORD });
     assert.equal(reply.ok, true, JSON.stringify(reply));
-    const [refused] = t.server.operator.audit({ action: "login_failed" });
+    const [refused] = await t.server.operator.audit({ action: "login_failed" });
     assert.equal(refused?.address, "198.51.100.66");
     attacker.close();
     real.close();
@@ -158,7 +158,7 @@ describe("per-address connection caps behind a trusted proxy", () => {
       const other = await RawClient.greeted(t.url, { headers: { "X-Forwarded-For": "198.51.100.21" } });
       const direct = await RawClient.greeted(t.url);
       assert.deepEqual(
-        t.server.operator.audit({ action: "connection_refused" }).map((e) => [e.address, e.detail?.reason]),
+        (await t.server.operator.audit({ action: "connection_refused" })).map((e) => [e.address, e.detail?.reason]),
         [["198.51.100.20", "per_address"]],
       );
       for (const client of [...open, other, direct]) client.close();

@@ -51,6 +51,7 @@ export const ERROR_CODES = [
   // Server
   "INTERNAL_ERROR",
   "SERVER_BUSY",
+  "STORAGE_UNAVAILABLE",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -99,6 +100,7 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   NOT_OPERATOR: "Only operators may do that; ask an operator to grant you the role.",
   INTERNAL_ERROR: "Internal server error.",
   SERVER_BUSY: "The server is busy; try again in a moment.",
+  STORAGE_UNAVAILABLE: "The server cannot reach its database right now; try again in a moment.",
 };
 
 export interface WireError {

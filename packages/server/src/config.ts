@@ -4,6 +4,7 @@ import { compileTrustProxy } from "./http/client-address.js";
 import type { TlsConfig } from "./http/tls.js";
 import { DATA_PLANES, type DataPlane, parseDataPlane } from "./media/data-plane.js";
 import { TURN_SECRET_MIN, type TurnConfig, turnUrlProblem } from "./media/turn-credentials.js";
+import { parseDatabaseUrl } from "./storage/database-url.js";
 
 /**
  * The media address when none is configured: the machine's first non-loopback IPv4 address
@@ -101,6 +102,13 @@ export interface ServerConfig {
   /** 0 picks a free port. */
   port: number;
   dataDir: string;
+  /**
+   * Where accounts, sessions, phone books, history, audit log and settings are kept (`--database`,
+   * PARLEY_DATABASE_URL): unset, the embedded SQLite file parley.db in the data dir; `sqlite:PATH`
+   * another SQLite file; `postgres://...` a PostgreSQL database, which several server processes
+   * may share. The log and the control socket stay in the data dir either way.
+   */
+  database?: string | undefined;
   /**
    * Whether anyone may create an account. `false` (the `--no-signup` flag) always wins at start;
    * otherwise the operator's last `signup on|off`, which is stored, applies.
@@ -219,6 +227,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
 export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig {
   const config = { ...DEFAULT_CONFIG, ...partial };
   config.dataDir = path.resolve(config.dataDir);
+  // A malformed --database stops the start with the accepted forms named.
+  parseDatabaseUrl(config.database, dataPaths(config.dataDir).database);
   const { exposure, token } = config.metrics;
   if (!METRICS_EXPOSURES.includes(exposure))
     throw new Error(`--metrics must be one of ${METRICS_EXPOSURES.join(", ")}`);

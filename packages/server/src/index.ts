@@ -41,5 +41,11 @@ export {
 export { DEFAULT_TURN_TTL_SECONDS, type TurnConfig, turnIceServers } from "./media/turn-credentials.js";
 export { isLoopback } from "./metrics/metrics-endpoint.js";
 export { type ParleyServer, SERVER_VERSION, type StartOptions, startServer } from "./parley-server.js";
-export { openDatabase, schemaVersion } from "./storage/database.js";
+export { type Database, openDatabase, schemaVersion } from "./storage/database.js";
+export { type DatabaseTarget, parseDatabaseUrl, redactDatabaseUrl } from "./storage/database-url.js";
 export { MIGRATIONS } from "./storage/migrations.js";
+export { openStorage } from "./storage/open-storage.js";
+export { type SqlClient, type SqlValue, UniqueViolation } from "./storage/sql-client.js";
+export { SqliteClient } from "./storage/sqlite-client.js";
+export { SqliteStorage } from "./storage/sqlite-storage.js";
+export { type Storage, TABLES, type TableName } from "./storage/storage.js";

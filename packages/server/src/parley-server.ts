@@ -30,11 +30,13 @@ import { PhonebookService } from "./phonebook/phonebook-service.js";
 import { PresenceService } from "./presence/presence-service.js";
 import { SignalingServer } from "./signaling/signaling-server.js";
 import { ServerStats } from "./stats/server-stats.js";
-import { backupDatabase } from "./storage/backup.js";
 import { enforceOwnerOnly, octal } from "./storage/data-dir-permissions.js";
-import { type Database, openDatabase } from "./storage/database.js";
+import type { Database } from "./storage/database.js";
+import { openStorage } from "./storage/open-storage.js";
 import { type RetentionResult, RetentionSweeper } from "./storage/retention.js";
 import { SettingsStore } from "./storage/settings-store.js";
+import { SqliteStorage } from "./storage/sqlite-storage.js";
+import type { Storage } from "./storage/storage.js";
 
 export const SERVER_VERSION: string = (
   JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
@@ -63,6 +65,9 @@ export interface ParleyServer {
   /** The structured operator operations (what the commands and the web operator page call). */
   readonly operator: OperatorService;
   readonly logger: Logger;
+  /** Where the data is kept: the embedded SQLite file or a PostgreSQL database. */
+  readonly storage: Storage;
+  /** With SQLite, its better-sqlite3 handle (for tests that look at the file); throws with PostgreSQL. */
   readonly db: Database;
   /** Runs a retention pass now (it also runs at start and daily): rows deleted per kind. */
   runRetention(now?: number): Promise<RetentionResult>;
@@ -101,16 +106,33 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     logger.warn({ path: where, was: octal(was), now: octal(now) }, "data dir permissions were too loose");
     process.stderr.write(`parley: warning: ${message}\n`);
   }
-  const db = openDatabase(paths.database);
-  const audit = new AuditLog(db, {
+  let storage: Storage;
+  try {
+    storage = await openStorage(config.database, paths.database);
+  } catch (error) {
+    logger.error({ err: error }, "the database could not be opened");
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    throw error;
+  }
+  logger.info({ database: storage.kind, location: storage.location }, "database opened");
+  // Names this process to the others sharing a PostgreSQL database (ended sessions, calls in progress).
+  const instanceId = randomUUID();
+  const sql = storage.sql;
+  const audit = new AuditLog(sql, {
     onError: (error, lost) => logger.error({ err: error, lost }, "audit entries could not be written"),
   });
   const refusals = new RefusalSummary(audit);
-  const settings = new SettingsStore(db);
+  const settings = new SettingsStore(sql);
   const stats = new ServerStats();
-  const accounts = new AccountService({ db, audit, refusals, settings, config, logger });
+  let accounts: AccountService;
+  try {
+    accounts = await AccountService.create({ storage, audit, refusals, settings, config, logger, node: instanceId });
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
   const presence = new PresenceService({ accounts, logger });
-  const phonebook = new PhonebookService({ db, accounts, presence });
+  const phonebook = new PhonebookService({ sql, accounts, presence, logger: logger.child({ module: "phonebook" }) });
   // The data plane: native by default (JS where it cannot load, logged once); benchmarks and bug
   // reports compare the three (--media-data-plane; see docs/architecture.md).
   const media = new MediaRelay(config.media, logger.child({ module: "media" }), {
@@ -122,9 +144,22 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   });
   // Metrics read the services at scrape time; only call outcomes are counted as they happen.
   let metrics: Metrics | undefined;
-  const history = new MeteredCallHistoryStore(db, (call) => metrics?.callRecorded(call));
-  // Calls in progress are marked alive in the history (see CallHistoryStore).
-  const liveness = new CallLiveness(history, config.historyAliveIntervalMs);
+  const history = new MeteredCallHistoryStore(sql, (call) => metrics?.callRecorded(call), { node: instanceId });
+  // Calls in progress are marked alive in the history (see CallHistoryStore); on a shared database,
+  // the calls of a process that stopped marking its own are closed by the others.
+  const liveness = new CallLiveness(history, config.historyAliveIntervalMs, {
+    ...(storage.kind === "postgres"
+      ? {
+          reclaimStale: (closed: Promise<number>) =>
+            closed.then(
+              (calls) => {
+                if (calls > 0) logger.warn({ calls }, "calls of a stopped server process closed in the history");
+              },
+              (error: unknown) => logger.warn({ err: error }, "calls of stopped server processes not checked"),
+            ),
+        }
+      : {}),
+  });
   liveness.start();
   const calls = new CallService({
     accounts,
@@ -175,10 +210,10 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     stats,
     calls,
     media,
-    history: new CallHistorySearch(db, () => history.flush()),
+    history: new CallHistorySearch(sql, () => history.flush()),
     version: SERVER_VERSION,
     connections,
-    backup: (file) => backupDatabase(db, file),
+    backup: (file) => storage.backup(file),
   });
   const operatorFeed = new OperatorFeed({ operator, presence, logger: logger.child({ module: "operator" }) });
   metrics = new Metrics({ presence, calls, media, stats, refusals, connections });
@@ -188,7 +223,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     config,
     logger,
     version: SERVER_VERSION,
-    instanceId: randomUUID(),
+    instanceId,
     accounts,
     presence,
     phonebook,
@@ -265,10 +300,10 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     if (redirect) await closeHttp(redirect.server);
     await control?.close();
     // Every audit entry and call recorded until now is written before the database closes.
-    history.flush();
-    audit.close();
-    db.pragma("wal_checkpoint(TRUNCATE)");
-    db.close();
+    await history.flush();
+    const unwritten = await audit.close();
+    if (unwritten > 0) logger.error({ lost: unwritten }, "audit entries lost: the database was unreachable");
+    await storage.close();
     logger.info("stopped");
     await new Promise<void>((resolve) => logger.flush(() => resolve()));
     resolveClosed();
@@ -279,7 +314,10 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     control = await ControlSocket.listen(paths.controlSocket, commands, logger);
     // Now that no other server runs with this data dir, and before any connection: the calls the
     // last stop (a crash) left open are closed as interrupted.
-    const interrupted = history.closeInterrupted();
+    // On a shared database, only the calls no process has marked alive for a while.
+    const interrupted = await history.closeInterrupted(
+      storage.kind === "postgres" ? liveness.staleBefore() : undefined,
+    );
     if (interrupted > 0)
       logger.warn({ calls: interrupted }, "calls interrupted by the last stop closed in the history");
     await new Promise<void>((resolve, reject) => {
@@ -300,8 +338,8 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     liveness.close();
     await closeHttp(httpServer);
     await control?.close();
-    audit.close();
-    db.close();
+    await audit.close();
+    await storage.close();
     throw error;
   }
 
@@ -326,7 +364,11 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     commands,
     operator,
     logger,
-    db,
+    storage,
+    get db(): Database {
+      if (storage instanceof SqliteStorage) return storage.db;
+      throw new Error("server.db is the SQLite handle; this server keeps its data in PostgreSQL");
+    },
     runRetention: (now) => retention.runNow(now),
     closed,
     close,

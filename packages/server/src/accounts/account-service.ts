@@ -1,10 +1,12 @@
+import { randomUUID } from "node:crypto";
 import { ParleyError, type SelectableStatus } from "@parley/protocol";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.js";
 import type { RefusalSummary } from "../audit/refusal-summary.js";
 import type { ServerConfig } from "../config.js";
-import type { Database } from "../storage/database.js";
 import type { SettingsStore } from "../storage/settings-store.js";
+import type { SqlClient } from "../storage/sql-client.js";
+import type { Storage } from "../storage/storage.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
 import { DeviceTrust } from "./device-trust.js";
 import { type HashLane, HashPool } from "./hash-pool.js";
@@ -28,8 +30,22 @@ export interface AccountEvents {
    * `exceptConnection` (the connection that asked, which answers and carries on itself).
    */
   sessionsRevoked: [{ userId: number; sessionIds: number[]; reason: RevokeReason; exceptConnection?: number }];
-  /** Sent just before an account is deleted, while everything pointing at it still exists. */
-  userDeleting: [number];
+  /**
+   * The connection to a shared database came back after a loss: messages of other processes
+   * (ended sessions) may have been missed, so connected sessions are checked against the database.
+   */
+  resync: [];
+}
+
+export interface AccountDeps {
+  storage: Storage;
+  audit: AuditLog;
+  refusals: RefusalSummary;
+  settings: SettingsStore;
+  config: ServerConfig;
+  logger: Logger;
+  /** Names this process to the others sharing the database (random when not given). */
+  node?: string;
 }
 
 export interface Authenticated {
@@ -49,11 +65,42 @@ export interface Origin {
 
 const SIGNUP_SETTING = "signup_enabled";
 
-/** Accounts and sessions: every rule of A1-A4 lives here, independent of the transport. */
+/** The channel on which server processes sharing a database tell each other of ended sessions. */
+export const SESSIONS_CHANNEL = "parley_sessions_revoked";
+
+/** What one process tells the others when sessions end (see `sessionsRevoked`). */
+interface RevocationMessage {
+  node: string;
+  userId: number;
+  sessionIds: number[];
+  reason: RevokeReason;
+}
+
+/** The database writes of a login: the new session, and the sessions the per-user cap ended. */
+interface OpenedSession {
+  user: UserRow;
+  session: SessionRow;
+  token: string;
+  revoked: number[];
+}
+
+/** Runs inside the transaction that deletes an account, before the row goes (see `beforeDelete`). */
+export type DeletionHook = (userId: number, tx: SqlClient) => Promise<void>;
+
+/**
+ * Accounts and sessions: every rule of A1-A4 lives here, independent of the transport. Every
+ * change that touches several rows (a registration and its first session, a password change and
+ * the other sessions it ends, a disabled account and its sessions) is one transaction: no request,
+ * on this process or another sharing the database, sees half of it. Events are emitted after the
+ * commit. Ended sessions are also published to the other processes on the same database, whose
+ * connections on them close as they do here.
+ */
 export class AccountService extends TypedEmitter<AccountEvents> {
   readonly users: UserStore;
   readonly sessions: SessionStore;
-  readonly #db: Database;
+  readonly #storage: Storage;
+  readonly #sql: SqlClient;
+  readonly #node: string;
   readonly #audit: AuditLog;
   readonly #refusals: RefusalSummary;
   readonly #settings: SettingsStore;
@@ -66,29 +113,40 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   /** Registrations per address, and password re-checks per user, within `workLimits.windowMs`. */
   readonly #registrations: SlidingWindowCounter;
   readonly #passwordChecks: SlidingWindowCounter;
+  readonly #deletionHooks: DeletionHook[] = [];
+  readonly #logger: Logger;
 
-  constructor(deps: {
-    db: Database;
-    audit: AuditLog;
-    refusals: RefusalSummary;
-    settings: SettingsStore;
-    config: ServerConfig;
-    logger: Logger;
-  }) {
+  /**
+   * Builds the service once the settings it needs are read: `--no-signup` stored, the device-token
+   * secret loaded (made on the first start; processes sharing a database agree on the first one).
+   */
+  static async create(deps: AccountDeps): Promise<AccountService> {
+    if (!deps.config.signupEnabled) await deps.settings.set(SIGNUP_SETTING, "false");
+    return new AccountService(deps, await DeviceTrust.load(deps.settings));
+  }
+
+  private constructor(deps: AccountDeps, devices: DeviceTrust) {
     super(deps.logger);
-    this.#db = deps.db;
+    this.#logger = deps.logger;
+    this.#storage = deps.storage;
+    this.#sql = deps.storage.sql;
+    this.#node = deps.node ?? randomUUID();
     this.#refusals = deps.refusals;
-    this.users = new UserStore(deps.db);
-    this.sessions = new SessionStore(deps.db, { idleMs: deps.config.sessionIdleMs });
+    this.users = new UserStore(this.#sql);
+    this.sessions = new SessionStore(this.#sql, { idleMs: deps.config.sessionIdleMs });
     this.#audit = deps.audit;
     this.#settings = deps.settings;
     this.#config = deps.config;
     this.#limiter = new LoginLimiter(deps.config.loginLimits);
-    this.#devices = new DeviceTrust(deps.settings);
+    this.#devices = devices;
     this.#hashes = new HashPool(deps.config.workLimits);
     this.#registrations = new SlidingWindowCounter(deps.config.workLimits.windowMs);
     this.#passwordChecks = new SlidingWindowCounter(deps.config.workLimits.windowMs);
-    if (!deps.config.signupEnabled) this.#settings.set(SIGNUP_SETTING, "false");
+    deps.storage.subscribe(
+      SESSIONS_CHANNEL,
+      (payload) => this.#revokedElsewhere(payload),
+      () => this.emit("resync"),
+    );
   }
 
   close(): void {
@@ -97,26 +155,34 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     this.#passwordChecks.close();
   }
 
-  get signupEnabled(): boolean {
-    const stored = this.#settings.get(SIGNUP_SETTING);
+  async signupEnabled(): Promise<boolean> {
+    const stored = await this.#settings.get(SIGNUP_SETTING);
     return stored === undefined ? this.#config.signupEnabled : stored === "true";
   }
 
-  setSignupEnabled(enabled: boolean, actor: string): void {
-    this.#settings.set(SIGNUP_SETTING, String(enabled));
+  async setSignupEnabled(enabled: boolean, actor: string): Promise<void> {
+    await this.#settings.set(SIGNUP_SETTING, String(enabled));
     this.#audit.record({ action: "admin.signup", actor, detail: { enabled } });
+  }
+
+  /** Runs `hook` in every account deletion's transaction (e.g. to note whose phone books list it). */
+  beforeDelete(hook: DeletionHook): void {
+    this.#deletionHooks.push(hook);
   }
 
   /**
    * Self-service registration (A1): refused when the operator turned signup off, and past
    * `workLimits.registrationsPerAddress` from one address (TOO_MANY_ATTEMPTS, before any hash).
+   * The account and its first session are one transaction; when two registrations of one name
+   * race (here or on another process), the database's unique index lets exactly one through and
+   * the others get USERNAME_TAKEN.
    */
   async register(
     params: { username: string; password: string; displayName?: string; deviceName?: string },
     origin: Origin,
   ): Promise<Authenticated> {
-    if (!this.signupEnabled) throw new ParleyError("SIGNUP_DISABLED");
-    if (this.users.byName(params.username)) throw new ParleyError("USERNAME_TAKEN");
+    if (!(await this.signupEnabled())) throw new ParleyError("SIGNUP_DISABLED");
+    if (await this.users.byName(params.username)) throw new ParleyError("USERNAME_TAKEN");
     const refused = (reason: string) =>
       this.#refusals.refused({
         action: "register_refused",
@@ -129,35 +195,48 @@ export class AccountService extends TypedEmitter<AccountEvents> {
       refused("rate_limited");
       throw new ParleyError("TOO_MANY_ATTEMPTS");
     }
-    let user: UserRow;
+    let opened: OpenedSession;
     try {
-      user = await this.#createUser(params.username, params.password, params.displayName, "anonymous");
+      const hash = await this.#hashNew(params.username, params.password, "anonymous");
+      opened = await this.#sql.transaction(async (tx) => {
+        const user = await this.users.in(tx).create(params.username, params.displayName ?? params.username, hash);
+        if (!user) throw new ParleyError("USERNAME_TAKEN");
+        return this.#writeSession(tx, user, params.deviceName);
+      });
     } catch (error) {
       this.#registrations.remove(origin.address, at);
       if (isServerBusy(error)) refused("server_busy");
       throw error;
     }
-    this.#audit.record({ action: "register", actor: user.username, username: user.username, address: origin.address });
-    return { ...this.#openSession(user, params.deviceName), deviceToken: this.#devices.issue(user) };
+    this.emit("userAdded", opened.user);
+    this.#audit.record({
+      action: "register",
+      actor: opened.user.username,
+      username: opened.user.username,
+      address: origin.address,
+    });
+    return { ...this.#sessionOpened(opened), deviceToken: this.#devices.issue(opened.user) };
   }
 
   /** Creates an account for the operator (never refused for a busy hash queue). Throws USERNAME_TAKEN. */
-  createUser(username: string, password: string, displayName?: string): Promise<UserRow> {
-    return this.#createUser(username, password, displayName, "operator");
-  }
-
-  async #createUser(
-    username: string,
-    password: string,
-    displayName: string | undefined,
-    lane: HashLane,
-  ): Promise<UserRow> {
-    if (this.users.byName(username)) throw new ParleyError("USERNAME_TAKEN");
-    const hash = await this.#hashes.run(lane, () => hashPassword(password));
-    const user = this.users.create(username, displayName ?? username, hash);
+  async createUser(username: string, password: string, displayName?: string): Promise<UserRow> {
+    if (await this.users.byName(username)) throw new ParleyError("USERNAME_TAKEN");
+    const hash = await this.#hashNew(username, password, "operator");
+    const user = await this.users.create(username, displayName ?? username, hash);
     if (!user) throw new ParleyError("USERNAME_TAKEN");
     this.emit("userAdded", user);
     return user;
+  }
+
+  /**
+   * The password's hash for a new account, in the hash pool; USERNAME_TAKEN without spending
+   * scrypt when the name was taken while this waited for its turn.
+   */
+  #hashNew(username: string, password: string, lane: HashLane): Promise<string> {
+    return this.#hashes.run(lane, async () => {
+      if (await this.users.byName(username)) throw new ParleyError("USERNAME_TAKEN");
+      return hashPassword(password);
+    });
   }
 
   /**
@@ -173,7 +252,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     const username = params.username.toLowerCase();
     const refused = (reason: string) =>
       this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason });
-    const known = this.users.byName(username);
+    const known = await this.users.byName(username);
     const device = params.deviceToken && known ? this.#devices.verify(params.deviceToken, known) : undefined;
     const attempt = this.#limiter.begin(username, origin.address, device);
     if (!attempt) {
@@ -197,9 +276,11 @@ export class AccountService extends TypedEmitter<AccountEvents> {
       refused("disabled");
       throw new ParleyError("ACCOUNT_DISABLED");
     }
+    this.#checkDeviceRoom(user.id);
+    const opened = await this.#sql.transaction((tx) => this.#writeSession(tx, user, params.deviceName));
     this.#limiter.succeeded(attempt);
     this.#audit.record({ action: "login", actor: username, username, address: origin.address });
-    return { ...this.#openSession(user, params.deviceName), deviceToken: this.#devices.issue(user) };
+    return { ...this.#sessionOpened(opened), deviceToken: this.#devices.issue(opened.user) };
   }
 
   /**
@@ -214,7 +295,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     if (attempt.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, attempt.delayMs).unref());
     const check = () =>
       this.#hashes.run(attempt.trusted ? "priority" : "anonymous", async () => {
-        const user = this.users.byName(username);
+        const user = await this.users.byName(username);
         return { user, ok: await verifyPassword(password, user?.password_hash ?? (await dummyPasswordHash())) };
       });
     return attempt.delayMs > 0 ? this.#slowedAccounts.run(username, check) : check();
@@ -225,14 +306,16 @@ export class AccountService extends TypedEmitter<AccountEvents> {
    * idle session is SESSION_INVALID (and deleted); TOO_MANY_DEVICES when the user already has
    * `connectionLimits.devicesPerUser` connected devices.
    */
-  resume(token: string, origin: Origin): Authenticated {
-    const session = this.sessions.byToken(token);
-    const user = session && this.users.byId(session.user_id);
+  async resume(token: string, origin: Origin): Promise<Authenticated> {
+    const session = await this.sessions.byToken(token);
+    const user = session && (await this.users.byId(session.user_id));
     if (!session || !user) throw new ParleyError("SESSION_INVALID");
     if (user.disabled) throw new ParleyError("ACCOUNT_DISABLED");
     this.#checkDeviceRoom(user.id);
-    this.sessions.touch(session.id);
-    this.users.touchLogin(user.id);
+    await this.#sql.transaction(async (tx) => {
+      await this.sessions.in(tx).touch(session.id);
+      await this.users.in(tx).touchLogin(user.id);
+    });
     this.#audit.record({
       action: "resume",
       actor: user.username,
@@ -244,10 +327,10 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   }
 
   /** A4: log out one device (the session is deleted) or all of them. */
-  logout(userId: number, sessionId: number, allDevices: boolean, origin: Origin): void {
-    const user = this.#requireUser(userId);
-    const sessionIds = allDevices ? this.sessions.deleteAllOfUser(userId) : [sessionId];
-    if (!allDevices) this.sessions.delete(sessionId);
+  async logout(userId: number, sessionId: number, allDevices: boolean, origin: Origin): Promise<void> {
+    const user = await this.#requireUser(userId);
+    const sessionIds = allDevices ? await this.sessions.deleteAllOfUser(userId) : [sessionId];
+    if (!allDevices) await this.sessions.delete(sessionId);
     this.#audit.record({
       action: allDevices ? "logout_all" : "logout",
       actor: user.username,
@@ -256,7 +339,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
       detail: { sessions: sessionIds.length },
     });
     // Other connections on an ended session (another tab that resumed the same token) go too.
-    this.emit("sessionsRevoked", {
+    this.#revoke({
       userId,
       sessionIds,
       reason: "SESSION_REVOKED",
@@ -272,24 +355,24 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     newPassword: string,
     origin: Origin,
   ): Promise<void> {
-    const user = this.#requireUser(userId);
+    const user = await this.#requireUser(userId);
     const hash = await this.#recheckPassword(user, oldPassword, () => hashPassword(newPassword));
-    const revoked = this.#db.transaction(() => {
-      this.users.setPasswordHash(userId, hash);
-      return this.sessions.deleteAllOfUser(userId, sessionId);
-    })();
+    const revoked = await this.#sql.transaction(async (tx) => {
+      await this.users.in(tx).setPasswordHash(userId, hash);
+      return this.sessions.in(tx).deleteAllOfUser(userId, sessionId);
+    });
     this.#audit.record({
       action: "password_changed",
       actor: user.username,
       username: user.username,
       address: origin.address,
     });
-    this.emit("sessionsRevoked", { userId, sessionIds: revoked, reason: "SESSION_REVOKED" });
+    this.#revoke({ userId, sessionIds: revoked, reason: "SESSION_REVOKED" });
   }
 
-  setDisplayName(userId: number, displayName: string, origin: Origin): UserRow {
-    const user = this.#requireUser(userId);
-    this.users.setDisplayName(userId, displayName);
+  async setDisplayName(userId: number, displayName: string, origin: Origin): Promise<UserRow> {
+    const user = await this.#requireUser(userId);
+    await this.users.setDisplayName(userId, displayName);
     this.#audit.record({
       action: "display_name_changed",
       actor: user.username,
@@ -300,10 +383,10 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     return this.#updated(userId);
   }
 
-  setUsername(userId: number, username: string, origin: Origin): UserRow {
-    const user = this.#requireUser(userId);
+  async setUsername(userId: number, username: string, origin: Origin): Promise<UserRow> {
+    const user = await this.#requireUser(userId);
     if (username === user.username) return user;
-    if (!this.users.setUsername(userId, username)) throw new ParleyError("USERNAME_TAKEN");
+    if (!(await this.users.setUsername(userId, username))) throw new ParleyError("USERNAME_TAKEN");
     this.#audit.record({
       action: "username_changed",
       actor: username,
@@ -314,10 +397,10 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     return this.#updated(userId);
   }
 
-  setStatus(userId: number, status: SelectableStatus): UserRow {
-    this.#requireUser(userId);
-    this.users.setStatus(userId, status);
-    return this.users.byId(userId)!;
+  async setStatus(userId: number, status: SelectableStatus): Promise<UserRow> {
+    await this.#requireUser(userId);
+    await this.users.setStatus(userId, status);
+    return (await this.users.byId(userId)) ?? this.#gone();
   }
 
   /**
@@ -325,18 +408,21 @@ export class AccountService extends TypedEmitter<AccountEvents> {
    * account is closed; the asking connection (`origin.connectionId`) is left to the caller.
    */
   async deleteAccount(userId: number, password: string, origin: Origin): Promise<void> {
-    const user = this.#requireUser(userId);
+    const user = await this.#requireUser(userId);
     await this.#recheckPassword(user, password, async () => undefined);
-    const sessionIds = this.sessions.ofUser(userId).map((s) => s.id);
-    this.emit("userDeleting", userId);
-    this.users.delete(userId);
+    const sessionIds = await this.#sql.transaction(async (tx) => {
+      for (const hook of this.#deletionHooks) await hook(userId, tx);
+      const ids = (await this.sessions.in(tx).ofUser(userId)).map((s) => s.id);
+      await this.users.in(tx).delete(userId);
+      return ids;
+    });
     this.#audit.record({
       action: "account_deleted",
       actor: user.username,
       username: user.username,
       address: origin.address,
     });
-    this.emit("sessionsRevoked", {
+    this.#revoke({
       userId,
       sessionIds,
       reason: "SESSION_REVOKED",
@@ -347,14 +433,16 @@ export class AccountService extends TypedEmitter<AccountEvents> {
 
   // Operator actions ------------------------------------------------------------------------------
 
-  setDisabled(username: string, disabled: boolean, actor: string): UserRow {
-    const user = this.requireByName(username);
-    this.users.setDisabled(user.id, disabled);
+  async setDisabled(username: string, disabled: boolean, actor: string): Promise<UserRow> {
+    const user = await this.requireByName(username);
+    const { updated, sessionIds } = await this.#sql.transaction(async (tx) => {
+      await this.users.in(tx).setDisabled(user.id, disabled);
+      const sessionIds = disabled ? await this.sessions.in(tx).deleteAllOfUser(user.id) : [];
+      return { updated: (await this.users.in(tx).byId(user.id)) ?? this.#gone(), sessionIds };
+    });
     this.#audit.record({ action: disabled ? "admin.disable" : "admin.enable", actor, username: user.username });
-    const updated = this.users.byId(user.id)!;
     if (disabled) {
-      const sessionIds = this.sessions.deleteAllOfUser(user.id);
-      this.emit("sessionsRevoked", { userId: user.id, sessionIds, reason: "ACCOUNT_DISABLED" });
+      this.#revoke({ userId: user.id, sessionIds, reason: "ACCOUNT_DISABLED" });
       this.emit("userRemoved", user.id);
     } else {
       this.emit("userAdded", updated);
@@ -366,10 +454,10 @@ export class AccountService extends TypedEmitter<AccountEvents> {
    * Grants or revokes the operator role (the web operator console). The account's devices are
    * told (`account.updated`), so an open operator page learns at once.
    */
-  setOperator(username: string, operator: boolean, actor: string): UserRow {
-    const user = this.requireByName(username);
+  async setOperator(username: string, operator: boolean, actor: string): Promise<UserRow> {
+    const user = await this.requireByName(username);
     if ((user.operator === 1) === operator) return user;
-    this.users.setOperator(user.id, operator);
+    await this.users.setOperator(user.id, operator);
     this.#audit.record({
       action: operator ? "admin.grant_operator" : "admin.revoke_operator",
       actor,
@@ -380,19 +468,19 @@ export class AccountService extends TypedEmitter<AccountEvents> {
 
   /** Sets a new password and ends every session of the account. */
   async resetPassword(username: string, newPassword: string, actor: string): Promise<UserRow> {
-    const user = this.requireByName(username);
+    const user = await this.requireByName(username);
     const hash = await this.#hashes.run("operator", () => hashPassword(newPassword));
-    const sessionIds = this.#db.transaction(() => {
-      this.users.setPasswordHash(user.id, hash);
-      return this.sessions.deleteAllOfUser(user.id);
-    })();
+    const sessionIds = await this.#sql.transaction(async (tx) => {
+      await this.users.in(tx).setPasswordHash(user.id, hash);
+      return this.sessions.in(tx).deleteAllOfUser(user.id);
+    });
     this.#audit.record({ action: "admin.reset_password", actor, username: user.username });
-    this.emit("sessionsRevoked", { userId: user.id, sessionIds, reason: "SESSION_REVOKED" });
+    this.#revoke({ userId: user.id, sessionIds, reason: "SESSION_REVOKED" });
     return user;
   }
 
-  requireByName(username: string): UserRow {
-    const user = this.users.byName(username);
+  async requireByName(username: string): Promise<UserRow> {
+    const user = await this.users.byName(username);
     if (!user) throw new ParleyError("USER_NOT_FOUND", `No user named '${username}'.`);
     return user;
   }
@@ -419,30 +507,38 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     }
   }
 
-  #requireUser(userId: number): UserRow {
-    const user = this.users.byId(userId);
-    if (!user) throw new ParleyError("SESSION_INVALID");
-    return user;
+  async #requireUser(userId: number): Promise<UserRow> {
+    return (await this.users.byId(userId)) ?? this.#gone();
   }
 
-  #updated(userId: number): UserRow {
-    const row = this.users.byId(userId)!;
+  /** The account was deleted meanwhile: its session is no more. */
+  #gone(): never {
+    throw new ParleyError("SESSION_INVALID");
+  }
+
+  async #updated(userId: number): Promise<UserRow> {
+    const row = (await this.users.byId(userId)) ?? this.#gone();
     this.emit("userUpdated", row);
     return row;
   }
 
   /**
-   * A new session for a device that just proved who it is: refused with TOO_MANY_DEVICES when the
-   * user has no room for another connected device; beyond `maxSessionsPerUser` the least recently
-   * used sessions are revoked (their connections closed).
+   * The writes of a new session for a device that just proved who it is, inside `tx`: sessions in
+   * use count as used now (so the cap ends a forgotten one rather than an open one), the new one,
+   * the last login, and beyond `maxSessionsPerUser` the least recently used sessions deleted.
    */
-  #openSession(user: UserRow, deviceName: string | undefined): Authenticated {
-    this.#checkDeviceRoom(user.id);
-    // Sessions in use count as used now, so the cap ends a forgotten one rather than an open one.
-    this.sessions.touch(...this.#connectedSessions(user.id));
-    const { token, session } = this.sessions.create(user.id, deviceName ?? "device", this.#config.sessionTtlMs);
-    this.users.touchLogin(user.id);
-    const revoked = this.sessions.trimUser(user.id, session.id, this.#config.maxSessionsPerUser);
+  async #writeSession(tx: SqlClient, user: UserRow, deviceName: string | undefined): Promise<OpenedSession> {
+    const sessions = this.sessions.in(tx);
+    const users = this.users.in(tx);
+    await sessions.touch(...this.#connectedSessions(user.id));
+    const { token, session } = await sessions.create(user.id, deviceName ?? "device", this.#config.sessionTtlMs);
+    await users.touchLogin(user.id);
+    const revoked = await sessions.trimUser(user.id, session.id, this.#config.maxSessionsPerUser);
+    return { user: (await users.byId(user.id)) ?? user, session, token, revoked };
+  }
+
+  /** After the commit of a new session: the sessions the cap ended are audited and their connections closed. */
+  #sessionOpened({ user, session, token, revoked }: OpenedSession): Authenticated {
     if (revoked.length > 0) {
       this.#audit.record({
         action: "session_capped",
@@ -450,9 +546,36 @@ export class AccountService extends TypedEmitter<AccountEvents> {
         username: user.username,
         detail: { revoked: revoked.length, max: this.#config.maxSessionsPerUser },
       });
-      this.emit("sessionsRevoked", { userId: user.id, sessionIds: revoked, reason: "SESSION_REVOKED" });
+      this.#revoke({ userId: user.id, sessionIds: revoked, reason: "SESSION_REVOKED" });
     }
-    return { user: this.users.byId(user.id)!, session, token };
+    return { user, session, token };
+  }
+
+  /** Sessions ended: connections on them close here, and on every other process sharing the database. */
+  #revoke(event: AccountEvents["sessionsRevoked"][0]): void {
+    if (event.sessionIds.length === 0) return;
+    this.emit("sessionsRevoked", event);
+    const message: RevocationMessage = {
+      node: this.#node,
+      userId: event.userId,
+      sessionIds: event.sessionIds,
+      reason: event.reason,
+    };
+    this.#storage.publish(SESSIONS_CHANNEL, JSON.stringify(message)).catch((error: unknown) => {
+      // The other processes find out at their next sweep (their sessions are gone from the database).
+      this.#logger.warn({ err: error }, "could not tell the other server processes of ended sessions");
+    });
+  }
+
+  #revokedElsewhere(payload: string): void {
+    let message: RevocationMessage;
+    try {
+      message = JSON.parse(payload) as RevocationMessage;
+    } catch {
+      return;
+    }
+    if (message.node === this.#node || !Array.isArray(message.sessionIds)) return;
+    this.emit("sessionsRevoked", { userId: message.userId, sessionIds: message.sessionIds, reason: message.reason });
   }
 
   // Session upkeep -------------------------------------------------------------------------------
@@ -473,14 +596,14 @@ export class AccountService extends TypedEmitter<AccountEvents> {
 
   /**
    * Deletes every expired and idle session, and ends the connections still using one
-   * (SESSION_EXPIRED). Returns how many were deleted.
+   * (SESSION_EXPIRED). Resolves with how many were deleted.
    */
-  expireSessions(): number {
-    const ended = this.sessions.purgeExpired();
+  async expireSessions(): Promise<number> {
+    const ended = await this.sessions.purgeExpired();
     const byUser = new Map<number, number[]>();
     for (const { id, user_id } of ended) byUser.set(user_id, [...(byUser.get(user_id) ?? []), id]);
     for (const [userId, sessionIds] of byUser) {
-      this.emit("sessionsRevoked", { userId, sessionIds, reason: "SESSION_EXPIRED" });
+      this.#revoke({ userId, sessionIds, reason: "SESSION_EXPIRED" });
     }
     return ended.length;
   }

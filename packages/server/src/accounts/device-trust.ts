@@ -26,13 +26,19 @@ export interface TrustedAccount {
 export class DeviceTrust {
   readonly #secret: Buffer;
 
-  constructor(settings: SettingsStore) {
-    let secret = settings.get(SECRET_SETTING);
-    if (!secret) {
-      secret = randomBytes(32).toString("base64url");
-      settings.set(SECRET_SETTING, secret);
-    }
-    this.#secret = Buffer.from(secret, "base64url");
+  /**
+   * The secret kept in the settings, made on the first start. Processes that share a database and
+   * start together keep the one stored first, so a token from one is valid on every other.
+   */
+  static async load(settings: SettingsStore): Promise<DeviceTrust> {
+    const stored =
+      (await settings.get(SECRET_SETTING)) ??
+      (await settings.setIfAbsent(SECRET_SETTING, randomBytes(32).toString("base64url")));
+    return new DeviceTrust(Buffer.from(stored, "base64url"));
+  }
+
+  constructor(secret: Buffer) {
+    this.#secret = secret;
   }
 
   issue(account: TrustedAccount, now = Date.now()): string {

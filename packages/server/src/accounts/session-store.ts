@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { Database } from "../storage/database.js";
 import { nowIso } from "../storage/database.js";
+import { placeholders, type SqlClient } from "../storage/sql-client.js";
 
 export interface SessionRow {
   id: number;
@@ -29,109 +29,125 @@ export interface EndedSession {
   user_id: number;
 }
 
+/** Sessions marked used by one statement at most (a long IN list is split). */
+const TOUCH_CHUNK = 500;
+
 /**
  * The `sessions` table: one row per logged-in device. A session is live until its `expires_at`
  * and, with an idle limit, while its `last_seen_at` is more recent than that limit; a dead row is
  * never handed out and is deleted when met or purged.
  */
 export class SessionStore {
-  readonly #db: Database;
+  readonly #sql: SqlClient;
   readonly #idleMs: number;
 
-  constructor(db: Database, policy: SessionPolicy = {}) {
-    this.#db = db;
+  constructor(sql: SqlClient, policy: SessionPolicy = {}) {
+    this.#sql = sql;
     this.#idleMs = policy.idleMs ?? 0;
   }
 
-  /** `last_seen_at` at or before this is idle ("" when there is no idle limit: no row is). */
-  #idleCutoff(now: number): string {
-    return this.#idleMs > 0 ? nowIso(now - this.#idleMs) : "";
+  /** The same store inside a transaction. */
+  in(tx: SqlClient): SessionStore {
+    return new SessionStore(tx, { idleMs: this.#idleMs });
   }
 
-  create(userId: number, deviceName: string, ttlMs: number): { token: string; session: SessionRow } {
+  /** `last_seen_at` at or before this is idle; undefined when there is no idle limit. */
+  #idleCutoff(now: number): string | undefined {
+    return this.#idleMs > 0 ? nowIso(now - this.#idleMs) : undefined;
+  }
+
+  async create(userId: number, deviceName: string, ttlMs: number): Promise<{ token: string; session: SessionRow }> {
     const token = randomBytes(32).toString("base64url");
     const now = Date.now();
-    const result = this.#db
-      .prepare(
-        "INSERT INTO sessions (user_id, token_hash, device_name, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-      )
-      .run(userId, hashToken(token), deviceName, nowIso(now), nowIso(now), nowIso(now + ttlMs));
-    return { token, session: this.byId(Number(result.lastInsertRowid))! };
+    const session = await this.#sql.get<SessionRow>(
+      `INSERT INTO sessions (user_id, token_hash, device_name, created_at, last_seen_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+      [userId, hashToken(token), deviceName, nowIso(now), nowIso(now), nowIso(now + ttlMs)],
+    );
+    return { token, session: session! };
   }
 
-  byId(id: number): SessionRow | undefined {
-    return this.#db.prepare<[number], SessionRow>("SELECT * FROM sessions WHERE id = ?").get(id);
+  byId(id: number): Promise<SessionRow | undefined> {
+    return this.#sql.get<SessionRow>("SELECT * FROM sessions WHERE id = ?", [id]);
   }
 
   /** The live session for a token, or undefined if unknown, expired or idle (dead rows are removed). */
-  byToken(token: string): SessionRow | undefined {
-    const row = this.#db
-      .prepare<[string], SessionRow>("SELECT * FROM sessions WHERE token_hash = ?")
-      .get(hashToken(token));
+  async byToken(token: string): Promise<SessionRow | undefined> {
+    const row = await this.#sql.get<SessionRow>("SELECT * FROM sessions WHERE token_hash = ?", [hashToken(token)]);
     if (!row) return undefined;
     const now = Date.now();
-    if (row.expires_at <= nowIso(now) || row.last_seen_at <= this.#idleCutoff(now)) {
-      this.delete(row.id);
+    const idle = this.#idleCutoff(now);
+    if (row.expires_at <= nowIso(now) || (idle !== undefined && row.last_seen_at <= idle)) {
+      await this.delete(row.id);
       return undefined;
     }
     return row;
   }
 
   /** The user's live sessions, oldest first. */
-  ofUser(userId: number): SessionRow[] {
+  ofUser(userId: number): Promise<SessionRow[]> {
     const now = Date.now();
-    return this.#db
-      .prepare<[number, string, string], SessionRow>(
-        "SELECT * FROM sessions WHERE user_id = ? AND expires_at > ? AND last_seen_at > ? ORDER BY id",
-      )
-      .all(userId, nowIso(now), this.#idleCutoff(now));
+    const idle = this.#idleCutoff(now);
+    return this.#sql.all<SessionRow>(
+      `SELECT * FROM sessions WHERE user_id = ? AND expires_at > ? ${idle !== undefined ? "AND last_seen_at > ?" : ""}
+       ORDER BY id`,
+      idle !== undefined ? [userId, nowIso(now), idle] : [userId, nowIso(now)],
+    );
   }
 
-  /** Marks sessions as used now (they do not go idle while in use). */
-  touch(...ids: number[]): void {
-    if (ids.length === 0) return;
-    const update = this.#db.prepare("UPDATE sessions SET last_seen_at = ? WHERE id = ?");
+  /**
+   * Marks sessions as used now (they do not go idle while in use); resolves with those of `ids`
+   * that still exist (a session another Parley node ended is missing).
+   */
+  async touch(...ids: number[]): Promise<number[]> {
     const now = nowIso();
-    this.#db.transaction(() => {
-      for (const id of ids) update.run(now, id);
-    })();
+    const touched: number[] = [];
+    for (let i = 0; i < ids.length; i += TOUCH_CHUNK) {
+      const chunk = ids.slice(i, i + TOUCH_CHUNK);
+      const rows = await this.#sql.all<{ id: number }>(
+        `UPDATE sessions SET last_seen_at = ? WHERE id IN (${placeholders(chunk.length)}) RETURNING id`,
+        [now, ...chunk],
+      );
+      for (const row of rows) touched.push(row.id);
+    }
+    return touched;
   }
 
   /**
    * Keeps session `newest` and the user's `keep - 1` other most recently used sessions (ties: the
-   * later created), and deletes the rest; returns the deleted ids.
+   * later created), and deletes the rest; resolves with the deleted ids.
    */
-  trimUser(userId: number, newest: number, keep: number): number[] {
-    return this.#db
-      .prepare<[number, number, number], { id: number }>(
-        `DELETE FROM sessions WHERE id IN (
-           SELECT id FROM sessions WHERE user_id = ? AND id != ?
-           ORDER BY last_seen_at DESC, id DESC LIMIT -1 OFFSET ?
-         ) RETURNING id`,
-      )
-      .all(userId, newest, Math.max(0, keep - 1))
-      .map((row) => row.id);
+  async trimUser(userId: number, newest: number, keep: number): Promise<number[]> {
+    const rows = await this.#sql.all<{ id: number }>(
+      `DELETE FROM sessions WHERE user_id = ? AND id != ? AND id NOT IN (
+         SELECT id FROM sessions WHERE user_id = ? AND id != ? ORDER BY last_seen_at DESC, id DESC LIMIT ?
+       ) RETURNING id`,
+      [userId, newest, userId, newest, Math.max(0, keep - 1)],
+    );
+    return rows.map((row) => row.id);
   }
 
-  delete(id: number): void {
-    this.#db.prepare("DELETE FROM sessions WHERE id = ?").run(id);
+  async delete(id: number): Promise<void> {
+    await this.#sql.run("DELETE FROM sessions WHERE id = ?", [id]);
   }
 
-  /** Deletes every session of the user except `keepId`; returns the deleted ids. */
-  deleteAllOfUser(userId: number, keepId = 0): number[] {
-    return this.#db
-      .prepare<[number, number], { id: number }>("DELETE FROM sessions WHERE user_id = ? AND id != ? RETURNING id")
-      .all(userId, keepId)
-      .map((row) => row.id);
+  /** Deletes every session of the user except `keepId`; resolves with the deleted ids. */
+  async deleteAllOfUser(userId: number, keepId = 0): Promise<number[]> {
+    const rows = await this.#sql.all<{ id: number }>(
+      "DELETE FROM sessions WHERE user_id = ? AND id != ? RETURNING id",
+      [userId, keepId],
+    );
+    return rows.map((row) => row.id);
   }
 
-  /** Deletes every expired or idle session; returns them. */
-  purgeExpired(): EndedSession[] {
+  /** Deletes every expired or idle session; resolves with them. */
+  purgeExpired(): Promise<EndedSession[]> {
     const now = Date.now();
-    return this.#db
-      .prepare<[string, string], EndedSession>(
-        "DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ? RETURNING id, user_id",
-      )
-      .all(nowIso(now), this.#idleCutoff(now));
+    const idle = this.#idleCutoff(now);
+    return this.#sql.all<EndedSession>(
+      `DELETE FROM sessions WHERE expires_at <= ? ${idle !== undefined ? "OR last_seen_at <= ?" : ""}
+       RETURNING id, user_id`,
+      idle !== undefined ? [nowIso(now), idle] : [nowIso(now)],
+    );
   }
 }

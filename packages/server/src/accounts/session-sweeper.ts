@@ -24,6 +24,11 @@ export function sweepIntervalMs(config: { sessionTtlMs: number; sessionIdleMs: n
  * one (SESSION_EXPIRED). Each connected device also has a timer at its session's absolute expiry,
  * so an open connection is closed at that moment, not at the next sweep. A device that
  * disconnects marks its session used as it goes.
+ *
+ * With several server processes on one database, a session another process ended is missing
+ * when its devices here are marked used: they are closed (SESSION_REVOKED) at that sweep, and a
+ * sweep runs at once when the connection to the database comes back after a loss (the other
+ * processes' messages may have been missed meanwhile).
  */
 export class SessionSweeper {
   readonly #accounts: AccountService;
@@ -33,6 +38,7 @@ export class SessionSweeper {
   readonly #expiryTimers = new Map<Device, NodeJS.Timeout>();
   readonly #unsubscribe: (() => void)[] = [];
   #interval: NodeJS.Timeout | undefined;
+  #sweeping: Promise<void> | undefined;
   #closed = false;
 
   constructor(deps: {
@@ -53,23 +59,45 @@ export class SessionSweeper {
     this.#unsubscribe.push(
       this.#presence.on("deviceAttached", (device) => this.#arm(device)),
       this.#presence.on("deviceDetached", (device) => this.#detached(device)),
+      this.#accounts.on("resync", () => void this.sweep()),
     );
     for (const device of this.#presence.allDevices()) this.#arm(device);
-    this.sweep();
-    this.#interval = setInterval(() => this.sweep(), this.#intervalMs);
+    void this.sweep();
+    this.#interval = setInterval(() => void this.sweep(), this.#intervalMs);
     this.#interval.unref();
   }
 
-  /** Keeps connected sessions current, then deletes the expired and idle ones. */
-  sweep(): void {
-    if (this.#closed) return;
+  /**
+   * Keeps connected sessions current, closes devices whose session is gone, then deletes the
+   * expired and idle ones. One sweep at a time: a call meanwhile waits for the running one.
+   */
+  sweep(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#sweeping ??= this.#sweepOnce().finally(() => {
+      this.#sweeping = undefined;
+    });
+    return this.#sweeping;
+  }
+
+  async #sweepOnce(): Promise<void> {
     try {
-      this.#accounts.sessions.touch(...new Set(this.#presence.allDevices().map((device) => device.sessionId)));
-      const ended = this.#accounts.expireSessions();
+      const devices = this.#presence.allDevices();
+      const alive = new Set(await this.#accounts.sessions.touch(...new Set(devices.map((d) => d.sessionId))));
+      this.#closeGone(devices.filter((device) => !alive.has(device.sessionId)));
+      const ended = await this.#accounts.expireSessions();
       if (ended > 0) this.#logger.info({ sessions: ended }, "expired sessions purged");
     } catch (error) {
-      // A failing sweep (e.g. a busy disk) is retried at the next interval; the server goes on.
+      // A failing sweep (a busy disk, the database unreachable) is retried at the next interval.
       this.#logger.error({ err: error }, "session sweep failed");
+    }
+  }
+
+  /** Devices whose session was deleted elsewhere (another process) and are still attached. */
+  #closeGone(devices: Device[]): void {
+    for (const device of devices) {
+      if (!this.#presence.isAttached(device)) continue;
+      this.#logger.info({ device: device.id, sessionId: device.sessionId }, "session ended elsewhere");
+      device.close("SESSION_REVOKED");
     }
   }
 
@@ -86,12 +114,18 @@ export class SessionSweeper {
   #arm(device: Device): void {
     if (this.#closed) return;
     clearTimeout(this.#expiryTimers.get(device));
-    const session = this.#accounts.sessions.byId(device.sessionId);
-    if (!session) return; // already ended: its revocation closes the connection
-    const delay = Math.max(0, Date.parse(session.expires_at) - Date.now());
-    const timer = setTimeout(() => this.#expiryDue(device, session.expires_at), Math.min(delay, MAX_TIMER_MS));
-    timer.unref();
-    this.#expiryTimers.set(device, timer);
+    this.#expiryTimers.delete(device);
+    this.#accounts.sessions.byId(device.sessionId).then(
+      (session) => {
+        // Already ended (its revocation closes the connection), or gone or re-armed meanwhile.
+        if (!session || this.#closed || !this.#presence.isAttached(device) || this.#expiryTimers.has(device)) return;
+        const delay = Math.max(0, Date.parse(session.expires_at) - Date.now());
+        const timer = setTimeout(() => this.#expiryDue(device, session.expires_at), Math.min(delay, MAX_TIMER_MS));
+        timer.unref();
+        this.#expiryTimers.set(device, timer);
+      },
+      (error: unknown) => this.#logger.warn({ err: error, device: device.id }, "session expiry not armed"),
+    );
   }
 
   #expiryDue(device: Device, expiresAt: string): void {
@@ -103,21 +137,17 @@ export class SessionSweeper {
     }
     this.#logger.info({ device: device.id, sessionId: device.sessionId }, "session reached its expiry");
     // One purge ends every session due by now (many may fall due together), not a full sweep each.
-    try {
-      this.#accounts.expireSessions();
-    } catch (error) {
+    this.#accounts.expireSessions().catch((error: unknown) => {
       this.#logger.error({ err: error }, "could not end an expired session");
-    }
+    });
   }
 
   #detached(device: Device): void {
     clearTimeout(this.#expiryTimers.get(device));
     this.#expiryTimers.delete(device);
     if (this.#closed) return;
-    try {
-      this.#accounts.sessions.touch(device.sessionId);
-    } catch (error) {
+    this.#accounts.sessions.touch(device.sessionId).catch((error: unknown) => {
       this.#logger.warn({ err: error }, "could not mark a session used");
-    }
+    });
   }
 }

@@ -1,6 +1,6 @@
 import type { SelectableStatus, Self } from "@parley/protocol";
-import type { Database } from "../storage/database.js";
 import { nowIso } from "../storage/database.js";
+import { type SqlClient, UniqueViolation } from "../storage/sql-client.js";
 
 export interface UserRow {
   id: number;
@@ -26,81 +26,88 @@ export function toSelf(row: UserRow): Self {
   };
 }
 
-/** The `users` table. Usernames are stored lower-case and unique. */
+/**
+ * The `users` table. Usernames are stored lower-case and unique: the database's unique index is
+ * what decides between two registrations of one name (two requests, or two Parley nodes), never
+ * a check made before.
+ */
 export class UserStore {
-  readonly #db: Database;
-  readonly #byId;
-  readonly #byName;
+  readonly #sql: SqlClient;
 
-  constructor(db: Database) {
-    this.#db = db;
-    this.#byId = db.prepare<[number], UserRow>("SELECT * FROM users WHERE id = ?");
-    this.#byName = db.prepare<[string], UserRow>("SELECT * FROM users WHERE username = ?");
+  constructor(sql: SqlClient) {
+    this.#sql = sql;
   }
 
-  byId(id: number): UserRow | undefined {
-    return this.#byId.get(id);
+  /** The same store inside a transaction. */
+  in(tx: SqlClient): UserStore {
+    return new UserStore(tx);
   }
 
-  byName(username: string): UserRow | undefined {
-    return this.#byName.get(username.toLowerCase());
+  byId(id: number): Promise<UserRow | undefined> {
+    return this.#sql.get<UserRow>("SELECT * FROM users WHERE id = ?", [id]);
   }
 
-  all(): UserRow[] {
-    return this.#db.prepare<[], UserRow>("SELECT * FROM users ORDER BY username").all();
+  byName(username: string): Promise<UserRow | undefined> {
+    return this.#sql.get<UserRow>("SELECT * FROM users WHERE username = ?", [username.toLowerCase()]);
   }
 
-  enabled(): UserRow[] {
-    return this.#db.prepare<[], UserRow>("SELECT * FROM users WHERE disabled = 0 ORDER BY username").all();
+  all(): Promise<UserRow[]> {
+    return this.#sql.all<UserRow>("SELECT * FROM users ORDER BY username");
   }
 
-  count(): number {
-    return (this.#db.prepare("SELECT COUNT(*) AS n FROM users").get() as { n: number }).n;
+  enabled(): Promise<UserRow[]> {
+    return this.#sql.all<UserRow>("SELECT * FROM users WHERE disabled = 0 ORDER BY username");
   }
 
-  /** Returns undefined when the username is taken. */
-  create(username: string, displayName: string, passwordHash: string): UserRow | undefined {
-    const result = this.#db
-      .prepare(
-        "INSERT INTO users (username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(username) DO NOTHING",
-      )
-      .run(username, displayName, passwordHash, nowIso());
-    return result.changes === 0 ? undefined : this.byId(Number(result.lastInsertRowid));
+  async count(): Promise<number> {
+    return (await this.#sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM users"))!.n;
   }
 
-  setDisplayName(id: number, displayName: string): void {
-    this.#db.prepare("UPDATE users SET display_name = ? WHERE id = ?").run(displayName, id);
+  /** Resolves with undefined when the username is taken. */
+  create(username: string, displayName: string, passwordHash: string): Promise<UserRow | undefined> {
+    return this.#sql.get<UserRow>(
+      `INSERT INTO users (username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (username) DO NOTHING RETURNING *`,
+      [username, displayName, passwordHash, nowIso()],
+    );
   }
 
-  /** Returns false when the username is taken. */
-  setUsername(id: number, username: string): boolean {
-    const taken = this.byName(username);
-    if (taken && taken.id !== id) return false;
-    this.#db.prepare("UPDATE users SET username = ? WHERE id = ?").run(username, id);
-    return true;
+  async setDisplayName(id: number, displayName: string): Promise<void> {
+    await this.#sql.run("UPDATE users SET display_name = ? WHERE id = ?", [displayName, id]);
   }
 
-  setPasswordHash(id: number, hash: string): void {
-    this.#db.prepare("UPDATE users SET password_hash = ? WHERE id = ?").run(hash, id);
+  /** Resolves with false when the username is taken. */
+  async setUsername(id: number, username: string): Promise<boolean> {
+    try {
+      await this.#sql.run("UPDATE users SET username = ? WHERE id = ?", [username, id]);
+      return true;
+    } catch (error) {
+      if (error instanceof UniqueViolation) return false;
+      throw error;
+    }
   }
 
-  setStatus(id: number, status: SelectableStatus): void {
-    this.#db.prepare("UPDATE users SET status = ? WHERE id = ?").run(status, id);
+  async setPasswordHash(id: number, hash: string): Promise<void> {
+    await this.#sql.run("UPDATE users SET password_hash = ? WHERE id = ?", [hash, id]);
   }
 
-  setDisabled(id: number, disabled: boolean): void {
-    this.#db.prepare("UPDATE users SET disabled = ? WHERE id = ?").run(disabled ? 1 : 0, id);
+  async setStatus(id: number, status: SelectableStatus): Promise<void> {
+    await this.#sql.run("UPDATE users SET status = ? WHERE id = ?", [status, id]);
   }
 
-  setOperator(id: number, operator: boolean): void {
-    this.#db.prepare("UPDATE users SET operator = ? WHERE id = ?").run(operator ? 1 : 0, id);
+  async setDisabled(id: number, disabled: boolean): Promise<void> {
+    await this.#sql.run("UPDATE users SET disabled = ? WHERE id = ?", [disabled ? 1 : 0, id]);
   }
 
-  touchLogin(id: number): void {
-    this.#db.prepare("UPDATE users SET last_login_at = ? WHERE id = ?").run(nowIso(), id);
+  async setOperator(id: number, operator: boolean): Promise<void> {
+    await this.#sql.run("UPDATE users SET operator = ? WHERE id = ?", [operator ? 1 : 0, id]);
   }
 
-  delete(id: number): void {
-    this.#db.prepare("DELETE FROM users WHERE id = ?").run(id);
+  async touchLogin(id: number): Promise<void> {
+    await this.#sql.run("UPDATE users SET last_login_at = ? WHERE id = ?", [nowIso(), id]);
+  }
+
+  async delete(id: number): Promise<void> {
+    await this.#sql.run("DELETE FROM users WHERE id = ?", [id]);
   }
 }

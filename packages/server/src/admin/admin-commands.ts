@@ -107,19 +107,19 @@ export class AdminCommands {
       case "user":
         return this.#user(name());
       case "kick": {
-        const kicked = op.kick(name(), actor);
+        const kicked = await op.kick(name(), actor);
         return `kicked ${kicked.username} (${kicked.devices} device(s))`;
       }
       case "disable":
       case "enable": {
-        const user = op.setDisabled(name(), command === "disable", actor);
+        const user = await op.setDisabled(name(), command === "disable", actor);
         return `${user.username} ${command}d`;
       }
       case "operator": {
         const [verb, who] = args.positionals;
         if ((verb !== "grant" && verb !== "revoke") || !who)
           throw new UsageError("operator grant NAME | operator revoke NAME");
-        const user = op.setOperator(who, verb === "grant", actor);
+        const user = await op.setOperator(who, verb === "grant", actor);
         return `${user.username} is ${user.operator ? "an operator" : "not an operator"}`;
       }
       case "reset-password": {
@@ -135,9 +135,9 @@ export class AdminCommands {
         return this.#statsText();
       case "signup": {
         const value = args.positionals[0];
-        if (value === undefined) return `signup is ${op.server().signupEnabled ? "on" : "off"}`;
+        if (value === undefined) return `signup is ${(await op.server()).signupEnabled ? "on" : "off"}`;
         if (value !== "on" && value !== "off") throw new UsageError("signup [on|off]");
-        return `signup is ${op.setSignup(value === "on", actor) ? "on" : "off"}`;
+        return `signup is ${(await op.setSignup(value === "on", actor)) ? "on" : "off"}`;
       }
       case "demo-users": {
         const created = await op.demoUsers(actor);
@@ -175,9 +175,8 @@ export class AdminCommands {
     return `created ${user.username} (id ${user.id})${operator ? " as an operator" : ""}`;
   }
 
-  #users(): string {
-    const rows = this.#operator
-      .users(Number.POSITIVE_INFINITY)
+  async #users(): Promise<string> {
+    const rows = (await this.#operator.users(Number.POSITIVE_INFINITY))
       .sort((a, b) => a.username.localeCompare(b.username))
       .map((u) => [
         u.id,
@@ -191,25 +190,23 @@ export class AdminCommands {
     return `${table(["ID", "USERNAME", "DISPLAY NAME", "STATUS", "DEVICES", "LAST LOGIN", "ROLE"], rows)}\n${rows.length} account(s)`;
   }
 
-  #who(): string {
+  async #who(): Promise<string> {
     const now = Date.now();
-    const rows = this.#operator
-      .users()
-      .flatMap((u) =>
-        u.devices.map((d) => [
-          d.connectionId,
-          u.username,
-          d.deviceName,
-          d.address,
-          d.connectedAt,
-          formatDuration(now - Date.parse(d.connectedAt)),
-        ]),
-      );
+    const rows = (await this.#operator.users()).flatMap((u) =>
+      u.devices.map((d) => [
+        d.connectionId,
+        u.username,
+        d.deviceName,
+        d.address,
+        d.connectedAt,
+        formatDuration(now - Date.parse(d.connectedAt)),
+      ]),
+    );
     return `${table(["CONN", "USER", "DEVICE", "ADDRESS", "CONNECTED SINCE", "FOR"], rows)}\n${rows.length} device(s) connected`;
   }
 
-  #user(username: string): string {
-    const user = this.#operator.user(username);
+  async #user(username: string): Promise<string> {
+    const user = await this.#operator.user(username);
     const lines = [
       `user:          ${user.username} (id ${user.id})${user.operator ? ", operator" : ""}`,
       `display name:  ${user.displayName}`,
@@ -239,11 +236,11 @@ export class AdminCommands {
     return `${table(["CALL", "STATE", "PARTICIPANTS", "DURATION", "MEDIA LEGS (in/out packets, lost, jitter, RTT)"], rows)}\n${rows.length} live call(s)`;
   }
 
-  #logs(args: Parsed): string {
+  async #logs(args: Parsed): Promise<string> {
     const limit = args.positionals[0] ? Number.parseInt(args.positionals[0], 10) : 20;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
       throw new UsageError("logs [N] [--user NAME] [--action A] [--since ISO] [--until ISO]");
-    const entries = this.#operator.audit({
+    const entries = await this.#operator.audit({
       limit,
       username: args.options.get("user"),
       action: args.options.get("action"),
@@ -264,8 +261,8 @@ export class AdminCommands {
     return `backup written to ${result.file} (${result.bytes} bytes)\n${table(["TABLE", "ROWS"], rows)}`;
   }
 
-  #statsText(): string {
-    const s = this.#operator.server();
+  async #statsText(): Promise<string> {
+    const s = await this.#operator.server();
     const counters = this.#operator.counters();
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
     const errors = [...counters.errors].map(([code, n]) => `${code}=${n}`).join(" ") || "none";

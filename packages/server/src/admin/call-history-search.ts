@@ -1,5 +1,5 @@
 import type { CallOutcome, OperatorHistoryCall } from "@parley/protocol";
-import type { Database } from "../storage/database.js";
+import { insertionOrder, joinedText, type SqlClient } from "../storage/sql-client.js";
 
 export interface CallHistoryQuery {
   /**
@@ -30,23 +30,23 @@ interface Row {
  * service). Read-only, kept apart from the call service so calls stay about one user's view.
  */
 export class CallHistorySearch {
-  readonly #db: Database;
-  readonly #beforeRead: () => void;
+  readonly #sql: SqlClient;
+  readonly #beforeRead: () => Promise<void>;
 
   /** `beforeRead` writes calls still queued (the history store batches its writes). */
-  constructor(db: Database, beforeRead: () => void = () => undefined) {
-    this.#db = db;
+  constructor(sql: SqlClient, beforeRead: () => Promise<void> = async () => undefined) {
+    this.#sql = sql;
     this.#beforeRead = beforeRead;
   }
 
   /** Writes the calls still queued by the history store (before a backup, say). */
-  flushPending(): void {
-    this.#beforeRead();
+  flushPending(): Promise<void> {
+    return this.#beforeRead();
   }
 
   /** Newest first. */
-  search(query: CallHistoryQuery = {}): OperatorHistoryCall[] {
-    this.#beforeRead();
+  async search(query: CallHistoryQuery = {}): Promise<OperatorHistoryCall[]> {
+    await this.#beforeRead();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (query.username) {
@@ -69,16 +69,17 @@ export class CallHistorySearch {
       args.push(query.until);
     }
     args.push(query.limit ?? 100);
-    const rows = this.#db
-      .prepare(
-        // callee_name: every invitee of a group call, in invitation order.
-        `SELECT id, caller_name,
-           COALESCE((SELECT group_concat(username, ', ' ORDER BY position) FROM call_participants p
-                     WHERE p.call_id = calls.id AND p.position > 0), callee_name) AS callee_name,
-           created_at, answered_at, ended_at, outcome, end_reason FROM calls
-         ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, rowid DESC LIMIT ?`,
-      )
-      .all(...args) as Row[];
+    const dialect = this.#sql.dialect;
+    const rows = await this.#sql.all<Row>(
+      // callee_name: every invitee of a group call, in invitation order.
+      `SELECT id, caller_name,
+         COALESCE((SELECT ${joinedText(dialect, "username", ", ", "position")} FROM call_participants p
+                   WHERE p.call_id = calls.id AND p.position > 0), callee_name) AS callee_name,
+         created_at, answered_at, ended_at, outcome, end_reason FROM calls
+       ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY created_at DESC, ${insertionOrder(dialect, "calls")} DESC LIMIT ?`,
+      args,
+    );
     return rows.map((row) => ({
       callId: row.id,
       caller: row.caller_name,

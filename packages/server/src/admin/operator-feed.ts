@@ -80,7 +80,7 @@ export class OperatorFeed {
     this.#busy = true;
     try {
       for (const device of [...this.#subscribers]) {
-        if (!this.#operator.isOperator(device.userId)) this.unsubscribe(device);
+        if (!(await this.#operator.isOperator(device.userId))) this.unsubscribe(device);
       }
       if (this.#subscribers.size === 0) return;
       const snapshot = await this.#operator.snapshot();

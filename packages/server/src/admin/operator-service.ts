@@ -58,6 +58,10 @@ function normalizeTime(value: string | undefined): string | undefined {
   return new Date(ms).toISOString();
 }
 
+function isOperatorRow(row: UserRow | undefined): boolean {
+  return row !== undefined && row.operator === 1 && row.disabled === 0;
+}
+
 export function checkPassword(password: string): void {
   if (password.length < PASSWORD_MIN || password.length > PASSWORD_MAX) throw new ParleyError("INVALID_PASSWORD");
 }
@@ -112,33 +116,29 @@ export class OperatorService {
   // ---- Who may ------------------------------------------------------------------------------
 
   /** Read from the database each time, so a revoke takes effect on the very next request. */
-  isOperator(userId: number): boolean {
-    const row = this.#accounts.users.byId(userId);
-    return row !== undefined && row.operator === 1 && row.disabled === 0;
+  async isOperator(userId: number): Promise<boolean> {
+    return isOperatorRow(await this.#accounts.users.byId(userId));
   }
 
-  /** Throws NOT_OPERATOR unless the user is an (enabled) operator; returns their username. */
-  requireOperator(userId: number): string {
-    if (!this.isOperator(userId)) throw new ParleyError("NOT_OPERATOR");
-    return this.#accounts.users.byId(userId)!.username;
+  /** Throws NOT_OPERATOR unless the user is an (enabled) operator; resolves with their username. */
+  async requireOperator(userId: number): Promise<string> {
+    const row = await this.#accounts.users.byId(userId);
+    if (!row || !isOperatorRow(row)) throw new ParleyError("NOT_OPERATOR");
+    return row.username;
   }
 
   // ---- Views --------------------------------------------------------------------------------
 
   async snapshot(): Promise<OperatorSnapshot> {
-    return {
-      at: new Date().toISOString(),
-      server: this.server(),
-      users: this.users(),
-      calls: await this.calls(),
-    };
+    const [server, users, calls] = await Promise.all([this.server(), this.users(), this.calls()]);
+    return { at: new Date().toISOString(), server, users, calls };
   }
 
   /** Accounts, online first (by name), with devices and addresses; at most `limit`. */
-  users(limit = SNAPSHOT_USERS_MAX): OperatorUser[] {
+  async users(limit = SNAPSHOT_USERS_MAX): Promise<OperatorUser[]> {
+    const rows = await this.#accounts.users.all();
     const callOf = new Map<string, string>();
     for (const call of this.#calls.liveCalls()) for (const name of participantsOf(call)) callOf.set(name, call.id);
-    const rows = this.#accounts.users.all();
     const online = (row: UserRow) => this.#presence.devicesOf(row.id).length > 0;
     return [...rows.filter(online), ...rows.filter((row) => !online(row))]
       .slice(0, limit)
@@ -146,10 +146,11 @@ export class OperatorService {
   }
 
   /** One account in detail (USER_NOT_FOUND if none), with its number of sessions. */
-  user(username: string): OperatorUser & { sessions: number } {
-    const row = this.#accounts.requireByName(username.toLowerCase());
+  async user(username: string): Promise<OperatorUser & { sessions: number }> {
+    const row = await this.#accounts.requireByName(username.toLowerCase());
+    const sessions = (await this.#accounts.sessions.ofUser(row.id)).length;
     const call = this.#calls.liveCalls().find((c) => participantsOf(c).includes(row.username));
-    return { ...this.#user(row, call?.id ?? null), sessions: this.#accounts.sessions.ofUser(row.id).length };
+    return { ...this.#user(row, call?.id ?? null), sessions };
   }
 
   /** Raw signaling counters since start (the text `stats`). */
@@ -187,12 +188,11 @@ export class OperatorService {
 
   /** Live calls with per-leg counters and RTCP quality. */
   async calls(): Promise<OperatorCall[]> {
-    const now = Date.now();
     const owner = new Map<number, string>();
-    for (const device of this.#presence.allDevices()) {
-      const row = this.#accounts.users.byId(device.userId);
-      if (row) owner.set(device.id, row.username);
-    }
+    const devices = this.#presence.allDevices();
+    const rows = await Promise.all(devices.map((device) => this.#accounts.users.byId(device.userId)));
+    for (const [i, device] of devices.entries()) if (rows[i]) owner.set(device.id, rows[i].username);
+    const now = Date.now();
     return Promise.all(
       this.#calls.liveCalls().map(async (call) => ({
         callId: call.id,
@@ -222,7 +222,8 @@ export class OperatorService {
     );
   }
 
-  server(): ServerSummary {
+  async server(): Promise<ServerSummary> {
+    const [accounts, signupEnabled] = await Promise.all([this.#accounts.users.count(), this.#accounts.signupEnabled()]);
     const media = this.#media.stats();
     this.#resample(media.packetsForwarded);
     const memory = process.memoryUsage();
@@ -235,12 +236,12 @@ export class OperatorService {
       heapUsedBytes: memory.heapUsed,
       connections: this.#connections(),
       usersOnline: this.#presence.onlineUserCount(),
-      accounts: this.#accounts.users.count(),
+      accounts,
       calls: this.#calls.liveCalls().length,
       mediaLegs: media.legs,
       packetsRelayed: media.packetsForwarded,
       packetsPerSecond: this.#sample.packetsPerSecond,
-      signupEnabled: this.#accounts.signupEnabled,
+      signupEnabled,
     };
   }
 
@@ -259,7 +260,7 @@ export class OperatorService {
     };
   }
 
-  audit(query: AuditQuery = {}): AuditEntry[] {
+  audit(query: AuditQuery = {}): Promise<AuditEntry[]> {
     return this.#audit.query({
       limit: query.limit ?? 200,
       ...(query.username ? { username: query.username.toLowerCase() } : {}),
@@ -269,7 +270,7 @@ export class OperatorService {
     });
   }
 
-  callHistory(query: CallHistoryQuery = {}): OperatorHistoryCall[] {
+  callHistory(query: CallHistoryQuery = {}): Promise<OperatorHistoryCall[]> {
     return this.#history.search({
       ...query,
       username: query.username?.toLowerCase(),
@@ -294,13 +295,13 @@ export class OperatorService {
       username: user.username,
       ...(params.operator ? { detail: { operator: true } } : {}),
     });
-    if (params.operator) user = this.#accounts.setOperator(user.username, true, actor);
+    if (params.operator) user = await this.#accounts.setOperator(user.username, true, actor);
     return user;
   }
 
   /** Disconnects every device of the user (they may log in again). */
-  kick(username: string, actor: string): { username: string; devices: number } {
-    const user = this.#accounts.requireByName(username);
+  async kick(username: string, actor: string): Promise<{ username: string; devices: number }> {
+    const user = await this.#accounts.requireByName(username);
     const devices = this.#presence.devicesOf(user.id);
     for (const device of devices) device.close("KICKED");
     this.#audit.record({ action: "admin.kick", actor, username: user.username, detail: { devices: devices.length } });
@@ -308,8 +309,8 @@ export class OperatorService {
   }
 
   /** Disabling also ends every session of the account. Audited by the account service. */
-  setDisabled(username: string, disabled: boolean, actor: string): OperatorUser {
-    return this.#user(this.#accounts.setDisabled(username.toLowerCase(), disabled, actor));
+  async setDisabled(username: string, disabled: boolean, actor: string): Promise<OperatorUser> {
+    return this.#user(await this.#accounts.setDisabled(username.toLowerCase(), disabled, actor));
   }
 
   /**
@@ -328,8 +329,8 @@ export class OperatorService {
   }
 
   /** Grants or revokes the operator role. Audited by the account service. */
-  setOperator(username: string, operator: boolean, actor: string): OperatorUser {
-    return this.#user(this.#accounts.setOperator(username.toLowerCase(), operator, actor));
+  async setOperator(username: string, operator: boolean, actor: string): Promise<OperatorUser> {
+    return this.#user(await this.#accounts.setOperator(username.toLowerCase(), operator, actor));
   }
 
   hasLiveCall(callId: string): boolean {
@@ -343,9 +344,9 @@ export class OperatorService {
     return { callId: call.id, participants: before ? participantsOf(before) : [] };
   }
 
-  setSignup(enabled: boolean, actor: string): boolean {
-    this.#accounts.setSignupEnabled(enabled, actor);
-    return this.#accounts.signupEnabled;
+  async setSignup(enabled: boolean, actor: string): Promise<boolean> {
+    await this.#accounts.setSignupEnabled(enabled, actor);
+    return this.#accounts.signupEnabled();
   }
 
   shutdown(actor: string, stop: () => void): void {
@@ -358,8 +359,8 @@ export class OperatorService {
    * recorded so far included. The copy holds password hashes: who took one, and where to, is audited.
    */
   async backup(file: string, actor: string): Promise<BackupResult> {
-    this.#audit.flush();
-    this.#history.flushPending();
+    await this.#audit.flush();
+    await this.#history.flushPending();
     const result = await this.#backup(file);
     this.#audit.record({ action: "admin.backup", actor, detail: { file: result.file, bytes: result.bytes } });
     return result;
@@ -368,7 +369,7 @@ export class OperatorService {
   async demoUsers(actor: string): Promise<string[]> {
     const created: string[] = [];
     for (const demo of DEMO_USERS) {
-      if (this.#accounts.users.byName(demo.username)) continue;
+      if (await this.#accounts.users.byName(demo.username)) continue;
       await this.#accounts.createUser(demo.username, DEMO_PASSWORD, demo.displayName);
       created.push(demo.username);
     }

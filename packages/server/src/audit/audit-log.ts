@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Database } from "../storage/database.js";
 import { nowIso } from "../storage/database.js";
+import { isStorageUnavailable, type SqlClient } from "../storage/sql-client.js";
 import { WriteBatch } from "../storage/write-batch.js";
 
 /** Actions written to the audit log. */
@@ -76,6 +76,9 @@ export const AUDIT_FLUSH_MS = 100;
 /** Entries written at once at most; a full batch is written at once. */
 export const AUDIT_BATCH_MAX = 200;
 
+/** Entries per INSERT statement (six parameters each). */
+const INSERT_CHUNK = 100;
+
 type PendingRow = [
   at: string,
   action: string,
@@ -89,21 +92,22 @@ type PendingRow = [
  * Append-only table of security-relevant actions, queried by the operator.
  *
  * Entries are written in batches, off the path that relays audio: `record()` only queues the entry
- * in memory; the queue is written in one transaction (one fsync) every AUDIT_FLUSH_MS or once it
- * holds AUDIT_BATCH_MAX entries, so a flood of refused logins costs one disk sync per interval, not
- * one per attempt. `query()` writes the queue first, so a query always sees every entry recorded
- * before it; `close()` writes it at a clean shutdown. A crash (power loss, SIGKILL) may lose the
- * entries of the last interval: the audit log is a record for the operator, never data a client was
- * told is stored.
+ * in memory; the queue is written in one transaction (one fsync, or one round trip to PostgreSQL)
+ * every AUDIT_FLUSH_MS or once it holds AUDIT_BATCH_MAX entries, so a flood of refused logins
+ * costs one write per interval, not one per attempt. `query()` writes the queue first, so a query
+ * always sees every entry recorded before it; `close()` writes it at a clean shutdown. While
+ * PostgreSQL is unreachable the entries wait in memory and are written once it is back. A crash
+ * (power loss, SIGKILL) may lose the entries of the last interval: the audit log is a record for
+ * the operator, never data a client was told is stored.
  */
 export class AuditLog {
-  readonly #db: Database;
+  readonly #sql: SqlClient;
   readonly #rows: WriteBatch<PendingRow>;
   readonly #listeners: ((entry: AuditRecord) => void)[] = [];
   #closed = false;
 
   constructor(
-    db: Database,
+    sql: SqlClient,
     options: {
       /** A batch that could not be written (disk full...): its entries are lost, the server goes on. */
       onError?: (error: unknown, lost: number) => void;
@@ -111,16 +115,24 @@ export class AuditLog {
       batchMax?: number;
     } = {},
   ) {
-    this.#db = db;
-    const insert = db.prepare(
-      "INSERT INTO audit_log (at, action, actor, username, address, detail) VALUES (?, ?, ?, ?, ?, ?)",
-    );
+    this.#sql = sql;
     const onError = options.onError ?? (() => {});
     this.#rows = new WriteBatch({
-      write: db.transaction((rows: PendingRow[]) => {
-        for (const row of rows) insert.run(...row);
-      }),
+      // One multi-row INSERT per chunk: one round trip to PostgreSQL for many entries.
+      write: (rows) =>
+        sql.transaction(async (tx) => {
+          for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+            const chunk = rows.slice(i, i + INSERT_CHUNK);
+            await tx.run(
+              `INSERT INTO audit_log (at, action, actor, username, address, detail) VALUES ${chunk
+                .map(() => "(?, ?, ?, ?, ?, ?)")
+                .join(", ")}`,
+              chunk.flat(),
+            );
+          }
+        }),
       onError: (error, rows) => onError(error, rows.length),
+      retryLater: isStorageUnavailable,
       delayMs: options.flushMs ?? AUDIT_FLUSH_MS,
       maxItems: options.batchMax ?? AUDIT_BATCH_MAX,
     });
@@ -149,30 +161,34 @@ export class AuditLog {
   }
 
   /** Writes every queued entry now, in one transaction. */
-  flush(): void {
-    this.#rows.flush();
-  }
-
-  /** Writes what is queued; entries recorded afterwards are ignored (the database is about to close). Idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.flush();
-    this.#closed = true;
+  flush(): Promise<void> {
+    return this.#rows.flush();
   }
 
   /**
-   * Deletes at most `limit` entries older than `before` (ISO 8601), oldest first; returns how many.
-   * Retention calls it in small batches so the event loop is never held long.
+   * Writes what is queued; entries recorded afterwards are ignored (the database is about to
+   * close). Resolves with the entries that could not be written (the database unreachable). Idempotent.
    */
-  deleteOlderThan(before: string, limit: number): number {
-    return this.#db
-      .prepare("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY id LIMIT ?)")
-      .run(before, limit).changes;
+  async close(): Promise<number> {
+    this.#closed = true;
+    await this.flush();
+    return this.#rows.pending;
+  }
+
+  /**
+   * Deletes at most `limit` entries older than `before` (ISO 8601), oldest first; resolves with how
+   * many. Retention calls it in small batches so the database is never held long.
+   */
+  deleteOlderThan(before: string, limit: number): Promise<number> {
+    return this.#sql.run(
+      "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY id LIMIT ?)",
+      [before, limit],
+    );
   }
 
   /** Newest last, at most `limit` entries (default 20). */
-  query(query: AuditQuery = {}): AuditEntry[] {
-    this.flush();
+  async query(query: AuditQuery = {}): Promise<AuditEntry[]> {
+    await this.flush();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (query.username) {
@@ -192,9 +208,9 @@ export class AuditLog {
       args.push(query.until);
     }
     const sql = `SELECT * FROM (SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY id DESC LIMIT ?) ORDER BY id ASC`;
+      ORDER BY id DESC LIMIT ?) AS newest ORDER BY id ASC`;
     args.push(query.limit ?? 20);
-    const rows = this.#db.prepare(sql).all(...args) as (Omit<AuditEntry, "detail"> & { detail: string | null })[];
+    const rows = await this.#sql.all<Omit<AuditEntry, "detail"> & { detail: string | null }>(sql, args);
     return rows.map((row) => ({ ...row, detail: row.detail ? JSON.parse(row.detail) : null }));
   }
 }

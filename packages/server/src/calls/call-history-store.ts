@@ -1,6 +1,6 @@
+import { randomUUID } from "node:crypto";
 import type { CallEndReason, CallHistoryEntry, CallOutcome } from "@parley/protocol";
-import type { Statement } from "better-sqlite3";
-import type { Database } from "../storage/database.js";
+import { greatest, insertionOrder, isStorageUnavailable, placeholders, type SqlClient } from "../storage/sql-client.js";
 import { WriteBatch } from "../storage/write-batch.js";
 
 export interface ParticipantRecord {
@@ -93,57 +93,46 @@ const BATCH_DELAY_MS = 100;
  * call's duration. The history lists completed calls only.
  *
  * Writes are queued and written in one transaction every 100 ms (or 200 writes), not a
- * synchronous fsync each on the event loop that relays audio (a user placing call after refused
+ * synchronous write each on the event loop that relays audio (a user placing call after refused
  * call would otherwise sync the disk for each); every read writes the queue first, so nobody ever
- * sees a call missing, and `flush()` at shutdown keeps them all. A crash of the machine may lose
+ * sees a call missing, and `flush()` at shutdown keeps them all. While PostgreSQL is unreachable
+ * the writes wait in memory, in order, and go out once it is back. A crash of the machine may lose
  * the last ~100 ms of ended calls' history.
+ *
+ * Several Parley processes may share one PostgreSQL database: each open record names the process
+ * (`node`) that runs the call, each process marks only its own calls alive, and `closeInterrupted`
+ * closes only the records of other processes that nobody marked alive since `staleBefore` (with
+ * SQLite, one process: every record left at start).
  */
 export class CallHistoryStore {
-  readonly #db: Database;
+  readonly #sql: SqlClient;
+  readonly #node: string;
   readonly #writes: WriteBatch<HistoryWrite>;
-  readonly #insertCall: Statement;
-  readonly #insertParticipant: Statement;
-  readonly #upsertOpen: Statement;
-  readonly #deleteOpen: Statement;
-  readonly #markAlive: Statement;
   /** Calls with an open record (queued or written) that have not ended. */
   readonly #open = new Set<string>();
   /** Records that could not be written (a full disk, say). */
   writeFailures = 0;
 
-  constructor(db: Database) {
-    this.#db = db;
-    this.#insertCall = db.prepare(
-      `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name,
-        callee_display_name, created_at, answered_at, ended_at, outcome, end_reason, held_ms)
-       VALUES (?, (SELECT id FROM users WHERE id = ?), (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.#insertParticipant = db.prepare(
-      `INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
-       VALUES (?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?)`,
-    );
-    // An answer, join or leave rewrites the record; an alive mark never moves last_alive_at back.
-    this.#upsertOpen = db.prepare(
-      `INSERT INTO calls_in_progress (id, record, last_alive_at) VALUES (?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET record = excluded.record, last_alive_at = max(last_alive_at, excluded.last_alive_at)`,
-    );
-    this.#deleteOpen = db.prepare("DELETE FROM calls_in_progress WHERE id = ?");
-    this.#markAlive = db.prepare("UPDATE calls_in_progress SET last_alive_at = max(last_alive_at, ?)");
+  /** `node` names this process in its open records (random per start). */
+  constructor(sql: SqlClient, options: { node?: string } = {}) {
+    this.#sql = sql;
+    this.#node = options.node ?? randomUUID();
     this.#writes = new WriteBatch({
       write: (writes) =>
-        db.transaction(() => {
-          for (const write of writes) this.#apply(write);
-        })(),
+        sql.transaction(async (tx) => {
+          for (const write of writes) await this.#apply(tx, write);
+        }),
       // One bad record must not cost the others: each alone, failures counted.
-      onError: (_error, writes) => {
+      onError: async (_error, writes) => {
         for (const write of writes) {
           try {
-            db.transaction(() => this.#apply(write))();
+            await sql.transaction((tx) => this.#apply(tx, write));
           } catch {
             this.writeFailures++;
           }
         }
       },
+      retryLater: isStorageUnavailable,
       delayMs: BATCH_DELAY_MS,
       maxItems: BATCH_SIZE,
     });
@@ -182,30 +171,34 @@ export class CallHistoryStore {
   }
 
   /**
-   * At start-up, before any call: closes every call a crash left open as `interrupted` (end reason
-   * `server_restarted`), ended at its last alive mark; its participants still in it get outcome
-   * `interrupted` too and leave then. Returns how many calls were closed.
+   * Closes every call a crash left open as `interrupted` (end reason `server_restarted`), ended at
+   * its last alive mark; its participants still in it get outcome `interrupted` too and leave then.
+   * At start-up, before any call, with no `staleBefore`: every record of another process. With
+   * `staleBefore` (ISO 8601; processes sharing PostgreSQL): only those not marked alive since.
+   * Two processes closing the same record close it once. Resolves with how many calls were closed.
    */
-  closeInterrupted(): number {
-    this.flush();
-    const rows = this.#db
-      .prepare<[], { id: string; record: string; last_alive_at: string }>(
-        "SELECT id, record, last_alive_at FROM calls_in_progress",
-      )
-      .all();
+  async closeInterrupted(staleBefore?: string): Promise<number> {
+    await this.flush();
+    const rows = await this.#sql.all<{ id: string; record: string; last_alive_at: string }>(
+      `SELECT id, record, last_alive_at FROM calls_in_progress WHERE node != ?
+       ${staleBefore !== undefined ? "AND last_alive_at < ?" : ""}`,
+      staleBefore !== undefined ? [this.#node, staleBefore] : [this.#node],
+    );
     let closed = 0;
     for (const row of rows) {
       try {
-        this.#db.transaction(() => {
-          this.#deleteOpen.run(row.id);
-          this.#write(interruptedCall(JSON.parse(row.record) as OpenCallRecord, row.last_alive_at));
-        })();
-        closed++;
-      } catch {
+        const done = await this.#sql.transaction(async (tx) => {
+          if ((await tx.run("DELETE FROM calls_in_progress WHERE id = ?", [row.id])) === 0) return false;
+          await this.#write(tx, interruptedCall(JSON.parse(row.record) as OpenCallRecord, row.last_alive_at));
+          return true;
+        });
+        if (done) closed++;
+      } catch (error) {
+        if (isStorageUnavailable(error)) throw error;
         // A record that cannot be read or written is counted and dropped: the start goes on.
         this.writeFailures++;
         try {
-          this.#deleteOpen.run(row.id);
+          await this.#sql.run("DELETE FROM calls_in_progress WHERE id = ?", [row.id]);
         } catch {
           // Left for the next start.
         }
@@ -215,46 +208,62 @@ export class CallHistoryStore {
   }
 
   /** Writes every queued record now, in one transaction. */
-  flush(): void {
-    this.#writes.flush();
+  flush(): Promise<void> {
+    return this.#writes.flush();
   }
 
-  #apply(write: HistoryWrite): void {
+  async #apply(tx: SqlClient, write: HistoryWrite): Promise<void> {
     switch (write.kind) {
       case "open":
-        this.#upsertOpen.run(write.call.id, JSON.stringify(write.call), write.at);
+        // An answer, join or leave rewrites the record; an alive mark never moves last_alive_at back.
+        await tx.run(
+          `INSERT INTO calls_in_progress (id, record, last_alive_at, node) VALUES (?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET record = excluded.record,
+             last_alive_at = ${greatest(tx.dialect, "calls_in_progress.last_alive_at", "excluded.last_alive_at")}`,
+          [write.call.id, JSON.stringify(write.call), write.at, this.#node],
+        );
         return;
       case "end":
-        if (write.wasOpen) this.#deleteOpen.run(write.call.id);
-        this.#write(write.call);
+        if (write.wasOpen) await tx.run("DELETE FROM calls_in_progress WHERE id = ?", [write.call.id]);
+        await this.#write(tx, write.call);
         return;
       case "alive":
-        this.#markAlive.run(write.at);
+        await tx.run(
+          `UPDATE calls_in_progress SET last_alive_at = ${greatest(tx.dialect, "last_alive_at", "?")} WHERE node = ?`,
+          [write.at, this.#node],
+        );
         return;
     }
   }
 
   /** Writes one call; a participant whose account was deleted meanwhile is kept by name only. */
-  #write(call: CallRecord): void {
+  async #write(tx: SqlClient, call: CallRecord): Promise<void> {
     const caller = call.participants[0]!;
     const callee = call.participants[1]!;
-    this.#insertCall.run(
-      call.id,
-      caller.id,
-      callee.id,
-      caller.username,
-      caller.displayName,
-      callee.username,
-      callee.displayName,
-      call.createdAt,
-      call.answeredAt,
-      call.endedAt,
-      call.outcome,
-      call.endReason,
-      call.heldMs,
+    await tx.run(
+      `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name,
+        callee_display_name, created_at, answered_at, ended_at, outcome, end_reason, held_ms)
+       VALUES (?, (SELECT id FROM users WHERE id = ?), (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        call.id,
+        caller.id,
+        callee.id,
+        caller.username,
+        caller.displayName,
+        callee.username,
+        callee.displayName,
+        call.createdAt,
+        call.answeredAt,
+        call.endedAt,
+        call.outcome,
+        call.endReason,
+        call.heldMs,
+      ],
     );
-    for (const [position, p] of call.participants.entries()) {
-      this.#insertParticipant.run(
+    await tx.run(
+      `INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
+       VALUES ${call.participants.map(() => "(?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?, ?, ?, ?)").join(", ")}`,
+      call.participants.flatMap((p, position) => [
         call.id,
         position,
         p.id,
@@ -264,30 +273,28 @@ export class CallHistoryStore {
         p.outcome,
         p.joinedAt,
         p.leftAt,
-      );
-    }
+      ]),
+    );
   }
 
   /** The user's calls, newest first. */
-  forUser(userId: number, limit = 50, before?: string): CallHistoryEntry[] {
-    this.flush();
-    const rows = this.#db
-      .prepare<[number, string, number], CallRow>(
-        `SELECT c.id, c.created_at, c.answered_at, c.ended_at, c.outcome, c.held_ms,
-                p.position AS my_position, p.role AS my_role, p.outcome AS my_outcome, p.joined_at AS my_joined_at,
-                p.left_at AS my_left_at
-         FROM call_participants p JOIN calls c ON c.id = p.call_id
-         WHERE p.user_id = ? AND c.created_at < ?
-         ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?`,
-      )
-      .all(userId, before ?? "9999", limit);
+  async forUser(userId: number, limit = 50, before?: string): Promise<CallHistoryEntry[]> {
+    await this.flush();
+    const rows = await this.#sql.all<CallRow>(
+      `SELECT c.id, c.created_at, c.answered_at, c.ended_at, c.outcome, c.held_ms,
+              p.position AS my_position, p.role AS my_role, p.outcome AS my_outcome, p.joined_at AS my_joined_at,
+              p.left_at AS my_left_at
+       FROM call_participants p JOIN calls c ON c.id = p.call_id
+       WHERE p.user_id = ? ${before !== undefined ? "AND c.created_at < ?" : ""}
+       ORDER BY c.created_at DESC, ${insertionOrder(this.#sql.dialect, "c")} DESC LIMIT ?`,
+      before !== undefined ? [userId, before, limit] : [userId, limit],
+    );
     if (rows.length === 0) return [];
-    const others = this.#db
-      .prepare<[string], ParticipantRow>(
-        `SELECT call_id, position, user_id, username, display_name FROM call_participants
-         WHERE call_id IN (SELECT value FROM json_each(?)) ORDER BY call_id, position`,
-      )
-      .all(JSON.stringify(rows.map((row) => row.id)));
+    const others = await this.#sql.all<ParticipantRow>(
+      `SELECT call_id, position, user_id, username, display_name FROM call_participants
+       WHERE call_id IN (${placeholders(rows.length)}) ORDER BY call_id, position`,
+      rows.map((row) => row.id),
+    );
     const byCall = new Map<string, ParticipantRow[]>();
     for (const p of others) byCall.set(p.call_id, [...(byCall.get(p.call_id) ?? []), p]);
     return rows.map((row) => {
@@ -316,20 +323,21 @@ export class CallHistoryStore {
   }
 
   /** Completed calls (calls in progress are not counted). */
-  count(): number {
-    this.flush();
-    return (this.#db.prepare("SELECT COUNT(*) AS n FROM calls").get() as { n: number }).n;
+  async count(): Promise<number> {
+    await this.flush();
+    return (await this.#sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM calls"))!.n;
   }
 
   /**
    * Deletes at most `limit` calls that ended before `before` (ISO 8601), oldest first, with their
-   * participants (ON DELETE CASCADE); returns how many calls. Retention calls it in small batches.
+   * participants (ON DELETE CASCADE); resolves with how many calls. Retention calls it in small batches.
    */
-  deleteEndedBefore(before: string, limit: number): number {
-    this.flush();
-    return this.#db
-      .prepare("DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE ended_at < ? ORDER BY ended_at LIMIT ?)")
-      .run(before, limit).changes;
+  async deleteEndedBefore(before: string, limit: number): Promise<number> {
+    await this.flush();
+    return this.#sql.run(
+      "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE ended_at < ? ORDER BY ended_at LIMIT ?)",
+      [before, limit],
+    );
   }
 }
 

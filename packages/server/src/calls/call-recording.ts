@@ -57,7 +57,7 @@ export class CallRecording {
   }
 
   /** A user's history, newest first. */
-  forUser(userId: number, limit?: number, before?: string): CallHistoryEntry[] {
+  forUser(userId: number, limit?: number, before?: string): Promise<CallHistoryEntry[]> {
     return this.#history.forUser(userId, limit, before);
   }
 }

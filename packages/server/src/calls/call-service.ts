@@ -24,6 +24,12 @@ import { UserCalls } from "./user-calls.js";
 
 export { type LiveCall, liveCallState } from "./live-call.js";
 
+/** An invitee as read from the accounts: who, and whether they chose do-not-disturb. */
+interface Target {
+  party: Party;
+  doNotDisturb: boolean;
+}
+
 const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
   declined: "declined",
   no_answer: "no_answer",
@@ -129,10 +135,12 @@ export class CallService {
    * A caller already in `maxCallsPerUser` calls (held and ringing ones count) is refused with
    * TOO_MANY_CALLS; an invitee in that many calls is busy (USER_BUSY), as with do-not-disturb.
    */
-  invite(device: Device, to: string | readonly string[]): CallInfo {
-    const caller = this.#party(device.userId);
+  async invite(device: Device, to: string | readonly string[]): Promise<CallInfo> {
+    const caller = await this.#party(device.userId);
     const names = [...new Set(typeof to === "string" ? [to] : to)];
-    const targets = names.map((name) => this.#target(name, caller));
+    const targets = await Promise.all(names.map((name) => this.#target(name, caller)));
+    // Everything below runs without a pause: the accounts read above are the only wait.
+    this.#stillAttached(device);
     if (this.#isTalking(caller.userId)) throw new ParleyError("ALREADY_IN_CALL");
     if (this.#callCount(caller.userId) >= this.#maxCallsPerUser) {
       throw new ParleyError("TOO_MANY_CALLS", `You may be in at most ${this.#maxCallsPerUser} calls at once.`);
@@ -143,15 +151,15 @@ export class CallService {
     const call = new Call(randomUUID(), caller, device, this.#maxParticipants, this.#logger);
     let refusal: ParleyError | undefined;
     for (const target of targets) {
-      const member = call.invite(target, caller.userId);
+      const member = call.invite(target.party, caller.userId);
       const problem = this.#unreachable(target);
       if (problem) {
         refusal ??= problem;
         member.refuse(problem.code === "USER_OFFLINE" ? "unreachable" : "busy");
-        call.logger.info({ callee: target.username, outcome: member.outcome }, "invitee refused");
+        call.logger.info({ callee: target.party.username, outcome: member.outcome }, "invitee refused");
         continue;
       }
-      member.ringOn(this.#presence.devicesOf(target.userId));
+      member.ringOn(this.#presence.devicesOf(target.party.userId));
     }
     if (refusal && call.present().length < 2) {
       // Nobody rings: the attempt goes to the history (missed for the invitees) and the caller is told why.
@@ -169,16 +177,21 @@ export class CallService {
   }
 
   /** Invites one more user into a call this device talks in (it becomes a conference). */
-  add(device: Device, callId: string, username: string): CallInfo {
+  async add(device: Device, callId: string, username: string): Promise<CallInfo> {
+    const first = this.#find(callId);
+    if (!first.talkerOf(device)) throw new ParleyError("NOT_IN_CALL");
+    const found = await this.#target(username, first.talkerOf(device)!.party);
+    // The call, and this device's part in it, as they stand after the accounts read.
+    this.#stillAttached(device);
     const call = this.#find(callId);
     const adder = call.talkerOf(device);
     if (!adder) throw new ParleyError("NOT_IN_CALL");
-    const target = this.#target(username, adder.party);
+    const target = found.party;
     if (call.members.get(target.userId)?.present) throw new ParleyError("ALREADY_PARTICIPANT");
     if (call.present().length + 1 > call.maxParticipants) {
       throw new ParleyError("CONFERENCE_FULL", `A call may have at most ${call.maxParticipants} participants.`);
     }
-    const problem = this.#unreachable(target);
+    const problem = this.#unreachable(found);
     if (problem) throw problem;
     const member = call.invite(target, adder.userId);
     member.ringOn(this.#presence.devicesOf(target.userId));
@@ -294,7 +307,7 @@ export class CallService {
     return this.#media.setUp(call, device, sdp);
   }
 
-  history(userId: number, limit?: number, before?: string): CallHistoryEntry[] {
+  history(userId: number, limit?: number, before?: string): Promise<CallHistoryEntry[]> {
     return this.#recording.forUser(userId, limit, before);
   }
 
@@ -340,27 +353,35 @@ export class CallService {
     throw new ParleyError(this.#ended.has(callId) ? "CALL_ENDED" : "CALL_NOT_FOUND");
   }
 
-  #party(userId: number): Party {
-    const row = this.#accounts.users.byId(userId);
+  async #party(userId: number): Promise<Party> {
+    const row = await this.#accounts.users.byId(userId);
     if (!row) throw new ParleyError("SESSION_INVALID");
     return { userId: row.id, username: row.username, displayName: row.display_name };
   }
 
-  /** The user called `username`, who must exist, be enabled, and not be `self`. */
-  #target(username: string, self: Party): Party {
-    const row = this.#accounts.users.byName(username);
+  /** The user called `username`, who must exist, be enabled, and not be `self`; with their chosen status. */
+  async #target(username: string, self: Party): Promise<Target> {
+    const row = await this.#accounts.users.byName(username);
     if (!row || row.disabled) throw new ParleyError("USER_NOT_FOUND", `No such user: '${username}'.`);
     if (row.id === self.userId) throw new ParleyError("CANNOT_CALL_SELF");
-    return { userId: row.id, username: row.username, displayName: row.display_name };
+    return {
+      party: { userId: row.id, username: row.username, displayName: row.display_name },
+      doNotDisturb: row.status === "busy",
+    };
+  }
+
+  /** The requesting device logged out or disconnected while its request read the accounts. */
+  #stillAttached(device: Device): void {
+    if (!this.#presence.isAttached(device)) throw new ParleyError("NOT_AUTHENTICATED");
   }
 
   /**
-   * Why `party` cannot be rung now: no device connected, do-not-disturb ("busy" status), or
+   * Why the target cannot be rung now: no device connected, do-not-disturb ("busy" status), or
    * already in `maxCallsPerUser` calls (busy too: the caller did nothing wrong).
    */
-  #unreachable(party: Party): ParleyError | undefined {
+  #unreachable({ party, doNotDisturb }: Target): ParleyError | undefined {
     if (this.#presence.devicesOf(party.userId).length === 0) return new ParleyError("USER_OFFLINE");
-    if (this.#accounts.users.byId(party.userId)?.status === "busy") return new ParleyError("USER_BUSY");
+    if (doNotDisturb) return new ParleyError("USER_BUSY");
     if (this.#callCount(party.userId) >= this.#maxCallsPerUser) {
       return new ParleyError("USER_BUSY", "That user is in too many calls at once.");
     }

@@ -1,5 +1,5 @@
 import { CallHistoryStore, type CallRecord } from "../calls/call-history-store.js";
-import type { Database } from "../storage/database.js";
+import type { SqlClient } from "../storage/sql-client.js";
 
 /**
  * The call history store, counting each recorded call in the metrics: every call ends through
@@ -9,8 +9,8 @@ import type { Database } from "../storage/database.js";
 export class MeteredCallHistoryStore extends CallHistoryStore {
   readonly #onRecord: (call: CallRecord) => void;
 
-  constructor(db: Database, onRecord: (call: CallRecord) => void) {
-    super(db);
+  constructor(sql: SqlClient, onRecord: (call: CallRecord) => void, options: { node?: string } = {}) {
+    super(sql, options);
     this.#onRecord = onRecord;
   }
 

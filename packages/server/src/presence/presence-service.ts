@@ -71,6 +71,11 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
     this.#announce(device.userId);
   }
 
+  /** True while the device is attached (logged in and connected): a request that waited on the database checks. */
+  isAttached(device: Device): boolean {
+    return this.#devices.get(device.userId)?.has(device) ?? false;
+  }
+
   /** Calls tell presence who is in an answered call ("in-call" is automatic). */
   setInCallProvider(inCall: (userId: number) => boolean): void {
     this.#inCall = inCall;
@@ -98,8 +103,8 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
     return this.#inCall(row.id) ? "in-call" : row.status;
   }
 
-  directory(): DirectoryUser[] {
-    return this.#accounts.users.enabled().map((row) => this.#entry(row));
+  async directory(): Promise<DirectoryUser[]> {
+    return (await this.#accounts.users.enabled()).map((row) => this.#entry(row));
   }
 
   /** The user chose a status: persisted, pushed to everyone. */
@@ -116,12 +121,20 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
     for (const device of this.#devices.get(userId) ?? []) device.push(event, data);
   }
 
+  /**
+   * Broadcasts the user's presence as it stands when their row is read (the automatic part, devices
+   * and calls, is read then too, so of two announcements the later one is always current).
+   */
   #announce(userId: number): void {
-    const row = this.#accounts.users.byId(userId);
-    if (!row || row.disabled) return;
-    const entry = this.#entry(row);
-    this.#logger.debug({ userId, status: entry.status, devices: entry.devices }, "presence changed");
-    this.broadcast("presence.changed", { userId, status: entry.status, devices: entry.devices });
+    this.#accounts.users.byId(userId).then(
+      (row) => {
+        if (!row || row.disabled) return;
+        const entry = this.#entry(row);
+        this.#logger.debug({ userId, status: entry.status, devices: entry.devices }, "presence changed");
+        this.broadcast("presence.changed", { userId, status: entry.status, devices: entry.devices });
+      },
+      (error: unknown) => this.#logger.warn({ err: error, userId }, "presence change not announced"),
+    );
   }
 
   #entry(row: UserRow): DirectoryUser {

@@ -36,7 +36,7 @@ function loggedIn(conn: Connection, auth: Authenticated): RequestResult<"auth.lo
 
 /** One handler per request type; params arrive already validated against the protocol schema. */
 export const HANDLERS: { [T in RequestType]: Handler<T> } = {
-  hello: (params, conn, { version, instanceId, accounts }) => {
+  hello: async (params, conn, { version, instanceId, accounts }) => {
     if (!SUPPORTED_PROTOCOL_VERSIONS.includes(params.protocolVersion)) {
       setImmediate(() => conn.close("PROTOCOL_VERSION_UNSUPPORTED"));
       throw new ParleyError(
@@ -49,7 +49,7 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
       protocolVersion: params.protocolVersion,
       serverVersion: version,
       instanceId,
-      signupEnabled: accounts.signupEnabled,
+      signupEnabled: await accounts.signupEnabled(),
       maxMessageBytes: MAX_MESSAGE_BYTES,
     };
   },
@@ -60,32 +60,32 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
 
   "auth.login": async (params, conn, { accounts }) => loggedIn(conn, await accounts.login(params, from(conn))),
 
-  "auth.resume": (params, conn, { accounts, calls }) => {
-    const result = loggedIn(conn, accounts.resume(params.token, from(conn)));
+  "auth.resume": async (params, conn, { accounts, calls }) => {
+    const result = loggedIn(conn, await accounts.resume(params.token, from(conn)));
     // The calls this device kept through a lost connection, taken back within the grace period.
     const device = conn.identity?.device;
     if (!params.calls || !device) return result;
     return { ...result, calls: calls.reattach(device, params.calls) };
   },
 
-  "auth.logout": (params, conn, { accounts }) => {
+  "auth.logout": async (params, conn, { accounts }) => {
     const { userId, sessionId } = me(conn);
     conn.deauthenticate();
-    accounts.logout(userId, sessionId, params.allDevices ?? false, from(conn));
+    await accounts.logout(userId, sessionId, params.allDevices ?? false, from(conn));
     return {};
   },
 
-  "account.get": (_params, conn, { accounts }) => {
-    const row = accounts.users.byId(me(conn).userId);
+  "account.get": async (_params, conn, { accounts }) => {
+    const row = await accounts.users.byId(me(conn).userId);
     if (!row) throw new ParleyError("SESSION_INVALID");
     return toSelf(row);
   },
 
-  "account.setDisplayName": (params, conn, { accounts }) =>
-    toSelf(accounts.setDisplayName(me(conn).userId, params.displayName, from(conn))),
+  "account.setDisplayName": async (params, conn, { accounts }) =>
+    toSelf(await accounts.setDisplayName(me(conn).userId, params.displayName, from(conn))),
 
-  "account.setUsername": (params, conn, { accounts }) =>
-    toSelf(accounts.setUsername(me(conn).userId, params.username, from(conn))),
+  "account.setUsername": async (params, conn, { accounts }) =>
+    toSelf(await accounts.setUsername(me(conn).userId, params.username, from(conn))),
 
   "account.changePassword": async (params, conn, { accounts }) => {
     const { userId, sessionId } = me(conn);
@@ -100,11 +100,12 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
     return {};
   },
 
-  "account.sessions": (_params, conn, { accounts, presence }) => {
+  "account.sessions": async (_params, conn, { accounts, presence }) => {
     const { userId, sessionId } = me(conn);
+    const sessions = await accounts.sessions.ofUser(userId);
     const online = new Set(presence.devicesOf(userId).map((d) => d.sessionId));
     return {
-      sessions: accounts.sessions.ofUser(userId).map((s) => ({
+      sessions: sessions.map((s) => ({
         id: s.id,
         deviceName: s.device_name,
         createdAt: s.created_at,
@@ -116,31 +117,31 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
     };
   },
 
-  "presence.set": (params, conn, { accounts, presence }) => {
-    const row = accounts.setStatus(me(conn).userId, params.status);
+  "presence.set": async (params, conn, { accounts, presence }) => {
+    const row = await accounts.setStatus(me(conn).userId, params.status);
     presence.statusChanged(row);
     return toSelf(row);
   },
 
-  "directory.list": (_params, conn, { presence }) => {
+  "directory.list": async (_params, conn, { presence }) => {
     me(conn);
-    return { users: presence.directory() };
+    return { users: await presence.directory() };
   },
 
-  "phonebook.list": (_params, conn, { phonebook }) => ({ entries: phonebook.list(me(conn).userId) }),
+  "phonebook.list": async (_params, conn, { phonebook }) => ({ entries: await phonebook.list(me(conn).userId) }),
 
   "phonebook.add": (params, conn, { phonebook }) => phonebook.add(me(conn).userId, params.username, params),
 
   "phonebook.update": (params, conn, { phonebook }) => phonebook.update(me(conn).userId, params.id, params),
 
-  "phonebook.remove": (params, conn, { phonebook }) => {
-    phonebook.remove(me(conn).userId, params.id);
+  "phonebook.remove": async (params, conn, { phonebook }) => {
+    await phonebook.remove(me(conn).userId, params.id);
     return {};
   },
 
-  "call.invite": (params, conn, { calls }) => ({ call: calls.invite(me(conn).device, params.to) }),
+  "call.invite": async (params, conn, { calls }) => ({ call: await calls.invite(me(conn).device, params.to) }),
 
-  "call.add": (params, conn, { calls }) => ({ call: calls.add(me(conn).device, params.callId, params.to) }),
+  "call.add": async (params, conn, { calls }) => ({ call: await calls.add(me(conn).device, params.callId, params.to) }),
 
   "call.answer": (params, conn, { calls }) => ({ call: calls.answer(me(conn).device, params.callId) }),
 
@@ -168,8 +169,8 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
 
   "call.mute": (params, conn, { calls }) => ({ call: calls.mute(me(conn).device, params.callId, params.muted) }),
 
-  "call.history": (params, conn, { calls }) => ({
-    calls: calls.history(me(conn).userId, params.limit, params.before),
+  "call.history": async (params, conn, { calls }) => ({
+    calls: await calls.history(me(conn).userId, params.limit, params.before),
   }),
 
   ...OPERATOR_HANDLERS,

@@ -12,7 +12,7 @@ type OperatorRequestType = keyof typeof OperatorRequests;
  * every request so a revoke takes effect at once. Returns the operator's username, the actor in
  * the audit log.
  */
-function operatorOf(conn: Connection, { operator }: Services): string {
+function operatorOf(conn: Connection, { operator }: Services): Promise<string> {
   const identity = conn.identity;
   if (!identity) throw new ParleyError("NOT_AUTHENTICATED");
   return operator.requireOperator(identity.userId);
@@ -22,8 +22,8 @@ function operatorOf(conn: Connection, { operator }: Services): string {
  * Runs an action as the operator, every audit entry it writes tagged with the operator's address,
  * then has the live pages show its effect at once.
  */
-function act<R>(conn: Connection, services: Services, action: (actor: string) => R): R {
-  const result = auditOrigin.run({ address: conn.address }, () => action(operatorOf(conn, services)));
+async function act<R>(conn: Connection, services: Services, action: (actor: string) => Promise<R> | R): Promise<R> {
+  const result = await auditOrigin.run({ address: conn.address }, async () => action(await operatorOf(conn, services)));
   services.operatorFeed.refreshSoon();
   return result;
 }
@@ -33,29 +33,29 @@ function act<R>(conn: Connection, services: Services, action: (actor: string) =>
  * console and `parley admin` text commands call as well (one implementation of each).
  */
 export const OPERATOR_HANDLERS: { [T in OperatorRequestType]: Handler<T> } = {
-  "operator.snapshot": (_params, conn, services) => {
-    operatorOf(conn, services);
+  "operator.snapshot": async (_params, conn, services) => {
+    await operatorOf(conn, services);
     return services.operator.snapshot();
   },
 
-  "operator.subscribe": (_params, conn, services) => {
-    operatorOf(conn, services);
+  "operator.subscribe": async (_params, conn, services) => {
+    await operatorOf(conn, services);
     services.operatorFeed.subscribe(conn.identity!.device);
     return services.operator.snapshot();
   },
 
-  "operator.unsubscribe": (_params, conn, services) => {
-    operatorOf(conn, services);
+  "operator.unsubscribe": async (_params, conn, services) => {
+    await operatorOf(conn, services);
     services.operatorFeed.unsubscribe(conn.identity!.device);
     return {};
   },
 
   "operator.kick": (params, conn, services) =>
-    act(conn, services, (actor) => ({ devices: services.operator.kick(params.username, actor).devices })),
+    act(conn, services, async (actor) => ({ devices: (await services.operator.kick(params.username, actor)).devices })),
 
   "operator.setDisabled": (params, conn, services) =>
-    act(conn, services, (actor) => ({
-      user: services.operator.setDisabled(params.username, params.disabled, actor),
+    act(conn, services, async (actor) => ({
+      user: await services.operator.setDisabled(params.username, params.disabled, actor),
     })),
 
   "operator.resetPassword": async (params, conn, services) => {
@@ -66,8 +66,8 @@ export const OPERATOR_HANDLERS: { [T in OperatorRequestType]: Handler<T> } = {
   },
 
   "operator.setOperator": (params, conn, services) =>
-    act(conn, services, (actor) => ({
-      user: services.operator.setOperator(params.username, params.operator, actor),
+    act(conn, services, async (actor) => ({
+      user: await services.operator.setOperator(params.username, params.operator, actor),
     })),
 
   "operator.endCall": (params, conn, services) =>
@@ -79,15 +79,15 @@ export const OPERATOR_HANDLERS: { [T in OperatorRequestType]: Handler<T> } = {
     }),
 
   "operator.setSignup": (params, conn, services) =>
-    act(conn, services, (actor) => ({ enabled: services.operator.setSignup(params.enabled, actor) })),
+    act(conn, services, async (actor) => ({ enabled: await services.operator.setSignup(params.enabled, actor) })),
 
-  "operator.audit": (params, conn, services) => {
-    operatorOf(conn, services);
-    return { entries: services.operator.audit(params) };
+  "operator.audit": async (params, conn, services) => {
+    await operatorOf(conn, services);
+    return { entries: await services.operator.audit(params) };
   },
 
-  "operator.callHistory": (params, conn, services) => {
-    operatorOf(conn, services);
-    return { calls: services.operator.callHistory(params) };
+  "operator.callHistory": async (params, conn, services) => {
+    await operatorOf(conn, services);
+    return { calls: await services.operator.callHistory(params) };
   },
 };

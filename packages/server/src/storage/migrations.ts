@@ -1,7 +1,8 @@
 /**
- * Versioned schema migrations. Each entry moves the schema from version i to i+1;
- * the current version is kept in SQLite's `user_version`. Entries are never edited
- * once released: a change is a new entry.
+ * Versioned schema migrations of the SQLite database. Each entry moves the schema from version i
+ * to i+1; the current version is kept in SQLite's `user_version`. Entries are never edited once
+ * released: a change is a new entry, here and in postgres-migrations.ts (the same version number
+ * means the same schema on both).
  */
 export const MIGRATIONS: readonly string[] = [
   `
@@ -112,5 +113,10 @@ export const MIGRATIONS: readonly string[] = [
     record TEXT NOT NULL,
     last_alive_at TEXT NOT NULL
   );
+  `,
+  // 8: which server process runs each call in progress (several share one PostgreSQL database):
+  // each marks its own calls alive, and only calls no process marks alive any more are interrupted
+  `
+  ALTER TABLE calls_in_progress ADD COLUMN node TEXT NOT NULL DEFAULT '';
   `,
 ];

@@ -3,7 +3,10 @@ import { nowIso } from "./database.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** Rows deleted per statement: a batch takes milliseconds, then the event loop gets a turn. */
+/**
+ * Rows deleted per statement: a batch takes milliseconds, then the event loop (and, on
+ * PostgreSQL, other transactions waiting on those rows) gets a turn.
+ */
 export const RETENTION_BATCH = 500;
 
 /** One kind of row kept for a number of days. */
@@ -12,8 +15,8 @@ export interface RetentionTarget {
   name: string;
   /** Days the rows are kept; 0 keeps them forever. */
   days: number;
-  /** Deletes at most `limit` rows older than `before` (ISO 8601); returns how many. */
-  deleteOlderThan(before: string, limit: number): number;
+  /** Deletes at most `limit` rows older than `before` (ISO 8601); resolves with how many. */
+  deleteOlderThan(before: string, limit: number): Promise<number>;
 }
 
 /** Rows deleted by one retention pass, per target name (targets kept forever are absent). */
@@ -76,7 +79,7 @@ export class RetentionSweeper {
       let deleted = 0;
       for (;;) {
         if (this.#closed) break;
-        const n = target.deleteOlderThan(before, RETENTION_BATCH);
+        const n = await target.deleteOlderThan(before, RETENTION_BATCH);
         deleted += n;
         if (n < RETENTION_BATCH) break;
         await new Promise((resolve) => setImmediate(resolve));
