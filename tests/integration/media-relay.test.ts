@@ -2,11 +2,14 @@ import assert from "node:assert/strict";
 import { createCipheriv, randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { after, describe, it } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
 import {
   AesGcm,
   createPeer,
   DtlsSocket,
   ecbCipher,
+  loadNativePlane,
   MediaStreamTrack,
   nominatedPath,
   type RTCPeerConnection,
@@ -894,6 +897,48 @@ describe("media relay data planes", () => {
       relay.close();
     });
   }
+
+  it("takes legs off the native plane as they close under load, and leaves no native leg or thread behind", async () => {
+    const native = loadNativePlane();
+    assert.equal(typeof native, "object", `the native plane loads (${native})`);
+    const counts = () => (native as Exclude<typeof native, string>).counts();
+    // The addon frees a leg's and a plane's memory once JavaScript has let go of their handles.
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const held = (planes: number, legs: number) => () => {
+      gc();
+      const now = counts();
+      return now.planes === planes && now.legs === legs;
+    };
+    // What earlier tests closed is freed first: the counts settle.
+    let before = counts();
+    for (let settled = 0; settled < 3; ) {
+      gc();
+      await sleep(50);
+      const now = counts();
+      settled = now.planes === before.planes && now.legs === before.legs ? settled + 1 : 0;
+      before = now;
+    }
+    const relay = planeRelay("native");
+    const parties: { client: TestClient; leg: MediaLeg }[] = [];
+    for (let i = 0; i < 6; i++) {
+      const client = new TestClient();
+      parties.push({ client, leg: (await connect(relay, `leak-${i}`, client, undefined, "leak")).leg });
+    }
+    assert.deepEqual(counts(), { planes: before.planes + 1, legs: before.legs + 6 });
+    // Everyone hears the next party: each leg both a source and a target.
+    for (const [i, { leg }] of parties.entries()) leg.forwardTo([parties[(i + 1) % parties.length]!.leg]);
+    for (const [i, { client }] of parties.entries()) client.startSending(0x70 + i);
+    await waitFor(() => parties.every(({ client }) => client.received.length >= 10), "audio around the ring");
+    // Closed while packets flow to and from them.
+    parties[0]!.leg.close();
+    parties[3]!.leg.close();
+    await waitFor(held(before.planes + 1, before.legs + 4), "two legs off the plane and freed");
+    const heard = parties[2]!.client.received.length;
+    await waitFor(() => parties[2]!.client.received.length >= heard + 10, "the remaining legs still relaying");
+    relay.close();
+    await waitFor(held(before.planes, before.legs), "no native leg or plane left once the relay closed");
+  });
 
   it("puts the legs of one call on one media thread, and a new call on the least loaded thread; both calls have audio", async () => {
     const relay = planeRelay("native", { mediaThreads: 2 });

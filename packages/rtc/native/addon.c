@@ -21,13 +21,9 @@
 static const napi_type_tag PLANE_TAG = {0x7061726c65790001ULL, 0x6e61746976650001ULL};
 static const napi_type_tag LEG_TAG = {0x7061726c65790002ULL, 0x6e61746976650002ULL};
 
-static pthread_once_t srtp_once = PTHREAD_ONCE_INIT;
-static srtp_err_status_t srtp_status = srtp_err_status_fail;
 static uint64_t next_leg_id = 1;
 static double live_legs;
 static double live_planes;
-
-static void init_srtp(void) { srtp_status = srtp_init(); }
 
 /* ------------------------------------------------------------------ argument helpers */
 
@@ -250,6 +246,8 @@ static void call_js(napi_env env, napi_value unused, void *context, void *data) 
 
 static void free_leg(leg_t *leg) {
   if (leg->handle) leg->handle->leg = NULL;
+  srtp_context_free(&leg->rx);
+  srtp_context_free(&leg->tx);
   free(leg->outputs);
   pthread_mutex_destroy(&leg->lock);
   free(leg);
@@ -280,9 +278,8 @@ static void close_leg(napi_env env, leg_t *leg) {
   plane_unwatch_barrier(plane, leg);
   int off = 0;
   setsockopt(leg->fd, SOL_SOCKET, SO_TIMESTAMPNS, &off, sizeof(off));
-  srtp_dealloc(leg->rx);
-  srtp_dealloc(leg->tx);
-  leg->rx = leg->tx = NULL;
+  srtp_context_free(&leg->rx);
+  srtp_context_free(&leg->tx);
   if (leg->prev_in_plane) leg->prev_in_plane->next_in_plane = leg->next_in_plane;
   else plane->legs = leg->next_in_plane;
   if (leg->next_in_plane) leg->next_in_plane->prev_in_plane = leg->prev_in_plane;
@@ -314,10 +311,12 @@ static leg_t *leg_of(napi_env env, napi_value value) {
 
 /* addLeg(plane, thread, fd, address, port, profile, localKey, localSalt, remoteKey, remoteSalt,
  *        ssrcs: Uint32Array, audioLevelId, slotSsrcs: Uint32Array, slotPayloadTypes: Uint8Array,
- *        stats: Float64Array, onDatagram, onRtp | null) -> leg handle */
+ *        stats: Float64Array, onDatagram, onRtp | null[, localAuthKey, remoteAuthKey]) -> leg handle
+ * The keys are master keys, or session keys when the two authentication keys are given (Buffers,
+ * empty for GCM): published test vectors give session keys. */
 static napi_value add_leg(napi_env env, napi_callback_info info) {
-  size_t argc = 17;
-  napi_value argv[17];
+  size_t argc = 19;
+  napi_value argv[19];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 17) return throw_type(env, "addLeg needs 17 arguments");
   plane_t *plane = get_tagged(env, argv[0], &PLANE_TAG);
@@ -344,6 +343,21 @@ static napi_value add_leg(napi_env env, napi_callback_info info) {
       !get_bytes(env, argv[8], &remote_key, &remote_key_length) ||
       !get_bytes(env, argv[9], &remote_salt, &remote_salt_length)) {
     return throw_type(env, "SRTP master keys and salts must be Buffers");
+  }
+  static const uint8_t no_auth_key[1];
+  const uint8_t *local_auth = NULL, *remote_auth = NULL;
+  size_t local_auth_length = 0, remote_auth_length = 0;
+  napi_valuetype auth_type = napi_undefined;
+  if (argc >= 19) CHECK(napi_typeof(env, argv[17], &auth_type));
+  if (auth_type != napi_undefined && auth_type != napi_null) {
+    uint8_t *local_bytes, *remote_bytes;
+    if (!get_bytes(env, argv[17], &local_bytes, &local_auth_length) ||
+        !get_bytes(env, argv[18], &remote_bytes, &remote_auth_length)) {
+      return throw_type(env, "SRTP session authentication keys must be Buffers");
+    }
+    /* An empty Buffer may have no data pointer; the session keys are still meant. */
+    local_auth = local_auth_length ? local_bytes : no_auth_key;
+    remote_auth = remote_auth_length ? remote_bytes : no_auth_key;
   }
   if (!get_typed(env, argv[10], napi_uint32_array, (void **)&ssrcs, &ssrc_count) || ssrc_count > MAX_SSRCS) {
     return throw_type(env, "ssrcs must be a Uint32Array of at most 64");
@@ -391,11 +405,12 @@ static napi_value add_leg(napi_env env, napi_callback_info info) {
     free_leg(leg);
     return throw_type(env, "bad remote address or port");
   }
-  const char *error =
-      srtp_keys_create(&leg->tx, (int)profile, local_key, local_key_length, local_salt, local_salt_length, 1);
+  const char *error = srtp_keys_create(&leg->tx, (int)profile, local_key, local_key_length, local_salt,
+                                       local_salt_length, local_auth, local_auth_length, 0);
   if (!error) {
-    error = srtp_keys_create(&leg->rx, (int)profile, remote_key, remote_key_length, remote_salt, remote_salt_length, 0);
-    if (error) srtp_dealloc(leg->tx);
+    error = srtp_keys_create(&leg->rx, (int)profile, remote_key, remote_key_length, remote_salt, remote_salt_length,
+                             remote_auth, remote_auth_length, 1);
+    if (error) srtp_context_free(&leg->tx);
   }
   if (error) {
     free_leg(leg);
@@ -404,7 +419,7 @@ static napi_value add_leg(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < ssrc_count; i++) {
     int known = 0;
     for (int k = 0; k < leg->stream_count; k++) known |= leg->streams[k].ssrc == ssrcs[i];
-    if (!known) leg->streams[leg->stream_count++] = (rx_stream_t){ssrcs[i], 0};
+    if (!known) leg->streams[leg->stream_count++] = (rx_stream_t){.ssrc = ssrcs[i]};
   }
   leg->slot_count = (int)slot_count;
   for (size_t i = 0; i < slot_count; i++) {
@@ -441,8 +456,8 @@ static napi_value add_leg(napi_env env, napi_callback_info info) {
   if (status == napi_ok && plane_watch(leg->thread, leg) != 0) status = napi_generic_failure;
   if (status != napi_ok) {
     /* Unwind: the leg never ran. */
-    srtp_dealloc(leg->rx);
-    srtp_dealloc(leg->tx);
+    srtp_context_free(&leg->rx);
+    srtp_context_free(&leg->tx);
     if (leg->stats_ref) napi_delete_reference(env, leg->stats_ref);
     leg->closed = 1;
     if (leg->tsfn) {
@@ -621,8 +636,6 @@ static napi_value create_plane(napi_env env, napi_callback_info info) {
   if (argc < 1 || !get_int(env, argv[0], &threads) || threads < 1 || threads > MAX_THREADS) {
     return throw_type(env, "threads must be 1 to 256");
   }
-  pthread_once(&srtp_once, init_srtp);
-  if (srtp_status != srtp_err_status_ok) return throw_type(env, "libsrtp did not initialise");
   plane_t *plane = calloc(1, sizeof(plane_t));
   if (!plane) return throw_type(env, "out of memory");
   live_planes++;

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * Builds the native media data plane (parley-data-plane.node) with the system C compiler, without
- * node-gyp: Node-API headers from the `node-api-headers` package, libsrtp2 from the system
- * (Debian: libsrtp2-dev). It never fails the install: when it cannot build (no compiler, no libsrtp2
+ * node-gyp: Node-API headers from the `node-api-headers` package, OpenSSL 3's libcrypto from the
+ * system for SRTP (Debian: libssl-dev; in Node's process the addon's calls bind to the OpenSSL Node
+ * itself exports). It never fails the install: when it cannot build (no compiler, no OpenSSL
  * headers, a compile error) it prints one line saying why, leaves no addon behind (a stale one is
  * removed) and exits 0; the server then runs its JavaScript data plane and logs why once.
  *
@@ -78,11 +79,14 @@ if (fs.existsSync(output)) {
 const probe = spawnSync(compiler, ["--version"], { encoding: "utf8" });
 if (probe.error || probe.status !== 0) notBuilt(`no C compiler (${compiler}) found`);
 
-const srtp = spawnSync(compiler, ["-E", "-x", "c", "-", "-o", "/dev/null"], {
-  input: "#include <srtp2/srtp.h>\n",
+const openssl = spawnSync(compiler, ["-E", "-x", "c", "-", "-o", "/dev/null"], {
+  input:
+    "#include <openssl/evp.h>\n#include <openssl/sha.h>\n#if OPENSSL_VERSION_MAJOR < 3\n#error OpenSSL 3 needed\n#endif\n",
   encoding: "utf8",
 });
-if (srtp.error || srtp.status !== 0) notBuilt("libsrtp2's headers are missing (Debian: apt install libsrtp2-dev)");
+if (openssl.error || openssl.status !== 0) {
+  notBuilt("OpenSSL 3's headers are missing (Debian: apt install libssl-dev)");
+}
 
 fs.mkdirSync(outDir, { recursive: true });
 const temporary = path.join(outDir, `.${ADDON}.${process.pid}.tmp`);
@@ -101,7 +105,7 @@ const compile = spawnSync(
     "-Wno-unused-parameter",
     `-I${headers}`,
     ...sources,
-    "-lsrtp2",
+    "-lcrypto",
     "-lm",
     "-o",
     temporary,

@@ -35,23 +35,6 @@ static int same_address(const struct sockaddr_storage *a, const struct sockaddr_
   return 0;
 }
 
-/*
- * The packet index libsrtp will give `seq` (srtp_rdbx_estimate_index): from its stream's highest
- * accepted index, the sequence number's rollover counter is the one that puts it nearest. Mirrored
- * here so the plane knows each packet's rollover counter without asking libsrtp.
- */
-static uint64_t estimate_index(uint64_t highest, uint16_t seq) {
-  if (highest <= 32768) return seq;
-  uint32_t roc = (uint32_t)(highest >> 16);
-  int local = (int)(uint16_t)highest;
-  if (local < 32768) {
-    if ((int)seq - local > 32768) roc--;
-  } else if (local - 32768 > (int)seq) {
-    roc++;
-  }
-  return ((uint64_t)roc << 16) | seq;
-}
-
 /* When the datagram arrived (the kernel's stamp, ms since the epoch), or `fallback`. */
 static double arrival_of(struct msghdr *message, double *fallback) {
   for (struct cmsghdr *c = CMSG_FIRSTHDR(message); c; c = CMSG_NXTHDR(message, c)) {
@@ -87,18 +70,15 @@ static void receive_rtp(media_thread_t *t, leg_t *leg, uint8_t *data, int length
     return;
   }
   uint16_t seq = rtp_be16(data + 2);
-  uint64_t index = estimate_index(stream->highest, seq);
-  /* libsrtp checks the replay window before authenticating and moves it only after. */
-  int unprotected = length;
-  srtp_err_status_t status = srtp_unprotect(leg->rx, data, &unprotected);
-  if (status != srtp_err_status_ok) {
-    if (status == srtp_err_status_replay_fail) stats[STAT_DROP_REPLAY]++;
-    else if (status == srtp_err_status_replay_old) stats[STAT_DROP_TOO_OLD]++;
-    else if (status == srtp_err_status_auth_fail) stats[STAT_DROP_AUTH_FAILED]++;
-    else stats[STAT_DROP_MALFORMED]++;
+  uint64_t index = 0;
+  /* The replay window is checked before decrypting and moved only once the packet authenticated. */
+  int unprotected = srtp_unprotect_rtp(&leg->rx, &stream->replay, data, header, length, &index);
+  if (unprotected < 0) {
+    if (unprotected == SRTP_REPLAYED) stats[STAT_DROP_REPLAY]++;
+    else if (unprotected == SRTP_TOO_OLD) stats[STAT_DROP_TOO_OLD]++;
+    else stats[STAT_DROP_AUTH_FAILED]++;
     return;
   }
-  if (index > stream->highest) stream->highest = index;
   int payload = unprotected - header;
   if (data[0] & 0x20) {
     /* RTP padding: its last byte says how many bytes to drop. */
@@ -193,7 +173,8 @@ static void receive_batch(media_thread_t *t, leg_t *leg, int count) {
 /*
  * Numbers a packet for slot `slot_index` of `target` (locked), writes its 12-byte header (the
  * slot's SSRC and payload type, no extensions) and payload into `out` and protects it with the
- * target's outbound context. Returns its length, 0 when nothing is to be sent.
+ * target's outbound context (the rollover counter is the slot index's). Returns its length, 0 when
+ * nothing is to be sent.
  */
 static int build(leg_t *target, int slot_index, uint64_t source, const inbound_t *p, uint8_t *out) {
   slot_t *slot = &target->slots[slot_index];
@@ -212,9 +193,9 @@ static int build(leg_t *target, int slot_index, uint64_t source, const inbound_t
   rtp_put32(out + 4, timestamp);
   rtp_put32(out + 8, slot->ssrc);
   memcpy(out + 12, p->payload, (size_t)p->length);
-  int length = 12 + p->length;
   double *stats = target->stats;
-  if (srtp_protect(target->tx, out, &length) != srtp_err_status_ok) {
+  int length = srtp_protect_rtp(&target->tx, out, 12, 12 + p->length, (uint32_t)(index >> 16));
+  if (length < 0) {
     stats[STAT_DROP_SEND_FAILED]++;
     return 0;
   }

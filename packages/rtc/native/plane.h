@@ -4,7 +4,7 @@
  * A plane owns N media threads. Each thread owns an epoll set of its legs' UDP sockets (Node's own
  * sockets: Node stops reading them, the thread reads and writes them directly) and preallocated
  * buffers for one batch of datagrams in and one queue of datagrams out. A leg is one client's
- * connection: its socket, its two SRTP contexts (libsrtp, one per direction), the SSRCs the client
+ * connection: its socket, its two SRTP contexts (srtp.h, one per direction), the SSRCs the client
  * declared, its reception statistics and voice activity, its outgoing slots (each with its own
  * numbering, see continuity.h) and the outputs its audio goes to (slots of other legs).
  *
@@ -22,12 +22,12 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <pthread.h>
-#include <srtp2/srtp.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "continuity.h"
 #include "reception.h"
+#include "srtp.h"
 
 /* Datagrams read per recvmmsg call, and recvmmsg calls per socket per round (fairness). */
 #define RECV_BATCH 32
@@ -36,8 +36,8 @@
 #define RECV_BYTES 4096
 /* Outgoing datagrams queued per thread before a flush (sendmmsg per run of one socket). */
 #define SEND_QUEUE 256
-/* The largest RTP packet sent: a 12-byte header, the payload and libsrtp's tag. */
-#define SEND_BYTES (RECV_BYTES + SRTP_MAX_TRAILER_LEN)
+/* The largest RTP packet sent: a 12-byte header, the payload and the SRTP tag. */
+#define SEND_BYTES (RECV_BYTES + SRTP_MAX_TAG_BYTES)
 /* Outputs one source may have (slots of other legs that carry it). */
 #define MAX_OUTPUTS 1024
 #define MAX_THREADS 256
@@ -76,10 +76,10 @@ typedef struct leg leg_t;
 typedef struct plane plane_t;
 typedef struct media_thread media_thread_t;
 
-/* One SSRC the client declared: the highest packet index libsrtp accepted for it (its ROC too). */
+/* One SSRC the client declared, with its rollover counter and replay window. */
 typedef struct {
   uint32_t ssrc;
-  uint64_t highest;
+  srtp_replay_t replay;
 } rx_stream_t;
 
 /* One of a leg's outgoing streams. */
@@ -126,8 +126,8 @@ struct leg {
   int closed;
   int forward_to_js;
   int audio_level_id;
-  srtp_t rx;
-  srtp_t tx;
+  srtp_context_t rx;
+  srtp_context_t tx;
   int tag_length;
   rx_stream_t streams[MAX_SSRCS];
   int stream_count;
@@ -213,9 +213,11 @@ void leg_detach(leg_t *leg);
 void js_datagram(leg_t *leg, const uint8_t *data, int length, const struct sockaddr_storage *from);
 void js_rtp(leg_t *leg, const inbound_t *packet, int audio_level);
 
-/* srtp-keys.c */
-const char *srtp_keys_create(srtp_t *session, int profile, const uint8_t *key, size_t key_length,
-                             const uint8_t *salt, size_t salt_length, int outbound);
+/* srtp-keys.c: one direction's context from master keys (`auth_key` NULL), or from session keys
+ * (`auth_key` given; empty for GCM). NULL, or why not. */
+const char *srtp_keys_create(srtp_context_t *context, int profile, const uint8_t *key, size_t key_length,
+                             const uint8_t *salt, size_t salt_length, const uint8_t *auth_key, size_t auth_key_length,
+                             int inbound);
 int srtp_keys_tag_length(int profile);
 
 /* clock */

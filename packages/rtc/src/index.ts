@@ -20,6 +20,7 @@ export {
   NativeLegStat,
   type NativePlane,
   type NativePlaneModule,
+  type NativeSrtpKeys,
   slotStat,
 } from "./native-plane.js";
 export { createPeer, type PeerOptions } from "./peer.js";

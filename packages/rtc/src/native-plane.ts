@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 
 /*
  * The native media data plane (packages/rtc/native, an N-API addon built by native/build.mjs with
- * the system compiler and libsrtp2): media threads that take a connected leg's UDP socket over
+ * the system compiler against OpenSSL 3's libcrypto): media threads that take a connected leg's UDP socket over
  * from Node once ICE and DTLS are up, and do per packet what the JavaScript fast plane does (SRTP
  * with replay protection, audio level, routing into slots with continuous numbering, SRTP per
  * output) with no JavaScript and no allocation per packet. Everything that is not the client's RTP
@@ -43,7 +43,7 @@ export const NativeLegStat = {
   dropMalformed: 16,
   /** Datagrams (or forwarded RTP) dropped because JavaScript's queue for the leg was full. */
   dropJsQueueFull: 17,
-  /** Packets for the client that libsrtp or the socket refused. */
+  /** Packets for the client that SRTP or the socket refused. */
   dropSendFailed: 18,
   /** Datagrams (and forwarded RTP) handed to JavaScript. */
   datagramsToJs: 19,
@@ -63,6 +63,16 @@ export function slotStat(slot: number, field: number): number {
   return NativeLegStat.SLOT_BASE + slot * NativeLegStat.SLOT_STRIDE + field;
 }
 
+/**
+ * One direction's SRTP keys: the DTLS-SRTP master key (16 bytes) and salt (14 bytes; GCM 12, or 14
+ * zero-padded as werift keeps it), derived into session keys by the plane (RFC 3711 4.3); or session
+ * keys as they are (published test vectors give those; `authKey` empty for GCM). Both directions of
+ * a leg take the same form.
+ */
+export type NativeSrtpKeys =
+  | { masterKey: Buffer; masterSalt: Buffer }
+  | { sessionKey: Buffer; sessionSalt: Buffer; authKey: Buffer };
+
 export interface NativeLegOptions {
   /** 0..threads-1 (the server puts all legs of a call on one thread). */
   thread: number;
@@ -73,9 +83,9 @@ export interface NativeLegOptions {
   remotePort: number;
   /** DTLS-SRTP profile: 1 AES_CM_128_HMAC_SHA1_80, 7 AEAD_AES_128_GCM. */
   profile: number;
-  /** Master keys (16 bytes) and salts (14 bytes; GCM 12, or 14 zero-padded as werift keeps them). */
-  local: { masterKey: Buffer; masterSalt: Buffer };
-  remote: { masterKey: Buffer; masterSalt: Buffer };
+  /** The relay's keys (what it sends) and the client's (what it receives): DTLS-SRTP master keys. */
+  local: NativeSrtpKeys;
+  remote: NativeSrtpKeys;
   /** SSRCs the client declared; RTP with any other is dropped (dropUnknownSsrc). At most 64. */
   ssrcs: number[];
   /** RFC 6464 one-byte header extension id, -1: none. */
@@ -166,6 +176,8 @@ interface Addon {
     stats: Float64Array,
     onDatagram: NativeLegOptions["onDatagram"],
     onRtp: NativeLegOptions["onRtp"] | null,
+    localAuthKey?: Buffer,
+    remoteAuthKey?: Buffer,
   ): object;
   closeLeg(leg: object): void;
   setRemote(leg: object, address: string, port: number): void;
@@ -279,6 +291,11 @@ class Plane implements NativePlane {
     if (this.#closed) throw new Error("the native plane is closed");
     const addon = this.#addon;
     const stats = new Float64Array(NativeLegStat.SLOT_BASE + options.slots.length * NativeLegStat.SLOT_STRIDE);
+    const local = keyParts(options.local);
+    const remote = keyParts(options.remote);
+    if ((local.authKey === undefined) !== (remote.authKey === undefined)) {
+      throw new TypeError("both directions' SRTP keys must be master keys, or both session keys");
+    }
     const handle = addon.addLeg(
       this.#handle,
       options.thread,
@@ -286,10 +303,10 @@ class Plane implements NativePlane {
       options.remoteAddress,
       options.remotePort,
       options.profile,
-      options.local.masterKey,
-      options.local.masterSalt,
-      options.remote.masterKey,
-      options.remote.masterSalt,
+      local.key,
+      local.salt,
+      remote.key,
+      remote.salt,
       Uint32Array.from(options.ssrcs, (ssrc) => ssrc >>> 0),
       options.audioLevelId,
       Uint32Array.from(options.slots, (slot) => slot.ssrc >>> 0),
@@ -297,6 +314,8 @@ class Plane implements NativePlane {
       stats,
       options.onDatagram,
       options.onRtp ?? null,
+      local.authKey,
+      remote.authKey,
     );
     const leg = new Leg(addon, handle, stats, this.#forget);
     this.#legs.add(leg);
@@ -314,6 +333,13 @@ class Plane implements NativePlane {
     this.#legs.clear();
     this.#addon.closePlane(this.#handle);
   }
+}
+
+/** The addon's key arguments: an authentication key (possibly empty) says they are session keys. */
+function keyParts(keys: NativeSrtpKeys): { key: Buffer; salt: Buffer; authKey?: Buffer } {
+  return "masterKey" in keys
+    ? { key: keys.masterKey, salt: keys.masterSalt }
+    : { key: keys.sessionKey, salt: keys.sessionSalt, authKey: keys.authKey };
 }
 
 let cached: NativePlaneModule | string | undefined;

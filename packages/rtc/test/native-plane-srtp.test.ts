@@ -1,5 +1,6 @@
 /**
- * The native data plane's SRTP (libsrtp) against werift's, both ways, for both DTLS-SRTP profiles:
+ * The native data plane's SRTP (OpenSSL) against the RFC 7714 and RFC 3711 test vectors, and against
+ * werift's, both ways, for both DTLS-SRTP profiles:
  * clients that encrypt and decrypt with werift's own SrtpSession (keyed with the master keys and
  * salts exactly as werift keeps them after its DTLS handshake: the GCM salt zero-padded to 14
  * bytes) talk through the plane across a sequence number wrap. The JavaScript SRTP round trips
@@ -9,7 +10,19 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:dgram";
 import { after, describe, it } from "node:test";
-import { PROFILE_AEAD_AES_128_GCM, PROFILE_AES128_CM_SHA1_80, RtpHeader, RtpPacket, udpHandleOf } from "@parley/rtc";
+import {
+  type NativeSrtpKeys,
+  PROFILE_AEAD_AES_128_GCM,
+  PROFILE_AES128_CM_SHA1_80,
+  RocTracker,
+  RTP_FIXED_HEADER_BYTES,
+  RtpHeader,
+  RtpPacket,
+  SrtpReceiver,
+  SrtpSender,
+  udpHandleOf,
+  writeRtpHeader,
+} from "@parley/rtc";
 import { waitFor } from "@parley/testkit";
 import { SrtpSession } from "werift";
 import { bound, IP, masterKeys, nativePlane, OPUS } from "./native-plane-kit.js";
@@ -113,4 +126,111 @@ describe("the native data plane's SRTP against werift's", () => {
       );
     });
   }
+});
+
+/** Two raw UDP ends: a relay socket the plane reads, and the client socket it sends to. */
+async function rawEnds() {
+  const client = await bound();
+  const relay = await bound();
+  sockets.push(client, relay);
+  const handle = udpHandleOf(relay);
+  if (typeof handle === "string") throw new Error(handle);
+  handle.recvStop();
+  const received: Buffer[] = [];
+  client.on("message", (data) => received.push(data));
+  return { client, relay, fd: handle.fd, received };
+}
+
+const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ""), "hex");
+
+describe("the native data plane's SRTP against the RFC test vectors", () => {
+  it("turns RFC 7714 16.1's protected packet, received with its keys, into exactly that packet sent with them", async () => {
+    // RFC 7714 16.1: session key, salt, the RTP header and its protected packet.
+    const rfc = { sessionKey: hex("000102030405060708090a0b0c0d0e0f"), sessionSalt: hex("517569642070726f2071756f") };
+    const protectedPacket = hex(`8040f17b 8041f8d3 5501a0b2
+      f24de3a3 fb34de6c acba861c 9d7e4bca be633bd5 0d294e6f 42a5f47a 51c7d19b 36de3adf 8833
+      899d7f27 beb16a91 52cf765e e4390cce`);
+    const other = { sessionKey: randomBytes(16), sessionSalt: randomBytes(12), authKey: Buffer.alloc(0) };
+    const a = await rawEnds();
+    const b = await rawEnds();
+    const leg = (ends: typeof a, local: NativeSrtpKeys, remote: NativeSrtpKeys, slotSsrc: number) =>
+      plane.addLeg({
+        thread: 0,
+        fd: ends.fd,
+        remoteAddress: IP,
+        remotePort: ends.client.address().port,
+        profile: PROFILE_AEAD_AES_128_GCM,
+        local,
+        remote,
+        ssrcs: [0x5501a0b2],
+        audioLevelId: -1,
+        slots: [{ ssrc: slotSsrc, payloadType: 0x40 }],
+        onDatagram: () => undefined,
+      });
+    // Leg a receives with the RFC's keys; leg b's slot carries the RFC's SSRC and payload type and
+    // sends with the RFC's keys. A slot's first packet keeps its source's sequence number and
+    // timestamp, so what b sends is the RFC's packet again, byte for byte.
+    const legA = leg(a, other, { ...rfc, authKey: Buffer.alloc(0) }, 0x11111111);
+    const legB = leg(b, { ...rfc, authKey: Buffer.alloc(0) }, other, 0x5501a0b2);
+    legB.route(0, legA);
+    a.client.send(protectedPacket, a.relay.address().port, IP);
+    await waitFor(() => b.received.length === 1, "the packet through the plane");
+    assert.equal(b.received[0]!.toString("hex"), protectedPacket.toString("hex"));
+    legA.close();
+    legB.close();
+  });
+
+  it("derives RFC 3711 B.3's session keys from its master key and salt (AES_CM_128_HMAC_SHA1_80)", async () => {
+    // RFC 3711 B.3: the master key and salt, and the session encryption key, salt and the first 20
+    // bytes of the authentication key stream it derives from them (HMAC-SHA1's key).
+    const master = {
+      masterKey: hex("E1F97A0D3E018BE0D64FA32C06DE4139"),
+      masterSalt: hex("0EC675AD498AFEEBB6960B3AABE6"),
+    };
+    const derived = {
+      profile: PROFILE_AES128_CM_SHA1_80,
+      key: hex("C61E7A93744F39EE10734AFE3FF7A087"),
+      salt: hex("30CBBC08863D8C85D49DB34A9AE1"),
+      authKey: hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4"),
+    };
+    const a = await rawEnds();
+    const b = await rawEnds();
+    const legA = plane.addLeg({
+      thread: 0,
+      fd: a.fd,
+      remoteAddress: IP,
+      remotePort: a.client.address().port,
+      profile: PROFILE_AES128_CM_SHA1_80,
+      local: masterKeys(PROFILE_AES128_CM_SHA1_80),
+      remote: master,
+      ssrcs: [0xa1b2c3d4],
+      audioLevelId: -1,
+      slots: [{ ssrc: 0x22222222, payloadType: OPUS }],
+      onDatagram: () => undefined,
+    });
+    const legB = plane.addLeg({
+      thread: 0,
+      fd: b.fd,
+      remoteAddress: IP,
+      remotePort: b.client.address().port,
+      profile: PROFILE_AES128_CM_SHA1_80,
+      local: master,
+      remote: masterKeys(PROFILE_AES128_CM_SHA1_80),
+      ssrcs: [0x99999999],
+      audioLevelId: -1,
+      slots: [{ ssrc: 0x33333333, payloadType: OPUS }],
+      onDatagram: () => undefined,
+    });
+    legB.route(0, legA);
+    // In: a packet protected with the RFC's session keys is accepted by the leg keyed with the
+    // master key. Out: what the plane sends with the master key opens with the RFC's session keys.
+    const payload = Buffer.from("derived by the plane, checked against RFC 3711 B.3");
+    const header = writeRtpHeader(Buffer.alloc(RTP_FIXED_HEADER_BYTES), false, OPUS, 4242, 96000, 0xa1b2c3d4);
+    a.client.send(Buffer.concat(new SrtpSender(derived).protect(header, payload, 0)), a.relay.address().port, IP);
+    await waitFor(() => b.received.length === 1, "the packet through the plane");
+    const opened = new SrtpReceiver(derived).unprotect(b.received[0]!, RTP_FIXED_HEADER_BYTES, new RocTracker());
+    assert.equal(opened?.toString(), payload.toString());
+    legA.close();
+    legB.close();
+  });
 });

@@ -1,7 +1,7 @@
 /**
  * The relay's data planes, the code that carries a connected leg's RTP:
  * - native: the C addon of @parley/rtc (its own media threads read the legs' sockets; SRTP by
- *   libsrtp; no JavaScript per packet). The default where it builds and loads.
+ *   OpenSSL; no JavaScript per packet). The default where it builds and loads.
  * - js: the JavaScript fast plane (FastRtpPath: SRTP in this process's event loop, past werift's
  *   RTP stack). Where the native plane cannot be loaded, the relay runs this one.
  * - werift: werift's own RTP stack (the slowest; kept for comparison and diagnosis).
