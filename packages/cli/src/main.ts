@@ -82,6 +82,12 @@ program
       .default(DEFAULT_CONFIG.dataDir),
   )
   .addOption(
+    new Option(
+      "--database <url>",
+      "where accounts, phone books, history and the audit log are kept: postgres://USER:PASSWORD@HOST:PORT/DB (PostgreSQL, which several servers may share) or sqlite:FILE; unset, parley.db in the data dir",
+    ).env("PARLEY_DATABASE_URL"),
+  )
+  .addOption(
     new Option("--media-ip <address>", "address the media relay advertises to clients and listens on")
       .env("PARLEY_MEDIA_IP")
       .default(DEFAULT_CONFIG.media.ip),
@@ -341,6 +347,7 @@ program
         host: opts.host,
         port: opts.port,
         dataDir: opts.dataDir,
+        database: opts.database,
         signupEnabled: opts.signup !== false,
         media: {
           ip: opts.mediaIp,
@@ -387,7 +394,9 @@ program
       [
         `Parley ${SERVER_VERSION} listening on ${server.httpUrl} (signaling ${server.signalingUrl})`,
         ...startBannerAccess(server),
-        `Data: ${server.config.dataDir}`,
+        server.storage.kind === "postgres"
+          ? `Data: PostgreSQL ${server.storage.location} (log and control socket in ${server.config.dataDir})`
+          : `Data: ${server.config.dataDir}`,
         consoleOn
           ? "Operator console: type 'help'."
           : `Operator commands: parley admin --data-dir ${displayPath(server.config.dataDir)} help`,

@@ -45,6 +45,8 @@ export { type Database, openDatabase, schemaVersion } from "./storage/database.j
 export { type DatabaseTarget, parseDatabaseUrl, redactDatabaseUrl } from "./storage/database-url.js";
 export { MIGRATIONS } from "./storage/migrations.js";
 export { openStorage } from "./storage/open-storage.js";
+export { POSTGRES_BASELINE, SCHEMA_VERSION, SchemaTooNewError } from "./storage/postgres-migrations.js";
+export { PostgresStorage } from "./storage/postgres-storage.js";
 export { type SqlClient, type SqlValue, UniqueViolation } from "./storage/sql-client.js";
 export { SqliteClient } from "./storage/sqlite-client.js";
 export { SqliteStorage } from "./storage/sqlite-storage.js";

@@ -108,7 +108,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   }
   let storage: Storage;
   try {
-    storage = await openStorage(config.database, paths.database);
+    storage = await openStorage(config.database, paths.database, { logger: logger.child({ module: "storage" }) });
   } catch (error) {
     logger.error({ err: error }, "the database could not be opened");
     await new Promise<void>((resolve) => logger.flush(() => resolve()));

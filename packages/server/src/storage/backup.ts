@@ -23,7 +23,16 @@ export interface BackupResult {
  * not). The copy is left as one self-contained file (rollback journal, no -wal to carry along),
  * then opened to count its rows; a failed copy is removed.
  */
-export async function backupDatabase(db: Database, file: string): Promise<BackupResult> {
+export function backupDatabase(db: Database, file: string): Promise<BackupResult> {
+  return writeBackup(file, (target) => db.backup(target, { progress: () => PAGES_PER_STEP }));
+}
+
+/**
+ * Creates `file` (owner-only, never overwriting: see backupDatabase), lets `write` fill it with an
+ * SQLite database, then leaves it as one self-contained file and counts its rows. A failed copy
+ * is removed.
+ */
+export async function writeBackup(file: string, write: (target: string) => Promise<unknown>): Promise<BackupResult> {
   const target = path.resolve(file);
   let fd: number;
   try {
@@ -44,7 +53,7 @@ export async function backupDatabase(db: Database, file: string): Promise<Backup
   try {
     fs.fchmodSync(fd, 0o600);
     fs.closeSync(fd);
-    await db.backup(target, { progress: () => PAGES_PER_STEP });
+    await write(target);
     const tables = settle(target);
     return { file: target, bytes: fs.statSync(target).size, tables };
   } catch (error) {
