@@ -14,14 +14,6 @@ import { relayVerdict } from "./scenarios/relay.js";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const DOC = path.join(ROOT, "docs/performance.md");
 
-/** Published capacity of alternatives, as given in issue 6 (not measured here). */
-export const ANCHORS = [
-  { name: "mediasoup (SFU, C++ workers)", calls: "~250 per core" },
-  { name: "LiveKit (SFU, Go, pion)", calls: "~375 per vCPU" },
-  { name: "Asterisk (B2BUA, RTP bridging)", calls: "~240 per core" },
-  { name: "rtpengine, userspace forwarding", calls: "~500 per core" },
-];
-
 // biome-ignore lint/suspicious/noExplicitAny: the result files are plain JSON written by run.ts
 type Json = any;
 
@@ -72,83 +64,262 @@ function passedAbove(v: Json): string {
   return v.highestPassingCalls > v.capacityCalls ? `; ${v.highestPassingCalls} passed too, a step between failed` : "";
 }
 
+/** Calls one core carries at `us` µs of CPU per forwarded packet (a call forwards 2 x 50 packets/s). */
+export const callsPerCore = (us: number | null | undefined) => (us ? Math.floor(1e6 / (us * 100)) : null);
+
+/** A ramp's per-core figures: the verdict's capacity and its CPU per packet at its busiest clean step. */
+function perCoreOf(v: Json | undefined) {
+  const a = v?.averageCeiling;
+  return {
+    capacity: v?.capacityCalls as number | undefined,
+    calls: a?.calls as number | undefined,
+    us: (a?.usPerPacket ?? null) as number | null,
+    mediaUs: (a?.mediaUsPerPacket ?? null) as number | null,
+    perCore: callsPerCore(a?.usPerPacket),
+  };
+}
+
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? n(a / b, 1) : "–");
+
 function headlineBlock(
   verdict: Json,
   loopVerdict: Json | undefined,
+  jsVerdict: Json | undefined,
   weriftVerdict: Json | undefined,
   rtpengine: { run: Json; verdict: Json | undefined } | undefined,
 ): string {
   const v = verdict.result;
-  const l = loopVerdict?.result;
-  const w = weriftVerdict?.result;
+  const native = perCoreOf(v);
+  const head = [
+    "Relay (same run, same core, same load generator and legs)",
+    "Within the limits: highest step passed",
+    "CPU per forwarded packet (at the busiest step without loss or a long queue)",
+    "Calls per core by CPU",
+    "Native plane per core: times this",
+  ];
+  const row = (name: string, v: Json | undefined, note = ""): (string | number)[] => {
+    const f = perCoreOf(v);
+    return [
+      name,
+      v ? `${v.capacityCalls}${note}${passedAbove(v)}` : "–",
+      f.us ? `${n(f.us)} µs at ${f.calls} calls` : "–",
+      f.perCore ?? "–",
+      ratio(native.perCore, f.perCore),
+    ];
+  };
   const rows: (string | number)[][] = [
     [
-      "**Parley (fast data plane), whole server pinned to one core**: highest step with loss < 0.1% and added p99 < 10 ms",
-      `**${v.capacityCalls}** (server at ${n(v.serverCpuPctAtCapacity)}% of the core)${passedAbove(v)}`,
+      "**Parley, native data plane** (the default: one media thread, the whole server process on one core)",
+      `**${v.capacityCalls}** (server at ${n(v.serverCpuPctAtCapacity)}% of its core)${passedAbove(v)}`,
+      native.us ? `**${n(native.us)} µs** at ${native.calls} calls` : "–",
+      `**${native.perCore ?? "–"}**`,
+      "1",
+    ],
+    [
+      "Parley, native data plane: its media thread alone (the part that scales with `--media-threads`)",
+      "",
+      native.mediaUs ? `${n(native.mediaUs)} µs` : "–",
+      callsPerCore(native.mediaUs) ?? "–",
+      "",
     ],
   ];
-  if (l) {
-    rows.push([
-      "**Parley (fast data plane), event loop alone on one core, GC and thread-pool threads on the other** (a multi-core host)",
-      `**${l.capacityCalls}** (all server threads ${n(l.serverCpuPctAtCapacity)}% of a core, event loop ${n(l.serverLoopCpuPctAtCapacity)}%)${passedAbove(l)}`,
-    ]);
+  if (loopVerdict) rows.push(row("Parley, native, event loop alone on the core", loopVerdict.result));
+  if (jsVerdict) rows.push(row("Parley, JS fast plane (`--media-data-plane js`, the fallback)", jsVerdict.result));
+  const peer = rtpengine?.verdict?.result;
+  if (peer) {
+    rows.push(
+      row(
+        `rtpengine ${rtpengine!.run.result.peer.version} (userspace forwarding, one worker thread, all its threads on the core)`,
+        peer,
+      ),
+    );
+  } else if (rtpengine?.run.result.skipped) {
+    rows.push(["rtpengine: not measured in this run", rtpengine.run.result.skipped, "–", "–", "–"]);
   }
-  const ceiling = (calls: number | null, us: number | null) =>
-    calls ? `${calls} (${n(us)} µs of CPU per forwarded packet)` : "–";
-  if (v.cpuCeilingCalls) {
-    rows.push([
-      "Parley (fast data plane), CPU ceiling: where the server's CPU reaches one core (fit of CPU against calls, latency ignored)",
-      ceiling(v.cpuCeilingCalls, v.marginalUsPerPacket),
-    ]);
-  }
-  const averaged = (a: Json) =>
-    a ? `${a.ceilingCalls} (${n(a.usPerPacket)} µs of CPU per forwarded packet at ${a.calls} calls)` : "–";
-  rows.push([
-    "**Parley (fast data plane), CPU ceiling by average cost**: one core divided by the server's CPU per forwarded packet (fixed costs included) at its busiest step without loss or a long queue",
-    `**${averaged(v.averageCeiling)}**`,
-  ]);
-  if (w) {
-    rows.push([
-      "Parley on werift's RTP path (`PARLEY_MEDIA_DATA_PLANE=werift`, same run), CPU ceiling by average cost",
-      averaged(w.averageCeiling),
-    ]);
-  }
-  const peer = rtpengineHeadlineRow(rtpengine);
-  if (peer) rows.push(peer);
-  // A published figure stands in for rtpengine only when the run did not measure it.
-  const anchors = peer && rtpengine?.verdict ? ANCHORS.filter((a) => !a.name.startsWith("rtpengine")) : ANCHORS;
-  rows.push(...anchors.map((a) => [`${a.name} (published figure, not measured here)`, a.calls]));
-  const lines = [table(["Relayed 1:1 calls (50 packets/s each way) per core", "Calls"], rows)];
+  if (weriftVerdict) rows.push(row("Parley on werift's RTP stack (`--media-data-plane werift`)", weriftVerdict.result));
+  const lines = [table(head, rows)];
   const at = v.averageCeiling ? (v.steps as Json[]).find((s) => s.calls === v.averageCeiling.calls) : undefined;
   if (at?.generatorsCpuPct && at.serverCpuPct) {
     lines.push(
       "",
-      `Load generator at that step (${at.calls} calls): ${n(at.generatorsCpuPct)}% of a core in all (its Node ` +
-        `process and RTP engine), against the server's ${n(at.serverCpuPct)}% (${n((100 * at.generatorsCpuPct) / at.serverCpuPct, 0)}%)` +
+      `At ${at.calls} calls on the native plane the load generator (its Node process and RTP engine, on the other core) ` +
+        `used ${n(at.generatorsCpuPct)}% of a core against the server's ${n(at.serverCpuPct)}%` +
         (at.engine
           ? `; the engine's own accounting: ${n(at.engine.sendUs)} µs per packet sent, ${n(at.engine.receiveUs)} µs per packet received.`
           : "."),
     );
   }
-  if (v.generatorMarginalUsPerPacket && v.marginalUsPerPacket) {
-    lines.push(
-      "",
-      `Load generator: ${n(v.generatorMarginalUsPerPacket)} µs of CPU per packet the server forwards (it sends it ` +
-        `and receives it), ${n((100 * v.generatorMarginalUsPerPacket) / v.marginalUsPerPacket, 0)}% of the server's ` +
-        `${n(v.marginalUsPerPacket)} µs (same fit, same steps).`,
-    );
-  }
   return lines.join("\n");
+}
+
+/** The issue's goals, each with the figure this run measured and whether it is met. */
+function goalsBlock(r: {
+  verdict: Json;
+  jsVerdict: Json | undefined;
+  rtpengineVerdict: Json | undefined;
+  relay: Json;
+  relayJs: Json | undefined;
+  conference: Json | undefined;
+  conferenceJs: Json | undefined;
+  threads: { run: Json; verdict: Json }[];
+  signaling: Json | undefined;
+}): string {
+  const native = perCoreOf(r.verdict.result);
+  const js = perCoreOf(r.jsVerdict?.result);
+  const peer = perCoreOf(r.rtpengineVerdict?.result);
+  const yes = (ok: boolean | null) => (ok === null ? "not measured" : ok ? "**met**" : "**not met**");
+  const rows: string[][] = [];
+  const top = (r.verdict.result.steps as Json[]).at(-1);
+  const bound =
+    `native within the limits at every step up to ${r.verdict.result.capacityCalls} calls ` +
+    `(server at ${n(r.verdict.result.serverCpuPctAtCapacity)}% of its core${top && top.calls > r.verdict.result.capacityCalls ? `; the ramp ended at ${top.calls} calls, where the load generator on the other core ran out` : ""})`;
+  const jsRatio = native.perCore && js.perCore ? native.perCore / js.perCore : null;
+  rows.push([
+    "Relayed 1:1 calls per core within loss < 0.1% and added p99 < 10 ms: at least 3 times the JS fast plane",
+    `per core by CPU: native ${native.perCore ?? "–"} (${n(native.us)} µs per forwarded packet), JS ${js.perCore ?? "–"} ` +
+      `(${n(js.us)} µs): **${ratio(native.perCore, js.perCore)} times**; within the limits: ${bound}, JS ${r.jsVerdict?.result.capacityCalls ?? "–"}`,
+    yes(jsRatio === null ? null : jsRatio >= 3),
+  ]);
+  const peerRatio = native.perCore && peer.perCore ? native.perCore / peer.perCore : null;
+  rows.push([
+    "... and above rtpengine's userspace relay",
+    r.rtpengineVerdict
+      ? `per core by CPU: rtpengine ${peer.perCore} (${n(peer.us)} µs per forwarded packet): native **${ratio(native.perCore, peer.perCore)} times**; ` +
+        `within the limits rtpengine passed ${r.rtpengineVerdict.result.capacityCalls}`
+      : "rtpengine not measured in this run",
+    yes(
+      peerRatio === null
+        ? null
+        : peerRatio > 1 && r.verdict.result.capacityCalls > r.rtpengineVerdict.result.capacityCalls,
+    ),
+  ]);
+  // Conference fan-out: 3 speakers, the largest step both planes ran.
+  const three = (c: Json | undefined) => ((c?.result.ramps ?? []) as Json[]).find((x) => x.speakers === 3);
+  const cn = three(r.conference);
+  const cj = three(r.conferenceJs);
+  if (cn && cj) {
+    const common = (cn.steps as Json[]).filter((s) => (cj.steps as Json[]).some((t) => t.listeners === s.listeners));
+    const big = common.at(-1);
+    const bigJs = big ? (cj.steps as Json[]).find((t) => t.listeners === big.listeners) : undefined;
+    const f = big && bigJs ? bigJs.serverUsPerPacketOut / big.serverUsPerPacketOut : null;
+    rows.push([
+      "Conference fan-out (3 speakers): CPU per packet out at least 3 times lower than the JS plane",
+      big && bigJs
+        ? `3 speakers + ${big.listeners} listeners (${big.packetsOutPerSecond} packets out/s): whole server ${n(big.serverUsPerPacketOut)} µs ` +
+          `per packet out on native (media thread ${n(big.mediaUsPerPacketOut, 2)}) against ${n(bigJs.serverUsPerPacketOut)} on JS: **${n(f, 1)} times lower**` +
+          ` (media thread alone: ${ratio(bigJs.serverUsPerPacketOut, big.mediaUsPerPacketOut)} times)`
+        : "–",
+      yes(f === null ? null : f >= 3),
+    ]);
+  } else {
+    rows.push([
+      "Conference fan-out (3 speakers): at least 3 times lower than the JS plane",
+      "not measured in this run",
+      yes(null),
+    ]);
+  }
+  // Scaling: one and two media threads at the same steps.
+  const [one, two] = r.threads;
+  if (one && two) {
+    const lines: string[] = [];
+    let clean = true;
+    let worst = 0;
+    for (const s2 of two.verdict.result.steps as Json[]) {
+      const s1 = (one.verdict.result.steps as Json[]).find((s) => s.calls === s2.calls);
+      if (!s1) continue;
+      const per = (s: Json) => (s.mediaThreadsPct ?? []).map((p: number) => n(p)).join(" + ");
+      lines.push(
+        `${s2.calls} calls: 1 thread ${per(s1)}% (${n(s1.mediaUsPerPacket)} µs/packet, loss ${n(s1.lossPct, 3)}%, added p99 ${n(s1.addedP99, 1)} ms); ` +
+          `2 threads ${per(s2)}% (${n(s2.mediaUsPerPacket)} µs/packet, loss ${n(s2.lossPct, 3)}%, added p99 ${n(s2.addedP99, 1)} ms)`,
+      );
+      if (s2.lossPct >= 0.1 && s2.lossPct > s1.lossPct) clean = false;
+      if (s1.mediaUsPerPacket && s2.mediaUsPerPacket)
+        worst = Math.max(worst, s2.mediaUsPerPacket / s1.mediaUsPerPacket);
+    }
+    rows.push([
+      "Scaling: per-thread cost with 1 and 2 media threads; two threads add no loss or contention",
+      `${lines.join("; ")}. Two threads' CPU per packet at most ${n(worst, 2)} times one thread's`,
+      yes(clean && worst > 0 && worst <= 1.25),
+    ]);
+  } else {
+    rows.push(["Scaling: 1 and 2 media threads", "not measured in this run", yes(null)]);
+  }
+  // Memory per live leg: RSS after a full GC against calls (2 legs and 2 connected users per call).
+  const idle = r.signaling?.result.memory;
+  const leg = (run: Json | undefined) => legMemory(run);
+  const mn = leg(r.relay);
+  const mj = leg(r.relayJs);
+  rows.push([
+    "Memory per live leg and per idle connected user stated",
+    `per live leg (its share of a call's RSS after a full GC, its user's connection included): native ${n(mn?.kibPerLeg, 0)} KiB, ` +
+      `JS ${n(mj?.kibPerLeg, 0)} KiB (fit over ${mn?.steps ?? 0} and ${mj?.steps ?? 0} steps)` +
+      (idle
+        ? `; per idle connected user ${n(idle.rssKiBPerUser)} KiB RSS (${n(idle.heapKiBPerUser)} KiB JS heap), so the leg itself about ` +
+          `${n(mn ? mn.kibPerLeg - idle.rssKiBPerUser : null, 0)} KiB native, ${n(mj ? mj.kibPerLeg - idle.rssKiBPerUser : null, 0)} KiB JS`
+        : ""),
+    yes(mn && idle ? true : null),
+  ]);
+  return table(["Goal (issue: native multi-core data plane)", "Measured in this run", "Verdict"], rows);
+}
+
+/** RSS after a full GC against calls (least squares over a ramp's steps without loss): KiB per leg. */
+export function legMemory(run: Json | undefined): { kibPerLeg: number; steps: number } | null {
+  const points = ((run?.result.steps ?? []) as Json[])
+    .filter((s) => s.serverMemoryAfterGc && s.lossPct < 0.1)
+    .map((s) => [s.calls as number, s.serverMemoryAfterGc.rssMiB as number]);
+  if (points.length < 2) return null;
+  const mx = points.reduce((a, [x]) => a + x!, 0) / points.length;
+  const my = points.reduce((a, [, y]) => a + y!, 0) / points.length;
+  const sxx = points.reduce((a, [x]) => a + (x! - mx) ** 2, 0);
+  if (!(sxx > 0)) return null;
+  const slope = points.reduce((a, [x, y]) => a + (x! - mx) * (y! - my), 0) / sxx;
+  return { kibPerLeg: (slope * 1024) / 2, steps: points.length };
+}
+
+/** What a 16-core host should carry, from this run's per-packet costs (an estimate on paper). */
+function sixteenCoresBlock(verdict: Json, threads: { run: Json; verdict: Json }[]): string {
+  const v = verdict.result;
+  const steps = (v.steps as Json[]).filter((s) => s.lossPct < 0.1 && s.serverLoopCpuPct !== null);
+  // The event loop's CPU against calls: what the control plane (werift's consent checks, RTCP,
+  // statistics) costs per call; it stays on one thread whatever --media-threads says.
+  const loop = fitLine(steps.map((s) => [s.calls, s.serverLoopCpuPct]));
+  const media = v.averageCeiling?.mediaUsPerPacket ?? null;
+  const mediaPerCore = callsPerCore(media);
+  const loopCeiling = loop ? Math.floor((100 - loop.intercept) / loop.slope) : null;
+  const byMedia = mediaPerCore ? 15 * mediaPerCore : null;
+  const estimate = byMedia && loopCeiling ? Math.min(byMedia, loopCeiling) : (byMedia ?? loopCeiling);
+  const two = threads[1]?.verdict.result.steps.at(-1);
+  return [
+    `- Media threads: ${n(media)} µs of a media thread per forwarded packet at ${v.averageCeiling?.calls ?? "–"} calls, so ` +
+      `${mediaPerCore ?? "–"} calls per media thread's core; 15 media threads (one core left to the event loop): ${byMedia ?? "–"} calls.`,
+    `- Event loop (control plane, one thread whatever \`--media-threads\` says): ${loop ? n(loop.slope * 1e4, 0) : "–"} µs of CPU per second ` +
+      `per call (fit over the native ramp's steps without loss), so it fills its core at about ${loopCeiling ?? "–"} calls.`,
+    `- **A 16-core host: about ${estimate ?? "–"} calls** (the smaller of the two), before the kernel's network processing ` +
+      "(here charged to the threads that send, on loopback; on a real NIC partly to interrupts and softirq on every core)" +
+      (two ? `; two media threads on this machine carried ${two.calls} calls with loss ${n(two.lossPct, 3)}%.` : "."),
+  ].join("\n");
+}
+
+function fitLine(points: [number, number][]): { slope: number; intercept: number } | null {
+  if (points.length < 2) return null;
+  const mx = points.reduce((a, [x]) => a + x, 0) / points.length;
+  const my = points.reduce((a, [, y]) => a + y, 0) / points.length;
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  if (!(sxx > 0)) return null;
+  const slope = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0) / sxx;
+  return slope > 0 ? { slope, intercept: my - slope * mx } : null;
 }
 
 function relayBlock(relay: Json, verdict: Json): string {
   const steps = relay.result.steps as Json[];
   const verdicts = new Map((verdict.result.steps as Json[]).map((s) => [s.calls, s]));
-  return table(
+  const media = steps.some((s) => s.cpu.mediaThreadsPct);
+  const rows = table(
     [
       "Calls",
       "Server CPU (% of 1 core): all threads / event loop",
       "µs CPU / fwd packet",
+      ...(media ? ["Media threads: % of 1 core (µs / fwd packet)"] : []),
       "Generator CPU (% of 1 core) (engine µs per packet sent / received)",
       "Loss %",
       "Delay via server p50 / p99 (ms)",
@@ -165,6 +336,13 @@ function relayBlock(relay: Json, verdict: Json): string {
         s.calls,
         `${n(s.cpu.serverPct)} / ${n(s.cpu.serverLoopPct)}`,
         n(s.serverUsPerPacket, 0),
+        ...(media
+          ? [
+              s.cpu.mediaThreadsPct
+                ? `${(s.cpu.mediaThreadsPct as number[]).map((p) => n(p)).join(" + ")} (${n(s.mediaUsPerPacket)})`
+                : "–",
+            ]
+          : []),
         s.engine
           ? `${n(s.cpu.generatorsPct)} (${n(s.engine.sendUs, 1)} / ${n(s.engine.receiveUs, 1)})`
           : n(s.cpu.generatorsPct),
@@ -179,25 +357,14 @@ function relayBlock(relay: Json, verdict: Json): string {
       ];
     }),
   );
+  const threads = relay.result.mediaThreads as string[] | undefined;
+  const where = relay.result.serverCores ? `server on core(s) ${relay.result.serverCores}` : "server unpinned";
+  return `${rows}\n\n${relay.result.dataPlane} data plane, ${where}, ${
+    threads?.length ? `media threads: ${threads.join(", ")}` : "no media threads"
+  }.`;
 }
 
 // ---------------------------------------------------------------- peer relay: rtpengine
-
-/** The headline's rtpengine row: its capacity and CPU per packet in this run, or why it was not measured. */
-function rtpengineHeadlineRow(rtpengine: { run: Json; verdict: Json | undefined } | undefined): string[] | undefined {
-  if (!rtpengine) return undefined;
-  const skipped = rtpengine.run.result.skipped as string | undefined;
-  if (skipped) return ["rtpengine (peer relay): not measured in this run", skipped];
-  const v = rtpengine.verdict?.result;
-  if (!v) return undefined;
-  const a = v.averageCeiling;
-  return [
-    `**rtpengine ${rtpengine.run.result.peer.version}** (peer relay, userspace forwarding, one worker thread, ` +
-      "pinned to the same core, same load generator, same run): highest step within the limits; CPU per forwarded packet",
-    `**${v.capacityCalls}** (rtpengine at ${n(v.serverCpuPctAtCapacity)}% of the core)${passedAbove(v)}; ` +
-      (a ? `${n(a.usPerPacket)} µs per forwarded packet at ${a.calls} calls (one core: ${a.ceilingCalls})` : "–"),
-  ];
-}
 
 /** rtpengine's ramp: the relay table's measurements, for a process with no event loop, GC or signaling. */
 function rtpengineBlock(run: Json, verdict: Json | undefined): string {
@@ -289,6 +456,7 @@ function conferenceBlock(conference: Json): string {
         s.packetsOutPerSecond,
         n(s.cpu.serverPct),
         n(s.serverUsPerPacketOut, 1),
+        s.mediaUsPerPacketOut == null ? "–" : `${n(s.cpu.mediaThreadsPct?.[0])} (${n(s.mediaUsPerPacketOut, 2)})`,
         n(s.cpu.generatorsPct),
         n(s.lossPct, 3),
         `${n(s.delay.p50, 2)} / ${n(s.delay.p99, 2)}`,
@@ -303,6 +471,7 @@ function conferenceBlock(conference: Json): string {
       "Packets out/s",
       "Server CPU (% of 1 core)",
       "µs CPU / packet out",
+      "Media thread: % of 1 core (µs / packet out)",
       "Generator CPU",
       "Loss %",
       "Delay p50 / p99 (ms)",
@@ -574,6 +743,11 @@ export function writeDocs(resultsDir: string): void {
   const relay = read(resultsDir, "relay");
   const loop = read(resultsDir, "relay-loop");
   const werift = read(resultsDir, "relay-werift");
+  const relayJs = read(resultsDir, "relay-js");
+  const threads = ["relay-threads-1", "relay-threads-2"].flatMap((name) => {
+    const run = read(resultsDir, name);
+    return run ? [{ name, run }] : [];
+  });
   const rtpengine = read(resultsDir, "relay-rtpengine");
   const baseline = read(resultsDir, "baseline");
   // Verdicts are recomputed from the measurements, so the page always follows the current rules.
@@ -582,8 +756,14 @@ export function writeDocs(resultsDir: string): void {
   const verdict = verdictOf(relay);
   const loopVerdict = verdictOf(loop);
   const weriftVerdict = verdictOf(werift);
+  const jsVerdict = verdictOf(relayJs);
+  const threadVerdicts = threads.flatMap(({ name, run }) => {
+    const verdict = verdictOf(run);
+    return verdict ? [{ name, run, verdict }] : [];
+  });
   const rtpengineVerdict = rtpengine?.result.skipped ? undefined : verdictOf(rtpengine);
   const conference = read(resultsDir, "conference");
+  const conferenceJs = read(resultsDir, "conference-js");
   const setup = read(resultsDir, "setup");
   const signaling = read(resultsDir, "signaling");
   const profile = read(resultsDir, "profile");
@@ -593,7 +773,29 @@ export function writeDocs(resultsDir: string): void {
   const any = relay ?? conference ?? setup ?? signaling ?? profile;
   if (any) doc = replaceBlock(doc, "env", envBlock(any, read(resultsDir, "run")));
   const peer = rtpengine ? { run: rtpengine, verdict: rtpengineVerdict } : undefined;
-  if (verdict) doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, weriftVerdict, peer));
+  if (verdict) {
+    doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, jsVerdict, weriftVerdict, peer));
+    doc = replaceBlock(
+      doc,
+      "goals",
+      goalsBlock({
+        verdict,
+        jsVerdict,
+        rtpengineVerdict,
+        relay,
+        relayJs,
+        conference,
+        conferenceJs,
+        threads: threadVerdicts,
+        signaling: read(resultsDir, "signaling"),
+      }),
+    );
+    doc = replaceBlock(doc, "sixteen-cores", sixteenCoresBlock(verdict, threadVerdicts));
+  }
+  if (relayJs && jsVerdict) doc = replaceBlock(doc, "relay-js", relayBlock(relayJs, jsVerdict));
+  for (const t of threadVerdicts) {
+    doc = replaceBlock(doc, t.name, relayBlock(t.run, t.verdict));
+  }
   if (relay && verdict) {
     doc = replaceBlock(doc, "relay", relayBlock(relay, verdict));
     fs.writeFileSync(path.join(ROOT, "docs/perf-relay.svg"), relayChart(relay, loop, verdict));
@@ -605,6 +807,7 @@ export function writeDocs(resultsDir: string): void {
   if (baseline) doc = replaceBlock(doc, "baseline", baselineBlock(baseline));
   if (conference) {
     doc = replaceBlock(doc, "conference", conferenceBlock(conference));
+    if (conferenceJs) doc = replaceBlock(doc, "conference-js", conferenceBlock(conferenceJs));
     fs.writeFileSync(path.join(ROOT, "docs/perf-conference.svg"), conferenceChart(conference));
   }
   if (setup) doc = replaceBlock(doc, "setup", setupBlock(setup));

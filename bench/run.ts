@@ -2,7 +2,7 @@
  * Parley benchmarks: `npm run bench` (full, updates docs/performance.md and its plots) and
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
- *   node --import tsx bench/run.ts [--quick] [--only relay,conference,setup,signaling,profile,login-flood,one-way-hunt]
+ *   node --import tsx bench/run.ts [--quick] [--only relay,threads,conference,setup,signaling,profile,login-flood,one-way-hunt]
  *                                  [--generators N] [--no-docs] [--no-build] [--peers rtpengine|none]
  */
 import { spawnSync } from "node:child_process";
@@ -24,13 +24,23 @@ import {
   type RelayResult,
   relayScenario,
   relayVerdict,
+  threadsSteps,
   weriftSteps,
 } from "./scenarios/relay.js";
 import { rtpengineRelayScenario } from "./scenarios/relay-rtpengine.js";
 import { setupScenario } from "./scenarios/setup.js";
 import { signalingScenario } from "./scenarios/signaling.js";
 
-const SCENARIOS = ["relay", "conference", "setup", "signaling", "profile", "login-flood", "one-way-hunt"] as const;
+const SCENARIOS = [
+  "relay",
+  "threads",
+  "conference",
+  "setup",
+  "signaling",
+  "profile",
+  "login-flood",
+  "one-way-hunt",
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -124,6 +134,9 @@ async function timed<T>(name: string, run: () => Promise<T>): Promise<T> {
 }
 
 let ceiling: number | undefined;
+/** The highest step of every ramp run so far: the direct baseline goes as far. */
+let maxCalls = 0;
+const rampsToJudge: { name: string; ramp: Pick<RelayResult, "pinMode" | "steps"> & { dataPlane?: string } }[] = [];
 if (only.has("relay")) {
   // The whole server on one core (the strict per-core figure). BENCH_RELAY_MODES=process,loop adds a
   // ramp with only its event loop on that core and V8's GC threads and libuv's pool on the others
@@ -133,9 +146,12 @@ if (only.has("relay")) {
       ? (process.env.BENCH_RELAY_MODES.split(",") as PinMode[])
       : ["process"];
   const ramps: RelayResult[] = [];
+  // The server's default, the native data plane (one media thread: the server sees one core).
   for (const pinMode of modes) {
     ramps.push(await timed(pinMode === "process" ? "relay" : "relay-loop", () => relayScenario(ctx, { pinMode })));
   }
+  // The JS fast plane (the fallback where the addon cannot load), same core, same steps.
+  const js = await timed("relay-js", () => relayScenario(ctx, { dataPlane: "js" }));
   // The same ramp's first steps on werift's RTP path, for the comparison (full runs).
   const werift = quick
     ? undefined
@@ -145,16 +161,40 @@ if (only.has("relay")) {
     ? await timed("relay-rtpengine", () => rtpengineRelayScenario(ctx))
     : undefined;
   const rtpengine = peer && !("skipped" in peer) ? peer : undefined;
-  const maxCalls = Math.max(
-    ...[...ramps, ...(werift ? [werift] : []), ...(rtpengine ? [rtpengine] : [])].map(
+  maxCalls = Math.max(
+    maxCalls,
+    ...[...ramps, js, ...(werift ? [werift] : []), ...(rtpengine ? [rtpengine] : [])].map(
       (r) => r.steps.at(-1)?.calls ?? 0,
     ),
   );
+  rampsToJudge.push({ name: "relay-js", ramp: js });
+  if (werift) rampsToJudge.push({ name: "relay-werift", ramp: werift });
+  if (rtpengine) rampsToJudge.push({ name: "relay-rtpengine", ramp: rtpengine });
+  for (const ramp of ramps) rampsToJudge.push({ name: ramp.pinMode === "process" ? "relay" : "relay-loop", ramp });
+}
+if (only.has("threads")) {
+  // Scaling: the native plane with one and then two media threads, the server on every core (on a
+  // 2-core machine it shares one with the load generator), at the same steps.
+  const cores = pinning.available ? `0-${os.cpus().length - 1}` : undefined;
+  for (const threads of [1, 2]) {
+    const ramp = await timed(`relay-threads-${threads}`, () =>
+      relayScenario(ctx, { mediaThreads: threads, serverCores: cores, steps: threadsSteps(quick) }),
+    );
+    maxCalls = Math.max(maxCalls, ramp.steps.at(-1)?.calls ?? 0);
+    rampsToJudge.push({ name: `relay-threads-${threads}`, ramp });
+  }
+}
+if (rampsToJudge.length) {
   const baseline: BaselineResult = await timed("baseline", () => baselineScenario(ctx, maxCalls));
-  if (werift) save("relay-werift-verdict", relayVerdict(werift, baseline), 0);
-  if (rtpengine) {
+  for (const { name, ramp } of rampsToJudge) {
+    if (name.startsWith("relay-threads") || name === "relay" || name === "relay-loop") continue;
+    save(`${name}-verdict`, relayVerdict(ramp, baseline), 0);
+  }
+  const rtpengine = rampsToJudge.find((r) => r.name === "relay-rtpengine")?.ramp as
+    | Awaited<ReturnType<typeof rtpengineRelayScenario>>
+    | undefined;
+  if (rtpengine && !("skipped" in rtpengine)) {
     const verdict = relayVerdict(rtpengine, baseline);
-    save("relay-rtpengine-verdict", verdict, 0);
     const at = verdict.steps.find((s) => s.calls === verdict.capacityCalls);
     log(
       `relay capacity (rtpengine ${rtpengine.peer.version}, one worker thread): ${verdict.capacityCalls} calls within ` +
@@ -162,21 +202,47 @@ if (only.has("relay")) {
         `forwarded packet); CPU ceiling by average cost ${verdict.averageCeiling?.ceilingCalls ?? "–"} calls`,
     );
   }
-  for (const ramp of ramps) {
+  const js = rampsToJudge.find((r) => r.name === "relay-js");
+  if (js) {
+    const verdict = relayVerdict(js.ramp, baseline);
+    log(
+      `relay capacity (js): ${verdict.capacityCalls} calls within the limits; ` +
+        `${verdict.averageCeiling?.usPerPacket ?? "–"} µs per forwarded packet at ${verdict.averageCeiling?.calls ?? "–"} calls`,
+    );
+  }
+  for (const { name, ramp } of rampsToJudge.filter((r) => r.name.startsWith("relay-threads"))) {
+    const verdict = relayVerdict(ramp, baseline);
+    save(`${name}-verdict`, verdict, 0);
+    log(
+      `${name}: ` +
+        verdict.steps
+          .map(
+            (s) =>
+              `${s.calls} calls media ${s.mediaThreadsPct?.join(" + ")}% (${s.mediaUsPerPacket} µs/packet), loss ${s.lossPct}%, added p99 ${s.addedP99} ms`,
+          )
+          .join("; "),
+    );
+  }
+  for (const { name, ramp } of rampsToJudge.filter((r) => r.name === "relay" || r.name === "relay-loop")) {
     const verdict = relayVerdict(ramp, baseline);
     // The profile runs at 70% of the CPU ceiling: loaded, but short of saturation.
     if (ramp.pinMode === "process") {
       ceiling = verdict.cpuCeilingCalls ?? verdict.averageCeiling?.ceilingCalls ?? verdict.capacityCalls;
     }
-    save(ramp.pinMode === "process" ? "relay-verdict" : "relay-loop-verdict", verdict, 0); // report.ts recomputes these
+    save(`${name}-verdict`, verdict, 0); // report.ts recomputes these
     log(
-      `relay capacity (${ramp.pinMode}): ${verdict.capacityCalls} calls with loss < ${verdict.limits.lossPct}% and ` +
+      `relay capacity (native, ${ramp.pinMode}): ${verdict.capacityCalls} calls with loss < ${verdict.limits.lossPct}% and ` +
         `added p99 < ${verdict.limits.addedP99Ms} ms (server CPU ${verdict.serverCpuPctAtCapacity}%); ` +
-        `CPU ceiling ${verdict.cpuCeilingCalls} calls, ${verdict.marginalUsPerPacket} µs per forwarded packet`,
+        `${verdict.averageCeiling?.usPerPacket ?? "–"} µs per forwarded packet at ${verdict.averageCeiling?.calls ?? "–"} calls ` +
+        `(media threads ${verdict.averageCeiling?.mediaUsPerPacket ?? "–"})`,
     );
   }
 }
-if (only.has("conference")) await timed("conference", () => conferenceScenario(ctx));
+if (only.has("conference")) {
+  await timed("conference", () => conferenceScenario(ctx));
+  // The JS plane's fan-out, for the comparison (the 3-speaker ramp).
+  await timed("conference-js", () => conferenceScenario(ctx, { dataPlane: "js", speakers: [3] }));
+}
 if (only.has("setup")) await timed("setup", () => setupScenario(ctx));
 if (only.has("signaling")) await timed("signaling", () => signalingScenario(ctx));
 if (only.has("profile")) await timed("profile", () => profileScenario(ctx, ceiling));

@@ -5,12 +5,14 @@ import type { CallTimings, WindowResult } from "./loadgen.js";
 import {
   CpuMeter,
   coresBusySeconds,
+  mediaThreads,
   type Pinning,
   PORTS,
   ROOT,
   sleep,
   startWorker,
   threadCpuSeconds,
+  threadRunSeconds,
   type Worker,
 } from "./proc.js";
 import type { SeededUser } from "./seed.js";
@@ -54,6 +56,12 @@ export interface MeasuredWindow {
     serverPct: number | null;
     /** The server's main (event-loop) thread alone. */
     serverLoopPct: number | null;
+    /**
+     * The native data plane's media threads (parley-media-N), each in % of one core, in thread
+     * order, from the scheduler's exact run time (schedstat); null where the server has none (the
+     * js and werift planes, or another relay).
+     */
+    mediaThreadsPct: number[] | null;
     generatorsPct: number;
     generatorPct: number[];
     /**
@@ -138,10 +146,13 @@ export class Cluster {
     const serverCore = this.#serverCore;
     const core0 = serverCore === undefined ? 0 : coresBusySeconds(serverCore);
     const loop0 = serverPid === undefined ? 0 : threadCpuSeconds(serverPid, serverPid);
+    const media = serverPid === undefined ? [] : mediaThreads(serverPid);
+    const media0 = media.map((t) => threadRunSeconds(serverPid!, t.tid));
     await sleep(endEpoch - Date.now());
     const cpu = meter.read();
     const coreBusy = serverCore === undefined ? 0 : coresBusySeconds(serverCore) - core0;
     const loopSeconds = serverPid === undefined ? 0 : threadCpuSeconds(serverPid, serverPid) - loop0;
+    const mediaSeconds = media.map((t, i) => threadRunSeconds(serverPid!, t.tid) - media0[i]!);
     const results = await pending;
     const delay = Histogram.from(...results.map((r) => r.delay));
     const lateness = Histogram.from(...results.map((r) => r.lateness));
@@ -159,6 +170,7 @@ export class Cluster {
       cpu: {
         serverPct: serverPid === undefined ? null : round(cpu.pct[0]!, 2),
         serverLoopPct: serverPid === undefined ? null : round((100 * loopSeconds) / cpu.wall, 2),
+        mediaThreadsPct: media.length ? mediaSeconds.map((s) => round((100 * s) / cpu.wall, 2)) : null,
         generatorsPct: round(sum(generatorPct), 2),
         generatorPct: generatorPct.map((p) => round(p, 2)),
         serverCoreBusyPct:

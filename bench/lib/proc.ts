@@ -42,6 +42,28 @@ export function threadCpuSeconds(pid: number, tid: number): number {
 }
 
 /**
+ * Seconds one thread has run on a CPU, from the scheduler's exact accounting
+ * (/proc/PID/task/TID/schedstat, nanoseconds), not sampled at each tick as /proc/PID/stat is: a
+ * thread using 1% of a core is hit by a tick only a few dozen times in a window.
+ */
+export function threadRunSeconds(pid: number, tid: number): number {
+  return Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]) / 1e9;
+}
+
+/** The native data plane's media threads of a process (named parley-media-N): their thread ids, by name. */
+export function mediaThreads(pid: number): { tid: number; name: string }[] {
+  try {
+    return fs
+      .readdirSync(`/proc/${pid}/task`)
+      .map((tid) => ({ tid: Number(tid), name: fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim() }))
+      .filter((t) => t.name.startsWith("parley-media"))
+      .sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+  } catch {
+    return [];
+  }
+}
+
+/**
  * CPU seconds some cores have been busy, from /proc/stat: everything but idle and iowait, so
  * including interrupt and softirq time (the kernel's network processing), which /proc/PID/stat
  * does not charge to any process. `cores` is a taskset list such as "0" or "1-3".

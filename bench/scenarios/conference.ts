@@ -1,7 +1,8 @@
 import fs from "node:fs";
 import { Cluster, type Context, type MeasuredWindow, round } from "../lib/cluster.js";
-import { sleep, startServerProcess, tempDir } from "../lib/proc.js";
+import { mediaThreads, sleep, startServerProcess, tempDir } from "../lib/proc.js";
 import { seedUsers } from "../lib/seed.js";
+import type { RelayDataPlane } from "./relay.js";
 
 /** The most participants a Parley call can have (CONFERENCE_MAX_LIMIT); the server is started with it. */
 const MAX_PARTICIPANTS = 64;
@@ -12,6 +13,8 @@ export interface ConferenceStep extends MeasuredWindow {
   /** Packets the server sends per second: each speaker's 50 to every other participant. */
   packetsOutPerSecond: number;
   serverUsPerPacketOut: number | null;
+  /** The native plane's media threads' CPU per packet out; null on the other planes. */
+  mediaUsPerPacketOut: number | null;
   setupSeconds: number;
   setupFailures: string[];
 }
@@ -26,15 +29,23 @@ export interface ConferenceStep extends MeasuredWindow {
  * hears every speaker and every speaker the others, so each speaker packet is expected at every
  * other participant. One generator process holds every leg, so one clock times every packet.
  */
-export async function conferenceScenario(ctx: Context) {
+export async function conferenceScenario(
+  ctx: Context,
+  options: { dataPlane?: RelayDataPlane; speakers?: number[] } = {},
+) {
+  const dataPlane = options.dataPlane ?? "native";
   const windowSeconds = ctx.quick ? 2 : 6;
-  const ramps = ctx.quick
-    ? [{ speakers: 1, listeners: [3, 15] }]
+  const all = ctx.quick
+    ? [
+        { speakers: 1, listeners: [3, 15] },
+        { speakers: 3, listeners: [13] },
+      ]
     : [
         { speakers: 1, listeners: [3, 7, 15, 31, 63] },
         { speakers: 3, listeners: [5, 13, 29, 61] },
       ];
-  const results: { speakers: number; steps: ConferenceStep[] }[] = [];
+  const ramps = all.filter((r) => !options.speakers || options.speakers.includes(r.speakers));
+  const results: { speakers: number; mediaThreads: string[]; steps: ConferenceStep[] }[] = [];
   for (const ramp of ramps) {
     const dataDir = tempDir("parley-bench-conference-");
     const users = await seedUsers(dataDir, MAX_PARTICIPANTS);
@@ -42,9 +53,11 @@ export async function conferenceScenario(ctx: Context) {
       dataDir,
       pin: ctx.pinning.server,
       extraArgs: ["--max-conference", String(MAX_PARTICIPANTS)],
+      env: { PARLEY_MEDIA_DATA_PLANE: dataPlane },
     });
     const cluster = await Cluster.start(ctx, 1);
     const steps: ConferenceStep[] = [];
+    let threads: string[] = [];
     try {
       await cluster.all("login", () => ({ url: server.url, users, concurrency: 8 }));
       for (const listeners of ramp.listeners) {
@@ -60,7 +73,9 @@ export async function conferenceScenario(ctx: Context) {
         // Speakers become "speaking" within ~0.3 s and take the listeners' slots from the silent.
         await sleep(ctx.quick ? 1000 : 2500);
         const window = await cluster.measure(windowSeconds, server.pid);
+        threads = mediaThreads(server.pid).map((t) => t.name);
         const packetsOutPerSecond = ramp.speakers * (participants - 1) * 50;
+        const mediaPct = window.cpu.mediaThreadsPct?.reduce((a, b) => a + b, 0) ?? null;
         const step: ConferenceStep = {
           speakers: ramp.speakers,
           listeners,
@@ -68,12 +83,16 @@ export async function conferenceScenario(ctx: Context) {
           packetsOutPerSecond,
           serverUsPerPacketOut:
             window.cpu.serverPct === null ? null : round(((window.cpu.serverPct / 100) * 1e6) / packetsOutPerSecond, 1),
+          mediaUsPerPacketOut: mediaPct === null ? null : round(((mediaPct / 100) * 1e6) / packetsOutPerSecond, 2),
           setupSeconds,
           setupFailures: setup?.failures ?? [],
         };
         steps.push(step);
         ctx.log(
-          `conference ${ramp.speakers} speaker(s) + ${listeners} listeners: server ${window.cpu.serverPct}% cpu, ` +
+          `conference (${dataPlane}) ${ramp.speakers} speaker(s) + ${listeners} listeners: server ${window.cpu.serverPct}% cpu` +
+            (mediaPct === null
+              ? ", "
+              : ` (media threads ${round(mediaPct, 2)}%, ${step.mediaUsPerPacketOut} µs/packet out), `) +
             `generator ${window.cpu.generatorsPct}%, loss ${window.lossPct}%, delay p50 ${window.delay.p50} ` +
             `p99 ${window.delay.p99} ms, setup ${setupSeconds} s` +
             (step.setupFailures.length ? `, ${step.setupFailures.length} failed: ${step.setupFailures[0]}` : ""),
@@ -85,7 +104,7 @@ export async function conferenceScenario(ctx: Context) {
       await server.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
-    results.push({ speakers: ramp.speakers, steps });
+    results.push({ speakers: ramp.speakers, mediaThreads: threads, steps });
   }
-  return { windowSeconds, ramps: results };
+  return { dataPlane, windowSeconds, ramps: results };
 }

@@ -6,7 +6,7 @@ import { ROOT, sleep, startServerProcess, tempDir } from "../lib/proc.js";
 import { seedUsers } from "../lib/seed.js";
 
 /**
- * A CPU profile of the server relaying 1:1 calls (`node --cpu-prof` on the server process), at
+ * A CPU profile of the server relaying 1:1 calls on the JS fast plane (`node --cpu-prof` on the server process), at
  * about 70% of the CPU ceiling the relay benchmark found (`ceiling`), summarised by self and
  * inclusive time.
  * The profiler itself costs some CPU, so the load is kept below saturation.
@@ -24,7 +24,14 @@ export async function profileScenario(ctx: Context, ceiling: number | undefined)
   const dataDir = tempDir("parley-bench-profile-");
   const profileDir = path.join(dataDir, "cpuprofile");
   const users = await seedUsers(dataDir, 2 * calls);
-  const server = await startServerProcess({ dataDir, pin: ctx.pinning.server, cpuProfileDir: profileDir });
+  // On the JS fast plane: the native plane's media threads run no JavaScript, so a JavaScript profile
+  // of it shows only the control plane (werift's ICE consent checks, DTLS and RTCP).
+  const server = await startServerProcess({
+    dataDir,
+    pin: ctx.pinning.server,
+    cpuProfileDir: profileDir,
+    env: { PARLEY_MEDIA_DATA_PLANE: "js" },
+  });
   const cluster = await Cluster.start(ctx, ctx.generators);
   let window: Awaited<ReturnType<Cluster["measure"]>> | undefined;
   let exitedAt = 0;

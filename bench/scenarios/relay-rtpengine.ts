@@ -78,6 +78,8 @@ export async function rtpengineRelayScenario(ctx: Context, options: { windowSeco
         // do the work. Its CPU is all of them (serverPct), as Parley's is all of its threads.
         cpu: { ...window.cpu, serverLoopPct: null },
         serverUsPerPacket: usPerPacket(window.cpu.serverPct, target),
+        mediaUsPerPacket: null,
+        serverMemoryAfterGc: null,
         generatorUsPerPacket: usPerPacket(window.cpu.generatorsPct, target)!,
         serverRssMiB: round(rssBytes(rtpengine.pid) / 2 ** 20, 1),
         serverEventLoopUtilization: null,

@@ -1,16 +1,23 @@
 import fs from "node:fs";
 import { assignCalls, Cluster, type Context, type MeasuredWindow, mergeSparse, round } from "../lib/cluster.js";
 import type { SparseHistogram } from "../lib/hist.js";
-import { type PinMode, rssBytes, sleep, startServerProcess, tempDir } from "../lib/proc.js";
+import { mediaThreads, type PinMode, rssBytes, sleep, startServerProcess, tempDir } from "../lib/proc.js";
 import { seedUsers } from "../lib/seed.js";
 
 /** Loss and added-delay limits a step must stay within to count towards capacity. */
 export const LIMITS = { lossPct: 0.1, addedP99Ms: 10 };
 
+/** The server's media data planes (`--media-data-plane`): its default, native, and the two fallbacks. */
+export type RelayDataPlane = "native" | "js" | "werift";
+
 export interface RelayStep extends MeasuredWindow {
   calls: number;
   /** Server CPU per forwarded packet (each call forwards 2 x 50 packets/s). */
   serverUsPerPacket: number | null;
+  /** The native plane's media threads' CPU (all of them) per forwarded packet; null on other planes. */
+  mediaUsPerPacket: number | null;
+  /** The server's memory after a full GC, read after the window (null for other relays). */
+  serverMemoryAfterGc: { rssMiB: number; heapUsedMiB: number; externalMiB: number } | null;
   generatorUsPerPacket: number;
   serverRssMiB: number | null;
   serverEventLoopUtilization: number | null;
@@ -37,6 +44,12 @@ export function weriftSteps(quick: boolean): number[] {
   return quick ? [10] : [20, 50, 80, 110];
 }
 
+/** Steps of the scaling ramps (native plane, one and then two media threads, server on every core). */
+export function threadsSteps(quick: boolean): number[] {
+  if (process.env.BENCH_THREADS_STEPS) return process.env.BENCH_THREADS_STEPS.split(",").map(Number);
+  return quick ? [10, 40] : [100, 200, 400];
+}
+
 /**
  * A step past saturation: losing packets, queueing the median packet 10 ms, or the slowest 1% for a
  * fifth of a second. The ramp goes on through steps that only miss the delay limit (to show where
@@ -59,10 +72,20 @@ export function usPerPacket(pct: number | null, calls: number): number | null {
  */
 export async function relayScenario(
   ctx: Context,
-  options: { windowSeconds?: number; pinMode?: PinMode; dataPlane?: "fast" | "werift"; steps?: number[] } = {},
+  options: {
+    windowSeconds?: number;
+    pinMode?: PinMode;
+    dataPlane?: RelayDataPlane;
+    steps?: number[];
+    /** `--media-threads` (default: the server's, one per core it may run on). */
+    mediaThreads?: number;
+    /** The server's cores (taskset list) instead of the relay core, e.g. every core for the scaling ramps. */
+    serverCores?: string;
+  } = {},
 ) {
   const pinMode = options.pinMode ?? "process";
-  const dataPlane = options.dataPlane ?? "fast";
+  const dataPlane = options.dataPlane ?? "native";
+  const serverCores = options.serverCores ?? ctx.pinning.server;
   const steps = options.steps ?? relaySteps(ctx.quick);
   const windowSeconds = options.windowSeconds ?? Number(process.env.BENCH_WINDOW_SECONDS ?? (ctx.quick ? 3 : 10));
   const settleMs = ctx.quick ? 1500 : 3000;
@@ -70,13 +93,20 @@ export async function relayScenario(
   const users = await seedUsers(dataDir, 2 * steps.at(-1)!);
   const server = await startServerProcess({
     dataDir,
-    pin: ctx.pinning.server,
+    pin: serverCores,
     pinMode,
     helperCores: ctx.pinning.generators,
-    env: dataPlane === "werift" ? { PARLEY_MEDIA_DATA_PLANE: "werift" } : {},
+    // Named explicitly (native is also the default): a native plane that cannot load falls back to
+    // js, which the media thread count below shows (none).
+    env: { PARLEY_MEDIA_DATA_PLANE: dataPlane },
+    extraArgs: options.mediaThreads ? ["--media-threads", String(options.mediaThreads)] : [],
   });
+  const label = `${dataPlane}${options.mediaThreads ? `, ${options.mediaThreads} media thread(s)` : ""}${
+    options.serverCores ? `, server on core(s) ${options.serverCores}` : ""
+  }`;
   const cluster = await Cluster.start(ctx, ctx.generators);
   const rows: RelayStep[] = [];
+  let threadNames: string[] = [];
   let current = 0;
   let overloadedInRow = 0;
   try {
@@ -102,10 +132,25 @@ export async function relayScenario(
       const window = await cluster.measure(windowSeconds, server.pid);
       const probe = await server.probe();
       const rtt = await rttPending;
+      // Memory after a full GC, outside the window (the next step's first probe drops its pauses).
+      const memory = (await server.probe(true)).memory;
+      threadNames = mediaThreads(server.pid).map((t) => t.name);
+      const mediaPct = window.cpu.mediaThreadsPct;
       const row: RelayStep = {
         calls: target,
         ...window,
         serverUsPerPacket: usPerPacket(window.cpu.serverPct, target),
+        mediaUsPerPacket: mediaPct
+          ? usPerPacket(
+              mediaPct.reduce((a, b) => a + b, 0),
+              target,
+            )
+          : null,
+        serverMemoryAfterGc: {
+          rssMiB: round(memory.rss / 2 ** 20, 1),
+          heapUsedMiB: round(memory.heapUsed / 2 ** 20, 1),
+          externalMiB: round(memory.external / 2 ** 20, 1),
+        },
         generatorUsPerPacket: usPerPacket(window.cpu.generatorsPct, target)!,
         serverRssMiB: round(rssBytes(server.pid) / 2 ** 20, 1),
         serverEventLoopUtilization: round(probe.eventLoopUtilization, 3),
@@ -121,8 +166,10 @@ export async function relayScenario(
       };
       rows.push(row);
       ctx.log(
-        `relay (${pinMode}${dataPlane === "werift" ? ", werift RTP path" : ""}) ${target} calls: server ${window.cpu.serverPct}% cpu ` +
-          `(event loop ${window.cpu.serverLoopPct}%), generators ${window.cpu.generatorsPct}%` +
+        `relay (${label}) ${target} calls: server ${window.cpu.serverPct}% cpu ` +
+          `(event loop ${window.cpu.serverLoopPct}%` +
+          (mediaPct ? `, media threads ${mediaPct.join(" + ")}%, ${row.mediaUsPerPacket} µs/packet` : "") +
+          `), generators ${window.cpu.generatorsPct}%` +
           (window.engine ? ` (engine ${window.engine.sendUs} µs/sent, ${window.engine.receiveUs} µs/received)` : "") +
           `, loss ${window.lossPct}%, delay p50 ${window.delay.p50} p99 ${window.delay.p99} ms, ` +
           `send lateness p99 ${window.lateness.p99} ms, server GC ${probe.gc.count} pauses max ` +
@@ -142,7 +189,16 @@ export async function relayScenario(
     if (process.env.BENCH_KEEP_SERVER_OUTPUT) fs.writeFileSync(process.env.BENCH_KEEP_SERVER_OUTPUT, server.output());
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
-  return { pinMode, dataPlane, windowSeconds, settleMs, steps: rows };
+  return {
+    pinMode,
+    dataPlane,
+    /** The media threads the server ran (none: not the native plane). */
+    mediaThreads: threadNames,
+    serverCores: serverCores ?? null,
+    windowSeconds,
+    settleMs,
+    steps: rows,
+  };
 }
 
 /**
@@ -151,7 +207,7 @@ export async function relayScenario(
  * what the generators and the loopback interface add by themselves at that load.
  */
 export async function baselineScenario(ctx: Context, maxCalls: number, options: { windowSeconds?: number } = {}) {
-  const steps = [...new Set([...relaySteps(ctx.quick), ...weriftSteps(ctx.quick)])]
+  const steps = [...new Set([...relaySteps(ctx.quick), ...weriftSteps(ctx.quick), ...threadsSteps(ctx.quick)])]
     .sort((a, b) => a - b)
     .filter((n) => n <= maxCalls);
   const windowSeconds = options.windowSeconds ?? (ctx.quick ? 2 : 6);
@@ -214,6 +270,8 @@ export function relayVerdict(
       addedP50,
       addedP99,
       serverUsPerPacket: step.serverUsPerPacket,
+      mediaThreadsPct: step.cpu.mediaThreadsPct ?? null,
+      mediaUsPerPacket: step.mediaUsPerPacket ?? null,
       pass,
     };
   });
@@ -233,6 +291,10 @@ export function relayVerdict(
   const process = fitCeiling(fitted.map((s) => [s.calls, s.serverCpuPct!]));
   // The generators' CPU over the same steps: what they spend per packet the server forwards.
   const generators = fitCeiling(fitted.map((s) => [s.calls, s.generatorsCpuPct]));
+  // The native plane's media threads alone, over the same steps.
+  const media = fitCeiling(
+    fitted.filter((s) => s.mediaThreadsPct).map((s) => [s.calls, s.mediaThreadsPct!.reduce((a, b) => a + b, 0)]),
+  );
   const core = fitCeiling(
     fitted.filter((s) => s.serverCoreBusyPct !== null).map((s) => [s.calls, s.serverCoreBusyPct!]),
   );
@@ -245,6 +307,7 @@ export function relayVerdict(
       ? {
           calls: averaged.calls,
           usPerPacket: averaged.serverUsPerPacket,
+          mediaUsPerPacket: averaged.mediaUsPerPacket,
           ceilingCalls: Math.floor(1e6 / (averaged.serverUsPerPacket * 100)),
         }
       : null;
@@ -266,6 +329,8 @@ export function relayVerdict(
     marginalUsPerPacket: process.usPerPacket,
     /** Calls at which the fit reaches 100% of the core: the CPU-bound ceiling, ignoring latency. */
     cpuCeilingCalls: process.ceiling,
+    /** The native plane's media threads' CPU per extra forwarded packet, from the same kind of fit. */
+    mediaMarginalUsPerPacket: media.usPerPacket,
     /** The load generators' CPU per forwarded packet (sending and receiving it), from the same kind of fit. */
     generatorMarginalUsPerPacket: generators.usPerPacket,
     /** The same fit on the server core's busy time (kernel network processing included). */
