@@ -8,6 +8,7 @@ export { sendControlCommand } from "./admin/control-socket.js";
 export { OPERATOR_FEED_INTERVAL_MS } from "./admin/operator-feed.js";
 export type { OperatorService } from "./admin/operator-service.js";
 export { splitCommandLine } from "./admin/table.js";
+export { AuditLog } from "./audit/audit-log.js";
 export { CallHistoryStore, type CallRecord } from "./calls/call-history-store.js";
 export {
   DEFAULT_CONFIG,
@@ -41,12 +42,14 @@ export {
 export { DEFAULT_TURN_TTL_SECONDS, type TurnConfig, turnIceServers } from "./media/turn-credentials.js";
 export { isLoopback } from "./metrics/metrics-endpoint.js";
 export { type ParleyServer, SERVER_VERSION, type StartOptions, startServer } from "./parley-server.js";
+export { PhonebookStore } from "./phonebook/phonebook-store.js";
 export { type Database, openDatabase, schemaVersion } from "./storage/database.js";
 export { type DatabaseTarget, parseDatabaseUrl, redactDatabaseUrl } from "./storage/database-url.js";
 export { MIGRATIONS } from "./storage/migrations.js";
 export { openStorage } from "./storage/open-storage.js";
 export { POSTGRES_BASELINE, SCHEMA_VERSION, SchemaTooNewError } from "./storage/postgres-migrations.js";
 export { PostgresStorage } from "./storage/postgres-storage.js";
+export { SettingsStore } from "./storage/settings-store.js";
 export { type SqlClient, type SqlValue, UniqueViolation } from "./storage/sql-client.js";
 export { SqliteClient } from "./storage/sqlite-client.js";
 export { SqliteStorage } from "./storage/sqlite-storage.js";

@@ -1,3 +1,4 @@
+import { type Storage, TABLES } from "@parley/server";
 import Database from "better-sqlite3";
 
 /**
@@ -22,4 +23,21 @@ export function dbSnapshot(file: string, options: { exceptTables?: string[]; ign
   } finally {
     db.close();
   }
+}
+
+/**
+ * The same through a server's storage, whichever back-end it is (rows in key order): what a test
+ * compares before and after on both SQLite and PostgreSQL.
+ */
+export async function storageSnapshot(
+  storage: Storage,
+  options: { exceptTables?: string[]; ignoreColumns?: string[] } = {},
+): Promise<string> {
+  const ignored = new Set(options.ignoreColumns ?? []);
+  const dump: Record<string, unknown[]> = {};
+  for (const table of TABLES.filter((name) => !options.exceptTables?.includes(name))) {
+    const rows = await storage.sql.all<Record<string, unknown>>(`SELECT * FROM ${table} ORDER BY 1`);
+    dump[table] = rows.map((row) => Object.fromEntries(Object.entries(row).filter(([key]) => !ignored.has(key))));
+  }
+  return JSON.stringify(dump);
 }

@@ -1,6 +1,6 @@
 export * from "./browser.js";
 export { type Coturn, type CoturnOptions, coturnUnavailable, freeTcpPort, startCoturn } from "./coturn.js";
-export { dbSnapshot } from "./db-snapshot.js";
+export { dbSnapshot, storageSnapshot } from "./db-snapshot.js";
 export {
   createNetworkLab,
   type LabHost,
@@ -10,7 +10,16 @@ export {
   netemAvailable,
   networkLabUnavailable,
 } from "./network-lab.js";
-export { type Postgres, postgresUnavailable, startPostgres } from "./postgres.js";
+export {
+  BACKENDS,
+  type Backend,
+  backendUnavailable,
+  freshDatabase,
+  type Postgres,
+  postgresUnavailable,
+  sharedPostgres,
+  startPostgres,
+} from "./postgres.js";
 export { type Closed, type ConnectOptions, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
 export {
   type BotRun,
@@ -26,6 +35,7 @@ export {
   spawnServer,
   startTestServer,
   type TestServer,
+  type TestServerOptions,
   tempDir,
   WEB_ROOT,
   withTestServer,

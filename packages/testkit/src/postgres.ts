@@ -1,8 +1,8 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { freeTcpPort } from "./coturn.js";
-import { tempDir } from "./test-server.js";
 
 /** Where Debian's `postgresql` package puts its server binaries: /usr/lib/postgresql/VERSION/bin. */
 const DEBIAN_ROOT = "/usr/lib/postgresql";
@@ -43,6 +43,8 @@ export interface Postgres {
   restart(whileDown?: () => Promise<void>): Promise<void>;
   /** Stops the cluster and removes its files. Idempotent. */
   stop(): Promise<void>;
+  /** The same, synchronously (for a process that is exiting). */
+  stopNow(): void;
 }
 
 /**
@@ -57,7 +59,7 @@ export async function startPostgres(): Promise<Postgres> {
   const unavailable = postgresUnavailable();
   if (unavailable) throw new Error(unavailable);
   const bin = postgresBin()!;
-  const dir = tempDir("parley-pg-");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-pg-"));
   const asRoot = process.getuid?.() === 0;
   if (asRoot) {
     fs.chmodSync(dir, 0o700);
@@ -105,6 +107,21 @@ export async function startPostgres(): Promise<Postgres> {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   };
+  const stopNow = () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      if (running) {
+        running = false;
+        const args = ["-D", data, "-m", "immediate", "-w", "-t", "60", "stop"];
+        const pgCtl = path.join(bin, "pg_ctl");
+        if (asRoot) execFileSync("/usr/sbin/runuser", ["-u", "postgres", "--", pgCtl, ...args], { stdio: "ignore" });
+        else execFileSync(pgCtl, args, { stdio: "ignore" });
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
   try {
     await start();
     running = true;
@@ -123,6 +140,7 @@ export async function startPostgres(): Promise<Postgres> {
         }
       },
       stop,
+      stopNow,
     };
   } catch (error) {
     const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : "";
@@ -151,4 +169,40 @@ function exec(command: string, args: string[]): Promise<string> {
     });
     child.stdin?.end();
   });
+}
+
+let shared: Promise<Postgres> | undefined;
+
+/**
+ * One throwaway cluster for the whole test process (a test file), started on first use and
+ * stopped when the process exits: each server or storage under test takes a fresh database of
+ * its own on it (`createDatabase`), which costs a fraction of a second where a cluster costs one
+ * or two.
+ */
+export function sharedPostgres(): Promise<Postgres> {
+  if (!shared) {
+    shared = startPostgres();
+    shared.then(
+      (cluster) => process.once("exit", () => cluster.stopNow()),
+      () => undefined,
+    );
+  }
+  return shared;
+}
+
+/** The database back-ends Parley runs on, as the tests name them. */
+export const BACKENDS = ["sqlite", "postgres"] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+/** Why the tests cannot run on `backend` here (a skip reason), or undefined when they can. */
+export function backendUnavailable(backend: Backend): string | undefined {
+  return backend === "postgres" ? postgresUnavailable() : undefined;
+}
+
+/**
+ * A `--database` value for a fresh, empty database on `backend`: undefined for SQLite (the
+ * server's data dir), a new database on the shared cluster for PostgreSQL.
+ */
+export async function freshDatabase(backend: Backend): Promise<string | undefined> {
+  return backend === "postgres" ? (await sharedPostgres()).createDatabase() : undefined;
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { ParleyClient, type ParleyClientOptions } from "@parley/client";
 import { DEFAULT_CONFIG, type ParleyServer, type StartOptions, startServer } from "@parley/server";
 import WebSocket from "ws";
+import { type Backend, freshDatabase } from "./postgres.js";
 
 export function tempDir(prefix = "parley-test-"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -19,9 +20,22 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** A real server in this process: port 0 on 127.0.0.1, a fresh temporary data dir, logs to file only. */
-export async function startTestServer(options: StartOptions = {}): Promise<TestServer> {
+export interface TestServerOptions extends StartOptions {
+  /**
+   * Where the data is kept: SQLite in the data dir (the default), or a fresh database of its own
+   * on the test process's shared PostgreSQL cluster (`database`, when given, wins).
+   */
+  backend?: Backend;
+}
+
+/**
+ * A real server in this process: port 0 on 127.0.0.1, a fresh temporary data dir (and with the
+ * postgres backend, a fresh PostgreSQL database), logs to file only.
+ */
+export async function startTestServer(testOptions: TestServerOptions = {}): Promise<TestServer> {
+  const { backend, ...options } = testOptions;
   const dataDir = options.dataDir ?? tempDir();
+  if (backend && options.database === undefined) options.database = await freshDatabase(backend);
   const server = await startServer({
     host: "127.0.0.1",
     port: 0,
@@ -46,7 +60,10 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
 }
 
 /** Runs `body` against a fresh test server started with `options`, and stops it whatever happens. */
-export async function withTestServer(options: StartOptions, body: (s: TestServer) => Promise<void>): Promise<void> {
+export async function withTestServer(
+  options: TestServerOptions,
+  body: (s: TestServer) => Promise<void>,
+): Promise<void> {
   const s = await startTestServer(options);
   try {
     await body(s);
