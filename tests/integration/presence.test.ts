@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
+  BACKENDS,
+  backendUnavailable,
   loggedIn,
   RawClient,
   registered,
@@ -128,84 +130,98 @@ describe("presence and directory", () => {
   });
 });
 
-describe("phone book", () => {
-  it("adds, lists, updates and removes entries, synced to the user's other devices", async () => {
-    const owner = await registered(t.url, "pb-owner");
-    const second = await loggedIn(t.url, "pb-owner");
-    await registered(t.url, "pb-friend", { displayName: "Friend" });
-    await registered(t.url, "pb-other");
-    const entry = await owner.client.call<{ id: number; label: string; favourite: boolean; displayName: string }>(
-      "phonebook.add",
-      { username: "pb-friend", label: "Best friend", notes: "met at school", favourite: true },
-    );
-    assert.equal(entry.label, "Best friend");
-    assert.equal(entry.displayName, "Friend");
-    assert.equal(entry.favourite, true);
-    await second.client.event("phonebook.updated", (d) => (d.entries as unknown[]).length === 1);
-
-    const dup = await owner.client.request("phonebook.add", { username: "pb-friend" });
-    assert.equal(!dup.ok && dup.error.code, "ENTRY_EXISTS");
-    const unknown = await owner.client.request("phonebook.add", { username: "no-such-user" });
-    assert.equal(!unknown.ok && unknown.error.code, "USER_NOT_FOUND");
-    await owner.client.call("phonebook.add", { username: "pb-other" });
-
-    const updated = await owner.client.call<{ label: string; notes: string; favourite: boolean }>("phonebook.update", {
-      id: entry.id,
-      label: "Old friend",
-      favourite: false,
+// The phone book on both back-ends, each with a server of its own.
+for (const backend of BACKENDS) {
+  describe(`phone book (${backend})`, { skip: backendUnavailable(backend) }, () => {
+    let t: TestServer;
+    before(async () => {
+      t = await startTestServer({ backend });
     });
-    assert.deepEqual([updated.label, updated.notes, updated.favourite], ["Old friend", "met at school", false]);
-    const list = await owner.client.call<{ entries: { label: string }[] }>("phonebook.list");
-    assert.equal(list.entries.length, 2);
+    after(async () => {
+      await t.stop();
+    });
 
-    await owner.client.call("phonebook.remove", { id: entry.id });
-    const missing = await owner.client.request("phonebook.remove", { id: entry.id });
-    assert.equal(!missing.ok && missing.error.code, "ENTRY_NOT_FOUND");
-    assert.equal((await owner.client.call<{ entries: unknown[] }>("phonebook.list")).entries.length, 1);
-    owner.client.close();
-    second.client.close();
-  });
+    it("adds, lists, updates and removes entries, synced to the user's other devices", async () => {
+      const owner = await registered(t.url, "pb-owner");
+      const second = await loggedIn(t.url, "pb-owner");
+      await registered(t.url, "pb-friend", { displayName: "Friend" });
+      await registered(t.url, "pb-other");
+      const entry = await owner.client.call<{ id: number; label: string; favourite: boolean; displayName: string }>(
+        "phonebook.add",
+        { username: "pb-friend", label: "Best friend", notes: "met at school", favourite: true },
+      );
+      assert.equal(entry.label, "Best friend");
+      assert.equal(entry.displayName, "Friend");
+      assert.equal(entry.favourite, true);
+      await second.client.event("phonebook.updated", (d) => (d.entries as unknown[]).length === 1);
 
-  it("pushes the updated phone book when a contact renames or deletes their account", async () => {
-    const owner = await registered(t.url, "pb-watch");
-    const contact = await registered(t.url, "pb-renamer");
-    await owner.client.call("phonebook.add", { username: "pb-renamer" });
-    const mark = owner.client.received.length;
-    await contact.client.call("account.setDisplayName", { displayName: "Now Renamed" });
-    await owner.client.event(
-      "phonebook.updated",
-      (d) => (d.entries as { displayName: string }[])[0]?.displayName === "Now Renamed",
-      mark,
-    );
-    await contact.client.call("account.delete", { password: TEST_PASSWORD });
-    await owner.client.event("phonebook.updated", (d) => (d.entries as unknown[]).length === 0, mark);
-    owner.client.close();
-    contact.client.close();
-  });
+      const dup = await owner.client.request("phonebook.add", { username: "pb-friend" });
+      assert.equal(!dup.ok && dup.error.code, "ENTRY_EXISTS");
+      const unknown = await owner.client.request("phonebook.add", { username: "no-such-user" });
+      assert.equal(!unknown.ok && unknown.error.code, "USER_NOT_FOUND");
+      await owner.client.call("phonebook.add", { username: "pb-other" });
 
-  it("keeps each user's phone book private", async () => {
-    const a = await registered(t.url, "pb-a");
-    const b = await registered(t.url, "pb-b");
-    const entry = await a.client.call<{ id: number }>("phonebook.add", { username: "pb-b" });
-    const touch = await b.client.request("phonebook.update", { id: entry.id, label: "hijack" });
-    assert.equal(!touch.ok && touch.error.code, "ENTRY_NOT_FOUND");
-    const remove = await b.client.request("phonebook.remove", { id: entry.id });
-    assert.equal(!remove.ok && remove.error.code, "ENTRY_NOT_FOUND");
-    assert.equal((await b.client.call<{ entries: unknown[] }>("phonebook.list")).entries.length, 0);
-    a.client.close();
-    b.client.close();
-  });
+      const updated = await owner.client.call<{ label: string; notes: string; favourite: boolean }>(
+        "phonebook.update",
+        {
+          id: entry.id,
+          label: "Old friend",
+          favourite: false,
+        },
+      );
+      assert.deepEqual([updated.label, updated.notes, updated.favourite], ["Old friend", "met at school", false]);
+      const list = await owner.client.call<{ entries: { label: string }[] }>("phonebook.list");
+      assert.equal(list.entries.length, 2);
 
-  it("follows a contact's rename and drops the entry when the contact deletes their account", async () => {
-    const a = await registered(t.url, "pb-follow");
-    const b = await registered(t.url, "pb-mover");
-    await a.client.call("phonebook.add", { username: "pb-mover", label: "Mover" });
-    await b.client.call("account.setUsername", { username: "pb-moved" });
-    const list = await a.client.call<{ entries: { username: string }[] }>("phonebook.list");
-    assert.equal(list.entries[0]?.username, "pb-moved");
-    await b.client.call("account.delete", { password: TEST_PASSWORD });
-    assert.equal((await a.client.call<{ entries: unknown[] }>("phonebook.list")).entries.length, 0);
-    a.client.close();
-    b.client.close();
+      await owner.client.call("phonebook.remove", { id: entry.id });
+      const missing = await owner.client.request("phonebook.remove", { id: entry.id });
+      assert.equal(!missing.ok && missing.error.code, "ENTRY_NOT_FOUND");
+      assert.equal((await owner.client.call<{ entries: unknown[] }>("phonebook.list")).entries.length, 1);
+      owner.client.close();
+      second.client.close();
+    });
+
+    it("pushes the updated phone book when a contact renames or deletes their account", async () => {
+      const owner = await registered(t.url, "pb-watch");
+      const contact = await registered(t.url, "pb-renamer");
+      await owner.client.call("phonebook.add", { username: "pb-renamer" });
+      const mark = owner.client.received.length;
+      await contact.client.call("account.setDisplayName", { displayName: "Now Renamed" });
+      await owner.client.event(
+        "phonebook.updated",
+        (d) => (d.entries as { displayName: string }[])[0]?.displayName === "Now Renamed",
+        mark,
+      );
+      await contact.client.call("account.delete", { password: TEST_PASSWORD });
+      await owner.client.event("phonebook.updated", (d) => (d.entries as unknown[]).length === 0, mark);
+      owner.client.close();
+      contact.client.close();
+    });
+
+    it("keeps each user's phone book private", async () => {
+      const a = await registered(t.url, "pb-a");
+      const b = await registered(t.url, "pb-b");
+      const entry = await a.client.call<{ id: number }>("phonebook.add", { username: "pb-b" });
+      const touch = await b.client.request("phonebook.update", { id: entry.id, label: "hijack" });
+      assert.equal(!touch.ok && touch.error.code, "ENTRY_NOT_FOUND");
+      const remove = await b.client.request("phonebook.remove", { id: entry.id });
+      assert.equal(!remove.ok && remove.error.code, "ENTRY_NOT_FOUND");
+      assert.equal((await b.client.call<{ entries: unknown[] }>("phonebook.list")).entries.length, 0);
+      a.client.close();
+      b.client.close();
+    });
+
+    it("follows a contact's rename and drops the entry when the contact deletes their account", async () => {
+      const a = await registered(t.url, "pb-follow");
+      const b = await registered(t.url, "pb-mover");
+      await a.client.call("phonebook.add", { username: "pb-mover", label: "Mover" });
+      await b.client.call("account.setUsername", { username: "pb-moved" });
+      const list = await a.client.call<{ entries: { username: string }[] }>("phonebook.list");
+      assert.equal(list.entries[0]?.username, "pb-moved");
+      await b.client.call("account.delete", { password: TEST_PASSWORD });
+      assert.equal((await a.client.call<{ entries: unknown[] }>("phonebook.list")).entries.length, 0);
+      a.client.close();
+      b.client.close();
+    });
   });
-});
+}
