@@ -1,21 +1,27 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { PhonebookStore, UserStore } from "@parley/server";
+import { PhonebookStore, PostgresStorage, SqliteStorage, UserStore } from "@parley/server";
 import {
   loggedIn,
   postgresUnavailable,
   RawClient,
   registered,
+  runParley,
   type ServerProcess,
   sharedPostgres,
   spawnServer,
   startTestServer,
+  storageSnapshot,
   TEST_PASSWORD,
   type TestServer,
   tempDir,
   waitFor,
 } from "@parley/testkit";
+import { BOT_PASSWORD, useBotCalls } from "./bot-calls.js";
+
+const bots = useBotCalls("parley-pg-bots-");
 
 type Response = Awaited<ReturnType<RawClient["request"]>>;
 
@@ -144,5 +150,84 @@ describe("PostgreSQL restarted under traffic", { skip: postgresUnavailable() }, 
     }
     // Sessions made before the restart still work on new connections.
     (await loggedIn(t.url, "owner-0")).client.close();
+  });
+});
+
+describe("parley admin migrate-to-postgres", { skip: postgresUnavailable() }, () => {
+  it("copies an SQLite installation completely, refuses a target that is not empty, and calls work on the copy", async () => {
+    // An SQLite installation with accounts, sessions, a call in the history, audit entries and a phone book.
+    const dataDir = tempDir();
+    const sqlite = await startTestServer({ dataDir });
+    const url = await (await sharedPostgres()).createDatabase();
+    const serverDir = tempDir();
+    let server: ServerProcess | undefined;
+    try {
+      await bots.botCall(
+        { user: "mig-bob", hz: 660, server: sqlite.url },
+        { user: "mig-alice", hz: 440, server: sqlite.url },
+        2,
+      );
+      const alice = await loggedIn(sqlite.url, "mig-alice", BOT_PASSWORD);
+      await alice.client.call("phonebook.add", { username: "mig-bob", label: "Bob", favourite: true });
+      alice.client.close();
+      await sqlite.server.close();
+
+      const migrate = () => runParley(["admin", "migrate-to-postgres", "--from", dataDir, "--to", url]);
+      const migrated = await migrate();
+      assert.equal(migrated.code, 0, migrated.stderr);
+      assert.match(migrated.stdout, /counts checked/);
+      const source = new SqliteStorage(path.join(dataDir, "parley.db"));
+      const target = await PostgresStorage.open(url);
+      try {
+        const counts = await source.tableCounts();
+        assert.ok(counts.users === 2 && counts.sessions > 0 && counts.settings > 0, JSON.stringify(counts));
+        assert.ok(counts.phonebook_entries === 1 && counts.calls === 1 && counts.call_participants === 2);
+        assert.ok(counts.audit_log > 0);
+        assert.deepEqual(await target.tableCounts(), counts);
+        // Row for row, value for value (PostgreSQL's own insertion numbering of calls aside).
+        assert.equal(await storageSnapshot(target, { ignoreColumns: ["seq"] }), await storageSnapshot(source));
+      } finally {
+        await source.close();
+        await target.close();
+      }
+
+      const again = await migrate();
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /not empty \(users: 2/);
+
+      // A server on the copy: the bots log in with their passwords, call, and the history goes on.
+      server = await spawnServer(serverDir, ["--database", url]);
+      const call = await bots.botCall(
+        { user: "mig-alice", hz: 440, server: server.url },
+        { user: "mig-bob", hz: 660, server: server.url },
+        3,
+      );
+      bots.assertHears("mig-bob", 440, call);
+      // The accounts came over: registration finds the names taken and the passwords log in.
+      assert.match(call.callee.output(), /logged in as mig-alice/);
+      assert.match(call.caller.output(), /logged in as mig-bob/);
+      const bob = await loggedIn(server.url, "mig-bob", BOT_PASSWORD);
+      const history = await bob.client.call<{ calls: { direction: string }[] }>("call.history");
+      assert.deepEqual(
+        history.calls.map((c) => c.direction),
+        ["outgoing", "incoming"],
+      );
+      const book = await (await loggedIn(server.url, "mig-alice", BOT_PASSWORD)).client.call<{
+        entries: { label: string }[];
+      }>("phonebook.list");
+      assert.deepEqual(
+        book.entries.map((e) => e.label),
+        ["Bob"],
+      );
+      bob.client.close();
+    } finally {
+      if (server) {
+        server.child.kill("SIGTERM");
+        await server.exited;
+      }
+      await sqlite.server.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(serverDir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,6 +9,7 @@ import {
   DEFAULT_TURN_TTL_SECONDS,
   dataPaths,
   METRICS_EXPOSURES,
+  migrateToPostgres,
   parsePortRange,
   SERVER_VERSION,
   sendControlCommand,
@@ -494,7 +495,12 @@ program
   .argument("<command...>", "the command and its arguments, e.g. users add alice --password secret123")
   .allowUnknownOption(true)
   .passThroughOptions(true)
+  .addHelpText(
+    "after",
+    "\nWithout a running server:\n  parley admin migrate-to-postgres --from DATA_DIR --to postgres://USER:PASSWORD@HOST/DB\n    copies an SQLite installation into an empty PostgreSQL database (one transaction, row counts checked)",
+  )
   .action(async (words: string[], opts: { dataDir: string }) => {
+    if (words[0] === "migrate-to-postgres") await migrateCommand(words.slice(1), opts.dataDir);
     const socket = dataPaths(path.resolve(opts.dataDir)).controlSocket;
     // The server runs elsewhere: a backup's file is named from here.
     if (words[0] === "backup" && words[1] && !words[1].startsWith("--")) words[1] = path.resolve(words[1]);
@@ -509,6 +515,47 @@ program
       process.exit(3);
     }
   });
+
+/**
+ * `parley admin migrate-to-postgres --from DATA_DIR --to URL`: runs here, not in the server (which
+ * must be stopped). --from defaults to --data-dir, --to to PARLEY_DATABASE_URL.
+ */
+async function migrateCommand(args: string[], dataDir: string): Promise<never> {
+  const usage = "usage: parley admin migrate-to-postgres --from DATA_DIR --to postgres://USER:PASSWORD@HOST/DB";
+  let from = dataDir;
+  let to = process.env.PARLEY_DATABASE_URL;
+  for (let i = 0; i < args.length; i++) {
+    const [name, inline] = args[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    const value = inline ?? args[++i];
+    if (value === undefined || (name !== "--from" && name !== "--to")) {
+      console.error(`parley admin: ${usage}`);
+      process.exit(2);
+    }
+    if (name === "--from") from = value;
+    else to = value;
+  }
+  if (!to) {
+    console.error(`parley admin: --to is missing; ${usage}`);
+    process.exit(2);
+  }
+  try {
+    const result = await migrateToPostgres(path.resolve(from), to);
+    const rows = Object.entries(result.tables);
+    const total = rows.reduce((sum, [, n]) => sum + n, 0);
+    process.stdout.write(
+      [
+        `Copied ${result.from} into ${result.to}: ${total} rows, counts checked table by table.`,
+        ...rows.map(([table, n]) => `  ${table.padEnd(18)} ${n}`),
+        `Start the server with --database (PARLEY_DATABASE_URL) set to that URL.`,
+        "",
+      ].join("\n"),
+    );
+    process.exit(0);
+  } catch (error) {
+    console.error(`parley admin: migrate-to-postgres failed: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
 
 /** --server: one of the forms users write (see server-address.ts). */
 function serverAddress(value: string) {

@@ -5,6 +5,7 @@ export { SessionStore } from "./accounts/session-store.js";
 export { UserStore } from "./accounts/user-store.js";
 export { AdminCommands, type CommandResult, DEMO_PASSWORD, DEMO_USERS } from "./admin/admin-commands.js";
 export { sendControlCommand } from "./admin/control-socket.js";
+export { type MigrationResult, migrateToPostgres } from "./admin/migrate-to-postgres.js";
 export { OPERATOR_FEED_INTERVAL_MS } from "./admin/operator-feed.js";
 export type { OperatorService } from "./admin/operator-service.js";
 export { splitCommandLine } from "./admin/table.js";

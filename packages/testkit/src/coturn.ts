@@ -3,7 +3,10 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { generateSelfSigned } from "@parley/server";
+import { freeTcpPort } from "./free-port.js";
 import { tempDir } from "./test-server.js";
+
+export { freeTcpPort };
 
 /** Debian's coturn, the TURN server Parley's deployment kit ships a configuration for. */
 export const TURNSERVER_PATH = "/usr/sbin/turnserver";
@@ -112,18 +115,6 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
     output: () => output,
     stop,
   };
-}
-
-/** A TCP port free on `address` right now (another process may take it before it is used). */
-export function freeTcpPort(address = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, address, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForListener(

@@ -36,7 +36,7 @@ export async function storageSnapshot(
   const ignored = new Set(options.ignoreColumns ?? []);
   const dump: Record<string, unknown[]> = {};
   for (const table of TABLES.filter((name) => !options.exceptTables?.includes(name))) {
-    const rows = await storage.sql.all<Record<string, unknown>>(`SELECT * FROM ${table} ORDER BY 1`);
+    const rows = await storage.sql.all<Record<string, unknown>>(`SELECT * FROM ${table} ORDER BY 1, 2`);
     dump[table] = rows.map((row) => Object.fromEntries(Object.entries(row).filter(([key]) => !ignored.has(key))));
   }
   return JSON.stringify(dump);

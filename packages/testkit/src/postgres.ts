@@ -2,7 +2,7 @@ import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { freeTcpPort } from "./coturn.js";
+import { freeTcpPort } from "./free-port.js";
 
 /** Where Debian's `postgresql` package puts its server binaries: /usr/lib/postgresql/VERSION/bin. */
 const DEBIAN_ROOT = "/usr/lib/postgresql";

@@ -148,6 +148,12 @@ export class PostgresClient implements SqlClient {
         throw translatePgError(error);
       }
       let broken: unknown;
+      // Checked out, the connection has no listener of pg's own: a connection lost between two
+      // statements would be an uncaught 'error'. It is noted; the next statement fails with it.
+      const lost = (error: Error) => {
+        broken ??= error;
+      };
+      connection.on("error", lost);
       try {
         await query(connection, "BEGIN", []);
         const result = await body(new PostgresTransaction(connection, 0));
@@ -155,12 +161,13 @@ export class PostgresClient implements SqlClient {
         return result;
       } catch (error) {
         const cause = (error as { cause?: unknown }).cause ?? error;
-        if (isUnreachable(cause)) broken = cause;
+        if (isUnreachable(cause)) broken ??= cause;
         else await connection.query("ROLLBACK").catch((rollbackError: unknown) => (broken = rollbackError));
         const state = (error as { code?: unknown }).code;
         if (!broken && typeof state === "string" && RETRY_STATES.has(state) && attempt < TRANSACTION_TRIES) continue;
         throw error;
       } finally {
+        connection.off("error", lost);
         // A connection that failed is destroyed rather than handed to the next request.
         connection.release(broken instanceof Error ? broken : broken ? new Error(String(broken)) : undefined);
       }

@@ -136,6 +136,10 @@ export class SchemaTooNewError extends Error {
 export async function migratePostgres(pool: pg.Pool): Promise<number> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  const lost = (error: Error) => {
+    broken ??= error;
+  };
+  client.on("error", lost);
   try {
     await client.query("BEGIN");
     try {
@@ -163,6 +167,7 @@ export async function migratePostgres(pool: pg.Pool): Promise<number> {
       throw error;
     }
   } finally {
+    client.off("error", lost);
     client.release(broken);
   }
 }
