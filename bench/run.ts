@@ -2,7 +2,7 @@
  * Parley benchmarks: `npm run bench` (full, updates docs/performance.md and its plots) and
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
- *   node --import tsx bench/run.ts [--quick] [--only relay,threads,conference,setup,signaling,profile,login-flood,one-way-hunt]
+ *   node --import tsx bench/run.ts [--quick] [--only relay,threads,conference,setup,signaling,signaling-postgres,profile,login-flood,one-way-hunt]
  *                                  [--generators N] [--no-docs] [--no-build] [--peers rtpengine|none]
  */
 import { spawnSync } from "node:child_process";
@@ -29,7 +29,7 @@ import {
 } from "./scenarios/relay.js";
 import { rtpengineRelayScenario } from "./scenarios/relay-rtpengine.js";
 import { setupScenario } from "./scenarios/setup.js";
-import { signalingScenario } from "./scenarios/signaling.js";
+import { signalingOnBothDatabases, signalingScenario } from "./scenarios/signaling.js";
 
 const SCENARIOS = [
   "relay",
@@ -37,6 +37,7 @@ const SCENARIOS = [
   "conference",
   "setup",
   "signaling",
+  "signaling-postgres",
   "profile",
   "login-flood",
   "one-way-hunt",
@@ -245,6 +246,11 @@ if (only.has("conference")) {
 }
 if (only.has("setup")) await timed("setup", () => setupScenario(ctx));
 if (only.has("signaling")) await timed("signaling", () => signalingScenario(ctx));
+if (only.has("signaling-postgres")) {
+  // The same signaling load on SQLite and on PostgreSQL (a throwaway local cluster), one after the
+  // other in one run: logins, request round trips and presence with the database over a socket.
+  await timed("signaling-postgres", () => signalingOnBothDatabases(ctx));
+}
 if (only.has("profile")) await timed("profile", () => profileScenario(ctx, ceiling));
 if (only.has("login-flood")) await timed("login-flood", () => loginFloodScenario(ctx));
 if (only.has("one-way-hunt")) {

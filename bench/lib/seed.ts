@@ -1,5 +1,5 @@
 import path from "node:path";
-import { hashPassword, SessionStore, SqliteStorage, UserStore } from "@parley/server";
+import { hashPassword, openStorage, SessionStore, UserStore } from "@parley/server";
 
 export const BENCH_PASSWORD = "bench password 1";
 
@@ -15,9 +15,15 @@ export interface SeededUser {
  * and shared by every account, so thousands of users take a second instead of minutes; each
  * account still has a real password (BENCH_PASSWORD) and a real session token to `auth.resume`.
  */
-export async function seedUsers(dataDir: string, count: number, prefix = "u"): Promise<SeededUser[]> {
+export async function seedUsers(
+  dataDir: string,
+  count: number,
+  prefix = "u",
+  /** The server's `--database`, when not the data dir's SQLite file. */
+  database?: string,
+): Promise<SeededUser[]> {
   const hash = await hashPassword(BENCH_PASSWORD);
-  const storage = new SqliteStorage(path.join(dataDir, "parley.db"));
+  const storage = await openStorage(database, path.join(dataDir, "parley.db"));
   try {
     const seeded: SeededUser[] = [];
     await storage.sql.transaction(async (tx) => {

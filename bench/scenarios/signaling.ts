@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { postgresUnavailable, startPostgres } from "@parley/testkit";
 import { Cluster, type Context, mergeSparse, round, sum } from "../lib/cluster.js";
 import type { SparseHistogram } from "../lib/hist.js";
 import { percentileOf } from "../lib/hist.js";
@@ -22,16 +23,20 @@ async function quiet(pid: number, maxMs: number): Promise<void> {
  * beforehand: registering costs a 0.3 s scrypt hash by design, see seed.ts), memory per user,
  * login rates, the time for "user came online" to reach everyone, and request round trips.
  */
-export async function signalingScenario(ctx: Context) {
+export async function signalingScenario(ctx: Context, options: { database?: string } = {}) {
   const idleUsers = ctx.quick ? 300 : 2000;
   const probes = 3;
   const passwordLogins = ctx.quick ? 6 : 24;
   const dataDir = tempDir("parley-bench-signaling-");
-  const users = await seedUsers(dataDir, idleUsers + probes + passwordLogins);
+  const users = await seedUsers(dataDir, idleUsers + probes + passwordLogins, "u", options.database);
   const idle = users.slice(0, idleUsers);
   const probeUsers = users.slice(idleUsers, idleUsers + probes);
   const loginUsers = users.slice(idleUsers + probes);
-  const server = await startServerProcess({ dataDir, pin: ctx.pinning.server });
+  const server = await startServerProcess({
+    dataDir,
+    pin: ctx.pinning.server,
+    ...(options.database ? { extraArgs: ["--database", options.database] } : {}),
+  });
   // Thousands of WebSocket clients over (at least) three client processes, whatever the generator
   // count the relay uses: the offered load (logins at once, request rate) stays the same between runs.
   const processes = Math.max(3, ctx.generators);
@@ -181,5 +186,33 @@ export async function signalingScenario(ctx: Context) {
     await cluster.stop();
     await server.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The signaling scenario on the embedded SQLite file and then on PostgreSQL (a throwaway cluster
+ * on this machine, as testkit starts it: fsync off, so commits cost a round trip, not a disk
+ * flush), for the figures side by side. Skipped, with the reason, where PostgreSQL is not installed.
+ */
+export async function signalingOnBothDatabases(ctx: Context) {
+  const unavailable = postgresUnavailable();
+  if (unavailable) {
+    ctx.log(`signaling-postgres: skipped: ${unavailable}`);
+    return { skipped: unavailable };
+  }
+  ctx.log("signaling-postgres: on SQLite");
+  const sqlite = await signalingScenario(ctx);
+  const cluster = await startPostgres();
+  try {
+    ctx.log("signaling-postgres: on PostgreSQL");
+    const postgres = await signalingScenario(ctx, { database: await cluster.createDatabase() });
+    const line = (name: string, r: typeof sqlite) =>
+      `${name}: password logins ${r.passwordLogin.perSecond}/s (p50 ${r.passwordLogin.latency.p50} ms), ` +
+      `resumes ${r.resume.perSecond}/s, account.get p50 ${r.requestRtt.p50} ms p99 ${r.requestRtt.p99} ms`;
+    ctx.log(`signaling-postgres: ${line("SQLite", sqlite)}`);
+    ctx.log(`signaling-postgres: ${line("PostgreSQL", postgres)}`);
+    return { sqlite, postgres };
+  } finally {
+    await cluster.stop();
   }
 }

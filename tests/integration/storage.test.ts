@@ -382,6 +382,8 @@ describe("server process", () => {
       "PARLEY_HOST",
       "PARLEY_PORT",
       "PARLEY_DATA_DIR",
+      "--database",
+      "PARLEY_DATABASE_URL",
       "--no-signup",
     ]) {
       assert.ok(help.stdout.includes(text), text);
