@@ -143,6 +143,28 @@ async function rawEnds() {
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ""), "hex");
 
+/** A leg on `ends`' relay socket that takes RTP of `ssrc` and sends one slot. */
+function rawLeg(
+  ends: Awaited<ReturnType<typeof rawEnds>>,
+  profile: number,
+  keys: { local: NativeSrtpKeys; remote: NativeSrtpKeys },
+  ssrc: number,
+  slot: { ssrc: number; payloadType: number },
+) {
+  return plane.addLeg({
+    thread: 0,
+    fd: ends.fd,
+    remoteAddress: IP,
+    remotePort: ends.client.address().port,
+    profile,
+    ...keys,
+    ssrcs: [ssrc],
+    audioLevelId: -1,
+    slots: [slot],
+    onDatagram: () => undefined,
+  });
+}
+
 describe("the native data plane's SRTP against the RFC test vectors", () => {
   it("turns RFC 7714 16.1's protected packet, received with its keys, into exactly that packet sent with them", async () => {
     // RFC 7714 16.1: session key, salt, the RTP header and its protected packet.
@@ -153,25 +175,14 @@ describe("the native data plane's SRTP against the RFC test vectors", () => {
     const other = { sessionKey: randomBytes(16), sessionSalt: randomBytes(12), authKey: Buffer.alloc(0) };
     const a = await rawEnds();
     const b = await rawEnds();
-    const leg = (ends: typeof a, local: NativeSrtpKeys, remote: NativeSrtpKeys, slotSsrc: number) =>
-      plane.addLeg({
-        thread: 0,
-        fd: ends.fd,
-        remoteAddress: IP,
-        remotePort: ends.client.address().port,
-        profile: PROFILE_AEAD_AES_128_GCM,
-        local,
-        remote,
-        ssrcs: [0x5501a0b2],
-        audioLevelId: -1,
-        slots: [{ ssrc: slotSsrc, payloadType: 0x40 }],
-        onDatagram: () => undefined,
-      });
+    const rfcKeys = { ...rfc, authKey: Buffer.alloc(0) };
+    const leg = (ends: typeof a, keys: { local: NativeSrtpKeys; remote: NativeSrtpKeys }, slotSsrc: number) =>
+      rawLeg(ends, PROFILE_AEAD_AES_128_GCM, keys, 0x5501a0b2, { ssrc: slotSsrc, payloadType: 0x40 });
     // Leg a receives with the RFC's keys; leg b's slot carries the RFC's SSRC and payload type and
     // sends with the RFC's keys. A slot's first packet keeps its source's sequence number and
     // timestamp, so what b sends is the RFC's packet again, byte for byte.
-    const legA = leg(a, other, { ...rfc, authKey: Buffer.alloc(0) }, 0x11111111);
-    const legB = leg(b, { ...rfc, authKey: Buffer.alloc(0) }, other, 0x5501a0b2);
+    const legA = leg(a, { local: other, remote: rfcKeys }, 0x11111111);
+    const legB = leg(b, { local: rfcKeys, remote: other }, 0x5501a0b2);
     legB.route(0, legA);
     a.client.send(protectedPacket, a.relay.address().port, IP);
     await waitFor(() => b.received.length === 1, "the packet through the plane");
@@ -195,31 +206,14 @@ describe("the native data plane's SRTP against the RFC test vectors", () => {
     };
     const a = await rawEnds();
     const b = await rawEnds();
-    const legA = plane.addLeg({
-      thread: 0,
-      fd: a.fd,
-      remoteAddress: IP,
-      remotePort: a.client.address().port,
-      profile: PROFILE_AES128_CM_SHA1_80,
-      local: masterKeys(PROFILE_AES128_CM_SHA1_80),
-      remote: master,
-      ssrcs: [0xa1b2c3d4],
-      audioLevelId: -1,
-      slots: [{ ssrc: 0x22222222, payloadType: OPUS }],
-      onDatagram: () => undefined,
+    const cm = PROFILE_AES128_CM_SHA1_80;
+    const legA = rawLeg(a, cm, { local: masterKeys(cm), remote: master }, 0xa1b2c3d4, {
+      ssrc: 0x2222,
+      payloadType: OPUS,
     });
-    const legB = plane.addLeg({
-      thread: 0,
-      fd: b.fd,
-      remoteAddress: IP,
-      remotePort: b.client.address().port,
-      profile: PROFILE_AES128_CM_SHA1_80,
-      local: master,
-      remote: masterKeys(PROFILE_AES128_CM_SHA1_80),
-      ssrcs: [0x99999999],
-      audioLevelId: -1,
-      slots: [{ ssrc: 0x33333333, payloadType: OPUS }],
-      onDatagram: () => undefined,
+    const legB = rawLeg(b, cm, { local: master, remote: masterKeys(cm) }, 0x99999999, {
+      ssrc: 0x3333,
+      payloadType: OPUS,
     });
     legB.route(0, legA);
     // In: a packet protected with the RFC's session keys is accepted by the leg keyed with the
