@@ -335,8 +335,15 @@ describe("storage", () => {
       const c = await RawClient.greeted(server.url);
       for (let i = 0; !stop; i++) {
         const username = `crash-${w}-${i}`;
-        const reply = await c.request("auth.register", { username, password: TEST_PASSWORD }).catch(() => undefined);
-        if (!reply?.ok) break;
+        // Four registrations queue for one password hash at a time: on a loaded machine an answer
+        // takes longer than a request's usual 5 s.
+        const requestId = `register-${w}-${i}`;
+        c.send({ type: "auth.register", requestId, params: { username, password: TEST_PASSWORD } });
+        const reply = await Promise.race([
+          c.waitFor((m) => m.type === "response" && m.requestId === requestId, "registration", 60_000),
+          c.closed.then(() => undefined),
+        ]).catch(() => undefined);
+        if (!(reply?.type === "response" && reply.ok)) break;
         acknowledged.push(username);
         const added = await c
           .request("phonebook.add", { username: "crash-0-0", label: username })
@@ -345,7 +352,10 @@ describe("storage", () => {
         await c.request("auth.logout", {}).catch(() => undefined);
       }
     });
-    while (acknowledged.length < 12) await new Promise((r) => setTimeout(r, 20));
+    let working = workers.length;
+    for (const worker of workers) void worker.finally(() => working--);
+    while (acknowledged.length < 12 && working > 0) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(acknowledged.length >= 12, `only ${acknowledged.length} registrations acknowledged before the kill`);
     server.child.kill("SIGKILL");
     stop = true;
     await server.exited;
