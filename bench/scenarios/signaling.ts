@@ -1,4 +1,6 @@
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
 import { postgresUnavailable, startPostgres } from "@parley/testkit";
 import { Cluster, type Context, mergeSparse, round, sum } from "../lib/cluster.js";
 import type { SparseHistogram } from "../lib/hist.js";
@@ -191,8 +193,8 @@ export async function signalingScenario(ctx: Context, options: { database?: stri
 
 /**
  * The signaling scenario on the embedded SQLite file and then on PostgreSQL (a throwaway cluster
- * on this machine, as testkit starts it: fsync off, so commits cost a round trip, not a disk
- * flush), for the figures side by side. Skipped, with the reason, where PostgreSQL is not installed.
+ * on this machine, as testkit starts it, on the server's core: fsync off, so commits cost a round
+ * trip, not a disk flush), for the figures side by side. Skipped, with the reason, where PostgreSQL is not installed.
  */
 export async function signalingOnBothDatabases(ctx: Context) {
   const unavailable = postgresUnavailable();
@@ -204,6 +206,11 @@ export async function signalingOnBothDatabases(ctx: Context) {
   const sqlite = await signalingScenario(ctx);
   const cluster = await startPostgres();
   try {
+    // PostgreSQL shares the server's core (as on a one-machine install), not the load generators'.
+    if (ctx.pinning.server) {
+      const postmaster = fs.readFileSync(path.join(cluster.dataDir, "postmaster.pid"), "utf8").split("\n")[0]!;
+      execFileSync("taskset", ["-a", "-p", "-c", ctx.pinning.server, postmaster], { stdio: "ignore" });
+    }
     ctx.log("signaling-postgres: on PostgreSQL");
     const postgres = await signalingScenario(ctx, { database: await cluster.createDatabase() });
     const line = (name: string, r: typeof sqlite) =>

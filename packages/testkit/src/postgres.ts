@@ -34,6 +34,8 @@ export function postgresUnavailable(): string | undefined {
 export interface Postgres {
   /** postgres://parley@127.0.0.1:PORT/parley: an empty database owned by the test role. */
   url: string;
+  /** The cluster's data directory (its postmaster.pid names the server process). */
+  dataDir: string;
   /** A fresh empty database on the same cluster, owned by the test role; its URL. */
   createDatabase(): Promise<string>;
   /**
@@ -129,6 +131,7 @@ export async function startPostgres(): Promise<Postgres> {
     const url = await createDatabase();
     return {
       url,
+      dataDir: data,
       createDatabase,
       async restart(whileDown) {
         await shutdown("fast");
