@@ -286,9 +286,18 @@ describe("brute-force protection", () => {
         ...limits,
       },
     });
+  let attempts = 0;
   const attempt = async (url: string, username: string, password: string, localAddress = "127.0.0.1") => {
     const c = await RawClient.greeted(url, { localAddress });
-    const reply = await c.request("auth.login", { username, password });
+    // Parallel attempts queue for one password hash at a time (and failures are slowed down): on a
+    // loaded machine the last answer comes after a request's usual 5 s.
+    const requestId = `attempt-${++attempts}`;
+    c.send({ type: "auth.login", requestId, params: { username, password } });
+    const reply = await c.waitFor(
+      (m): m is Extract<typeof m, { type: "response" }> => m.type === "response" && m.requestId === requestId,
+      "login answer",
+      30_000,
+    );
     c.close();
     return errorCode(reply);
   };
