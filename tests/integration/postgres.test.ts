@@ -89,6 +89,21 @@ describe("several server processes on one PostgreSQL database", { skip: postgres
   });
 });
 
+describe("opening PostgreSQL", { skip: postgresUnavailable() }, () => {
+  it("stops the start naming the database, without its password, when it cannot be reached or refuses", async () => {
+    await assert.rejects(
+      startTestServer({ database: "postgres://parley:hunter22@127.0.0.1:1/parley" }),
+      (error: Error) =>
+        /^PostgreSQL at postgres:\/\/parley:\*\*\*@127\.0\.0\.1:1\/parley cannot be reached: .*ECONNREFUSED/.test(
+          error.message,
+        ) && !error.message.includes("hunter22"),
+    );
+    const url = new URL(await (await sharedPostgres()).createDatabase());
+    url.username = "nobody";
+    await assert.rejects(startTestServer({ database: url.href }), /PostgreSQL at .*: role "nobody" does not exist/);
+  });
+});
+
 describe("PostgreSQL restarted under traffic", { skip: postgresUnavailable() }, () => {
   let t: TestServer;
   before(async () => {

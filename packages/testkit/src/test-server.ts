@@ -36,18 +36,25 @@ export async function startTestServer(testOptions: TestServerOptions = {}): Prom
   const { backend, ...options } = testOptions;
   const dataDir = options.dataDir ?? tempDir();
   if (backend && options.database === undefined) options.database = await freshDatabase(backend);
-  const server = await startServer({
-    host: "127.0.0.1",
-    port: 0,
-    logToStdout: false,
-    media: { ip: "127.0.0.1", portMin: 40000, portMax: 49999 },
-    webRoot: WEB_ROOT,
-    // Every test user registers from 127.0.0.1: the per-address registration throttle would stop
-    // suites that create many accounts; the tests of that throttle set their own limits.
-    workLimits: { ...DEFAULT_CONFIG.workLimits, registrationsPerAddress: 100_000 },
-    ...options,
-    dataDir,
-  });
+  let server: ParleyServer;
+  try {
+    server = await startServer({
+      host: "127.0.0.1",
+      port: 0,
+      logToStdout: false,
+      media: { ip: "127.0.0.1", portMin: 40000, portMax: 49999 },
+      webRoot: WEB_ROOT,
+      // Every test user registers from 127.0.0.1: the per-address registration throttle would stop
+      // suites that create many accounts; the tests of that throttle set their own limits.
+      workLimits: { ...DEFAULT_CONFIG.workLimits, registrationsPerAddress: 100_000 },
+      ...options,
+      dataDir,
+    });
+  } catch (error) {
+    // A start that fails (the test may expect it) leaves no temporary data dir of its own behind.
+    if (options.dataDir === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     server,
     url: server.signalingUrl,

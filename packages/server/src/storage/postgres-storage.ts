@@ -1,10 +1,11 @@
+import { ParleyError } from "@parley/protocol";
 import pg from "pg";
 import type { Logger } from "pino";
 import { type BackupResult, writeBackup } from "./backup.js";
 import { openDatabase } from "./database.js";
 import { redactDatabaseUrl } from "./database-url.js";
 import { POSTGRES_TYPES, PostgresClient, translatePgError } from "./postgres-client.js";
-import { migratePostgres } from "./postgres-migrations.js";
+import { migratePostgres, SchemaTooNewError } from "./postgres-migrations.js";
 import { SqliteClient } from "./sqlite-client.js";
 import type { NodeMessageListener, Storage, TableName } from "./storage.js";
 import { copyTables, countRows } from "./table-copy.js";
@@ -74,12 +75,15 @@ export class PostgresStorage implements Storage {
   static async open(url: string, options: PostgresStorageOptions = {}): Promise<PostgresStorage> {
     const storage = new PostgresStorage(url, options);
     try {
-      await migratePostgres(storage.#pool).catch((error: unknown) => {
-        throw translatePgError(error);
-      });
+      await migratePostgres(storage.#pool);
     } catch (error) {
       await storage.close();
-      throw error;
+      if (error instanceof SchemaTooNewError) throw error;
+      // What stops the start names the database (without its password) and what it said.
+      const translated = translatePgError(error);
+      const cause = translated instanceof ParleyError ? (translated.cause as Error) : (error as Error);
+      const reason = translated instanceof ParleyError ? " cannot be reached" : "";
+      throw new StorageOpenError(`PostgreSQL at ${storage.location}${reason}: ${cause?.message ?? error}`, translated);
     }
     return storage;
   }
@@ -219,6 +223,20 @@ export class PostgresStorage implements Storage {
       await this.#pool.end().catch(() => undefined);
     })();
     return this.#closing;
+  }
+}
+
+/**
+ * The database could not be opened at start: the message names it (password hidden) and what
+ * went wrong; `code` is STORAGE_UNAVAILABLE when it could not be reached at all.
+ */
+export class StorageOpenError extends Error {
+  readonly code: string | undefined;
+
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = "StorageOpenError";
+    this.code = cause instanceof ParleyError ? cause.code : undefined;
   }
 }
 
