@@ -186,7 +186,17 @@ export function sharedPostgres(): Promise<Postgres> {
   if (!shared) {
     shared = startPostgres();
     shared.then(
-      (cluster) => process.once("exit", () => cluster.stopNow()),
+      (cluster) => {
+        process.once("exit", () => cluster.stopNow());
+        // A test file the runner stops (its timeout sends SIGTERM) takes its cluster along, then
+        // ends as the signal would have ended it.
+        for (const signal of ["SIGTERM", "SIGINT"] as const) {
+          process.once(signal, () => {
+            cluster.stopNow();
+            process.kill(process.pid, signal);
+          });
+        }
+      },
       () => undefined,
     );
   }
