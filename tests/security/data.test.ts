@@ -8,8 +8,17 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { CallHistoryStore, type CallRecord, openDatabase, SqliteClient, type StartOptions } from "@parley/server";
 import {
+  CallHistoryStore,
+  type CallRecord,
+  openDatabase,
+  type SqlClient,
+  SqliteClient,
+  type SqlValue,
+} from "@parley/server";
+import {
+  BACKENDS,
+  backendUnavailable,
   RawClient,
   registered,
   runAdmin,
@@ -17,6 +26,7 @@ import {
   startTestServer,
   TEST_PASSWORD,
   type TestServer,
+  type TestServerOptions,
   tempDir,
   waitFor,
 } from "@parley/testkit";
@@ -31,7 +41,7 @@ after(async () => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function server(options: StartOptions = {}): Promise<TestServer> {
+async function server(options: TestServerOptions = {}): Promise<TestServer> {
   const t = await startTestServer(options);
   servers.push(t);
   return t;
@@ -45,6 +55,10 @@ function scratch(prefix: string): string {
 
 function mode(file: string): number {
   return fs.statSync(file).mode & 0o777;
+}
+
+function count(db: Database.Database, sql: string, ...args: unknown[]): number {
+  return (db.prepare(sql).get(...args) as { n: number }).n;
 }
 
 function tableNames(db: Database.Database): string[] {
@@ -64,25 +78,6 @@ function bulkAudit(db: Database.Database, count: number, at: string, action = "l
   db.transaction(() => {
     for (let i = 0; i < count; i++) insert.run(at, action, `bulk${i}`, detail);
   })();
-}
-
-/** A finished 1:1 call that ended at `endedAt`, with its two participants, straight into the database. */
-function oldCall(db: Database.Database, id: string, endedAt: string): void {
-  db.prepare(
-    `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name, callee_display_name,
-       created_at, answered_at, ended_at, outcome, end_reason)
-     VALUES (?, NULL, NULL, 'ann', 'Ann', 'ben', 'Ben', ?, ?, ?, 'answered', 'hangup')`,
-  ).run(id, endedAt, endedAt, endedAt);
-  const participant = db.prepare(
-    `INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
-     VALUES (?, ?, NULL, ?, ?, ?, 'answered', ?, ?)`,
-  );
-  participant.run(id, 0, "ann", "Ann", "caller", endedAt, endedAt);
-  participant.run(id, 1, "ben", "Ben", "callee", endedAt, endedAt);
-}
-
-function count(db: Database.Database, sql: string, ...args: unknown[]): number {
-  return (db.prepare(sql).get(...args) as { n: number }).n;
 }
 
 describe("backup", { timeout: 150_000 }, () => {
@@ -298,42 +293,91 @@ describe("call history writes", { timeout: 60_000 }, () => {
   });
 });
 
-describe("retention", { timeout: 60_000 }, () => {
-  it("deletes audit entries and calls past their days, in batches, and keeps recent ones", async () => {
-    const t = await server({ retention: { auditDays: 30, historyDays: 10 } });
-    const db = t.server.db;
-    const now = Date.now();
-    const ago = (days: number) => new Date(now - days * DAY_MS).toISOString();
-    bulkAudit(db, 1234, ago(31), "login_failed");
-    bulkAudit(db, 7, ago(29), "logout");
-    oldCall(db, "old-call-1", ago(11));
-    oldCall(db, "old-call-2", ago(400));
-    oldCall(db, "new-call", ago(9));
+/** `count` audit entries of ~2 KiB at `at`, straight into the server's database (one transaction). */
+async function bulkAuditRows(sql: SqlClient, count: number, at: string, action = "login"): Promise<void> {
+  const detail = JSON.stringify({ padding: "x".repeat(2000) });
+  await sql.transaction(async (tx) => {
+    for (let i = 0; i < count; i += 100) {
+      const rows = Array.from({ length: Math.min(100, count - i) }, (_, j) => [at, action, `bulk${i + j}`, detail]);
+      await tx.run(
+        `INSERT INTO audit_log (at, action, actor, username, address, detail) VALUES ${rows
+          .map(() => "(?, ?, NULL, ?, '127.0.0.1', ?)")
+          .join(", ")}`,
+        rows.flat(),
+      );
+    }
+  });
+}
 
-    const deleted = await t.server.runRetention(now);
-    assert.deepEqual(deleted, { audit: 1234, calls: 2 });
-    assert.equal(count(db, "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'login_failed'"), 0);
-    assert.equal(count(db, "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'logout'"), 7);
-    assert.deepEqual(
-      (db.prepare("SELECT id FROM calls").all() as { id: string }[]).map((c) => c.id),
-      ["new-call"],
+/** A finished 1:1 call that ended at `endedAt`, with its two participants, straight into the database. */
+async function oldCallRow(sql: SqlClient, id: string, endedAt: string): Promise<void> {
+  await sql.transaction(async (tx) => {
+    await tx.run(
+      `INSERT INTO calls (id, caller_id, callee_id, caller_name, caller_display_name, callee_name, callee_display_name,
+         created_at, answered_at, ended_at, outcome, end_reason)
+       VALUES (?, NULL, NULL, 'ann', 'Ann', 'ben', 'Ben', ?, ?, ?, 'answered', 'hangup')`,
+      [id, endedAt, endedAt, endedAt],
     );
-    assert.equal(count(db, "SELECT COUNT(*) AS n FROM call_participants"), 2, "the old calls' participants went too");
-    const log = fs.readFileSync(path.join(t.dataDir, "parley.log"), "utf8");
-    assert.match(log, /"target":"audit".*"deleted":1234/);
+    for (const [position, name, role] of [
+      [0, "ann", "caller"],
+      [1, "ben", "callee"],
+    ] as const) {
+      await tx.run(
+        `INSERT INTO call_participants (call_id, position, user_id, username, display_name, role, outcome, joined_at, left_at)
+         VALUES (?, ?, NULL, ?, ?, ?, 'answered', ?, ?)`,
+        [id, position, name, name.toUpperCase(), role, endedAt, endedAt],
+      );
+    }
   });
+}
 
-  it("keeps everything when both are 0", async () => {
-    const t = await server({ retention: { auditDays: 0, historyDays: 0 } });
-    const db = t.server.db;
-    const ancient = new Date(Date.now() - 3000 * DAY_MS).toISOString();
-    bulkAudit(db, 10, ancient);
-    oldCall(db, "ancient-call", ancient);
-    assert.deepEqual(await t.server.runRetention(), {});
-    assert.equal(count(db, "SELECT COUNT(*) AS n FROM audit_log WHERE at = ?", ancient), 10);
-    assert.equal(count(db, "SELECT COUNT(*) AS n FROM calls"), 1);
+async function countOf(sql: SqlClient, statement: string, ...args: SqlValue[]): Promise<number> {
+  return (await sql.get<{ n: number }>(statement, args))!.n;
+}
+
+// Retention runs the same statements on both back-ends.
+for (const backend of BACKENDS) {
+  describe(`retention (${backend})`, { timeout: 60_000, skip: backendUnavailable(backend) }, () => {
+    it("deletes audit entries and calls past their days, in batches, and keeps recent ones", async () => {
+      const t = await server({ backend, retention: { auditDays: 30, historyDays: 10 } });
+      const sql = t.server.storage.sql;
+      const now = Date.now();
+      const ago = (days: number) => new Date(now - days * DAY_MS).toISOString();
+      await bulkAuditRows(sql, 1234, ago(31), "login_failed");
+      await bulkAuditRows(sql, 7, ago(29), "logout");
+      await oldCallRow(sql, "old-call-1", ago(11));
+      await oldCallRow(sql, "old-call-2", ago(400));
+      await oldCallRow(sql, "new-call", ago(9));
+
+      const deleted = await t.server.runRetention(now);
+      assert.deepEqual(deleted, { audit: 1234, calls: 2 });
+      assert.equal(await countOf(sql, "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'login_failed'"), 0);
+      assert.equal(await countOf(sql, "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'logout'"), 7);
+      assert.deepEqual(
+        (await sql.all<{ id: string }>("SELECT id FROM calls")).map((c) => c.id),
+        ["new-call"],
+      );
+      assert.equal(
+        await countOf(sql, "SELECT COUNT(*) AS n FROM call_participants"),
+        2,
+        "the old calls' participants went too",
+      );
+      const log = fs.readFileSync(path.join(t.dataDir, "parley.log"), "utf8");
+      assert.match(log, /"target":"audit".*"deleted":1234/);
+    });
+
+    it("keeps everything when both are 0", async () => {
+      const t = await server({ backend, retention: { auditDays: 0, historyDays: 0 } });
+      const sql = t.server.storage.sql;
+      const ancient = new Date(Date.now() - 3000 * DAY_MS).toISOString();
+      await bulkAuditRows(sql, 10, ancient);
+      await oldCallRow(sql, "ancient-call", ancient);
+      assert.deepEqual(await t.server.runRetention(), {});
+      assert.equal(await countOf(sql, "SELECT COUNT(*) AS n FROM audit_log WHERE at = ?", ancient), 10);
+      assert.equal(await countOf(sql, "SELECT COUNT(*) AS n FROM calls"), 1);
+    });
   });
-});
+}
 
 describe("data dir permissions", { timeout: 60_000 }, () => {
   it("makes a 0755 data dir and its 0644 files owner-only at start, with a warning naming them", async () => {
