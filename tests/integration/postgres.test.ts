@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { PhonebookStore, PostgresStorage, SqliteStorage, UserStore } from "@parley/server";
+import { PhonebookStore, PostgresStorage, SCHEMA_VERSION, SqliteStorage, UserStore } from "@parley/server";
 import {
   loggedIn,
   postgresUnavailable,
   RawClient,
   registered,
+  runAdmin,
   runParley,
   type ServerProcess,
   sharedPostgres,
@@ -86,6 +87,20 @@ describe("several server processes on one PostgreSQL database", { skip: postgres
     await again.call("auth.logout", { allDevices: true });
     assert.equal((await onFirst.closed).code, 4003);
     again.close();
+  });
+
+  it("backs up the shared database through parley admin into an SQLite file a server can open", async () => {
+    const file = path.join(dirs[0]!, "backup.db");
+    const backup = await runAdmin(dirs[0]!, ["backup", file]);
+    assert.equal(backup.code, 0, backup.stderr);
+    const copy = new SqliteStorage(file);
+    try {
+      const names = (await new UserStore(copy.sql).all()).map((user) => user.username);
+      assert.deepEqual(names, ["contested", "roaming"]);
+      assert.equal(await copy.schemaVersion(), SCHEMA_VERSION);
+    } finally {
+      await copy.close();
+    }
   });
 });
 
