@@ -21,6 +21,7 @@ export {
   startPostgres,
 } from "./postgres.js";
 export { type Closed, type ConnectOptions, loggedIn, RawClient, registered, TEST_PASSWORD } from "./raw-client.js";
+export { type Redis, redisUnavailable, startRedis } from "./redis.js";
 export {
   type BotRun,
   launchServerProcess,
