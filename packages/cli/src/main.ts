@@ -89,6 +89,12 @@ program
     ).env("PARLEY_DATABASE_URL"),
   )
   .addOption(
+    new Option(
+      "--redis <url>",
+      "run as one node of a cluster: redis://[USER:PASSWORD@]HOST:PORT, shared by every node (needs --database postgres://...; see docs/scaling.md)",
+    ).env("PARLEY_REDIS_URL"),
+  )
+  .addOption(
     new Option("--media-ip <address>", "address the media relay advertises to clients and listens on")
       .env("PARLEY_MEDIA_IP")
       .default(DEFAULT_CONFIG.media.ip),
@@ -349,6 +355,7 @@ program
         port: opts.port,
         dataDir: opts.dataDir,
         database: opts.database,
+        redis: opts.redis,
         signupEnabled: opts.signup !== false,
         media: {
           ip: opts.mediaIp,

@@ -52,6 +52,7 @@ export const ERROR_CODES = [
   "INTERNAL_ERROR",
   "SERVER_BUSY",
   "STORAGE_UNAVAILABLE",
+  "CLUSTER_UNAVAILABLE",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -101,6 +102,8 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   INTERNAL_ERROR: "Internal server error.",
   SERVER_BUSY: "The server is busy; try again in a moment.",
   STORAGE_UNAVAILABLE: "The server cannot reach its database right now; try again in a moment.",
+  CLUSTER_UNAVAILABLE:
+    "This server has lost contact with the rest of the cluster and cannot take logins right now; try again in a moment.",
 };
 
 export interface WireError {

@@ -1,5 +1,6 @@
 import os from "node:os";
 import path from "node:path";
+import { parseRedisUrl } from "./cluster/redis-url.js";
 import { compileTrustProxy } from "./http/client-address.js";
 import type { TlsConfig } from "./http/tls.js";
 import { DATA_PLANES, type DataPlane, parseDataPlane } from "./media/data-plane.js";
@@ -109,6 +110,12 @@ export interface ServerConfig {
    * may share. The log and the control socket stay in the data dir either way.
    */
   database?: string | undefined;
+  /**
+   * Redis, the shared bus of a cluster (`--redis`, PARLEY_REDIS_URL): set, this server runs as one
+   * node of several sharing one PostgreSQL database (`database` must be `postgres://...`): node
+   * registry and heartbeats, presence across nodes (see docs/scaling.md). Unset: a single server.
+   */
+  redis?: string | undefined;
   /**
    * Whether anyone may create an account. `false` (the `--no-signup` flag) always wins at start;
    * otherwise the operator's last `signup on|off`, which is stored, applies.
@@ -228,7 +235,17 @@ export function resolveConfig(partial: Partial<ServerConfig> = {}): ServerConfig
   const config = { ...DEFAULT_CONFIG, ...partial };
   config.dataDir = path.resolve(config.dataDir);
   // A malformed --database stops the start with the accepted forms named.
-  parseDatabaseUrl(config.database, dataPaths(config.dataDir).database);
+  const database = parseDatabaseUrl(config.database, dataPaths(config.dataDir).database);
+  if (config.redis !== undefined && config.redis.trim() === "") config.redis = undefined;
+  if (config.redis !== undefined) {
+    // The nodes of a cluster share their accounts, sessions and history: one SQLite file cannot.
+    if (database.kind !== "postgres") {
+      throw new Error(
+        "--redis (PARLEY_REDIS_URL) needs --database postgres://... (the nodes of a cluster share one PostgreSQL database)",
+      );
+    }
+    parseRedisUrl(config.redis);
+  }
   const { exposure, token } = config.metrics;
   if (!METRICS_EXPOSURES.includes(exposure))
     throw new Error(`--metrics must be one of ${METRICS_EXPOSURES.join(", ")}`);

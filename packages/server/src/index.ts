@@ -11,6 +11,8 @@ export type { OperatorService } from "./admin/operator-service.js";
 export { splitCommandLine } from "./admin/table.js";
 export { AuditLog } from "./audit/audit-log.js";
 export { CallHistoryStore, type CallRecord } from "./calls/call-history-store.js";
+export { Cluster } from "./cluster/cluster.js";
+export { HEARTBEAT_MS, NODE_TTL_MS, type NodeInfo, type NodeLoad, NodeRegistry } from "./cluster/node-registry.js";
 export {
   DEFAULT_CONFIG,
   dataPaths,

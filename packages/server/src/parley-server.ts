@@ -17,6 +17,7 @@ import { AuditLog } from "./audit/audit-log.js";
 import { RefusalSummary } from "./audit/refusal-summary.js";
 import { CallLiveness } from "./calls/call-liveness.js";
 import { CallService } from "./calls/call-service.js";
+import { Cluster } from "./cluster/cluster.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
 import { listenHttpsRedirect } from "./http/https-redirect.js";
@@ -69,6 +70,8 @@ export interface ParleyServer {
   readonly storage: Storage;
   /** With SQLite, its better-sqlite3 handle (for tests that look at the file); throws with PostgreSQL. */
   readonly db: Database;
+  /** With --redis: this node's membership of the cluster (node id, live nodes, presence across nodes). */
+  readonly cluster: Cluster | undefined;
   /** Runs a retention pass now (it also runs at start and daily): rows deleted per kind. */
   runRetention(now?: number): Promise<RetentionResult>;
   /** Resolves once the server has shut down (after `close()`, a `shutdown` command or a signal). */
@@ -200,6 +203,32 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   });
   retention.start();
 
+  // With --redis: this server joins the cluster (node registry, presence across nodes).
+  let cluster: Cluster | undefined;
+  if (config.redis) {
+    try {
+      cluster = await Cluster.join({
+        nodeId: instanceId,
+        url: config.redis,
+        mediaAddress: config.media.ip,
+        presence,
+        load: () => ({ users: presence.onlineUserCount(), calls: calls.liveCalls().length, legs: media.stats().legs }),
+        logger: logger.child({ module: "cluster" }),
+      });
+    } catch (error) {
+      logger.error({ err: error }, "the cluster could not be joined");
+      sessionSweeper.close();
+      retention.close();
+      liveness.close();
+      media.close();
+      accounts.close();
+      await audit.close();
+      await storage.close();
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      throw error;
+    }
+  }
+
   // The signaling server is built below; the operator's connection count reads it then.
   let signaling: SignalingServer | undefined;
   const connections = () => signaling?.connections.size ?? 0;
@@ -232,6 +261,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     operator,
     operatorFeed,
     refusals,
+    cluster,
   });
   const signalingServer = signaling;
   const httpServer = createHttpServer({
@@ -293,6 +323,8 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     liveness.close();
     media.close();
     signalingServer.close();
+    // The other nodes see this one's users offline at once rather than after its heartbeat expires.
+    await cluster?.close();
     accounts.close();
     refusals.close();
     retention.close();
@@ -336,6 +368,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     sessionSweeper.close();
     retention.close();
     liveness.close();
+    await cluster?.close();
     await closeHttp(httpServer);
     await control?.close();
     await audit.close();
@@ -369,6 +402,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
       if (storage instanceof SqliteStorage) return storage.db;
       throw new Error("server.db is the SQLite handle; this server keeps its data in PostgreSQL");
     },
+    cluster,
     runRetention: (now) => retention.runNow(now),
     closed,
     close,

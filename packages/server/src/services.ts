@@ -4,6 +4,7 @@ import type { OperatorFeed } from "./admin/operator-feed.js";
 import type { OperatorService } from "./admin/operator-service.js";
 import type { RefusalSummary } from "./audit/refusal-summary.js";
 import type { CallService } from "./calls/call-service.js";
+import type { Cluster } from "./cluster/cluster.js";
 import type { ServerConfig } from "./config.js";
 import type { PhonebookService } from "./phonebook/phonebook-service.js";
 import type { PresenceService } from "./presence/presence-service.js";
@@ -25,4 +26,6 @@ export interface Services {
   operatorFeed: OperatorFeed;
   /** Refused attempts (logins, connections, registrations): counted, audited in summaries. */
   refusals: RefusalSummary;
+  /** With --redis: this node's membership of the cluster (logins are refused while it is unavailable). */
+  cluster?: Cluster | undefined;
 }

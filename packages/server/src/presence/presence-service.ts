@@ -17,6 +17,24 @@ export interface Device {
   close(reason: CloseReason, message?: string): void;
 }
 
+/** A user's presence on one node of a cluster. */
+export interface NodePresence {
+  /** Devices logged in on that node. */
+  devices: number;
+  /** In an answered call on that node. */
+  inCall: boolean;
+  /** The status the user chose (as their row had it when the node last announced them). */
+  status: PresenceStatus;
+}
+
+/** What the other nodes of a cluster hold of a user (cluster/cluster-presence.ts). */
+export interface RemotePresence {
+  devicesOf(userId: number): number;
+  inCall(userId: number): boolean;
+  /** This node's presence of a user changed: shared with the other nodes. */
+  localChanged(userId: number, entry: NodePresence): void;
+}
+
 /**
  * P1, P2, P4, A5: who is connected from which devices, each user's visible status,
  * and the live directory pushed to every logged-in device as it changes.
@@ -28,6 +46,7 @@ export interface Device {
 export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; deviceDetached: [Device, boolean] }> {
   readonly #devices = new Map<number, Set<Device>>();
   #inCall: (userId: number) => boolean = () => false;
+  #remote: RemotePresence | undefined;
   readonly #accounts: AccountService;
   readonly #logger: Logger;
 
@@ -81,6 +100,19 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
     this.#inCall = inCall;
   }
 
+  /**
+   * Joins a cluster: users count as online with devices on other nodes too, in-call with a call
+   * there, and every change on this node is handed to `remote`.
+   */
+  setRemote(remote: RemotePresence): void {
+    this.#remote = remote;
+  }
+
+  /** Presence of these users changed on another node: announced to this node's clients. */
+  remoteChanged(userIds: Iterable<number>): void {
+    for (const userId of userIds) this.#announce(userId, false);
+  }
+
   /** Re-announces a user whose automatic status may have changed. */
   refresh(userId: number): void {
     this.#announce(userId);
@@ -99,8 +131,13 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
   }
 
   statusOf(row: UserRow): PresenceStatus {
-    if (!this.#devices.has(row.id)) return "offline";
-    return this.#inCall(row.id) ? "in-call" : row.status;
+    if (this.#deviceCount(row.id) === 0) return "offline";
+    return this.#inCall(row.id) || this.#remote?.inCall(row.id) ? "in-call" : row.status;
+  }
+
+  /** Devices logged in, on this node and (in a cluster) on the others. */
+  #deviceCount(userId: number): number {
+    return (this.#devices.get(userId)?.size ?? 0) + (this.#remote?.devicesOf(userId) ?? 0);
   }
 
   async directory(): Promise<DirectoryUser[]> {
@@ -123,11 +160,17 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
 
   /**
    * Broadcasts the user's presence as it stands when their row is read (the automatic part, devices
-   * and calls, is read then too, so of two announcements the later one is always current).
+   * and calls, is read then too, so of two announcements the later one is always current). A change
+   * on this node (`local`) is also handed to the other nodes of a cluster.
    */
-  #announce(userId: number): void {
+  #announce(userId: number, local = true): void {
     this.#accounts.users.byId(userId).then(
       (row) => {
+        if (local && this.#remote) {
+          const devices = this.#devices.get(userId)?.size ?? 0;
+          const status = row && !row.disabled ? row.status : "offline";
+          this.#remote.localChanged(userId, { devices, inCall: devices > 0 && this.#inCall(userId), status });
+        }
         if (!row || row.disabled) return;
         const entry = this.#entry(row);
         this.#logger.debug({ userId, status: entry.status, devices: entry.devices }, "presence changed");
@@ -143,7 +186,7 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
       username: row.username,
       displayName: row.display_name,
       status: this.statusOf(row),
-      devices: this.#devices.get(row.id)?.size ?? 0,
+      devices: this.#deviceCount(row.id),
     };
   }
 }

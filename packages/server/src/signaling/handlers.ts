@@ -8,6 +8,7 @@ import {
 import type { Authenticated, Origin } from "../accounts/account-service.js";
 import { toSelf } from "../accounts/user-store.js";
 import { turnIceServers } from "../media/turn-credentials.js";
+import type { Services } from "../services.js";
 import type { Connection, Identity } from "./connection.js";
 import type { Handler } from "./handler.js";
 import { OPERATOR_HANDLERS } from "./operator-handlers.js";
@@ -34,6 +35,14 @@ function loggedIn(conn: Connection, auth: Authenticated): RequestResult<"auth.lo
   };
 }
 
+/**
+ * A node of a cluster that has lost Redis cannot share who logs in with the other nodes: it takes
+ * no logins (CLUSTER_UNAVAILABLE) until the connection is back. Connections already in stay.
+ */
+function admitLogin(cluster: Services["cluster"]): void {
+  if (cluster && !cluster.available) throw new ParleyError("CLUSTER_UNAVAILABLE");
+}
+
 /** One handler per request type; params arrive already validated against the protocol schema. */
 export const HANDLERS: { [T in RequestType]: Handler<T> } = {
   hello: async (params, conn, { version, instanceId, accounts }) => {
@@ -56,11 +65,18 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
 
   ping: () => ({}),
 
-  "auth.register": async (params, conn, { accounts }) => loggedIn(conn, await accounts.register(params, from(conn))),
+  "auth.register": async (params, conn, { accounts, cluster }) => {
+    admitLogin(cluster);
+    return loggedIn(conn, await accounts.register(params, from(conn)));
+  },
 
-  "auth.login": async (params, conn, { accounts }) => loggedIn(conn, await accounts.login(params, from(conn))),
+  "auth.login": async (params, conn, { accounts, cluster }) => {
+    admitLogin(cluster);
+    return loggedIn(conn, await accounts.login(params, from(conn)));
+  },
 
-  "auth.resume": async (params, conn, { accounts, calls }) => {
+  "auth.resume": async (params, conn, { accounts, calls, cluster }) => {
+    admitLogin(cluster);
     const result = loggedIn(conn, await accounts.resume(params.token, from(conn)));
     // The calls this device kept through a lost connection, taken back within the grace period.
     const device = conn.identity?.device;
