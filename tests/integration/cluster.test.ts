@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
+import { COALESCE_MS, PostgresStorage, SessionStore, UserStore } from "@parley/server";
 import {
   loggedIn,
   postgresUnavailable,
@@ -52,10 +53,15 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
   const nodes: ServerProcess[] = [];
   const dirs: string[] = [];
   const clients: RawClient[] = [];
+  let database: string;
   const url = (node: 1 | 2 | 3) => nodes[node - 1]!.url;
+  /** PUBLISH commands Redis has run: the presence messages of every node together. */
+  const published = async () =>
+    Number(/cmdstat_publish:calls=(\d+)/.exec(await redis.command("INFO", "commandstats"))?.[1] ?? 0);
 
   before(async () => {
-    const [database, started] = await Promise.all([
+    let started: Redis;
+    [database, started] = await Promise.all([
       sharedPostgres().then((cluster) => cluster.createDatabase()),
       startRedis(),
     ]);
@@ -115,6 +121,50 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
       (await directoryEntry(watcherOn3, (await watcher.call<{ id: number }>("account.get")).id))?.devices,
       1,
     );
+  });
+
+  it("shares a storm of 100 logins on one node with the others in one message per coalescing window at most", async (t) => {
+    const STORM = 100;
+    // Accounts and sessions written straight into the database: the storm is of logins, not of password hashes.
+    const storage = await PostgresStorage.open(database);
+    const people: { id: number; token: string }[] = [];
+    try {
+      const users = new UserStore(storage.sql);
+      const sessions = new SessionStore(storage.sql);
+      for (let i = 0; i < STORM; i++) {
+        const user = await users.create(`storm-${i}`, `Storm ${i}`, "not a password hash");
+        people.push({ id: user!.id, token: (await sessions.create(user!.id, "storm", 3_600_000)).token });
+      }
+    } finally {
+      await storage.close();
+    }
+    // Every connection greeted first, then all log in at once.
+    const stormers = await Promise.all(people.map(() => RawClient.greeted(url(3))));
+    clients.push(...stormers);
+    const from = watcher.received.length;
+    const before = await published();
+    const started = Date.now();
+    await Promise.all(stormers.map((client, i) => client.call("auth.resume", { token: people[i]!.token })));
+    const online = (id: number) =>
+      watcher.received
+        .slice(from)
+        .some(
+          (m) =>
+            m.type === "event" &&
+            m.event === "presence.changed" &&
+            (m.data as { userId: number }).userId === id &&
+            (m.data as { devices: number }).devices === 1,
+        );
+    await waitFor(() => people.every(({ id }) => online(id)), "every user of the storm online as node 1 sees it", {
+      timeoutMs: 15_000,
+    });
+    const elapsed = Date.now() - started;
+    const messages = (await published()) - before;
+    t.diagnostic(
+      `${STORM} logins on node 3 seen on node 1 after ${elapsed} ms, shared in ${messages} presence messages`,
+    );
+    // At most one message per coalescing window, however many logins fall into it.
+    assert.ok(messages <= elapsed / COALESCE_MS + 1, `${messages} messages in ${elapsed} ms`);
   });
 
   it("shows a user of a node killed with SIGKILL offline on the other nodes within 10 s", async () => {

@@ -12,6 +12,7 @@ export { splitCommandLine } from "./admin/table.js";
 export { AuditLog } from "./audit/audit-log.js";
 export { CallHistoryStore, type CallRecord } from "./calls/call-history-store.js";
 export { Cluster } from "./cluster/cluster.js";
+export { COALESCE_MS } from "./cluster/cluster-presence.js";
 export { HEARTBEAT_MS, NODE_TTL_MS, type NodeInfo, type NodeLoad, NodeRegistry } from "./cluster/node-registry.js";
 export {
   DEFAULT_CONFIG,

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import { freeTcpPort } from "./free-port.js";
 import { tempDir } from "./test-server.js";
@@ -21,6 +21,8 @@ export interface Redis {
   port: number;
   /** Everything the current redis-server printed. */
   output(): string;
+  /** Runs one command through `redis-cli` (e.g. `INFO commandstats`) and returns its answer. */
+  command(...args: string[]): Promise<string>;
   /**
    * Stops the server (every connection cut; with no persistence, everything it held is gone, as
    * after a real restart without a dump), runs `whileDown`, then starts it again on the same port.
@@ -136,6 +138,13 @@ export async function startRedis(): Promise<Redis> {
     url: `redis://127.0.0.1:${port}`,
     port,
     output: () => output,
+    command: (...args) =>
+      new Promise((resolve, reject) => {
+        execFile("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...args], (error, stdout, stderr) => {
+          if (error) reject(new Error(`redis-cli ${args.join(" ")} failed: ${stderr || error.message}`));
+          else resolve(stdout);
+        });
+      }),
     async restart(whileDown) {
       await halt();
       try {
