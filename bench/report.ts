@@ -81,6 +81,22 @@ function perCoreOf(v: Json | undefined) {
 
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? n(a / b, 1) : "–");
 
+/**
+ * The same load for every relay: the highest step each of them carried without loss, with the generator on schedule. CPU per
+ * packet falls as load rises (more packets per wake-up and per batch), so comparing relays at their
+ * own busiest steps favours the one driven hardest; at one common step the comparison is like for
+ * like (and conservative for the cheapest relay, whose fixed costs weigh most there).
+ */
+export function commonStep(verdicts: Json[]): { calls: number; steps: Json[] } | null {
+  const clean = verdicts.map(
+    (v) => new Set((v.steps as Json[]).filter((s) => s.lossPct < 0.1 && s.keptUp !== false).map((s) => s.calls)),
+  );
+  const calls = [...(clean[0] ?? [])].filter((c) => clean.every((set) => set.has(c))).sort((a, b) => a - b);
+  const at = calls.at(-1);
+  if (at === undefined) return null;
+  return { calls: at, steps: verdicts.map((v) => (v.steps as Json[]).find((s) => s.calls === at)) };
+}
+
 function headlineBlock(
   verdict: Json,
   loopVerdict: Json | undefined,
@@ -138,6 +154,27 @@ function headlineBlock(
   }
   if (weriftVerdict) rows.push(row("Parley on werift's RTP stack (`--media-data-plane werift`)", weriftVerdict.result));
   const lines = [table(head, rows)];
+  const named: [string, Json][] = [["native", v]];
+  if (jsVerdict) named.push(["JS fast plane", jsVerdict.result]);
+  if (peer) named.push(["rtpengine", peer]);
+  const common = named.length > 1 ? commonStep(named.map(([, x]) => x)) : null;
+  if (common) {
+    const [mine, ...others] = common.steps;
+    lines.push(
+      "",
+      `**At the same load**, ${common.calls} calls (the highest step every one of them carried without loss), CPU per ` +
+        `forwarded packet: ${named
+          .map(([name], i) => {
+            const s = common.steps[i];
+            return `${name} ${n(s.serverUsPerPacket)} µs${s.mediaUsPerPacket ? ` (media thread ${n(s.mediaUsPerPacket)})` : ""}`;
+          })
+          .join(", ")}; the native plane's whole process costs ` +
+        others
+          .map((o, i) => `${ratio(o.serverUsPerPacket, mine.serverUsPerPacket)} times less than ${named[i + 1]![0]}`)
+          .join(" and ") +
+        ` there (calls per core at these costs: ${named.map(([name], i) => `${name} ${callsPerCore(common.steps[i].serverUsPerPacket)}`).join(", ")}).`,
+    );
+  }
   const at = v.averageCeiling ? (v.steps as Json[]).find((s) => s.calls === v.averageCeiling.calls) : undefined;
   if (at?.generatorsCpuPct && at.serverCpuPct) {
     lines.push(
@@ -173,18 +210,44 @@ function goalsBlock(r: {
   const bound =
     `native within the limits at every step up to ${r.verdict.result.capacityCalls} calls ` +
     `(server at ${n(r.verdict.result.serverCpuPctAtCapacity)}% of its core${top && top.calls > r.verdict.result.capacityCalls ? `; the ramp ended at ${top.calls} calls, where the load generator on the other core ran out` : ""})`;
-  const jsRatio = native.perCore && js.perCore ? native.perCore / js.perCore : null;
+  // The same-load comparison (see commonStep): the goals are judged on the lower of the two ratios.
+  const sameLoad = (other: Json | undefined) => {
+    if (!other) return null;
+    const c = commonStep([r.verdict.result, other]);
+    const [a, b] = c?.steps ?? [];
+    return c && a?.serverUsPerPacket && b?.serverUsPerPacket
+      ? {
+          calls: c.calls,
+          native: a.serverUsPerPacket,
+          other: b.serverUsPerPacket,
+          ratio: b.serverUsPerPacket / a.serverUsPerPacket,
+        }
+      : null;
+  };
+  const jsSame = sameLoad(r.jsVerdict?.result);
+  const peerSame = sameLoad(r.rtpengineVerdict?.result);
+  const busiest = native.perCore && js.perCore ? native.perCore / js.perCore : null;
+  const jsRatio = busiest !== null && jsSame ? Math.min(busiest, jsSame.ratio) : (busiest ?? jsSame?.ratio ?? null);
   rows.push([
     "Relayed 1:1 calls per core within loss < 0.1% and added p99 < 10 ms: at least 3 times the JS fast plane",
     `per core by CPU: native ${native.perCore ?? "–"} (${n(native.us)} µs per forwarded packet), JS ${js.perCore ?? "–"} ` +
-      `(${n(js.us)} µs): **${ratio(native.perCore, js.perCore)} times**; within the limits: ${bound}, JS ${r.jsVerdict?.result.capacityCalls ?? "–"}`,
+      `(${n(js.us)} µs): **${ratio(native.perCore, js.perCore)} times**` +
+      (jsSame
+        ? `; at the same load (${jsSame.calls} calls) ${n(jsSame.native)} against ${n(jsSame.other)} µs: **${n(jsSame.ratio, 1)} times**`
+        : "") +
+      `; within the limits: ${bound}, JS ${r.jsVerdict?.result.capacityCalls ?? "–"}`,
     yes(jsRatio === null ? null : jsRatio >= 3),
   ]);
-  const peerRatio = native.perCore && peer.perCore ? native.perCore / peer.perCore : null;
+  const peerBusiest = native.perCore && peer.perCore ? native.perCore / peer.perCore : null;
+  const peerRatio =
+    peerBusiest !== null && peerSame ? Math.min(peerBusiest, peerSame.ratio) : (peerBusiest ?? peerSame?.ratio ?? null);
   rows.push([
     "... and above rtpengine's userspace relay",
     r.rtpengineVerdict
-      ? `per core by CPU: rtpengine ${peer.perCore} (${n(peer.us)} µs per forwarded packet): native **${ratio(native.perCore, peer.perCore)} times**; ` +
+      ? `per core by CPU: rtpengine ${peer.perCore} (${n(peer.us)} µs per forwarded packet): native **${ratio(native.perCore, peer.perCore)} times**` +
+        (peerSame
+          ? `; at the same load (${peerSame.calls} calls) ${n(peerSame.native)} against ${n(peerSame.other)} µs: **${n(peerSame.ratio, 1)} times**; `
+          : "; ") +
         `within the limits rtpengine passed ${r.rtpengineVerdict.result.capacityCalls}`
       : "rtpengine not measured in this run",
     yes(
@@ -279,7 +342,7 @@ export function legMemory(run: Json | undefined): { kibPerLeg: number; steps: nu
 /** What a 16-core host should carry, from this run's per-packet costs (an estimate on paper). */
 function sixteenCoresBlock(verdict: Json, threads: { run: Json; verdict: Json }[]): string {
   const v = verdict.result;
-  const steps = (v.steps as Json[]).filter((s) => s.lossPct < 0.1 && s.serverLoopCpuPct !== null);
+  const steps = (v.steps as Json[]).filter((s) => s.lossPct < 0.1 && s.keptUp && s.serverLoopCpuPct !== null);
   // The event loop's CPU against calls: what the control plane (werift's consent checks, RTCP,
   // statistics) costs per call; it stays on one thread whatever --media-threads says.
   const loop = fitLine(steps.map((s) => [s.calls, s.serverLoopCpuPct]));
@@ -317,6 +380,7 @@ function relayBlock(relay: Json, verdict: Json): string {
   const rows = table(
     [
       "Calls",
+      "Packets/s sent by the generator (% of nominal)",
       "Server CPU (% of 1 core): all threads / event loop",
       "µs CPU / fwd packet",
       ...(media ? ["Media threads: % of 1 core (µs / fwd packet)"] : []),
@@ -334,12 +398,13 @@ function relayBlock(relay: Json, verdict: Json): string {
       const v = verdicts.get(s.calls);
       return [
         s.calls,
+        `${v?.offeredPerSecond ?? "–"} (${n(v?.offeredPct, 0)}%)`,
         `${n(s.cpu.serverPct)} / ${n(s.cpu.serverLoopPct)}`,
-        n(s.serverUsPerPacket, 0),
+        n(v?.serverUsPerPacket, 1),
         ...(media
           ? [
               s.cpu.mediaThreadsPct
-                ? `${(s.cpu.mediaThreadsPct as number[]).map((p) => n(p)).join(" + ")} (${n(s.mediaUsPerPacket)})`
+                ? `${(s.cpu.mediaThreadsPct as number[]).map((p) => n(p)).join(" + ")} (${n(v?.mediaUsPerPacket)})`
                 : "–",
             ]
           : []),
@@ -375,6 +440,7 @@ function rtpengineBlock(run: Json, verdict: Json | undefined): string {
     table(
       [
         "Calls",
+        "Packets/s sent by the generator (% of nominal)",
         "rtpengine CPU (% of 1 core, all threads)",
         "µs CPU / fwd packet",
         "Generator CPU (% of 1 core) (engine µs per packet sent / received)",
@@ -391,8 +457,9 @@ function rtpengineBlock(run: Json, verdict: Json | undefined): string {
         const v = verdicts.get(s.calls);
         return [
           s.calls,
+          `${v?.offeredPerSecond ?? "–"} (${n(v?.offeredPct, 0)}%)`,
           n(s.cpu.serverPct),
-          n(s.serverUsPerPacket, 0),
+          n(v?.serverUsPerPacket, 1),
           s.engine
             ? `${n(s.cpu.generatorsPct)} (${n(s.engine.sendUs, 1)} / ${n(s.engine.receiveUs, 1)})`
             : n(s.cpu.generatorsPct),

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import { Cluster, type Context, round } from "../lib/cluster.js";
 import { PORTS, rssBytes, sleep } from "../lib/proc.js";
 import { rtpengineAvailable, startRtpengine } from "../lib/rtpengine.js";
-import { LIMITS, overloaded, type RelayStep, relaySteps, usPerPacket } from "./relay.js";
+import { LIMITS, overloaded, type RelayStep, relaySteps, usPerPacket, usPerSentPacket } from "./relay.js";
 
 /** rtpengine's worker threads: one, so its figures are per core like Parley's single event loop. */
 const THREADS = 1;
@@ -77,7 +77,7 @@ export async function rtpengineRelayScenario(ctx: Context, options: { windowSeco
         // rtpengine's main thread only waits for signals; its worker, timer and control threads
         // do the work. Its CPU is all of them (serverPct), as Parley's is all of its threads.
         cpu: { ...window.cpu, serverLoopPct: null },
-        serverUsPerPacket: usPerPacket(window.cpu.serverPct, target),
+        serverUsPerPacket: usPerSentPacket(window.cpu.serverPct, window),
         mediaUsPerPacket: null,
         serverMemoryAfterGc: null,
         generatorUsPerPacket: usPerPacket(window.cpu.generatorsPct, target)!,

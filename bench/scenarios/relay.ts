@@ -64,6 +64,28 @@ export function usPerPacket(pct: number | null, calls: number): number | null {
   return round(((pct / 100) * 1e6) / (calls * 100), 1);
 }
 
+/** Packets per second the load generator actually sent in a window (each is forwarded once). */
+export function offeredPerSecond(window: Pick<MeasuredWindow, "sent" | "windowSeconds">): number {
+  return window.windowSeconds > 0 ? window.sent / window.windowSeconds : 0;
+}
+
+/**
+ * CPU per packet the relay forwarded in a window: its CPU over the packets the generator actually
+ * sent, not the step's nominal 100 per call (a generator short of CPU sends late and fewer, and
+ * dividing by the nominal rate would make the relay look cheaper than it is).
+ */
+export function usPerSentPacket(
+  pct: number | null | undefined,
+  window: Pick<MeasuredWindow, "sent" | "windowSeconds">,
+) {
+  const rate = offeredPerSecond(window);
+  if (pct === null || pct === undefined || rate === 0) return null;
+  return round(((pct / 100) * 1e6) / rate, 1);
+}
+
+/** A step counts only if the generator sent at least this share of its nominal packets in the window. */
+export const MIN_OFFERED_PCT = 98;
+
 /**
  * Relay capacity: 1:1 calls through the real server process (signaling, relay legs, werift),
  * 50 packets/s of 20 ms Opus each way, ramped in steps until two steps in a row are overloaded.
@@ -139,11 +161,11 @@ export async function relayScenario(
       const row: RelayStep = {
         calls: target,
         ...window,
-        serverUsPerPacket: usPerPacket(window.cpu.serverPct, target),
+        serverUsPerPacket: usPerSentPacket(window.cpu.serverPct, window),
         mediaUsPerPacket: mediaPct
-          ? usPerPacket(
+          ? usPerSentPacket(
               mediaPct.reduce((a, b) => a + b, 0),
-              target,
+              window,
             )
           : null,
         serverMemoryAfterGc: {
@@ -251,7 +273,11 @@ export function relayVerdict(
     const base = baseline?.steps.find((b) => b.calls === step.calls) ?? baseline?.steps.at(-1);
     const addedP50 = base ? round(step.delay.p50 - base.delay.p50, 3) : null;
     const addedP99 = base ? round(step.delay.p99 - base.delay.p99, 3) : null;
+    // The generator's own shortfall: a step it could not drive at its nominal rate is not that load.
+    const offeredPct = round((100 * offeredPerSecond(step)) / (step.calls * 100), 1);
+    const keptUp = offeredPct >= MIN_OFFERED_PCT;
     const pass =
+      keptUp &&
       step.lossPct < LIMITS.lossPct &&
       (addedP99 ?? step.delay.p99) < LIMITS.addedP99Ms &&
       step.setupFailures.length === 0;
@@ -269,9 +295,17 @@ export function relayVerdict(
       baselineP99: base?.delay.p99 ?? null,
       addedP50,
       addedP99,
-      serverUsPerPacket: step.serverUsPerPacket,
+      offeredPerSecond: Math.round(offeredPerSecond(step)),
+      offeredPct,
+      keptUp,
+      serverUsPerPacket: usPerSentPacket(step.cpu.serverPct, step),
       mediaThreadsPct: step.cpu.mediaThreadsPct ?? null,
-      mediaUsPerPacket: step.mediaUsPerPacket ?? null,
+      mediaUsPerPacket: step.cpu.mediaThreadsPct
+        ? usPerSentPacket(
+            step.cpu.mediaThreadsPct.reduce((a, b) => a + b, 0),
+            step,
+          )
+        : null,
       pass,
     };
   });
@@ -286,7 +320,12 @@ export function relayVerdict(
   // CPU ceiling: a straight line through CPU against calls over the loaded steps that were not
   // yet queueing (CPU per call is higher at low load: an idle core pays to wake up for every packet).
   const fitted = steps.filter(
-    (s) => s.lossPct < LIMITS.lossPct && s.p50 < 5 && (s.serverCpuPct ?? 0) >= 25 && (s.serverCpuPct ?? 100) <= 97,
+    (s) =>
+      s.keptUp &&
+      s.lossPct < LIMITS.lossPct &&
+      s.p50 < 5 &&
+      (s.serverCpuPct ?? 0) >= 25 &&
+      (s.serverCpuPct ?? 100) <= 97,
   );
   const process = fitCeiling(fitted.map((s) => [s.calls, s.serverCpuPct!]));
   // The generators' CPU over the same steps: what they spend per packet the server forwards.
@@ -303,7 +342,7 @@ export function relayVerdict(
   // survives a shared machine, where other work on the server's core makes the slope unusable.
   // (A relay that never reaches a quarter of its core within the ramp, one the load generator
   // cannot saturate, is taken at its busiest clean step all the same.)
-  const clean = steps.filter((s) => s.lossPct < LIMITS.lossPct && s.p50 < 50);
+  const clean = steps.filter((s) => s.keptUp && s.lossPct < LIMITS.lossPct && s.p50 < 50);
   const averaged = clean.filter((s) => (s.serverCpuPct ?? 0) >= 25).at(-1) ?? clean.at(-1);
   const averageCeiling =
     averaged?.serverUsPerPacket != null
