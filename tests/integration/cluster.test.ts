@@ -55,6 +55,14 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
   const clients: RawClient[] = [];
   let database: string;
   const url = (node: 1 | 2 | 3) => nodes[node - 1]!.url;
+  /** The node records in Redis (one per live node). */
+  const nodeRecords = async () => {
+    const ids = (await redis.command("SMEMBERS", "parley:nodes")).split("\n").filter((id) => id !== "");
+    const records = await Promise.all(ids.map((id) => redis.command("GET", `parley:node:${id}`)));
+    return records
+      .filter((record) => record.trim() !== "")
+      .map((record) => JSON.parse(record) as { id: string; mediaAddress: string; load: Record<string, number> });
+  };
   /** PUBLISH commands Redis has run: the presence messages of every node together. */
   const published = async () =>
     Number(/cmdstat_publish:calls=(\d+)/.exec(await redis.command("INFO", "commandstats"))?.[1] ?? 0);
@@ -92,6 +100,20 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
     assert.equal((await third.call<{ id: number }>("account.get")).id, userId);
   });
 
+  it("keeps a record of each live node in Redis: its media address and load, renewed by its heartbeat", async () => {
+    const records = await nodeRecords();
+    assert.equal(records.length, 3);
+    for (const record of records) {
+      assert.equal(record.mediaAddress, "127.0.0.1");
+      assert.deepEqual(Object.keys(record.load).sort(), ["calls", "legs", "users"]);
+    }
+    // alice is online on nodes 1 and 3, once each.
+    await waitFor(
+      async () => (await nodeRecords()).filter((record) => record.load.users === 1).length === 2,
+      "two nodes with one user each in their heartbeats",
+    );
+  });
+
   let watcher: RawClient;
   let watcherOn3: RawClient;
   let bobId: number;
@@ -116,6 +138,21 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
     await presenceOf(watcher, bobId, (d) => d.status === "busy" && d.devices === 2, "bob busy");
     bobOn3.close();
     await presenceOf(watcher, bobId, (d) => d.status === "busy" && d.devices === 1, "bob's node 3 device gone");
+    // A call answered on node 2 shows bob in a call on node 1; hung up, his chosen status again.
+    const { client: dave } = await registered(url(2), "dave");
+    clients.push(dave);
+    const { call } = await bob.call<{ call: { callId: string } }>("call.invite", { to: "dave" });
+    await dave.event("call.incoming");
+    await dave.call("call.answer", { callId: call.callId });
+    await presenceOf(watcher, bobId, (d) => d.status === "in-call" && d.devices === 1, "bob in a call");
+    await bob.call("call.hangup", { callId: call.callId });
+    const from = watcher.received.length;
+    await watcher.waitFor(
+      (m) => m.type === "event" && m.event === "presence.changed" && matches(m.data, bobId, "busy"),
+      "bob busy again after the call",
+      5000,
+      from,
+    );
     // The watcher on node 1 is seen from node 3 as well.
     assert.equal(
       (await directoryEntry(watcherOn3, (await watcher.call<{ id: number }>("account.get")).id))?.devices,
@@ -167,7 +204,7 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
     assert.ok(messages <= elapsed / COALESCE_MS + 1, `${messages} messages in ${elapsed} ms`);
   });
 
-  it("shows a user of a node killed with SIGKILL offline on the other nodes within 10 s", async () => {
+  it("shows a user of a node killed with SIGKILL offline on the other nodes within 10 s", async (t) => {
     const killedAt = Date.now();
     const fromOne = watcher.received.length;
     const fromThree = watcherOn3.received.length;
@@ -189,6 +226,8 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
     ]);
     const elapsed = Date.now() - killedAt;
     assert.ok(elapsed < 10_000, `seen offline after ${elapsed} ms`);
+    t.diagnostic(`the killed node's user seen offline on both other nodes after ${elapsed} ms`);
+    assert.equal((await nodeRecords()).length, 2, "the dead node's record is gone");
     assert.equal((await directoryEntry(watcher, bobId))?.status, "offline");
   });
 

@@ -23,12 +23,15 @@ export interface NodeInfo {
   load: NodeLoad;
 }
 
-/** How often a node writes its heartbeat and checks the others'. */
+/** How often a node writes its heartbeat. */
 export const HEARTBEAT_MS = 2_000;
+/** How often a node reads the others' records. */
+export const CHECK_MS = 1_000;
 /**
- * A node's record expires this long after its last heartbeat. The others check every HEARTBEAT_MS,
- * so a node that stops is declared dead at most NODE_TTL_MS + HEARTBEAT_MS (8 s) after its last
- * heartbeat: within 10 s. Three missed heartbeats are tolerated (a busy event loop, a slow Redis).
+ * A node's record expires this long after its last heartbeat. The others check every CHECK_MS, so
+ * a node that stops is declared dead at most NODE_TTL_MS + CHECK_MS (7 s) after its last heartbeat,
+ * which is at most that long after it stopped: within 10 s. Two missed heartbeats are tolerated
+ * (a busy event loop, a slow Redis).
  */
 export const NODE_TTL_MS = 6_000;
 
@@ -39,7 +42,7 @@ export const nodeKey = (id: string) => `parley:node:${id}`;
 
 /**
  * The node registry: this node's heartbeat in Redis (every HEARTBEAT_MS, with its load and a TTL)
- * and the live nodes as the last check saw them. A node whose record expired is declared dead by
+ * and the live nodes as the last check (every CHECK_MS) saw them. A node whose record expired is declared dead by
  * whichever node sees it first (removed from the set) and `nodeDown` is emitted on every node that
  * knew it; a node seen for the first time emits `nodeUp`.
  *
@@ -54,6 +57,7 @@ export class NodeRegistry extends TypedEmitter<{ nodeUp: [NodeInfo]; nodeDown: [
   readonly #live = new Map<string, NodeInfo>();
   #timer: NodeJS.Timeout | undefined;
   #lastBeat = 0;
+  #lastBeatStarted = 0;
   #graceUntil = 0;
   #ticking = false;
   #closed = false;
@@ -75,6 +79,7 @@ export class NodeRegistry extends TypedEmitter<{ nodeUp: [NodeInfo]; nodeDown: [
       if (!this.#connectedOnce || this.#closed) return;
       this.#logger.info("Redis reachable again: heartbeat resumed");
       this.#graceUntil = Date.now() + NODE_TTL_MS;
+      this.#lastBeatStarted = 0;
       void this.#tick().then(() => this.emit("reconnected"));
     });
   }
@@ -84,7 +89,7 @@ export class NodeRegistry extends TypedEmitter<{ nodeUp: [NodeInfo]; nodeDown: [
     this.#connectedOnce = true;
     await this.#beat();
     await this.#check();
-    this.#timer = setInterval(() => void this.#tick(), HEARTBEAT_MS);
+    this.#timer = setInterval(() => void this.#tick(), CHECK_MS);
     this.#timer.unref();
   }
 
@@ -128,7 +133,8 @@ export class NodeRegistry extends TypedEmitter<{ nodeUp: [NodeInfo]; nodeDown: [
     if (this.#ticking || this.#closed) return;
     this.#ticking = true;
     try {
-      await this.#beat();
+      // Half a check early: a late timer must not stretch the heartbeat to the next tick.
+      if (Date.now() - this.#lastBeatStarted >= HEARTBEAT_MS - CHECK_MS / 2) await this.#beat();
       await this.#check();
     } catch (error) {
       this.#logger.debug({ err: error }, "heartbeat or node check failed");
@@ -139,6 +145,7 @@ export class NodeRegistry extends TypedEmitter<{ nodeUp: [NodeInfo]; nodeDown: [
 
   async #beat(): Promise<void> {
     const now = Date.now();
+    this.#lastBeatStarted = now;
     const info: NodeInfo = { ...this.self, heartbeatAt: new Date(now).toISOString(), load: this.#load() };
     await this.#redis
       .multi()
