@@ -101,8 +101,9 @@ export class ClusterPresence implements RemotePresence {
   }
 
   /** Presence on this node changed for a user: written and published with the next batch. */
-  localChanged(userId: number, entry: NodePresence): void {
-    if (entry.devices > 0) this.#local.set(userId, entry);
+  localChanged(userId: number, change: Omit<NodePresence, "status"> & { status: PresenceStatus | undefined }): void {
+    const status = change.status ?? this.#local.get(userId)?.status ?? "available";
+    if (change.devices > 0) this.#local.set(userId, { devices: change.devices, inCall: change.inCall, status });
     else this.#local.delete(userId);
     this.#pending.add(userId);
     this.#flushTimer ??= setTimeout(() => void this.#flush(), COALESCE_MS);

@@ -31,8 +31,11 @@ export interface NodePresence {
 export interface RemotePresence {
   devicesOf(userId: number): number;
   inCall(userId: number): boolean;
-  /** This node's presence of a user changed: shared with the other nodes. */
-  localChanged(userId: number, entry: NodePresence): void;
+  /**
+   * This node's presence of a user changed: shared with the other nodes. `status` is undefined when
+   * the user's row could not be read: the one last shared stands.
+   */
+  localChanged(userId: number, entry: Omit<NodePresence, "status"> & { status: PresenceStatus | undefined }): void;
 }
 
 /**
@@ -166,18 +169,25 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
   #announce(userId: number, local = true): void {
     this.#accounts.users.byId(userId).then(
       (row) => {
-        if (local && this.#remote) {
-          const devices = this.#devices.get(userId)?.size ?? 0;
-          const status = row && !row.disabled ? row.status : "offline";
-          this.#remote.localChanged(userId, { devices, inCall: devices > 0 && this.#inCall(userId), status });
-        }
+        if (local) this.#shareLocal(userId, row && !row.disabled ? row.status : "offline");
         if (!row || row.disabled) return;
         const entry = this.#entry(row);
         this.#logger.debug({ userId, status: entry.status, devices: entry.devices }, "presence changed");
         this.broadcast("presence.changed", { userId, status: entry.status, devices: entry.devices });
       },
-      (error: unknown) => this.#logger.warn({ err: error, userId }, "presence change not announced"),
+      (error: unknown) => {
+        // The database is away: the other nodes still learn the devices, with the status they knew.
+        if (local) this.#shareLocal(userId, undefined);
+        this.#logger.warn({ err: error, userId }, "presence change not announced");
+      },
     );
+  }
+
+  /** Hands this node's presence of a user to the other nodes of a cluster (none: nothing to do). */
+  #shareLocal(userId: number, status: PresenceStatus | undefined): void {
+    if (!this.#remote) return;
+    const devices = this.#devices.get(userId)?.size ?? 0;
+    this.#remote.localChanged(userId, { devices, inCall: devices > 0 && this.#inCall(userId), status });
   }
 
   #entry(row: UserRow): DirectoryUser {
