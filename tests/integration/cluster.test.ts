@@ -263,6 +263,23 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
       "the watcher (node 1) online as node 3 sees it",
     );
   });
+
+  it("shows the users of a node stopped cleanly offline on the others at once, without waiting for its heartbeat to expire", async () => {
+    const { users } = await watcher.call<{ users: { id: number; username: string }[] }>("directory.list");
+    const carol = users.find((user) => user.username === "carol")!.id;
+    const from = watcher.received.length;
+    const stoppedAt = Date.now();
+    nodes[2]!.child.kill("SIGTERM");
+    assert.equal(await nodes[2]!.exited, 0);
+    await watcher.waitFor(
+      (m) => m.type === "event" && m.event === "presence.changed" && matches(m.data, carol, "offline"),
+      "carol (node 3) offline on node 1",
+      3000,
+      from,
+    );
+    assert.ok(Date.now() - stoppedAt < 3000);
+    assert.equal((await nodeRecords()).length, 1, "only node 1 is left");
+  });
 });
 
 describe("starting a node of a cluster", { skip: unavailable }, () => {
