@@ -14,6 +14,8 @@ export interface Device {
   readonly address: string;
   readonly connectedAt: Date;
   push<E extends EventName>(event: E, data: EventData<E>): void;
+  /** An event already serialised (`{type: "event", event, data}` as JSON): a broadcast serialises once. */
+  pushFrame(frame: string): void;
   close(reason: CloseReason, message?: string): void;
 }
 
@@ -153,8 +155,11 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
     this.#announce(row.id);
   }
 
+  /** Pushes an event to every logged-in device, serialised once for all of them. */
   broadcast<E extends EventName>(event: E, data: EventData<E>): void {
-    for (const set of this.#devices.values()) for (const device of set) device.push(event, data);
+    if (this.#devices.size === 0) return;
+    const frame = JSON.stringify({ type: "event", event, data });
+    for (const set of this.#devices.values()) for (const device of set) device.pushFrame(frame);
   }
 
   pushToUser<E extends EventName>(userId: number, event: E, data: EventData<E>): void {

@@ -154,6 +154,9 @@ export class ClientConnection implements Connection {
       push: (event, data) => {
         if (this.#identity?.device === device) this.push(event, data);
       },
+      pushFrame: (frame) => {
+        if (this.#identity?.device === device && this.#state !== "closed") this.#sendFrame(frame);
+      },
       close: (reason, message) => this.close(reason, message),
     };
     this.#identity = { userId, sessionId, deviceName, device };
@@ -218,9 +221,13 @@ export class ClientConnection implements Connection {
   }
 
   #send(message: unknown): void {
+    this.#sendFrame(JSON.stringify(message));
+  }
+
+  #sendFrame(frame: string): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
     this.#services.stats.messagesOut++;
-    this.#ws.send(JSON.stringify(message));
+    this.#ws.send(frame);
   }
 
   #replyError(requestId: string | null, code: ErrorCode, message?: string): void {
