@@ -342,7 +342,9 @@ export function legMemory(run: Json | undefined): { kibPerLeg: number; steps: nu
 /** What a 16-core host should carry, from this run's per-packet costs (an estimate on paper). */
 function sixteenCoresBlock(verdict: Json, threads: { run: Json; verdict: Json }[]): string {
   const v = verdict.result;
-  const steps = (v.steps as Json[]).filter((s) => s.lossPct < 0.1 && s.keptUp && s.serverLoopCpuPct !== null);
+  // Every step without loss, the generator on schedule or not: the event loop's work is per leg
+  // (polling the native counters ten times a second, ICE consent, RTCP), not per packet.
+  const steps = (v.steps as Json[]).filter((s) => s.lossPct < 0.1 && s.serverLoopCpuPct !== null);
   // The event loop's CPU against calls: what the control plane (werift's consent checks, RTCP,
   // statistics) costs per call; it stays on one thread whatever --media-threads says.
   const loop = fitLine(steps.map((s) => [s.calls, s.serverLoopCpuPct]));
@@ -356,7 +358,7 @@ function sixteenCoresBlock(verdict: Json, threads: { run: Json; verdict: Json }[
     `- Media threads: ${n(media)} µs of a media thread per forwarded packet at ${v.averageCeiling?.calls ?? "–"} calls, so ` +
       `${mediaPerCore ?? "–"} calls per media thread's core; 15 media threads (one core left to the event loop): ${byMedia ?? "–"} calls.`,
     `- Event loop (control plane, one thread whatever \`--media-threads\` says): ${loop ? n(loop.slope * 1e4, 0) : "–"} µs of CPU per second ` +
-      `per call (fit over the native ramp's steps without loss), so it fills its core at about ${loopCeiling ?? "–"} calls.`,
+      `per call (fit over the native ramp's steps without loss: its work is per leg, not per packet), so it fills its core at about ${loopCeiling ?? "–"} calls.`,
     `- **A 16-core host: about ${estimate ?? "–"} calls** (the smaller of the two), before the kernel's network processing ` +
       "(here charged to the threads that send, on loopback; on a real NIC partly to interrupts and softirq on every core)" +
       (two ? `; two media threads on this machine carried ${two.calls} calls with loss ${n(two.lossPct, 3)}%.` : "."),
