@@ -31,6 +31,13 @@ export const E2E_PASSWORD = "e2e password 1";
 export const UI_TIMEOUT = 10_000;
 
 /**
+ * How long a sign-in or registration may take to connect: each computes a password hash (scrypt,
+ * one at a time on the server), so pages signing in together queue behind each other, and on a
+ * loaded 2-core machine (browsers and other test files beside it) one hash takes seconds.
+ */
+export const SIGN_IN_TIMEOUT = 30_000;
+
+/**
  * Where screenshots go: docs/screenshots/ with PARLEY_UPDATE_SCREENSHOTS=1 (`npm run screenshots`),
  * else a temporary folder, so `npm test` leaves the working tree as it found it.
  */
@@ -193,7 +200,7 @@ export async function registerThroughUi(page: Page, httpUrl: string, person: Per
   await fillSignIn(page, person, serverUrl);
   await page.getByLabel("Display name (optional)").fill(person.displayName);
   await page.getByRole("button", { name: "Register", exact: true }).click();
-  await expectConnected(page);
+  await expectConnected(page, SIGN_IN_TIMEOUT);
 }
 
 /** Fills the sign-in form (the server address only when given: it defaults to the page's server). */

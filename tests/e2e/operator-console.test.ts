@@ -32,6 +32,7 @@ import {
   expectVisible,
   fillSignIn,
   type Person,
+  SIGN_IN_TIMEOUT,
   screenshot,
   seconds,
 } from "./helpers.js";
@@ -90,7 +91,7 @@ async function signInToConsole(page: Page, person: Person): Promise<void> {
   await page.goto(`${t.server.httpUrl}/admin`);
   await fillSignIn(page, person);
   await button(page, "Sign in").click();
-  await expectConnected(page);
+  await expectConnected(page, SIGN_IN_TIMEOUT);
 }
 
 function region(page: Page, name: RegExp): Locator {

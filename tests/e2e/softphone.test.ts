@@ -28,6 +28,7 @@ import {
   nav,
   type Person,
   registerThroughUi,
+  SIGN_IN_TIMEOUT,
   screenshot,
   statusSelect,
   useBrowserSession,
@@ -79,7 +80,7 @@ describe("browser softphone", { timeout: 120_000 }, () => {
     await expectContactStatus(alice.page, BRUNO.displayName, "offline", "Offline");
     await fillSignIn(bruno.page, BRUNO);
     await button(bruno.page, "Sign in").click();
-    await expectConnected(bruno.page);
+    await expectConnected(bruno.page, SIGN_IN_TIMEOUT);
     await expectContactStatus(alice.page, BRUNO.displayName, "available", "Available");
     await nav(bruno.page, "Contacts").click();
     await expectContactStatus(bruno.page, ALICE.displayName, "available", "Available");
