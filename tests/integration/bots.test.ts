@@ -18,6 +18,11 @@ after(async () => {
 });
 
 const PASSWORD = "bot password 1";
+/**
+ * How long a bot may take to say it is registered: bots started together queue for one password
+ * hash at a time, run below the relay's priority, so on a loaded 2-core machine it takes a while.
+ */
+const REGISTERED_TIMEOUT_MS = 60_000;
 
 function toneFile(hz: number, amplitude = 0.5): string {
   const file = path.join(dir, `tone-${hz}-${amplitude}.wav`);
@@ -60,7 +65,9 @@ async function botCall(
   const [callerBind, calleeBind] = extra.bind ?? ["127.0.0.1", "127.0.0.1"];
   const trace = (user: string) => (extra.trace ? ["--trace", path.join(dir, `${user}.trace`)] : []);
   const answer = runBot("answer", [...common(callee, calleeHz, calleeBind), "--wait", "60", ...trace(callee)]);
-  await waitFor(() => answer.output().includes("waiting for a call"), `${callee} waiting`, { timeoutMs: 20_000 });
+  await waitFor(() => answer.output().includes("waiting for a call"), `${callee} waiting`, {
+    timeoutMs: REGISTERED_TIMEOUT_MS,
+  });
   const call = runBot("call", [
     ...common(caller, callerHz, callerBind),
     "--to",
@@ -158,7 +165,9 @@ describe("parley call and parley answer bots", () => {
 
   it("end the call for the caller when the callee's process dies mid-call", async () => {
     const answer = runBot("answer", [...common("doomed", 440), "--wait", "60"]);
-    await waitFor(() => answer.output().includes("waiting for a call"), "doomed waiting", { timeoutMs: 20_000 });
+    await waitFor(() => answer.output().includes("waiting for a call"), "doomed waiting", {
+      timeoutMs: REGISTERED_TIMEOUT_MS,
+    });
     const call = runBot("call", [...common("survivor", 1000), "--to", "doomed", "--duration", "30"]);
     await waitFor(() => answer.output().includes("answered"), "call answered", { timeoutMs: 20_000 });
     answer.child.kill("SIGKILL");
@@ -172,7 +181,9 @@ describe("parley call and parley answer bots", () => {
 
   it("silence both directions while a call is on hold, and restore them on resume", async () => {
     const answer = runBot("answer", [...common("holder", 440), "--wait", "60", "--hold-at", "3", "--resume-at", "6"]);
-    await waitFor(() => answer.output().includes("waiting for a call"), "holder waiting", { timeoutMs: 20_000 });
+    await waitFor(() => answer.output().includes("waiting for a call"), "holder waiting", {
+      timeoutMs: REGISTERED_TIMEOUT_MS,
+    });
     const call = runBot("call", [...common("held-caller", 1000), "--to", "holder", "--duration", "9"]);
     assert.deepEqual(await Promise.all([call.exited, answer.exited]), [0, 0], `${call.output()}\n${answer.output()}`);
     assert.match(answer.output(), /putting the call on hold/);
@@ -183,7 +194,9 @@ describe("parley call and parley answer bots", () => {
 
   it("answer a waiting call (holding the first) and switch back to the first call", async () => {
     const b = runBot("answer", [...common("waiter", 700), "--wait", "60", "--answer-waiting", "--switch-at", "5"]);
-    await waitFor(() => b.output().includes("waiting for a call"), "waiter waiting", { timeoutMs: 20_000 });
+    await waitFor(() => b.output().includes("waiting for a call"), "waiter waiting", {
+      timeoutMs: REGISTERED_TIMEOUT_MS,
+    });
     const a = runBot("call", [...common("first-caller", 500), "--to", "waiter", "--duration", "18"]);
     await waitFor(() => b.output().includes("answered: talking"), "first call answered", { timeoutMs: 20_000 });
     await new Promise((r) => setTimeout(r, 1500));
@@ -220,7 +233,7 @@ describe("parley call and parley answer bots", () => {
     );
     for (const [i, answer] of answers.entries()) {
       await waitFor(() => answer.output().includes("waiting for a call"), `${invitees[i]!.user} waiting`, {
-        timeoutMs: 20_000,
+        timeoutMs: REGISTERED_TIMEOUT_MS,
       });
     }
     const call = runBot("call", [
