@@ -24,7 +24,9 @@ function usernames(s: TestServer): string[] {
 /** Opens `n` greeted connections, then sends the request on all of them at once. */
 async function burst(s: TestServer, n: number, type: string, params: (i: number) => unknown) {
   const clients = await Promise.all(Array.from({ length: n }, () => RawClient.greeted(s.url)));
-  const pending = clients.map((c, i) => c.request(type, params(i)));
+  // Queued hashes run one after the other (about 0.3 s each, more on a loaded machine): the last of
+  // a burst may wait well past the usual 5 s for its answer.
+  const pending = clients.map((c, i) => c.request(type, params(i), 60_000));
   let settled = 0;
   const all = Promise.all(pending.map((p) => p.finally(() => settled++))).finally(() => {
     for (const c of clients) c.close();

@@ -76,13 +76,18 @@ export class RawClient {
     this.ws.send(JSON.stringify(message));
   }
 
-  /** Sends a request and resolves with its response (ok or error). */
-  async request(type: string, params: unknown = {}): Promise<Extract<ServerMessage, { type: "response" }>> {
+  /** Sends a request and resolves with its response (ok or error), waiting up to `timeoutMs` (5 s). */
+  async request(
+    type: string,
+    params: unknown = {},
+    timeoutMs?: number,
+  ): Promise<Extract<ServerMessage, { type: "response" }>> {
     const requestId = `t${nextRequest++}`;
     this.send({ type, requestId, params });
     return this.waitFor(
       (m): m is Extract<ServerMessage, { type: "response" }> => m.type === "response" && m.requestId === requestId,
       `response to ${type}`,
+      timeoutMs,
     );
   }
 
