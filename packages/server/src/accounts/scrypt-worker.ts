@@ -9,11 +9,23 @@ import { parentPort } from "node:worker_threads";
  * busy core, the kernel runs it first. Not lower: at nice 19 or under SCHED_IDLE a hash gets next
  * to no CPU while anything else keeps the cores busy (other processes included), and logins then
  * stall for many seconds. Elsewhere the thread keeps the process's priority.
+ *
+ * `PARLEY_HASH_NICE` (0 to 19) sets another value: 0 keeps the process's priority, for a machine
+ * whose cores are kept busy by other programs that must not hold logins back (the browser tests,
+ * where six Chromiums share two cores, use it).
  */
-const HASH_NICE = 10;
+const DEFAULT_HASH_NICE = 10;
+
+export function hashNice(value: string | undefined): number {
+  if (value === undefined || value === "") return DEFAULT_HASH_NICE;
+  const nice = Number(value);
+  return Number.isInteger(nice) && nice >= 0 && nice <= 19 ? nice : DEFAULT_HASH_NICE;
+}
+
 try {
+  const nice = hashNice(process.env.PARLEY_HASH_NICE);
   const tid = Number(fs.readlinkSync("/proc/thread-self").split("/").pop());
-  if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, HASH_NICE);
+  if (nice > 0 && Number.isInteger(tid) && tid > 0) os.setPriority(tid, nice);
 } catch {
   // Not Linux (no /proc/thread-self), or not allowed: the thread runs at normal priority.
 }
