@@ -262,6 +262,27 @@ describe("login deadline", () => {
     assert.deepEqual(await bob.closed, { code: 4008, reason: "LOGIN_TIMEOUT" });
   });
 
+  it("waits for a login sent in time whose password check outlasts the deadline: in when right, closed when wrong", async () => {
+    // A password hash takes far longer than this deadline, so each login below is still being
+    // checked when the deadline passes.
+    const t = await server(limits({ loginTimeoutMs: 100 }));
+    (await user(t.url, "dave", "127.0.0.2")).close();
+    const pipelined = async (password: string) => {
+      const client = await RawClient.connect(t.url);
+      // hello and the login in one go: the login arrives right after the deadline starts.
+      client.send({ type: "hello", requestId: "h", params: { protocolVersion: PROTOCOL_VERSION } });
+      return { client, reply: await client.request("auth.login", { username: "dave", password }) };
+    };
+    const right = await pipelined(TEST_PASSWORD);
+    assert.equal(right.reply.ok, true, JSON.stringify(right.reply));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await stillServed(right.client);
+    const wrong = await pipelined("not the password");
+    assert.equal(wrong.reply.ok ? "ok" : wrong.reply.error.code, "INVALID_CREDENTIALS");
+    assert.deepEqual(await wrong.client.closed, { code: 4008, reason: "LOGIN_TIMEOUT" });
+    right.client.close();
+  });
+
   it("lets a connection that logs in again after a logout stay", async () => {
     const t = await server(limits({ loginTimeoutMs: 1000 }));
     const carol = await user(t.url, "carol", "127.0.0.2");

@@ -18,6 +18,16 @@ export interface ConnectOptions {
 
 let nextRequest = 1;
 
+/** Requests whose answer may wait for a password hash. */
+const HASHING_REQUESTS = new Set([
+  "auth.register",
+  "auth.login",
+  "account.changePassword",
+  "account.delete",
+  "operator.resetPassword",
+]);
+const HASHING_TIMEOUT_MS = 60_000;
+
 /**
  * A protocol-level test client over a real WebSocket: sends anything (including garbage),
  * keeps every message and every raw frame it received, waits for replies and events.
@@ -76,7 +86,11 @@ export class RawClient {
     this.ws.send(JSON.stringify(message));
   }
 
-  /** Sends a request and resolves with its response (ok or error), waiting up to `timeoutMs` (5 s). */
+  /**
+   * Sends a request and resolves with its response (ok or error), waiting up to `timeoutMs`: 5 s,
+   * or 60 s for a request that may hash a password (those queue for one scrypt thread running below
+   * the relay's priority, and take tens of seconds on a loaded machine).
+   */
   async request(
     type: string,
     params: unknown = {},
@@ -87,7 +101,7 @@ export class RawClient {
     return this.waitFor(
       (m): m is Extract<ServerMessage, { type: "response" }> => m.type === "response" && m.requestId === requestId,
       `response to ${type}`,
-      timeoutMs,
+      timeoutMs ?? (HASHING_REQUESTS.has(type) ? HASHING_TIMEOUT_MS : undefined),
     );
   }
 

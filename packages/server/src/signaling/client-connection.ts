@@ -79,6 +79,10 @@ export class ClientConnection implements Connection {
   readonly #helloTimer: NodeJS.Timeout;
   /** Runs while the connection is greeted but not logged in (LOGIN_TIMEOUT when it fires). */
   #loginTimer: NodeJS.Timeout | undefined;
+  /** A login request (register, login, resume) is being answered: the login deadline waits for it. */
+  #loginInFlight = false;
+  /** The login deadline passed while a login was being answered: it ends the connection unless that login succeeded. */
+  #loginDeadlinePassed = false;
   #alive = true;
   readonly #budget: AnonymousBudget;
   /** Messages read before the socket paused, waiting for budget tokens, in order. */
@@ -333,6 +337,8 @@ export class ClientConnection implements Connection {
       }
       return;
     }
+    const login = LOGIN_REQUESTS.includes(type);
+    if (login) this.#loginInFlight = true;
     try {
       const handler = HANDLERS[type] as (params: unknown, conn: Connection, services: Services) => unknown;
       const result = await handler(parsed.data, this, this.#services);
@@ -344,7 +350,20 @@ export class ClientConnection implements Connection {
         this.#logger.error({ err: error, type }, "request handler failed");
         this.#replyError(requestId, "INTERNAL_ERROR");
       }
+    } finally {
+      if (login) this.#loginAnswered();
     }
+  }
+
+  /**
+   * A login request was answered. If the login deadline passed meanwhile (the password hash queued
+   * on a busy server), the connection is judged now: logged in, it stays; still anonymous, it closes.
+   */
+  #loginAnswered(): void {
+    this.#loginInFlight = false;
+    if (!this.#loginDeadlinePassed) return;
+    this.#loginDeadlinePassed = false;
+    if (this.#state === "anonymous") this.#loginTimedOut();
   }
 
   #checkState(type: RequestType): ErrorCode | undefined {
@@ -362,17 +381,30 @@ export class ClientConnection implements Connection {
     this.#startLoginDeadline();
   }
 
-  /** An anonymous connection must log in within `loginTimeoutMs` (from `hello`, or from a logout). */
+  /**
+   * An anonymous connection must log in within `loginTimeoutMs` (from `hello`, or from a logout). A
+   * login sent in time and still being checked when it passes is waited for: the server's own
+   * queue (bounded, SERVER_BUSY past it) must not cost the client its connection.
+   */
   #startLoginDeadline(): void {
     this.#stopLoginDeadline();
+    this.#loginDeadlinePassed = false;
     if (this.#state !== "anonymous") return;
     this.#loginTimer = setTimeout(() => {
       this.#loginTimer = undefined;
       if (this.#state !== "anonymous") return;
-      this.#services.refusals.refused({ action: "connection_refused", address: this.address, reason: "login_timeout" });
-      this.close("LOGIN_TIMEOUT");
+      if (this.#loginInFlight) {
+        this.#loginDeadlinePassed = true;
+        return;
+      }
+      this.#loginTimedOut();
     }, this.#services.config.connectionLimits.loginTimeoutMs);
     this.#loginTimer.unref();
+  }
+
+  #loginTimedOut(): void {
+    this.#services.refusals.refused({ action: "connection_refused", address: this.address, reason: "login_timeout" });
+    this.close("LOGIN_TIMEOUT");
   }
 
   #stopLoginDeadline(): void {
