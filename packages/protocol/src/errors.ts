@@ -53,6 +53,7 @@ export const ERROR_CODES = [
   "SERVER_BUSY",
   "STORAGE_UNAVAILABLE",
   "CLUSTER_UNAVAILABLE",
+  "NODE_UNREACHABLE",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -104,6 +105,7 @@ export const ERROR_MESSAGES: Record<ErrorCode, string> = {
   STORAGE_UNAVAILABLE: "The server cannot reach its database right now; try again in a moment.",
   CLUSTER_UNAVAILABLE:
     "This server has lost contact with the rest of the cluster and cannot take logins right now; try again in a moment.",
+  NODE_UNREACHABLE: "Another node of the cluster did not answer; try again, or act through that node.",
 };
 
 export interface WireError {

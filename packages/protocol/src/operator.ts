@@ -18,6 +18,13 @@ export const OperatorDevice = z.object({
 });
 export type OperatorDevice = z.infer<typeof OperatorDevice>;
 
+/** Where a user is online in a cluster: a node and the user's devices logged in there. */
+export const OperatorUserNode = z.object({
+  node: z.string(),
+  devices: z.number().int().nonnegative(),
+});
+export type OperatorUserNode = z.infer<typeof OperatorUserNode>;
+
 /** One account as the operator sees it. */
 export const OperatorUser = z.object({
   id: UserId,
@@ -33,6 +40,11 @@ export const OperatorUser = z.object({
   lastLoginAt: Timestamp.nullable(),
   /** The live call the user takes part in (ringing or answered), if any. */
   callId: CallId.nullable(),
+  /**
+   * In a cluster (`--redis`) only: the nodes the user's devices are logged in on (empty when offline).
+   * `devices` above lists this node's devices only, with their addresses.
+   */
+  nodes: z.array(OperatorUserNode).optional(),
 });
 export type OperatorUser = z.infer<typeof OperatorUser>;
 
@@ -97,12 +109,36 @@ export const ServerSummary = z.object({
 });
 export type ServerSummary = z.infer<typeof ServerSummary>;
 
+/** A node of a cluster as its last heartbeat described it (NodeRegistry.liveNodes()). */
+export const OperatorNode = z.object({
+  id: z.string(),
+  /** The address its media relay advertises to clients. */
+  mediaAddress: z.string(),
+  startedAt: Timestamp,
+  heartbeatAt: Timestamp,
+  /** The node that answered this request. */
+  self: z.boolean(),
+  /** Heart-beating: nodes declared dead are not listed, so always true when listed. */
+  alive: z.boolean(),
+  load: z.object({
+    /** Users with at least one device logged in on the node. */
+    users: z.number().int().nonnegative(),
+    /** Live calls whose state machine the node owns. */
+    calls: z.number().int().nonnegative(),
+    /** Media legs open on its relay. */
+    legs: z.number().int().nonnegative(),
+  }),
+});
+export type OperatorNode = z.infer<typeof OperatorNode>;
+
 /** Everything the operator page shows live: pushed every second to subscribed operators. */
 export const OperatorSnapshot = z.object({
   at: Timestamp,
   server: ServerSummary,
   users: z.array(OperatorUser),
   calls: z.array(OperatorCall),
+  /** In a cluster (`--redis`) only: the live nodes, the one answering first. */
+  nodes: z.array(OperatorNode).optional(),
 });
 export type OperatorSnapshot = z.infer<typeof OperatorSnapshot>;
 
@@ -142,7 +178,7 @@ export const OperatorRequests = {
   /** The live view now, then an `operator.snapshot` event every second until `operator.unsubscribe`. */
   "operator.subscribe": { params: Empty, result: OperatorSnapshot },
   "operator.unsubscribe": { params: Empty, result: Empty },
-  /** Disconnect every device of a user (they may log in again). */
+  /** Disconnect every device of a user (they may log in again), on every node of a cluster. */
   "operator.kick": { params: Target, result: z.object({ devices: z.number().int() }) },
   /** Lock (disconnecting it) or unlock an account. */
   "operator.setDisabled": {

@@ -17,6 +17,7 @@ import { AuditLog } from "./audit/audit-log.js";
 import { RefusalSummary } from "./audit/refusal-summary.js";
 import { CallLiveness } from "./calls/call-liveness.js";
 import { CallService } from "./calls/call-service.js";
+import { AdminBus } from "./cluster/admin-bus.js";
 import { Cluster } from "./cluster/cluster.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
@@ -205,6 +206,8 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
 
   // With --redis: this server joins the cluster (node registry, presence across nodes).
   let cluster: Cluster | undefined;
+  // The operator's reach across the nodes (live nodes, users elsewhere, kicks on other nodes).
+  let adminBus: AdminBus | undefined;
   if (config.redis) {
     try {
       cluster = await Cluster.join({
@@ -215,7 +218,9 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
         load: () => ({ users: presence.onlineUserCount(), calls: calls.liveCalls().length, legs: media.stats().legs }),
         logger: logger.child({ module: "cluster" }),
       });
+      adminBus = await AdminBus.start({ cluster, presence, logger: logger.child({ module: "admin-bus" }) });
     } catch (error) {
+      await cluster?.close();
       logger.error({ err: error }, "the cluster could not be joined");
       sessionSweeper.close();
       retention.close();
@@ -243,9 +248,18 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     version: SERVER_VERSION,
     connections,
     backup: (file) => storage.backup(file),
+    cluster: adminBus,
   });
   const operatorFeed = new OperatorFeed({ operator, presence, logger: logger.child({ module: "operator" }) });
-  metrics = new Metrics({ presence, calls, media, stats, refusals, connections });
+  metrics = new Metrics({
+    presence,
+    calls,
+    media,
+    stats,
+    refusals,
+    connections,
+    ...(cluster ? { node: { id: cluster.nodeId, liveNodes: () => cluster.registry.liveNodes().length } } : {}),
+  });
   const meter = metrics;
 
   signaling = new SignalingServer({
@@ -324,6 +338,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     media.close();
     signalingServer.close();
     // The other nodes see this one's users offline at once rather than after its heartbeat expires.
+    await adminBus?.close();
     await cluster?.close();
     accounts.close();
     refusals.close();
@@ -368,6 +383,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     sessionSweeper.close();
     retention.close();
     liveness.close();
+    await adminBus?.close();
     await cluster?.close();
     await closeHttp(httpServer);
     await control?.close();

@@ -28,6 +28,7 @@ const HELP = `Operator commands:
   calls                                  live calls: participants, state, duration, media legs
   hangup CALL                            end a live call (its id or a unique prefix)
   stats                                  uptime, users, connections, calls, messages, errors, memory
+  nodes                                  the nodes of the cluster (--redis): media address, start, load
   signup [on|off]                        show or set whether people may register themselves
   demo-users                             create the demo accounts (password '${DEMO_PASSWORD}')
   backup FILE                            copy the live database to FILE (a new file, owner-only)
@@ -133,6 +134,8 @@ export class AdminCommands {
         return this.#logs(args);
       case "stats":
         return this.#statsText();
+      case "nodes":
+        return this.#nodesText();
       case "signup": {
         const value = args.positionals[0];
         if (value === undefined) return `signup is ${(await op.server()).signupEnabled ? "on" : "off"}`;
@@ -176,18 +179,39 @@ export class AdminCommands {
   }
 
   async #users(): Promise<string> {
-    const rows = (await this.#operator.users(Number.POSITIVE_INFINITY))
-      .sort((a, b) => a.username.localeCompare(b.username))
-      .map((u) => [
-        u.id,
-        u.username,
-        u.displayName,
-        u.disabled ? "disabled" : u.status,
-        u.devices.length,
-        u.lastLoginAt,
-        u.operator ? "operator" : null,
-      ]);
-    return `${table(["ID", "USERNAME", "DISPLAY NAME", "STATUS", "DEVICES", "LAST LOGIN", "ROLE"], rows)}\n${rows.length} account(s)`;
+    const users = (await this.#operator.users(Number.POSITIVE_INFINITY)).sort((a, b) =>
+      a.username.localeCompare(b.username),
+    );
+    // In a cluster: devices on every node, and which nodes (short ids, as `nodes` lists them).
+    const clustered = users.some((u) => u.nodes !== undefined);
+    const rows = users.map((u) => [
+      u.id,
+      u.username,
+      u.displayName,
+      u.disabled ? "disabled" : u.status,
+      u.nodes ? u.nodes.reduce((sum, n) => sum + n.devices, 0) : u.devices.length,
+      ...(clustered ? [u.nodes?.map((n) => `${shortNode(n.node)}:${n.devices}`).join(" ") || null] : []),
+      u.lastLoginAt,
+      u.operator ? "operator" : null,
+    ]);
+    const headers = ["ID", "USERNAME", "DISPLAY NAME", "STATUS", "DEVICES", ...(clustered ? ["NODES"] : [])];
+    return `${table([...headers, "LAST LOGIN", "ROLE"], rows)}\n${rows.length} account(s)`;
+  }
+
+  #nodesText(): string {
+    const nodes = this.#operator.nodes();
+    if (!nodes) return "not in a cluster (start with --redis to run several nodes as one)";
+    const now = Date.now();
+    const rows = nodes.map((n) => [
+      `${n.id}${n.self ? " *" : ""}`,
+      n.mediaAddress,
+      n.startedAt,
+      `${formatDuration(now - Date.parse(n.heartbeatAt))} ago`,
+      n.load.users,
+      n.load.calls,
+      n.load.legs,
+    ]);
+    return `${table(["NODE (* this one)", "MEDIA ADDRESS", "STARTED", "HEARTBEAT", "USERS", "CALLS", "MEDIA LEGS"], rows)}\n${rows.length} live node(s)`;
   }
 
   async #who(): Promise<string> {
@@ -215,10 +239,13 @@ export class AdminCommands {
       `last login:    ${user.lastLoginAt ?? "never"}`,
       `sessions:      ${user.sessions}`,
       `current call:  ${user.callId ?? "none"}`,
-      `devices:       ${user.devices.length} connected`,
+      `devices:       ${user.devices.length} connected${user.nodes ? " to this node" : ""}`,
       ...user.devices.map(
         (d) => `  - conn ${d.connectionId} "${d.deviceName}" from ${d.address}, connected since ${d.connectedAt}`,
       ),
+      ...(user.nodes
+        ? [`nodes:         ${user.nodes.map((n) => `${n.node} (${n.devices} device(s))`).join(", ") || "none"}`]
+        : []),
     ];
     return lines.join("\n");
   }
@@ -264,6 +291,7 @@ export class AdminCommands {
   async #statsText(): Promise<string> {
     const s = await this.#operator.server();
     const counters = this.#operator.counters();
+    const nodes = this.#operator.nodes();
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
     const errors = [...counters.errors].map(([code, n]) => `${code}=${n}`).join(" ") || "none";
     return [
@@ -280,10 +308,16 @@ export class AdminCommands {
       `messages in / out:   ${counters.messagesIn} / ${counters.messagesOut}`,
       `errors sent:         ${errors}`,
       `signup:              ${s.signupEnabled ? "on" : "off"}`,
+      ...(nodes ? [`cluster nodes:       ${nodes.length} live (see 'nodes')`] : []),
       `cpu:                 ${s.cpuPercent}%`,
       `memory (rss / heap): ${mib(s.rssBytes)} / ${mib(s.heapUsedBytes)}`,
     ].join("\n");
   }
+}
+
+/** A node id's first 8 characters: enough to tell the nodes of one cluster apart in a table. */
+function shortNode(id: string): string {
+  return id.slice(0, 8);
 }
 
 /** " lost 0, jitter 2.1 ms, rtt 1.0 ms" for what is measured. */

@@ -3,6 +3,7 @@ import {
   type AuditEntry,
   type OperatorCall,
   type OperatorHistoryCall,
+  type OperatorNode,
   type OperatorSnapshot,
   type OperatorUser,
   PASSWORD_MAX,
@@ -20,6 +21,7 @@ import type { PresenceService } from "../presence/presence-service.js";
 import type { ServerStats } from "../stats/server-stats.js";
 import type { BackupResult } from "../storage/backup.js";
 import type { CallHistoryQuery, CallHistorySearch } from "./call-history-search.js";
+import type { ClusterView } from "./cluster-view.js";
 
 /** The seeds' test users (A6). */
 export const DEMO_USERS = [
@@ -84,6 +86,7 @@ export class OperatorService {
   readonly #version: string;
   readonly #connections: () => number;
   readonly #backup: (file: string) => Promise<BackupResult>;
+  readonly #cluster: ClusterView | undefined;
   /** The last CPU and packet sample, for rates between snapshots. */
   #sample = { at: performance.now(), cpu: process.cpuUsage(), packets: 0, cpuPercent: 0, packetsPerSecond: 0 };
 
@@ -100,6 +103,8 @@ export class OperatorService {
     connections: () => number;
     /** Copies the live database to a new file (storage/backup.ts). */
     backup: (file: string) => Promise<BackupResult>;
+    /** With --redis: the cluster as the operator sees it (nodes, users on other nodes, remote kicks). */
+    cluster?: ClusterView | undefined;
   }) {
     this.#accounts = deps.accounts;
     this.#presence = deps.presence;
@@ -111,6 +116,7 @@ export class OperatorService {
     this.#version = deps.version;
     this.#connections = deps.connections;
     this.#backup = deps.backup;
+    this.#cluster = deps.cluster;
   }
 
   // ---- Who may ------------------------------------------------------------------------------
@@ -131,7 +137,23 @@ export class OperatorService {
 
   async snapshot(): Promise<OperatorSnapshot> {
     const [server, users, calls] = await Promise.all([this.server(), this.users(), this.calls()]);
-    return { at: new Date().toISOString(), server, users, calls };
+    const nodes = this.nodes();
+    return { at: new Date().toISOString(), server, users, calls, ...(nodes ? { nodes } : {}) };
+  }
+
+  /** In a cluster, the live nodes with their loads (this one first); undefined on a single server. */
+  nodes(): OperatorNode[] | undefined {
+    const cluster = this.#cluster;
+    if (!cluster) return undefined;
+    return cluster.liveNodes().map((node) => ({
+      id: node.id,
+      mediaAddress: node.mediaAddress,
+      startedAt: node.startedAt,
+      heartbeatAt: node.heartbeatAt,
+      self: node.id === cluster.nodeId,
+      alive: true,
+      load: { ...node.load },
+    }));
   }
 
   /** Accounts, online first (by name), with devices and addresses; at most `limit`. */
@@ -139,7 +161,8 @@ export class OperatorService {
     const rows = await this.#accounts.users.all();
     const callOf = new Map<string, string>();
     for (const call of this.#calls.liveCalls()) for (const name of participantsOf(call)) callOf.set(name, call.id);
-    const online = (row: UserRow) => this.#presence.devicesOf(row.id).length > 0;
+    const remote = this.#cluster?.remoteUserIds() ?? new Set<number>();
+    const online = (row: UserRow) => this.#presence.devicesOf(row.id).length > 0 || remote.has(row.id);
     return [...rows.filter(online), ...rows.filter((row) => !online(row))]
       .slice(0, limit)
       .map((row) => this.#user(row, callOf.get(row.username) ?? null));
@@ -183,6 +206,13 @@ export class OperatorService {
       createdAt: row.created_at,
       lastLoginAt: row.last_login_at,
       callId,
+      ...(this.#cluster
+        ? {
+            nodes: [...this.#cluster.nodesOf(row.id)]
+              .map(([node, presence]) => ({ node, devices: presence.devices }))
+              .sort((a, b) => a.node.localeCompare(b.node)),
+          }
+        : {}),
     };
   }
 
@@ -299,13 +329,32 @@ export class OperatorService {
     return user;
   }
 
-  /** Disconnects every device of the user (they may log in again). */
+  /**
+   * Disconnects every device of the user (they may log in again); in a cluster, on every node they
+   * are online on (each other node is asked over Redis). A node that does not answer makes the
+   * whole kick fail with NODE_UNREACHABLE naming it, once the others have been done and audited.
+   */
   async kick(username: string, actor: string): Promise<{ username: string; devices: number }> {
     const user = await this.#accounts.requireByName(username);
     const devices = this.#presence.devicesOf(user.id);
     for (const device of devices) device.close("KICKED");
-    this.#audit.record({ action: "admin.kick", actor, username: user.username, detail: { devices: devices.length } });
-    return { username: user.username, devices: devices.length };
+    let count = devices.length;
+    const cluster = this.#cluster;
+    const elsewhere = cluster ? [...cluster.nodesOf(user.id).keys()].filter((node) => node !== cluster.nodeId) : [];
+    const results = await Promise.allSettled(elsewhere.map((node) => cluster!.kickOn(node, user.id, actor)));
+    const failed: unknown[] = [];
+    for (const result of results) {
+      if (result.status === "fulfilled") count += result.value;
+      else failed.push(result.reason);
+    }
+    this.#audit.record({
+      action: "admin.kick",
+      actor,
+      username: user.username,
+      detail: { devices: count, ...(elsewhere.length > 0 ? { otherNodes: elsewhere, failed: failed.length } : {}) },
+    });
+    if (failed.length > 0) throw failed[0];
+    return { username: user.username, devices: count };
   }
 
   /** Disabling also ends every session of the account. Audited by the account service. */

@@ -100,6 +100,13 @@ export class ClusterPresence implements RemotePresence {
     return nodes;
   }
 
+  /** The users online on the other nodes (the operator's list). */
+  remoteUserIds(): Set<number> {
+    const ids = new Set<number>();
+    for (const users of this.#remote.values()) for (const userId of users.keys()) ids.add(userId);
+    return ids;
+  }
+
   /** Presence on this node changed for a user: written and published with the next batch. */
   localChanged(userId: number, change: Omit<NodePresence, "status"> & { status: PresenceStatus | undefined }): void {
     const status = change.status ?? this.#local.get(userId)?.status ?? "available";

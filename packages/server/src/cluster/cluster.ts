@@ -120,6 +120,11 @@ export class Cluster {
     return cluster;
   }
 
+  /** The connections to Redis (commands; subscriber mode), for the other buses of the node (admin-bus.ts). */
+  get connections(): { redis: Redis; subscriber: Redis } {
+    return { redis: this.#redis, subscriber: this.#subscriber };
+  }
+
   /** Whether this node can take logins: connected to Redis, its heartbeat current. */
   get available(): boolean {
     return this.registry.available;

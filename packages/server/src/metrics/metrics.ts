@@ -32,10 +32,26 @@ export class Metrics {
     stats: ServerStats;
     refusals: RefusalSummary;
     connections: () => number;
+    /**
+     * In a cluster (`--redis`): this node's id, put on every series as the label `node` (so one
+     * Prometheus can scrape every node), and how many live nodes it sees. Absent: no label.
+     */
+    node?: { id: string; liveNodes: () => number };
   }) {
-    const { presence, calls, media, stats, refusals, connections } = deps;
+    const { presence, calls, media, stats, refusals, connections, node } = deps;
     const registers = [this.registry];
+    if (node) this.registry.setDefaultLabels({ node: node.id });
     collectDefaultMetrics({ register: this.registry });
+    if (node) {
+      new Gauge({
+        name: "parley_cluster_nodes",
+        help: "Live nodes of the cluster as this node sees them (itself included).",
+        registers,
+        collect() {
+          this.set(node.liveNodes());
+        },
+      });
+    }
 
     new Gauge({
       name: "parley_connected_users",
