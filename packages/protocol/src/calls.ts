@@ -75,6 +75,8 @@ export const CALL_END_REASONS = [
   "media_failed",
   "operator",
   "server_shutdown",
+  /** In a cluster: the node that held the call died; told by the participant's own node. */
+  "node_lost",
   /** Told by the client, not the server: it reconnected to a server that restarted meanwhile. */
   "server_restarted",
 ] as const;

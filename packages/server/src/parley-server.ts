@@ -18,7 +18,9 @@ import { RefusalSummary } from "./audit/refusal-summary.js";
 import { CallLiveness } from "./calls/call-liveness.js";
 import { CallService } from "./calls/call-service.js";
 import { AdminBus } from "./cluster/admin-bus.js";
+import { CallBus } from "./cluster/call-bus.js";
 import { Cluster } from "./cluster/cluster.js";
+import { remoteConnection } from "./cluster/remote-device.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
 import { listenHttpsRedirect } from "./http/https-redirect.js";
@@ -30,6 +32,9 @@ import { Metrics } from "./metrics/metrics.js";
 import { serveMetrics } from "./metrics/metrics-endpoint.js";
 import { PhonebookService } from "./phonebook/phonebook-service.js";
 import { PresenceService } from "./presence/presence-service.js";
+import type { Services } from "./services.js";
+import type { Handler } from "./signaling/handler.js";
+import { HANDLERS } from "./signaling/handlers.js";
 import { SignalingServer } from "./signaling/signaling-server.js";
 import { ServerStats } from "./stats/server-stats.js";
 import { enforceOwnerOnly, octal } from "./storage/data-dir-permissions.js";
@@ -234,6 +239,24 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     }
   }
 
+  // With --redis: calls between users on different nodes (requests and events over Redis).
+  let callBus: CallBus | undefined;
+  if (cluster && config.redis) {
+    const joined = cluster;
+    callBus = await CallBus.start({
+      url: config.redis,
+      node: joined.nodeId,
+      registry: joined.registry,
+      remotePresence: joined.presence,
+      presence,
+      calls,
+      logger: logger.child({ module: "call-bus" }),
+    }).catch(async (error: unknown) => {
+      await joined.close();
+      throw error;
+    });
+  }
+
   // The signaling server is built below; the operator's connection count reads it then.
   let signaling: SignalingServer | undefined;
   const connections = () => signaling?.connections.size ?? 0;
@@ -262,7 +285,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   });
   const meter = metrics;
 
-  signaling = new SignalingServer({
+  const services: Services = {
     config,
     logger,
     version: SERVER_VERSION,
@@ -276,7 +299,13 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     operatorFeed,
     refusals,
     cluster,
-  });
+    callRouter: callBus,
+  };
+  signaling = new SignalingServer(services);
+  // Requests of devices on other nodes about calls this node owns run through the same handlers.
+  callBus?.serve(async (type, params, device) =>
+    (HANDLERS[type] as Handler<typeof type>)(params as never, remoteConnection(device), services),
+  );
   const signalingServer = signaling;
   const httpServer = createHttpServer({
     webRoot: config.webRoot ? path.resolve(config.webRoot) : undefined,
@@ -337,6 +366,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     liveness.close();
     media.close();
     signalingServer.close();
+    await callBus?.close();
     // The other nodes see this one's users offline at once rather than after its heartbeat expires.
     await adminBus?.close();
     await cluster?.close();
@@ -383,6 +413,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     sessionSweeper.close();
     retention.close();
     liveness.close();
+    await callBus?.close();
     await adminBus?.close();
     await cluster?.close();
     await closeHttp(httpServer);

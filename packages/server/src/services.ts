@@ -1,3 +1,4 @@
+import type { RequestType } from "@parley/protocol";
 import type { Logger } from "pino";
 import type { AccountService } from "./accounts/account-service.js";
 import type { OperatorFeed } from "./admin/operator-feed.js";
@@ -7,8 +8,13 @@ import type { CallService } from "./calls/call-service.js";
 import type { Cluster } from "./cluster/cluster.js";
 import type { ServerConfig } from "./config.js";
 import type { PhonebookService } from "./phonebook/phonebook-service.js";
-import type { PresenceService } from "./presence/presence-service.js";
+import type { Device, PresenceService } from "./presence/presence-service.js";
 import type { ServerStats } from "./stats/server-stats.js";
+
+/** Where a connection's call requests go when another node owns the call. */
+export interface CallRouter {
+  forward(type: RequestType, params: unknown, device: Device | undefined): Promise<unknown> | undefined;
+}
 
 /** What request handlers may use. Built once by the composition root. */
 export interface Services {
@@ -28,4 +34,9 @@ export interface Services {
   refusals: RefusalSummary;
   /** With --redis: this node's membership of the cluster (logins are refused while it is unavailable). */
   cluster?: Cluster | undefined;
+  /**
+   * With --redis: sends a request about a call another node owns to that node and returns its
+   * answer (cluster/call-bus.ts); undefined when the request is this node's to run.
+   */
+  callRouter?: CallRouter | undefined;
 }

@@ -30,6 +30,19 @@ interface Target {
   doNotDisturb: boolean;
 }
 
+/**
+ * In a cluster: the devices of users connected to other nodes (cluster/call-bus.ts). Without one,
+ * a call rings this node's devices only.
+ */
+export interface RemoteDevices {
+  /** Devices the user has logged in on other nodes. */
+  countOf(userId: number): number;
+  /** The call now rings for `userId`: their devices on other nodes are asked for (they ring through `ringAlso`). */
+  ring(callId: string, userId: number): void;
+  /** Whether `device` stands for a device of another node that is still connected there. */
+  isAttached(device: Device): boolean;
+}
+
 const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
   declined: "declined",
   no_answer: "no_answer",
@@ -61,6 +74,7 @@ export class CallService {
   readonly #callGraceMs: number;
   readonly #maxParticipants: number;
   readonly #maxCallsPerUser: number;
+  #remote: RemoteDevices | undefined;
 
   constructor(deps: {
     accounts: AccountService;
@@ -99,6 +113,30 @@ export class CallService {
         this.#leave(call, member, "media_failed", null, call.state === "active" ? "answered" : "failed"),
       speakersChanged: (call) => this.#pushInfo(call),
     });
+  }
+
+  /** Joins a cluster: invitees ring on their devices on other nodes too. */
+  setRemoteDevices(remote: RemoteDevices): void {
+    this.#remote = remote;
+  }
+
+  /**
+   * Devices of an invitee on another node ring too (they were asked for when the call started to
+   * ring for them); nothing if the invitee no longer rings.
+   */
+  ringAlso(callId: string, userId: number, devices: readonly Device[]): void {
+    const call = this.#calls.get(callId);
+    const member = call?.members.get(userId);
+    if (!call || member?.state !== "ringing" || devices.length === 0) return;
+    member.ringOn(devices);
+    const info = call.info();
+    const waiting = this.#byUser.count(userId) > 1;
+    for (const device of devices) device.push("call.incoming", { call: info, waiting });
+  }
+
+  /** A device of another node is gone (closed, logged out, or its node died): as a closed connection here. */
+  remoteDeviceGone(device: Device): void {
+    this.#deviceGone(device, false);
   }
 
   /** True while the user talks in an answered call (presence shows "in-call"). */
@@ -372,7 +410,8 @@ export class CallService {
 
   /** The requesting device logged out or disconnected while its request read the accounts. */
   #stillAttached(device: Device): void {
-    if (!this.#presence.isAttached(device)) throw new ParleyError("NOT_AUTHENTICATED");
+    if (this.#presence.isAttached(device) || this.#remote?.isAttached(device)) return;
+    throw new ParleyError("NOT_AUTHENTICATED");
   }
 
   /**
@@ -380,7 +419,8 @@ export class CallService {
    * already in `maxCallsPerUser` calls (busy too: the caller did nothing wrong).
    */
   #unreachable({ party, doNotDisturb }: Target): ParleyError | undefined {
-    if (this.#presence.devicesOf(party.userId).length === 0) return new ParleyError("USER_OFFLINE");
+    const online = this.#presence.devicesOf(party.userId).length > 0 || (this.#remote?.countOf(party.userId) ?? 0) > 0;
+    if (!online) return new ParleyError("USER_OFFLINE");
     if (doNotDisturb) return new ParleyError("USER_BUSY");
     if (this.#callCount(party.userId) >= this.#maxCallsPerUser) {
       return new ParleyError("USER_BUSY", "That user is in too many calls at once.");
@@ -394,6 +434,7 @@ export class CallService {
     this.#byUser.join(member.userId, call);
     member.ring(this.#ringTimeoutMs, () => this.#leave(call, member, "no_answer", null, "no_answer"));
     for (const d of member.ringing) d.push("call.incoming", { call: info, waiting });
+    this.#remote?.ring(call.id, member.userId);
   }
 
   #pushInfo(call: Call): void {

@@ -341,7 +341,9 @@ export class ClientConnection implements Connection {
     if (login) this.#loginInFlight = true;
     try {
       const handler = HANDLERS[type] as (params: unknown, conn: Connection, services: Services) => unknown;
-      const result = await handler(parsed.data, this, this.#services);
+      // In a cluster, a request about a call another node owns is answered by that node.
+      const forwarded = this.#services.callRouter?.forward(type, parsed.data, this.#identity?.device);
+      const result = await (forwarded ?? handler(parsed.data, this, this.#services));
       this.#send({ type: "response", requestId, ok: true, result });
     } catch (error) {
       if (error instanceof ParleyError) {

@@ -1,0 +1,262 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { dominantFrequency, readWav, SAMPLE_RATE, tone, toneLevel, writeWav } from "@parley/audio";
+import {
+  postgresUnavailable,
+  RawClient,
+  type Redis,
+  redisUnavailable,
+  runBot,
+  type ServerProcess,
+  sharedPostgres,
+  spawnServer,
+  startRedis,
+  TEST_PASSWORD,
+  tempDir,
+  waitFor,
+} from "@parley/testkit";
+
+type Event = { type: "event"; event: string; data: Record<string, unknown> };
+
+/** Logins queue for one password hash at a time on a loaded machine: a minute, not 5 s. */
+const LOGIN_TIMEOUT_MS = 60_000;
+
+const unavailable = postgresUnavailable() ?? redisUnavailable();
+
+/** Each node advertises its own media address (all on loopback), so the test can tell them apart. */
+const MEDIA = { 1: "127.0.0.11", 2: "127.0.0.12", 3: "127.0.0.13" } as const;
+
+describe("calls between users on different nodes", { skip: unavailable }, () => {
+  let redis: Redis;
+  const nodes: ServerProcess[] = [];
+  const dirs: string[] = [];
+  const clients: RawClient[] = [];
+  let database: string;
+  let dir: string;
+  const url = (node: 1 | 2 | 3) => nodes[node - 1]!.url;
+
+  /** A greeted client on `node`, registered as (or logged in as) `username`. */
+  async function client(node: 1 | 2 | 3, username: string, register = false) {
+    const c = await RawClient.greeted(url(node));
+    clients.push(c);
+    const reply = await c.request(
+      register ? "auth.register" : "auth.login",
+      { username, password: TEST_PASSWORD },
+      LOGIN_TIMEOUT_MS,
+    );
+    if (!reply.ok) throw new Error(`${username} on node ${node}: ${reply.error.code}`);
+    return { client: c, userId: (reply.result as { user: { id: number } }).user.id };
+  }
+
+  /** Waits until `watcher`'s node sees `userId` online with `devices` devices in all. */
+  async function devicesSeen(watcher: RawClient, userId: number, devices: number) {
+    await waitFor(async () => {
+      const { users } = await watcher.call<{ users: { id: number; devices: number }[] }>("directory.list");
+      return users.find((user) => user.id === userId)?.devices === devices;
+    }, `user ${userId} with ${devices} devices`);
+  }
+
+  const incoming = (c: RawClient, from = 0) =>
+    c.waitFor(
+      (m) => m.type === "event" && m.event === "call.incoming",
+      "call.incoming",
+      10_000,
+      from,
+    ) as unknown as Promise<Event>;
+  const ended = (c: RawClient, callId: string, timeoutMs = 10_000) =>
+    c.waitFor(
+      (m) => m.type === "event" && m.event === "call.ended" && (m.data as { callId: string }).callId === callId,
+      "call.ended",
+      timeoutMs,
+    ) as unknown as Promise<Event>;
+
+  before(async () => {
+    let started: Redis;
+    [database, started] = await Promise.all([
+      sharedPostgres().then((cluster) => cluster.createDatabase()),
+      startRedis(),
+    ]);
+    redis = started;
+    dir = tempDir("parley-cluster-calls-");
+    const start = async (node: 1 | 2 | 3) => {
+      const data = tempDir("parley-node-");
+      dirs.push(data);
+      return spawnServer(data, [
+        "--database",
+        database,
+        "--redis",
+        redis.url,
+        "--hash-concurrency",
+        "2",
+        "--media-ip",
+        MEDIA[node],
+      ]);
+    };
+    nodes.push(await start(1));
+    nodes.push(...(await Promise.all([start(2), start(3)])));
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const node of nodes) {
+      if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill("SIGTERM");
+      await node.exited;
+    }
+    await redis?.stop();
+    for (const d of [...dirs, dir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it("rings the callee on two nodes, stops the other when one answers, carries audio both ways through the caller's node", async () => {
+    const toneFile = (hz: number) => {
+      const file = path.join(dir, `tone-${hz}.wav`);
+      if (!fs.existsSync(file)) writeWav(file, tone(hz, 2, 0.5));
+      return file;
+    };
+    const bot = (node: 1 | 2 | 3, user: string, hz: number, bind: string) => [
+      "--server",
+      url(node),
+      "--user",
+      user,
+      "--password",
+      TEST_PASSWORD,
+      "--register",
+      "--play",
+      toneFile(hz),
+      "--record",
+      path.join(dir, `${user}.wav`),
+      "--bind",
+      bind,
+      "--trace",
+      path.join(dir, `${user}.trace`),
+    ];
+    // The callee's bot on node 2, and the callee's second device (a plain client) on node 3.
+    const answer = runBot("answer", [...bot(2, "bea", 440, "127.0.0.3"), "--wait", "90"]);
+    await waitFor(() => answer.output().includes("waiting for a call"), "bea waiting", { timeoutMs: LOGIN_TIMEOUT_MS });
+    const { client: beaOn3, userId: beaId } = await client(3, "bea");
+    const { client: watcher } = await client(1, "watcher-1", true);
+    await devicesSeen(watcher, beaId, 2);
+
+    const call = runBot("call", [...bot(1, "cal", 1000, "127.0.0.2"), "--to", "bea", "--duration", "4"]);
+    const rung = await incoming(beaOn3);
+    const callId = (rung.data.call as { callId: string }).callId;
+    // Answered on node 2: the device on node 3 stops ringing.
+    const stopped = await ended(beaOn3, callId, 30_000);
+    assert.equal(stopped.data.reason, "answered_elsewhere");
+    const [callerCode, calleeCode] = await Promise.all([call.exited, answer.exited]);
+    assert.equal(callerCode, 0, call.output());
+    assert.equal(calleeCode, 0, answer.output());
+    assert.match(call.output(), /ended: hangup by cal \(answered\)/);
+    assert.match(answer.output(), /hangup/);
+
+    // Two-way audio: each side hears the other's tone, and not its own.
+    const heard = (user: string) => readWav(path.join(dir, `${user}.wav`)).subarray(Math.round(SAMPLE_RATE * 0.5));
+    for (const [user, hz, own] of [
+      ["bea", 1000, 440],
+      ["cal", 440, 1000],
+    ] as const) {
+      const samples = heard(user);
+      assert.ok(samples.length > SAMPLE_RATE * 1.5, `${user} recorded ${samples.length} samples`);
+      const dominant = dominantFrequency(samples);
+      assert.ok(Math.abs(dominant - hz) < 15, `${user} hears ${dominant} Hz, expected ${hz} Hz`);
+      const level = toneLevel(samples, hz);
+      assert.ok(level > 0.05, `${user}: level of ${hz} Hz is ${level}`);
+      assert.ok(toneLevel(samples, own) < level / 50, `${user} hears its own tone`);
+    }
+
+    // The callee on node 2 only ever learned node 1's media address: not the caller's address,
+    // not its own node's or node 3's.
+    const trace = fs.readFileSync(path.join(dir, "bea.trace"), "utf8");
+    const addresses = new Set(trace.match(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g) ?? []);
+    addresses.delete("0.0.0.0");
+    assert.deepEqual([...addresses], [MEDIA[1]], `addresses in the callee's signaling: ${[...addresses]}`);
+    const answers = trace
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .filter((m) => m.type === "response" && m.ok && typeof m.result?.sdp === "string")
+      .map((m) => m.result.sdp as string);
+    assert.equal(answers.length, 1);
+    const candidates = answers[0]!.split(/\r?\n/).filter((l) => l.startsWith("a=candidate"));
+    assert.ok(candidates.length > 0);
+    for (const c of candidates) assert.match(c, / 127\.0\.0\.11 \d+ typ host/, c);
+
+    // One history row, written by the caller's node, read from any node.
+    await waitFor(async () => {
+      const { calls } = await beaOn3.call<{ calls: { callId: string; outcome: string }[] }>("call.history");
+      return calls.filter((entry) => entry.callId === callId).length === 1;
+    }, "the call in bea's history");
+    const { calls } = await beaOn3.call<{ calls: { callId: string; outcome: string; direction: string }[] }>(
+      "call.history",
+    );
+    const rows = calls.filter((entry) => entry.callId === callId);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]!.outcome, "answered");
+    assert.equal(rows[0]!.direction, "incoming");
+  });
+
+  it("ends the call on both nodes when the callee on another node hangs up; declines and refusals come back typed", async () => {
+    const { client: ann, userId: annId } = await client(1, "ann", true);
+    const { client: dan, userId: danId } = await client(2, "dan", true);
+    await devicesSeen(ann, danId, 1);
+    await devicesSeen(dan, annId, 1);
+
+    // Declined on node 2: the caller on node 1 is told.
+    const first = await ann.call<{ call: { callId: string } }>("call.invite", { to: "dan" });
+    await incoming(dan);
+    await dan.call("call.decline", { callId: first.call.callId });
+    assert.equal((await ended(ann, first.call.callId)).data.reason, "declined");
+    // A request about an ended call is refused as on one node.
+    const late = await dan.request("call.answer", { callId: first.call.callId });
+    assert.equal(late.ok, false);
+
+    // Answered, then hung up by the callee on node 2.
+    const mark = dan.received.length;
+    const second = await ann.call<{ call: { callId: string } }>("call.invite", { to: "dan" });
+    await incoming(dan, mark);
+    const answered = await dan.call<{ call: { callId: string; state: string } }>("call.answer", {
+      callId: second.call.callId,
+    });
+    assert.equal(answered.call.state, "active");
+    // Hold goes through the call's node too.
+    const held = await dan.call<{ call: { participants: { userId: number; held: boolean }[] } }>("call.hold", {
+      callId: second.call.callId,
+    });
+    assert.equal(held.call.participants.find((p) => p.userId === danId)?.held, true);
+    await dan.call("call.hangup", { callId: second.call.callId });
+    const annEnded = await ended(ann, second.call.callId);
+    assert.equal(annEnded.data.reason, "hangup");
+    assert.equal(annEnded.data.by, danId);
+    assert.equal((await ended(dan, second.call.callId)).data.reason, "hangup");
+
+    await waitFor(async () => {
+      const { calls } = await dan.call<{ calls: { callId: string }[] }>("call.history");
+      return calls.some((entry) => entry.callId === second.call.callId);
+    }, "the call in dan's history");
+    const { calls } = await ann.call<{ calls: { callId: string; outcome: string }[] }>("call.history");
+    assert.deepEqual(
+      calls
+        .filter((entry) => [first.call.callId, second.call.callId].includes(entry.callId))
+        .map((entry) => entry.outcome),
+      ["answered", "declined"],
+    );
+  });
+
+  it("ends a call for the participants on other nodes with node_lost when the caller's node dies", async () => {
+    const { client: eve } = await client(3, "eve", true);
+    const { client: fay, userId: fayId } = await client(2, "fay", true);
+    await devicesSeen(eve, fayId, 1);
+    const placed = await eve.call<{ call: { callId: string } }>("call.invite", { to: "fay" });
+    await incoming(fay);
+    await fay.call("call.answer", { callId: placed.call.callId });
+    nodes[2]!.child.kill("SIGKILL");
+    const started = Date.now();
+    const lost = await ended(fay, placed.call.callId, 15_000);
+    assert.ok(Date.now() - started < 10_000, `told after ${Date.now() - started} ms`);
+    assert.equal(lost.data.reason, "node_lost");
+    assert.equal(lost.data.outcome, "answered");
+    // Nothing left waiting: a request about the call is answered at once.
+    const after = await fay.request("call.hangup", { callId: placed.call.callId });
+    assert.equal(after.ok, false);
+  });
+});
