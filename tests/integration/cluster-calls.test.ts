@@ -200,6 +200,20 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     const { client: dan, userId: danId } = await client(2, "dan", true);
     await devicesSeen(ann, danId, 1);
     await devicesSeen(dan, annId, 1);
+    // A third node sees dan in-call while he talks in a call held by node 1.
+    const { client: onThree } = await client(3, "watcher-3", true);
+    await devicesSeen(onThree, danId, 1);
+    const statusOf = (status: string, from: number) =>
+      onThree.waitFor(
+        (m) =>
+          m.type === "event" &&
+          m.event === "presence.changed" &&
+          (m.data as { userId: number }).userId === danId &&
+          (m.data as { status: string }).status === status,
+        `dan ${status} on node 3`,
+        5000,
+        from,
+      );
 
     // Declined on node 2: the caller on node 1 is told.
     const first = await ann.call<{ call: { callId: string } }>("call.invite", { to: "dan" });
@@ -208,7 +222,7 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     assert.equal((await ended(ann, first.call.callId)).data.reason, "declined");
     // A request about an ended call is refused as on one node.
     const late = await dan.request("call.answer", { callId: first.call.callId });
-    assert.equal(late.ok, false);
+    assert.equal(late.ok ? "ok" : late.error.code, "CALL_ENDED");
 
     // Answered, then hung up by the callee on node 2.
     const mark = dan.received.length;
@@ -218,6 +232,8 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
       callId: second.call.callId,
     });
     assert.equal(answered.call.state, "active");
+    await statusOf("in-call", 0);
+    const beforeHangup = onThree.received.length;
     // Hold goes through the call's node too.
     const held = await dan.call<{ call: { participants: { userId: number; held: boolean }[] } }>("call.hold", {
       callId: second.call.callId,
@@ -228,6 +244,7 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     assert.equal(annEnded.data.reason, "hangup");
     assert.equal(annEnded.data.by, danId);
     assert.equal((await ended(dan, second.call.callId)).data.reason, "hangup");
+    await statusOf("available", beforeHangup);
 
     await waitFor(async () => {
       const { calls } = await dan.call<{ calls: { callId: string }[] }>("call.history");

@@ -16,6 +16,9 @@ export const CALL_REQUEST_TIMEOUT_MS = 5_000;
 /** `call.media` waits longer: the owner's relay answers the SDP offer once its candidates are gathered. */
 export const CALL_MEDIA_TIMEOUT_MS = 15_000;
 
+/** How long a call owned elsewhere is remembered after it ended here (as long as its owner remembers it). */
+const ENDED_MEMORY_MS = 5 * 60_000;
+
 /** The requests about a call (with its `callId`) a device may send to a node that does not own the call. */
 export const FORWARDED_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>([
   "call.answer",
@@ -157,6 +160,8 @@ export class CallBus implements RemoteDevices {
     deps.registry.on("nodeDown", (id) => bus.#nodeDown(id));
     deps.presence.on("deviceDetached", (device) => bus.#localDeviceGone(device));
     deps.calls.setRemoteDevices(bus);
+    // A user talking in a call another node owns is in-call here too (and shared as such).
+    deps.presence.setInCallProvider((userId) => deps.calls.isInActiveCall(userId) || bus.#talksElsewhere(userId));
     return bus;
   }
 
@@ -213,6 +218,7 @@ export class CallBus implements RemoteDevices {
       if (type === "call.answer") {
         const entry = foreign.devices.get(device.id);
         if (entry) entry.answered = true;
+        this.#presence.refresh(device.userId);
       }
       return result;
     });
@@ -417,11 +423,30 @@ export class CallBus implements RemoteDevices {
     if (!foreign.devices.has(deviceId)) foreign.devices.set(deviceId, { userId, answered: false });
   }
 
+  /**
+   * The device is no longer told about the call. A call none of this node's devices is told about
+   * is still routed to its owner for ENDED_MEMORY_MS, so a late request gets the owner's answer
+   * (CALL_ENDED), as on one node.
+   */
   #untrack(callId: string, deviceId: number): void {
     const foreign = this.#foreign.get(callId);
-    if (!foreign) return;
+    const entry = foreign?.devices.get(deviceId);
+    if (!foreign || !entry) return;
     foreign.devices.delete(deviceId);
-    if (foreign.devices.size === 0) this.#foreign.delete(callId);
+    if (entry.answered) this.#presence.refresh(entry.userId);
+    if (foreign.devices.size > 0) return;
+    const forget = setTimeout(() => {
+      if (this.#foreign.get(callId) === foreign && foreign.devices.size === 0) this.#foreign.delete(callId);
+    }, ENDED_MEMORY_MS);
+    forget.unref();
+  }
+
+  /** Device side: whether the user answered, on a device of this node, a call another node owns. */
+  #talksElsewhere(userId: number): boolean {
+    for (const foreign of this.#foreign.values()) {
+      for (const entry of foreign.devices.values()) if (entry.userId === userId && entry.answered) return true;
+    }
+    return false;
   }
 
   /** Device side: one of this node's devices went; the owners of its calls are told. */
@@ -457,6 +482,7 @@ export class CallBus implements RemoteDevices {
           outcome: answered ? "answered" : "failed",
           by: null,
         });
+        if (answered) this.#presence.refresh(userId);
       }
       this.#logger.warn({ callId, node }, "call ended: the node holding it died");
     }
