@@ -33,6 +33,7 @@ import {
   isTone,
   type Person,
   registerThroughUi,
+  SIGN_IN_TIMEOUT,
 } from "./helpers.js";
 
 const EVE: Person = { username: "eve", displayName: "Eve" };
@@ -85,7 +86,10 @@ describe("browser to bot", { timeout: 60_000 }, () => {
       "60",
     ]);
     const registering = registerThroughUi(eve.page, t.server.httpUrl, EVE);
-    await waitFor(() => bot!.output().includes("waiting for a call"), "the bot waiting", { timeoutMs: 20_000 });
+    // The bot registers beside the page (each a password hash, queued on a loaded machine).
+    await waitFor(() => bot!.output().includes("waiting for a call"), "the bot waiting", {
+      timeoutMs: SIGN_IN_TIMEOUT,
+    });
     await registering;
     await expectContactStatus(eve.page, BOT, "available", "Available");
 
