@@ -189,7 +189,7 @@ export function CallsPanel({ snapshot, store, ask }: PanelProps) {
 export function UsersPanel({ snapshot, store, ask }: PanelProps) {
   const { t } = useAdminI18n();
   const headingId = useId();
-  const online = snapshot.users.filter((u) => u.devices.length > 0).length;
+  const online = snapshot.users.filter(isOnline).length;
   return (
     <section className="card" aria-labelledby={headingId}>
       <div className="card__header">
@@ -216,7 +216,13 @@ export function UsersPanel({ snapshot, store, ask }: PanelProps) {
             </thead>
             <tbody>
               {snapshot.users.map((user) => (
-                <UserRow key={user.id} user={user} store={store} ask={ask} />
+                <UserRow
+                  key={user.id}
+                  user={user}
+                  store={store}
+                  ask={ask}
+                  self={snapshot.nodes?.find((n) => n.self)?.id}
+                />
               ))}
             </tbody>
           </table>
@@ -226,9 +232,16 @@ export function UsersPanel({ snapshot, store, ask }: PanelProps) {
   );
 }
 
-function UserRow({ user, store, ask }: { user: OperatorUser; store: OperatorStore; ask: Ask }) {
+/** Online here, or (in a cluster) on any node. */
+function isOnline(user: OperatorUser): boolean {
+  return user.devices.length > 0 || (user.nodes?.length ?? 0) > 0;
+}
+
+function UserRow({ user, store, ask, self }: { user: OperatorUser; store: OperatorStore; ask: Ask; self?: string }) {
   const { t } = useAdminI18n();
   const name = user.username;
+  // In a cluster: the devices on other nodes, without addresses (their node holds those).
+  const elsewhere = (user.nodes ?? []).filter((n) => n.node !== self);
   return (
     <tr data-testid="operator-user" data-username={name} data-disabled={String(user.disabled)}>
       <td>
@@ -242,7 +255,7 @@ function UserRow({ user, store, ask }: { user: OperatorUser; store: OperatorStor
         <PresenceBadge status={user.status} />
       </td>
       <td>
-        {user.devices.length === 0 ? (
+        {!isOnline(user) ? (
           <span className="muted">{t("none")}</span>
         ) : (
           <ul className="operator__devices">
@@ -250,6 +263,11 @@ function UserRow({ user, store, ask }: { user: OperatorUser; store: OperatorStor
               <li key={d.connectionId} data-testid="device">
                 {d.deviceName} · <code data-testid="device-address">{d.address}</code> ·{" "}
                 <span title={t("connectedSince")}>{new Date(d.connectedAt).toLocaleTimeString()}</span>
+              </li>
+            ))}
+            {elsewhere.map((n) => (
+              <li key={n.node} data-testid="device-elsewhere" data-node={n.node}>
+                {t("onNode", { node: n.node.slice(0, 8), count: n.devices })}
               </li>
             ))}
           </ul>
@@ -262,7 +280,7 @@ function UserRow({ user, store, ask }: { user: OperatorUser; store: OperatorStor
             type="button"
             className="btn btn--small"
             aria-label={t("kick", { name })}
-            disabled={user.devices.length === 0}
+            disabled={!isOnline(user)}
             onClick={() =>
               ask({
                 message: t("confirmKick", { name }),

@@ -7,6 +7,7 @@ import { useSoftphone, useStore } from "../state/store-context.js";
 import { type AdminTranslate, useAdminI18n } from "./admin-i18n.js";
 import type { Ask, Confirmation } from "./confirmation.js";
 import { CallsPanel, ServerPanel, UsersPanel } from "./live-panels.js";
+import { NodesPanel } from "./nodes-panel.js";
 import { OperatorStore } from "./operator-store.js";
 import { AuditPanel, HistoryPanel } from "./search-panels.js";
 
@@ -56,6 +57,7 @@ export function OperatorApp() {
           <>
             <p className="muted operator__live">{t("lastUpdate")}</p>
             <ServerPanel snapshot={state.snapshot} store={operatorStore} ask={ask} />
+            <NodesPanel snapshot={state.snapshot} />
             <CallsPanel snapshot={state.snapshot} store={operatorStore} ask={ask} />
             <UsersPanel snapshot={state.snapshot} store={operatorStore} ask={ask} />
             <AuditPanel store={operatorStore} />
