@@ -156,4 +156,25 @@ describe("the operator's view of a cluster of three nodes", { skip: unavailable 
     }
     assert.equal(seen.size, 3, "each node its own label");
   });
+
+  it("fails a kick with NODE_UNREACHABLE naming the node when the user's node does not answer", async () => {
+    const { client: frank } = await registered(url(2), "frank");
+    clients.push(frank);
+    let on: string | undefined;
+    await waitFor(async () => {
+      const users = (await operator.call<OperatorSnapshot>("operator.snapshot")).users;
+      on = users.find((u) => u.username === "frank")?.nodes?.[0]?.node;
+      return on !== undefined;
+    }, "frank online on node 2 as node 1 sees him");
+    // Node 2 frozen: still live for the others (its record lasts 6 s), but it answers nothing.
+    nodes[1]!.child.kill("SIGSTOP");
+    try {
+      const reply = await operator.request("operator.kick", { username: "frank" }, 10_000);
+      assert.equal(reply.ok, false);
+      assert.ok(!reply.ok && reply.error.code === "NODE_UNREACHABLE", JSON.stringify(reply));
+      assert.ok(!reply.ok && reply.error.message.includes(on!), reply.ok ? "" : reply.error.message);
+    } finally {
+      nodes[1]!.child.kill("SIGCONT");
+    }
+  });
 });
