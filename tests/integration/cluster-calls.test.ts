@@ -92,6 +92,10 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
         "2",
         "--media-ip",
         MEDIA[node],
+        // Calls in progress marked alive every second: a dead node's calls are closed in the
+        // history by the others within seconds (see the node_lost test).
+        "--history-alive-interval",
+        "1",
       ]);
     };
     nodes.push(await start(1));
@@ -266,6 +270,8 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     const placed = await eve.call<{ call: { callId: string } }>("call.invite", { to: "fay" });
     await incoming(fay);
     await fay.call("call.answer", { callId: placed.call.callId });
+    // Its record in the history has been written and marked alive (every second) before the kill.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
     nodes[2]!.child.kill("SIGKILL");
     const started = Date.now();
     const lost = await ended(fay, placed.call.callId, 15_000);
@@ -275,5 +281,14 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     // Nothing left waiting: a request about the call is answered at once.
     const after = await fay.request("call.hangup", { callId: placed.call.callId });
     assert.equal(after.ok, false);
+    // The history row the dead node left open is closed by a live node, as interrupted.
+    await waitFor(
+      async () => {
+        const { calls } = await fay.call<{ calls: { callId: string; outcome: string }[] }>("call.history");
+        return calls.find((entry) => entry.callId === placed.call.callId)?.outcome === "interrupted";
+      },
+      "the lost call closed in the history",
+      { timeoutMs: 30_000, intervalMs: 1000 },
+    );
   });
 });
