@@ -10,6 +10,9 @@ import { seedUsers } from "../lib/seed.js";
  * about 70% of the CPU ceiling the relay benchmark found (`ceiling`), summarised by self and
  * inclusive time.
  * The profiler itself costs some CPU, so the load is kept below saturation.
+ * BENCH_PROFILE_DATA_PLANE=native profiles the native plane instead (its event loop: the per-leg
+ * control work, see docs/performance.md "Event loop per native leg"); BENCH_PROFILE_SECONDS sets
+ * the window, BENCH_PROFILE_KEEP=FILE keeps the raw profile.
  */
 export async function profileScenario(ctx: Context, ceiling: number | undefined) {
   const calls = process.env.BENCH_PROFILE_CALLS
@@ -20,7 +23,8 @@ export async function profileScenario(ctx: Context, ceiling: number | undefined)
       : ctx.quick
         ? 30
         : 100;
-  const seconds = ctx.quick ? 3 : 15;
+  const seconds = Number(process.env.BENCH_PROFILE_SECONDS ?? (ctx.quick ? 3 : 15));
+  const dataPlane = process.env.BENCH_PROFILE_DATA_PLANE ?? "js";
   const dataDir = tempDir("parley-bench-profile-");
   const profileDir = path.join(dataDir, "cpuprofile");
   const users = await seedUsers(dataDir, 2 * calls);
@@ -30,7 +34,7 @@ export async function profileScenario(ctx: Context, ceiling: number | undefined)
     dataDir,
     pin: ctx.pinning.server,
     cpuProfileDir: profileDir,
-    env: { PARLEY_MEDIA_DATA_PLANE: "js" },
+    env: { PARLEY_MEDIA_DATA_PLANE: dataPlane },
   });
   const cluster = await Cluster.start(ctx, ctx.generators);
   let window: Awaited<ReturnType<Cluster["measure"]>> | undefined;
@@ -42,7 +46,8 @@ export async function profileScenario(ctx: Context, ceiling: number | undefined)
     await sleep(2000);
     window = await cluster.measure(seconds, server.pid);
     ctx.log(
-      `profile: ${calls} calls under the profiler: server ${window.cpu.serverPct}% cpu, loss ${window.lossPct}%, ` +
+      `profile (${dataPlane}): ${calls} calls under the profiler: server ${window.cpu.serverPct}% cpu ` +
+        `(event loop ${window.cpu.serverLoopPct}%), loss ${window.lossPct}%, ` +
         `delay p99 ${window.delay.p99} ms`,
     );
   } finally {
@@ -61,16 +66,20 @@ export async function profileScenario(ctx: Context, ceiling: number | undefined)
     toEndMs: exitedAt - window!.endEpoch,
   });
   let kept: string | null = null;
-  if (!ctx.quick) {
+  if (process.env.BENCH_PROFILE_KEEP) {
+    kept = process.env.BENCH_PROFILE_KEEP;
+    fs.copyFileSync(path.join(profileDir, file), kept);
+  } else if (!ctx.quick) {
     kept = path.join(ROOT, "bench/results/relay.cpuprofile.tmp");
     fs.copyFileSync(path.join(profileDir, file), kept);
   }
   fs.rmSync(dataDir, { recursive: true, force: true });
-  for (const f of summary.topSelf.slice(0, 8)) {
+  for (const f of summary.topSelf.slice(0, Number(process.env.BENCH_PROFILE_TOP ?? 8))) {
     ctx.log(`profile: ${f.selfPct}% self  ${f.function}  ${f.location}`);
   }
   return {
     calls,
+    dataPlane,
     seconds,
     window: window!,
     rawProfile: kept ? path.relative(ROOT, kept) : null,

@@ -9,8 +9,9 @@
 import fs from "node:fs";
 import { Cluster, type Context, round } from "../lib/cluster.js";
 import { PORTS, rssBytes, sleep } from "../lib/proc.js";
+import { RampStop } from "../lib/ramp-stop.js";
 import { rtpengineAvailable, startRtpengine } from "../lib/rtpengine.js";
-import { LIMITS, overloaded, type RelayStep, relaySteps, usPerPacket, usPerSentPacket } from "./relay.js";
+import { type RelayStep, relaySteps, usPerPacket, usPerSentPacket } from "./relay.js";
 
 /** rtpengine's worker threads: one, so its figures are per core like Parley's single event loop. */
 const THREADS = 1;
@@ -54,7 +55,7 @@ export async function rtpengineRelayScenario(ctx: Context, options: { windowSeco
   const cluster = await Cluster.start(ctx, ctx.generators);
   const rows: RelayStep[] = [];
   let current = 0;
-  let overloadedInRow = 0;
+  const stop = new RampStop();
   try {
     for (const target of steps) {
       // Call i goes to generator i % generators (both its legs live there, as with Parley).
@@ -97,9 +98,7 @@ export async function rtpengineRelayScenario(ctx: Context, options: { windowSeco
           `auth failures ${window.authFailures}, setup ${setupSeconds} s` +
           (setupFailures.length ? `, ${setupFailures.length} failed: ${setupFailures[0]}` : ""),
       );
-      const keepGoing = process.env.BENCH_RELAY_KEEP_GOING === "1" && window.lossPct < LIMITS.lossPct;
-      overloadedInRow = overloaded(window) && !keepGoing ? overloadedInRow + 1 : 0;
-      if (overloadedInRow >= 2 || window.lossPct >= 2 || setupFailures.length > target / 10) break;
+      if (stop.after(window, target, setupFailures.length)) break;
     }
   } finally {
     await cluster.all("hangup", () => ({})).catch(() => undefined);

@@ -2,10 +2,8 @@ import fs from "node:fs";
 import { assignCalls, Cluster, type Context, type MeasuredWindow, mergeSparse, round } from "../lib/cluster.js";
 import type { SparseHistogram } from "../lib/hist.js";
 import { mediaThreads, type PinMode, rssBytes, sleep, startServerProcess, tempDir } from "../lib/proc.js";
+import { LIMITS, RampStop } from "../lib/ramp-stop.js";
 import { seedUsers } from "../lib/seed.js";
-
-/** Loss and added-delay limits a step must stay within to count towards capacity. */
-export const LIMITS = { lossPct: 0.1, addedP99Ms: 10 };
 
 /** The server's media data planes (`--media-data-plane`): its default, native, and the two fallbacks. */
 export type RelayDataPlane = "native" | "js" | "werift";
@@ -48,15 +46,6 @@ export function weriftSteps(quick: boolean): number[] {
 export function threadsSteps(quick: boolean): number[] {
   if (process.env.BENCH_THREADS_STEPS) return process.env.BENCH_THREADS_STEPS.split(",").map(Number);
   return quick ? [10, 40] : [100, 200, 400];
-}
-
-/**
- * A step past saturation: losing packets, queueing the median packet 10 ms, or the slowest 1% for a
- * fifth of a second. The ramp goes on through steps that only miss the delay limit (to show where
- * the CPU runs out) and stops after two overloaded steps in a row.
- */
-export function overloaded(step: MeasuredWindow): boolean {
-  return step.lossPct >= LIMITS.lossPct || step.delay.p50 >= 10 || step.delay.p99 >= 200;
 }
 
 export function usPerPacket(pct: number | null, calls: number): number | null {
@@ -130,7 +119,7 @@ export async function relayScenario(
   const rows: RelayStep[] = [];
   let threadNames: string[] = [];
   let current = 0;
-  let overloadedInRow = 0;
+  const stop = new RampStop();
   try {
     for (const target of steps) {
       const groups = assignCalls(users, current, target, ctx.generators);
@@ -198,11 +187,7 @@ export async function relayScenario(
           `${round(probe.gc.maxMs, 1)} ms, setup ${setupSeconds} s` +
           (setupFailures.length ? `, ${setupFailures.length} failed: ${setupFailures[0]}` : ""),
       );
-      // BENCH_RELAY_KEEP_GOING=1 ramps on through delay-only overload (on a machine shared with
-      // other work, the server's core can queue packets long before its own CPU runs out).
-      const keepGoing = process.env.BENCH_RELAY_KEEP_GOING === "1" && window.lossPct < LIMITS.lossPct;
-      overloadedInRow = overloaded(window) && !keepGoing ? overloadedInRow + 1 : 0;
-      if (overloadedInRow >= 2 || window.lossPct >= 2 || setupFailures.length > target / 10) break;
+      if (stop.after(window, target, setupFailures.length)) break;
     }
   } finally {
     await cluster.all("hangup", () => ({})).catch(() => undefined);
