@@ -33,7 +33,15 @@ export {
   ReplayWindow,
   receivedStream,
 } from "./replay-window.js";
-export { REPORT_CHECK_MS, SenderReports, sendReceiverReport, stopWeriftReceiverReports } from "./rtcp-reports.js";
+export {
+  REPORT_CHECK_MS,
+  type RtcpReport,
+  receiverReport,
+  SenderReports,
+  sendReceiverReport,
+  sendRtcp,
+  stopWeriftReceiverReports,
+} from "./rtcp-reports.js";
 export {
   AUDIO_LEVEL_EXTENSION_BYTES,
   audioLevelOf,
@@ -72,6 +80,13 @@ export {
   SrtpSender,
   tagLength,
 } from "./srtp.js";
+export {
+  answerConsentCheck,
+  type ConsentAnswer,
+  type ConsentCredentials,
+  consentCredentials,
+  countAnsweredCheck,
+} from "./stun-consent.js";
 export { type UdpHandle, udpHandleOf } from "./udp-handle.js";
 export { applyWeriftFixes } from "./werift-fixes.js";
 export {

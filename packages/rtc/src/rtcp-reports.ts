@@ -73,8 +73,17 @@ export class SenderReports {
 
   /** Sends the sender report if it is due and the stream has sent RTP. */
   sendIfDue(now: number): void {
+    const report = this.dueReport(now);
+    if (report) sendRtcp(this.#sender, [report]);
+  }
+
+  /**
+   * The sender report if it is due and the stream has sent RTP (recorded as sent: the caller
+   * sends it now, e.g. in one compound packet with other reports of the connection), else null.
+   */
+  dueReport(now: number): RtcpSrPacket | null {
     const sender = senderReportState(this.#sender);
-    if (sender.packetCount === 0 || now < this.#nextReportAt) return;
+    if (sender.packetCount === 0 || now < this.#nextReportAt) return null;
     this.#nextReportAt = now + REPORT_INTERVAL_MS * (0.5 + Math.random());
     const report = new RtcpSrPacket({
       ssrc: sender.ssrc,
@@ -87,7 +96,7 @@ export class SenderReports {
     });
     sender.lastSRtimestamp = compactNtp(sender.ntpTimestamp);
     sender.lastSentSRTimestamp = now / 1000;
-    sender.dtlsTransport.sendRtcp([report]).catch(ignoreSendError);
+    return report;
   }
 
   /** The loss the remote end's receiver reports on this stream give (0..1), undefined before any. */
@@ -122,6 +131,25 @@ export function sendReceiverReport(
   fraction: number,
   via: RTCRtpSender | undefined,
 ): void {
+  if (via) sendRtcp(via, [receiverReport(receiver, stats, fraction)]);
+}
+
+/** RTCP reports this module makes: sender reports and receiver reports. */
+export type RtcpReport = RtcpSrPacket | RtcpRrPacket;
+
+/**
+ * Sends `packets` as one compound RTCP packet (RFC 3550 6.1: reports first, as these all are)
+ * through `via`'s DTLS transport: one SRTCP protection and one datagram for all of them.
+ */
+export function sendRtcp(via: RTCRtpSender, packets: RtcpReport[]): void {
+  senderReportState(via).dtlsTransport.sendRtcp(packets).catch(ignoreSendError);
+}
+
+/**
+ * The receiver report on the remote end's stream (see sendReceiverReport), to send with
+ * `sendRtcp`, alone or after the connection's due sender reports.
+ */
+export function receiverReport(receiver: RTCRtpReceiver, stats: ReceptionStats, fraction: number): RtcpRrPacket {
   const state = receiverReportState(receiver);
   let lsr = 0;
   let dlsr = 0;
@@ -145,5 +173,5 @@ export function sendReceiverReport(
       }),
     ],
   });
-  if (via) senderReportState(via).dtlsTransport.sendRtcp([report]).catch(ignoreSendError);
+  return report;
 }

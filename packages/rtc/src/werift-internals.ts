@@ -21,12 +21,20 @@ export interface CandidatePairLike {
   protocol: StunProtocolLike;
   /** werift's CandidatePairState: 3 is SUCCEEDED (a connectivity check passed both ways). */
   state: number;
+  /** The pair's check counts (its getStats), and the request ids it saw (retransmissions counted). */
+  requestsReceived?: number;
+  responsesSent?: number;
+  noteIncomingRequest?: (transactionIdHex: string) => boolean;
 }
 export interface IceConnectionLike {
   nominated?: CandidatePairLike;
   checkList?: CandidatePairLike[];
   protocols?: StunProtocolLike[];
   canSendApplicationData?: () => boolean;
+  /** The local ICE credentials and role (what werift answers connectivity checks with). */
+  localUsername?: string;
+  localPassword?: string;
+  iceControlling?: boolean;
 }
 /** werift's CandidatePairState SUCCEEDED. */
 export const PAIR_SUCCEEDED = 3;

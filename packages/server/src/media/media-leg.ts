@@ -1,16 +1,17 @@
 import {
   declaredSsrcs,
   type MediaStreamTrack,
-  REPORT_CHECK_MS,
   type ReceivedStream,
   ReceptionStats,
   type RTCPeerConnection,
   type RTCRtpSender,
   RTP_FIXED_HEADER_BYTES,
+  type RtcpReport,
   RtpHeader,
   RtpPacket,
+  receiverReport,
   SenderReports,
-  sendReceiverReport,
+  sendRtcp,
   stopWeriftReceiverReports,
   writeRtpHeader,
 } from "@parley/rtc";
@@ -23,6 +24,7 @@ import type { ForwardTotals, MediaLegCounters, MediaLegQuality } from "./media-l
 import { canTransition, type MediaLegState } from "./media-leg-state.js";
 import type { NativeMedia } from "./native-media.js";
 import type { NativeRtpPath } from "./native-rtp-path.js";
+import { ReportSchedule } from "./report-schedule.js";
 import { SEQ_MODULO } from "./rtp-clock.js";
 import { SlotContinuity } from "./slot-continuity.js";
 import { SocketGuard } from "./socket-guard.js";
@@ -41,6 +43,8 @@ export interface LegPlaneChoice {
   kind: DataPlane;
   native: NativeMedia | null;
   group: string | undefined;
+  /** The relay's one timer for its legs' RTCP report checks (a leg's own when not given). */
+  reports?: ReportSchedule;
 }
 
 /** Keys that tell legs apart to the native plane's slot numbering (NativeLeg.sendFrom). */
@@ -98,8 +102,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   readonly #drops: MediaDrops;
   readonly #logger: Logger;
   readonly #connectTimer: NodeJS.Timeout;
-  /** Sends the fast-path slots' RTCP sender reports (RFC 3550 pacing), once the fast path runs. */
-  #reportTimer: NodeJS.Timeout | undefined;
+  /** Stops the leg's RTCP report checks (on the relay's report schedule), once its own reports run. */
+  #stopReports: (() => void) | undefined;
   readonly #unsubscribes: (() => void)[] = [];
   readonly #plane: LegPlaneChoice;
   #state: MediaLegState = "connecting";
@@ -300,7 +304,7 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   close(): void {
     if (this.#state === "closed") return;
     clearTimeout(this.#connectTimer);
-    clearInterval(this.#reportTimer);
+    this.#stopReports?.();
     for (const unsubscribe of this.#unsubscribes) unsubscribe();
     this.#unsubscribes.length = 0;
     this.#fast?.detach();
@@ -454,7 +458,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
 
   /**
    * Sends the RTCP sender report of every fast-path slot that is due and has sent audio, and a
-   * receiver report on the client's stream (see #sendReceiverReport).
+   * receiver report on the client's stream (see #receiverReport), in one compound packet: the
+   * slots share the leg's one bundled transport, so one SRTCP protection and one datagram.
    */
   #sendReports(): void {
     const now = Date.now();
@@ -463,8 +468,15 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
       native.readings.reception(this.#reception);
       for (let i = 0; i < this.#slots.length; i++) native.readings.slotReport(i, this.#slots[i]!.reports);
     }
-    this.#sendReceiverReport();
-    for (const slot of this.#slots) slot.reports.sendIfDue(now);
+    const packets: RtcpReport[] = [];
+    for (const slot of this.#slots) {
+      const report = slot.reports.dueReport(now);
+      if (report) packets.push(report);
+    }
+    const receiver = this.#receiverReport();
+    if (receiver) packets.push(receiver);
+    const via = this.#slots[0]?.sender;
+    if (via && packets.length > 0) sendRtcp(via, packets);
   }
 
   /**
@@ -475,18 +487,18 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
    * The client's Opus encoder sizes its in-band FEC by this fraction (libopus adds none at 0 %),
    * so the loss is where it counts: between the speaker and each listener, not just to the relay.
    */
-  #sendReceiverReport(): void {
+  #receiverReport(): RtcpReport | null {
     const r = this.#reception;
-    if (r.ssrc === -1) return;
+    if (r.ssrc === -1) return null;
     const transceiver = this.#pc.getTransceivers()[0];
-    if (!transceiver) return;
+    if (!transceiver) return null;
     let fraction = r.fractionLostSinceLast();
     for (const { target, slot } of this.#outputs) {
       if (target.#state !== "connected") continue;
       const downstream = target.#slots[slot]?.reports.remoteFractionLost;
       if (typeof downstream === "number" && downstream > fraction) fraction = downstream;
     }
-    sendReceiverReport(transceiver.receiver, r, fraction, this.#slots[0]?.sender);
+    return receiverReport(transceiver.receiver, r, fraction);
   }
 
   /**
@@ -564,8 +576,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   #sendOwnReports(): void {
     const receiver = this.#pc.getTransceivers()[0]?.receiver;
     if (receiver) stopWeriftReceiverReports(receiver);
-    this.#reportTimer = setInterval(() => this.#sendReports(), REPORT_CHECK_MS);
-    this.#reportTimer.unref();
+    const schedule = this.#plane.reports ?? new ReportSchedule();
+    this.#stopReports = schedule.add(() => this.#sendReports());
   }
 
   #onConnectionState(state: string): void {

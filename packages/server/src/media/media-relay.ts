@@ -15,6 +15,7 @@ import {
   type OpusSettings,
   portRangesToTry,
 } from "./relay-peer-connection.js";
+import { ReportSchedule } from "./report-schedule.js";
 
 export type { MediaConfig } from "./media-config.js";
 export { MEDIA_DROP_REASONS, type MediaDropReason, type MediaDrops } from "./media-drops.js";
@@ -72,6 +73,8 @@ export class MediaRelay {
   readonly #opus: OpusSettings;
   readonly #legs = new Set<MediaLeg>();
   readonly #totals: ForwardTotals = { packetsForwarded: 0, bytesForwarded: 0 };
+  /** One timer for every leg's RTCP report checks. */
+  readonly #reports = new ReportSchedule();
   readonly #drops: MediaDrops = noMediaDrops();
   #closed = false;
 
@@ -145,7 +148,12 @@ export class MediaRelay {
     }
     const asked = options.dataPlane ?? this.#dataPlane;
     const native = asked === "native" ? this.#nativeMedia() : null;
-    const plane: LegPlaneChoice = { kind: asked === "native" && !native ? "js" : asked, native, group: options.group };
+    const plane: LegPlaneChoice = {
+      kind: asked === "native" && !native ? "js" : asked,
+      native,
+      group: options.group,
+      reports: this.#reports,
+    };
     for (const portRange of portRangesToTry(this.#config)) {
       const created = await this.#attempt(id, offerSdp, portRange, plane);
       if (created) return created;

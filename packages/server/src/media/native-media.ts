@@ -2,7 +2,7 @@ import type { NativePlane, NativePlaneModule } from "@parley/rtc";
 import { type NativeAttachment, NativeRtpPath } from "./native-rtp-path.js";
 import { ThreadPlacement } from "./thread-placement.js";
 
-/** How often the relay reads its native legs' statistics (speaking changes, totals). */
+/** How often the relay reads its native legs' speaking state (the totals are read when asked for). */
 export const NATIVE_POLL_MS = 100;
 /** Every this many polls, the legs follow werift's nominated pair and ICE consent (~1 s). */
 const SYNC_EVERY_POLLS = 10;
@@ -10,9 +10,10 @@ const SYNC_EVERY_POLLS = 10;
 /**
  * The relay's native data plane: one NativePlane (its media threads started with the first leg,
  * stopped when the relay closes), the placement of legs on threads (a call's legs together,
- * calls by load), and one relay-wide timer that reads every native leg's statistics: the
- * "speaking" changes, the forwarded and dropped totals, the nominated pair and consent. No timer
- * per leg, and none while no leg is native.
+ * calls by load), and one relay-wide timer that reads every native leg's "speaking" changes and,
+ * once a second, its nominated pair and consent. No timer per leg, and none while no leg is
+ * native. The forwarded and dropped totals are added up when they are read (`harvest`, from
+ * MediaRelay.stats and drops), not on every poll.
  */
 export class NativeMedia {
   readonly threads: number;

@@ -1,10 +1,14 @@
 import type { Socket } from "node:dgram";
 import {
+  answerConsentCheck,
   type CandidatePairLike,
+  consentCredentials,
+  countAnsweredCheck,
   isSupportedProfile,
   type NativeLeg,
   type NativeLegOptions,
   type NativePlane,
+  PAIR_SUCCEEDED,
   PROFILE_AEAD_AES_128_GCM,
   type RTCPeerConnection,
   type SrtpContextLike,
@@ -42,6 +46,9 @@ export interface NativeAttachment {
   /** The leg left the plane (`detach`: the leg closed, or werift closed its socket). */
   onDetached: (path: NativeRtpPath) => void;
 }
+
+/** A consent response that could not be sent is a lost datagram: the client checks again. */
+function ignoreSendError(): void {}
 
 /** werift keeps a GCM master salt (12 bytes, RFC 7714) zero-padded to 14; AES-CM's is 14. */
 function masterKeys(context: SrtpContextLike | undefined, profile: number) {
@@ -123,7 +130,9 @@ export class NativeRtpPath {
         ssrcs: a.ssrcs.map((ssrc) => ssrc >>> 0),
         audioLevelId: a.audioLevelId ?? -1,
         slots: a.slots.map(({ ssrc, payloadType }) => ({ ssrc, payloadType })),
-        onDatagram: (data, address, port) => guard.deliver(socket, data, address, port),
+        onDatagram: (data, address, port) => {
+          if (!this.#answerConsentCheck(socket, data, address, port)) guard.deliver(socket, data, address, port);
+        },
         onRtp: a.onRtp,
       });
     } catch (error) {
@@ -195,13 +204,13 @@ export class NativeRtpPath {
   }
 
   /**
-   * Relay-wide poll (every ~100 ms): adds the leg's forwarded and dropped counts to the totals,
-   * reports a change of its speaking state, and, when `sync`, follows werift's nominated pair and
-   * ICE consent (RFC 7675: nothing is sent without it).
+   * Relay-wide poll (every ~100 ms): reports a change of the leg's speaking state and, when `sync`,
+   * follows werift's nominated pair and ICE consent (RFC 7675: nothing is sent without it). The
+   * forwarded and dropped counts are not read here: the relay's totals take them when they are
+   * read (`harvest`) and when the leg leaves the plane.
    */
   poll(sync: boolean): void {
     if (this.#detached) return;
-    this.readings.harvest(this.#totals, this.#drops);
     const speaking = this.readings.speaking;
     if (speaking !== this.#speaking) {
       this.#speaking = speaking;
@@ -252,6 +261,28 @@ export class NativeRtpPath {
       this.#canSend = canSend;
       this.leg.setCanSend(canSend);
     }
+  }
+
+  /**
+   * Answers the client's ICE consent check (a STUN Binding request every 4 to 6 s, RFC 7675) on
+   * the leg's nominated pair here, with the response werift's agent would send and its counts, at
+   * a fraction of the cost of werift's STUN parsing and messages (true: answered). Anything else
+   * goes on to the guard and werift: other STUN, checks from elsewhere, nominations, role conflicts.
+   */
+  #answerConsentCheck(socket: Socket, data: Buffer, address: string, port: number): boolean {
+    if (this.#detached || data.length < 20 || data[0] !== 0 || data[1] !== 1) return false;
+    const pair = this.#nominated;
+    const connection = this.#guard.connection;
+    if (!pair || connection.nominated !== pair || pair.state !== PAIR_SUCCEEDED) return false;
+    const remote = pair.remoteCandidate;
+    if (remote.port !== port || remote.host !== address) return false;
+    const credentials = consentCredentials(connection);
+    if (!credentials) return false;
+    const answer = answerConsentCheck(data, address, port, credentials);
+    if (!answer) return false;
+    countAnsweredCheck(pair, answer.transactionId);
+    socket.send(answer.response, port, address, ignoreSendError);
+    return true;
   }
 
   #follow(address: string, port: number): void {
