@@ -72,6 +72,31 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
       timeoutMs,
     ) as unknown as Promise<Event>;
 
+  const toneFile = (hz: number, amplitude = 0.5) => {
+    const file = path.join(dir, `tone-${hz}-${amplitude}.wav`);
+    if (!fs.existsSync(file)) writeWav(file, tone(hz, 2, amplitude));
+    return file;
+  };
+  const bot = (node: 1 | 2 | 3, user: string, hz: number, bind: string, amplitude = 0.5) => [
+    "--server",
+    url(node),
+    "--user",
+    user,
+    "--password",
+    TEST_PASSWORD,
+    "--register",
+    "--play",
+    toneFile(hz, amplitude),
+    "--record",
+    path.join(dir, `${user}.wav`),
+    "--bind",
+    bind,
+    "--trace",
+    path.join(dir, `${user}.trace`),
+  ];
+  /** The recording's steady part (the first half second is skipped: jitter buffer and codec warm-up). */
+  const heard = (user: string) => readWav(path.join(dir, `${user}.wav`)).subarray(Math.round(SAMPLE_RATE * 0.5));
+
   before(async () => {
     let started: Redis;
     [database, started] = await Promise.all([
@@ -112,28 +137,6 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
   });
 
   it("rings the callee on two nodes, stops the other when one answers, carries audio both ways through the caller's node", async () => {
-    const toneFile = (hz: number) => {
-      const file = path.join(dir, `tone-${hz}.wav`);
-      if (!fs.existsSync(file)) writeWav(file, tone(hz, 2, 0.5));
-      return file;
-    };
-    const bot = (node: 1 | 2 | 3, user: string, hz: number, bind: string) => [
-      "--server",
-      url(node),
-      "--user",
-      user,
-      "--password",
-      TEST_PASSWORD,
-      "--register",
-      "--play",
-      toneFile(hz),
-      "--record",
-      path.join(dir, `${user}.wav`),
-      "--bind",
-      bind,
-      "--trace",
-      path.join(dir, `${user}.trace`),
-    ];
     // The callee's bot on node 2, and the callee's second device (a plain client) on node 3.
     const answer = runBot("answer", [...bot(2, "bea", 440, "127.0.0.3"), "--wait", "90"]);
     await waitFor(() => answer.output().includes("waiting for a call"), "bea waiting", { timeoutMs: LOGIN_TIMEOUT_MS });
@@ -154,7 +157,6 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     assert.match(answer.output(), /hangup/);
 
     // Two-way audio: each side hears the other's tone, and not its own.
-    const heard = (user: string) => readWav(path.join(dir, `${user}.wav`)).subarray(Math.round(SAMPLE_RATE * 0.5));
     for (const [user, hz, own] of [
       ["bea", 1000, 440],
       ["cal", 440, 1000],
@@ -261,6 +263,63 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
         .map((entry) => entry.outcome),
       ["answered", "declined"],
     );
+  });
+
+  it("mixes a conference with one participant on each node: everyone hears everyone else", async () => {
+    const b = runBot("answer", [...bot(2, "conf-b", 700, "127.0.0.1", 0.25), "--wait", "90", "--duration", "9"]);
+    const c = runBot("answer", [...bot(3, "conf-c", 1100, "127.0.0.1", 0.25), "--wait", "90", "--duration", "6"]);
+    await waitFor(
+      () => b.output().includes("waiting for a call") && c.output().includes("waiting for a call"),
+      "conf-b and conf-c waiting",
+      { timeoutMs: LOGIN_TIMEOUT_MS },
+    );
+    const { client: watcher } = await client(1, "watcher-conf", true);
+    const ids = await watcher.call<{ users: { id: number; username: string }[] }>("directory.list");
+    for (const name of ["conf-b", "conf-c"])
+      await devicesSeen(watcher, ids.users.find((u) => u.username === name)!.id, 1);
+    const a = runBot("call", [
+      ...bot(1, "conf-a", 500, "127.0.0.1", 0.25),
+      ...["--to", "conf-b", "--add", "conf-c", "--add-at", "2", "--duration", "11"],
+    ]);
+    const codes = await Promise.all([a.exited, b.exited, c.exited]);
+    assert.deepEqual(codes, [0, 0, 0], `${a.output()}\n${b.output()}\n${c.output()}`);
+    assert.match(a.output(), /inviting conf-c/);
+    const level = (user: string, hz: number) => toneLevel(heard(user), hz);
+    assert.ok(level("conf-c", 500) > 0.03 && level("conf-c", 700) > 0.03, "C (node 3) hears A and B");
+    assert.ok(level("conf-a", 700) > 0.03 && level("conf-a", 1100) > 0.02, "A (node 1) hears B and C");
+    assert.ok(level("conf-b", 500) > 0.03 && level("conf-b", 1100) > 0.02, "B (node 2) hears A and C");
+    assert.ok(level("conf-c", 1100) < 0.001, "C does not hear itself");
+  });
+
+  it("lets a participant on another node than the call's add a user of a third node (call.add forwarded)", async () => {
+    const { client: hal } = await client(1, "hal", true);
+    const { client: ida, userId: idaId } = await client(2, "ida", true);
+    const { client: gus, userId: gusId } = await client(3, "gus", true);
+    await devicesSeen(hal, idaId, 1);
+    await devicesSeen(ida, gusId, 1);
+    const placed = await hal.call<{ call: { callId: string } }>("call.invite", { to: "ida" });
+    await incoming(ida);
+    await ida.call("call.answer", { callId: placed.call.callId });
+    const grown = await ida.call<{ call: { participants: { username: string }[] } }>("call.add", {
+      callId: placed.call.callId,
+      to: "gus",
+    });
+    assert.deepEqual(
+      grown.call.participants.map((p) => p.username),
+      ["hal", "ida", "gus"],
+    );
+    await incoming(gus);
+    const joined = await gus.call<{ call: { state: string; participants: { state: string }[] } }>("call.answer", {
+      callId: placed.call.callId,
+    });
+    assert.deepEqual(
+      joined.call.participants.map((p) => p.state),
+      ["connected", "connected", "connected"],
+    );
+    await hal.call("call.hangup", { callId: placed.call.callId });
+    // Two remain (on nodes 2 and 3): the call goes on on node 1 until one of them hangs up.
+    await gus.call("call.hangup", { callId: placed.call.callId });
+    assert.equal((await ended(ida, placed.call.callId)).data.reason, "hangup");
   });
 
   it("ends a call for the participants on other nodes with node_lost when the caller's node dies", async () => {
