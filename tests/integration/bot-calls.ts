@@ -87,7 +87,7 @@ export function useBotCalls(prefix: string): BotCalls {
         callee.wrap ? { wrap: callee.wrap } : {},
       );
       await waitFor(() => answer.output().includes("waiting for a call"), `${callee.user} waiting`, {
-        timeoutMs: 20_000,
+        timeoutMs: 60_000, // registering queues for a password hash
       }).catch((error: Error) => {
         throw new Error(`${error.message}\n${answer.output()}`);
       });

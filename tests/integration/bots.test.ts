@@ -265,6 +265,7 @@ describe("parley call and parley answer bots", () => {
     await waitFor(
       () => b.output().includes("waiting for a call") && c.output().includes("waiting for a call"),
       "b and c",
+      { timeoutMs: REGISTERED_TIMEOUT_MS },
     );
     const a = runBot("call", [
       ...common("grow-a", 500, "127.0.0.1", 0.25),

@@ -91,7 +91,7 @@ describe("a conference where one participant's signaling connection drops", { sk
     const bots: BotRun[] = [roamer, office];
     const outputs = () => bots.map((bot) => bot.output()).join("\n");
     await waitFor(() => bots.every((bot) => bot.output().includes("waiting for a call")), "the invitees waiting", {
-      timeoutMs: 20_000,
+      timeoutMs: 60_000, // registering queues for a password hash
     }).catch((error: Error) => {
       throw new Error(`${error.message}\n${outputs()}`);
     });
