@@ -322,6 +322,29 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     assert.equal((await ended(ida, placed.call.callId)).data.reason, "hangup");
   });
 
+  it("rings a user talking in a call held by one node as call waiting when a third node calls", async () => {
+    const { client: jon } = await client(1, "jon", true);
+    const { client: kim, userId: kimId } = await client(2, "kim", true);
+    const { client: lee } = await client(3, "lee", true);
+    await devicesSeen(jon, kimId, 1);
+    const first = await jon.call<{ call: { callId: string } }>("call.invite", { to: "kim" });
+    await incoming(kim);
+    await kim.call("call.answer", { callId: first.call.callId });
+    // Node 3 learns that kim is in a call (node 2 shares it) before it calls.
+    await waitFor(async () => {
+      const { users } = await lee.call<{ users: { id: number; status: string }[] }>("directory.list");
+      return users.find((user) => user.id === kimId)?.status === "in-call";
+    }, "kim in-call as node 3 sees it");
+    const mark = kim.received.length;
+    const second = await lee.call<{ call: { callId: string } }>("call.invite", { to: "kim" });
+    const rung = await incoming(kim, mark);
+    assert.equal((rung.data.call as { callId: string }).callId, second.call.callId);
+    assert.equal(rung.data.waiting, true);
+    await lee.call("call.hangup", { callId: second.call.callId });
+    await jon.call("call.hangup", { callId: first.call.callId });
+    assert.equal((await ended(kim, first.call.callId)).data.reason, "hangup");
+  });
+
   it("ends a call for the participants on other nodes with node_lost when the caller's node dies", async () => {
     const { client: eve } = await client(3, "eve", true);
     const { client: fay, userId: fayId } = await client(2, "fay", true);

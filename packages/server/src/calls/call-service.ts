@@ -41,6 +41,8 @@ export interface RemoteDevices {
   ring(callId: string, userId: number): void;
   /** Whether `device` stands for a device of another node that is still connected there. */
   isAttached(device: Device): boolean;
+  /** Whether the user talks in a call on another node (a call rung for them now is call waiting). */
+  inCall(userId: number): boolean;
 }
 
 const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
@@ -130,7 +132,7 @@ export class CallService {
     if (!call || member?.state !== "ringing" || devices.length === 0) return;
     member.ringOn(devices);
     const info = call.info();
-    const waiting = this.#byUser.count(userId) > 1;
+    const waiting = this.#byUser.count(userId) > 1 || (this.#remote?.inCall(userId) ?? false);
     for (const device of devices) device.push("call.incoming", { call: info, waiting });
   }
 
@@ -430,7 +432,7 @@ export class CallService {
 
   /** Rings every device of an invitee (call waiting if they are in another call) until the ring timeout. */
   #ring(call: Call, member: Member, info: CallInfo): void {
-    const waiting = this.isBusy(member.userId);
+    const waiting = this.isBusy(member.userId) || (this.#remote?.inCall(member.userId) ?? false);
     this.#byUser.join(member.userId, call);
     member.ring(this.#ringTimeoutMs, () => this.#leave(call, member, "no_answer", null, "no_answer"));
     for (const d of member.ringing) d.push("call.incoming", { call: info, waiting });

@@ -189,6 +189,10 @@ export class CallBus implements RemoteDevices {
     }
   }
 
+  inCall(userId: number): boolean {
+    return this.#remotePresence.inCall(userId);
+  }
+
   isAttached(device: Device): boolean {
     if (!(device instanceof RemoteDevice)) return false;
     return this.#remoteDevices.get(`${device.node}:${device.ref.id}`) === device && this.#registry.isLive(device.node);
