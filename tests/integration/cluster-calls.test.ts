@@ -266,8 +266,8 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
   });
 
   it("mixes a conference with one participant on each node: everyone hears everyone else", async () => {
-    const b = runBot("answer", [...bot(2, "conf-b", 700, "127.0.0.1", 0.25), "--wait", "90", "--duration", "9"]);
-    const c = runBot("answer", [...bot(3, "conf-c", 1100, "127.0.0.1", 0.25), "--wait", "90", "--duration", "6"]);
+    const b = runBot("answer", [...bot(2, "conf-b", 700, "127.0.0.1", 0.25), "--wait", "90", "--duration", "12"]);
+    const c = runBot("answer", [...bot(3, "conf-c", 1100, "127.0.0.1", 0.25), "--wait", "90", "--duration", "8"]);
     await waitFor(
       () => b.output().includes("waiting for a call") && c.output().includes("waiting for a call"),
       "conf-b and conf-c waiting",
@@ -279,15 +279,30 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
       await devicesSeen(watcher, ids.users.find((u) => u.username === name)!.id, 1);
     const a = runBot("call", [
       ...bot(1, "conf-a", 500, "127.0.0.1", 0.25),
-      ...["--to", "conf-b", "--add", "conf-c", "--add-at", "2", "--duration", "11"],
+      ...["--to", "conf-b", "--add", "conf-c", "--add-at", "2", "--duration", "14"],
     ]);
     const codes = await Promise.all([a.exited, b.exited, c.exited]);
     assert.deepEqual(codes, [0, 0, 0], `${a.output()}\n${b.output()}\n${c.output()}`);
     assert.match(a.output(), /inviting conf-c/);
     const level = (user: string, hz: number) => toneLevel(heard(user), hz);
-    assert.ok(level("conf-c", 500) > 0.03 && level("conf-c", 700) > 0.03, "C (node 3) hears A and B");
-    assert.ok(level("conf-a", 700) > 0.03 && level("conf-a", 1100) > 0.02, "A (node 1) hears B and C");
-    assert.ok(level("conf-b", 500) > 0.03 && level("conf-b", 1100) > 0.02, "B (node 2) hears A and C");
+    const levels = () =>
+      JSON.stringify({
+        a: [level("conf-a", 700), level("conf-a", 1100)],
+        b: [level("conf-b", 500), level("conf-b", 1100)],
+        c: [level("conf-c", 500), level("conf-c", 700)],
+      });
+    assert.ok(
+      level("conf-c", 500) > 0.03 && level("conf-c", 700) > 0.03,
+      `C (node 3) hears A and B: ${levels()}\n${c.output()}`,
+    );
+    assert.ok(
+      level("conf-a", 700) > 0.03 && level("conf-a", 1100) > 0.02,
+      `A (node 1) hears B and C: ${levels()}\n${a.output()}`,
+    );
+    assert.ok(
+      level("conf-b", 500) > 0.03 && level("conf-b", 1100) > 0.02,
+      `B (node 2) hears A and C: ${levels()}\n${b.output()}`,
+    );
     assert.ok(level("conf-c", 1100) < 0.001, "C does not hear itself");
   });
 
@@ -343,6 +358,12 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     await lee.call("call.hangup", { callId: second.call.callId });
     await jon.call("call.hangup", { callId: first.call.callId });
     assert.equal((await ended(kim, first.call.callId)).data.reason, "hangup");
+
+    // Every message between the nodes so far arrived, in order, and every forwarded request ran.
+    for (const data of dirs) {
+      const log = fs.readFileSync(path.join(data, "parley.log"), "utf8");
+      assert.doesNotMatch(log, /call messages from a node missed|request of another node's device failed/);
+    }
   });
 
   it("ends a call for the participants on other nodes with node_lost when the caller's node dies", async () => {

@@ -34,7 +34,7 @@ export const FORWARDED_REQUESTS: ReadonlySet<RequestType> = new Set<RequestType>
 /** Runs a forwarded request as the handlers would for `device` (built by the composition root). */
 export type RemoteExecutor = (type: RequestType, params: unknown, device: Device) => Promise<unknown>;
 
-/** Every message carries its sender and the sender's sequence number (+1 per message it publishes). */
+/** Every message carries its sender and a sequence number (+1 per message from that sender to that receiver). */
 interface Envelope {
   from: string;
   seq: number;
@@ -103,7 +103,8 @@ export class CallBus implements RemoteDevices {
   /** Device side: calls owned by other nodes that this node's devices ring or talk in, by call id. */
   readonly #foreign = new Map<string, ForeignCall>();
   readonly #pending = new Map<string, Pending>();
-  #seq = 0;
+  /** Per receiving node: the sequence number of the last message sent to it. */
+  readonly #seqTo = new Map<string, number>();
   readonly #lastSeq = new Map<string, number>();
   #closed = false;
 
@@ -245,7 +246,9 @@ export class CallBus implements RemoteDevices {
   // Messages
 
   #publish(node: string, message: Body): Promise<void> {
-    const full = { ...message, from: this.#node, seq: ++this.#seq } as CallMessage;
+    const seq = (this.#seqTo.get(node) ?? 0) + 1;
+    this.#seqTo.set(node, seq);
+    const full = { ...message, from: this.#node, seq } as CallMessage;
     return this.#redis.publish(callChannel(node), JSON.stringify(full)).then(() => undefined);
   }
 
@@ -470,6 +473,7 @@ export class CallBus implements RemoteDevices {
    */
   #nodeDown(node: string): void {
     this.#lastSeq.delete(node);
+    this.#seqTo.delete(node);
     for (const [rid, pending] of [...this.#pending]) {
       if (pending.node !== node) continue;
       clearTimeout(pending.timer);
