@@ -8,7 +8,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, describe, it } from "node:test";
-import { answerConsentCheck, consentCredentials, type IceConnectionLike, iceConnectionOf } from "@parley/rtc";
+import {
+  answerConsentCheck,
+  consentCredentials,
+  countAnsweredCheck,
+  type IceConnectionLike,
+  iceConnectionOf,
+} from "@parley/rtc";
 import { waitFor } from "@parley/testkit";
 import { classes, Message, methods, parseMessage } from "werift";
 import { closePeers, connectedPair } from "./peers.js";
@@ -87,6 +93,14 @@ describe("consent check answers", () => {
     const credentials = consentCredentials(connection);
     assert.ok(credentials, "werift's credentials found");
     assert.equal(typeof credentials.localPassword, "string");
+    // The pair counts an answered check where werift's getStats reads it.
+    const pair = connection.nominated;
+    assert.ok(pair, "b's nominated pair");
+    const counted = [pair.requestsReceived, pair.responsesSent];
+    assert.equal(typeof counted[0], "number", "werift's requestsReceived");
+    assert.equal(typeof pair.noteIncomingRequest, "function", "werift's noteIncomingRequest");
+    countAnsweredCheck(pair, randomBytes(12));
+    assert.deepEqual([pair.requestsReceived, pair.responsesSent], [counted[0]! + 1, counted[1]! + 1]);
     // a's next consent check reaches b's socket: answer it here instead of werift.
     const socket = connection.nominated?.protocol.transport?.socket;
     assert.ok(socket, "b's socket");
