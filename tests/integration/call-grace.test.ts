@@ -49,12 +49,12 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
   async function call(server: TestServer, caller: string, callee: string, seconds: number) {
     const url = `${lab.hostAddress}:${server.server.port}`;
     const answer = runBot("answer", [...botArgs(url, callee, 440), "--wait", "60"]);
-    await waitFor(() => answer.output().includes("waiting for a call"), `${callee} waiting`, { timeoutMs: 20_000 });
+    await waitFor(() => answer.output().includes("waiting for a call"), `${callee} waiting`, { timeoutMs: 60_000 });
     const placed = runBot("call", [...botArgs(url, caller, 1000), "--to", callee, "--duration", String(seconds)], {
       wrap: remote.wrap,
     });
     await waitFor(() => answer.output().includes("media connected"), "the call's media connected", {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
     }).catch((error: Error) => {
       throw new Error(`${error.message}\n${placed.output()}\n${answer.output()}`);
     });
@@ -121,9 +121,9 @@ describe("a call whose signaling connection drops", { skip: networkLabUnavailabl
     const url = `${lab.hostAddress}:${t.server.port}`;
     // The roaming bot answers; the one on this machine calls and hangs up 8 s after the answer.
     const roamer = runBot("answer", [...botArgs(url, "roamer3", 440), "--wait", "60"], { wrap: remote.wrap });
-    await waitFor(() => roamer.output().includes("waiting for a call"), "roamer3 waiting", { timeoutMs: 20_000 });
+    await waitFor(() => roamer.output().includes("waiting for a call"), "roamer3 waiting", { timeoutMs: 60_000 });
     const desk = runBot("call", [...botArgs(url, "desk3", 1000), "--to", "roamer3", "--duration", "8"]);
-    await waitFor(() => desk.output().includes("media connected"), "the call's media connected", { timeoutMs: 20_000 });
+    await waitFor(() => desk.output().includes("media connected"), "the call's media connected", { timeoutMs: 40_000 });
     await cutSignaling(12_000);
     const outputs = () => `${desk.output()}\n${roamer.output()}`;
     assert.equal(await desk.exited, BotExit.COMPLETED, outputs());
