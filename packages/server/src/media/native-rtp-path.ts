@@ -280,8 +280,13 @@ export class NativeRtpPath {
     if (!credentials) return false;
     const answer = answerConsentCheck(data, address, port, credentials);
     if (!answer) return false;
+    try {
+      // (throws if the socket closed under it: the datagram then goes the guard's way, as before)
+      socket.send(answer.response, port, address, ignoreSendError);
+    } catch {
+      return false;
+    }
     countAnsweredCheck(pair, answer.transactionId);
-    socket.send(answer.response, port, address, ignoreSendError);
     return true;
   }
 
