@@ -2,7 +2,7 @@
  * Parley benchmarks: `npm run bench` (full, updates docs/performance.md and its plots) and
  * `npm run bench:quick` (smoke check, under two minutes, results in bench/results/quick/).
  *
- *   node --import tsx bench/run.ts [--quick] [--only relay,threads,conference,setup,signaling,signaling-postgres,profile,login-flood,one-way-hunt,cluster]
+ *   node --import tsx bench/run.ts [--quick] [--only relay,threads,conference,setup,signaling,signaling-postgres,profile,login-flood,one-way-hunt,cluster,cluster-calls]
  *                                  [--generators N] [--no-docs] [--no-build] [--peers rtpengine|none]
  */
 import { spawnSync } from "node:child_process";
@@ -14,6 +14,7 @@ import { type Context, encodeFrames } from "./lib/cluster.js";
 import { buildEngine } from "./lib/native-engine.js";
 import { environment, type PinMode, pinningPlan, pinSelf, ROOT } from "./lib/proc.js";
 import { writeDocs } from "./report.js";
+import { type ClusterCallsResult, clusterCallsScenario } from "./scenarios/cluster-calls.js";
 import { clusterPresenceScenario } from "./scenarios/cluster-presence.js";
 import { conferenceScenario } from "./scenarios/conference.js";
 import { loginFloodScenario } from "./scenarios/login-flood.js";
@@ -43,6 +44,7 @@ const SCENARIOS = [
   "login-flood",
   "one-way-hunt",
   "cluster",
+  "cluster-calls",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -274,7 +276,12 @@ if (only.has("one-way-hunt")) {
   // Its block on the page is its own: a run of this scenario alone updates it too.
   if (!quick && !values["no-docs"]) writeOneWayHuntDocs(path.join(resultsDir, "one-way-hunt.json"));
 }
-if (only.has("cluster")) await timed("cluster", () => clusterPresenceScenario(ctx));
+// Calls across nodes (cluster-calls.json): part of the cluster scenario, or alone with --only cluster-calls.
+let clusterCalls: ClusterCallsResult | undefined;
+if (only.has("cluster") || only.has("cluster-calls")) {
+  clusterCalls = await timed("cluster-calls", () => clusterCallsScenario(ctx));
+}
+if (only.has("cluster")) await timed("cluster", () => clusterPresenceScenario(ctx, clusterCalls));
 
 const seconds = Math.round((performance.now() - started) / 1000);
 const load = {

@@ -4,6 +4,7 @@ import { Cluster, type Context, round, sum } from "../lib/cluster.js";
 import { percentileOf } from "../lib/hist.js";
 import { CpuMeter, type ServerProcess, sleep, startServerProcess, tempDir } from "../lib/proc.js";
 import { type SeededUser, seedUsers } from "../lib/seed.js";
+import type { ClusterCallsResult } from "./cluster-calls.js";
 
 /** Client processes: worker i's users log in on node i (on one node, all on it). */
 const WORKERS = 3;
@@ -163,9 +164,10 @@ async function runTopology(ctx: Context, options: { nodes: 1 | 3; users: number;
  * Parley servers (one Redis, one PostgreSQL, all on this machine) and on one server with the same
  * database, one after the other in one run. Measures the time from a login on node 1 until the
  * clients on node 3 hear of it, messages per login (frames to clients, Redis messages), and CPU
- * per node. Calls across nodes are not measured here (CALLS_ACROSS_NODES below).
+ * per node. Calls across nodes are measured in cluster-calls.ts; their figures of the same run are
+ * carried in `callsAcrossNodes`.
  */
-export async function clusterPresenceScenario(ctx: Context) {
+export async function clusterPresenceScenario(ctx: Context, calls?: ClusterCallsResult) {
   const unavailable = postgresUnavailable() ?? redisUnavailable();
   if (unavailable) {
     ctx.log(`cluster: skipped: ${unavailable}`);
@@ -187,7 +189,8 @@ export async function clusterPresenceScenario(ctx: Context) {
       fanoutP99Ratio: remote && local && local.p99 > 0 ? round(remote.p99 / local.p99, 2) : null,
       cpuPerLoginRatio:
         single.storm.cpuMsPerLogin > 0 ? round(three.storm.cpuMsPerLogin / single.storm.cpuMsPerLogin, 2) : null,
-      callsAcrossNodes: CALLS_ACROSS_NODES,
+      /** Calls across nodes: caller on node 1, callee on node 2 (cluster-calls.json for the detail). */
+      callsAcrossNodes: callsSummary(calls),
     };
   } finally {
     await redis.stop();
@@ -195,10 +198,18 @@ export async function clusterPresenceScenario(ctx: Context) {
   }
 }
 
-/**
- * Placeholder: call set-up time and CPU per call across nodes are to be measured here once calls
- * across nodes exist (they are being built); no figure is claimed until then.
- */
-export const CALLS_ACROSS_NODES = "not measured: calls across nodes are not available yet";
+/** The calls-across-nodes figures of the same run (cluster-calls.json), in brief. */
+function callsSummary(calls: ClusterCallsResult | undefined) {
+  if (!calls) return "not run: see cluster-calls.json (node --import tsx bench/run.ts --only cluster-calls)";
+  if ("skipped" in calls) return `skipped: ${calls.skipped}`;
+  const brief = (t: typeof calls.single) => ({
+    calls: t.calls,
+    failures: t.failures.length,
+    inviteToIncomingMs: t.inviteToIncomingMs,
+    answerToBothMediaMs: t.answerToBothMediaMs,
+    cpuMsPerCallPerNode: t.cpuMsPerCallPerNode,
+  });
+  return { single: brief(calls.single), three: brief(calls.three), ratios: calls.ratios };
+}
 
 export type ClusterPresenceResult = Awaited<ReturnType<typeof clusterPresenceScenario>>;
