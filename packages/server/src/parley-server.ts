@@ -20,6 +20,7 @@ import { CallService } from "./calls/call-service.js";
 import { AdminBus } from "./cluster/admin-bus.js";
 import { CallBus } from "./cluster/call-bus.js";
 import { Cluster } from "./cluster/cluster.js";
+import { DirectoryBus } from "./cluster/directory-bus.js";
 import { remoteConnection } from "./cluster/remote-device.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
@@ -213,6 +214,8 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   let cluster: Cluster | undefined;
   // The operator's reach across the nodes (live nodes, users elsewhere, kicks on other nodes).
   let adminBus: AdminBus | undefined;
+  // Accounts added, changed or removed through any node reach every node's clients.
+  let directoryBus: DirectoryBus | undefined;
   if (config.redis) {
     try {
       cluster = await Cluster.join({
@@ -224,7 +227,14 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
         logger: logger.child({ module: "cluster" }),
       });
       adminBus = await AdminBus.start({ cluster, presence, logger: logger.child({ module: "admin-bus" }) });
+      directoryBus = await DirectoryBus.start({
+        cluster,
+        accounts,
+        presence,
+        logger: logger.child({ module: "directory-bus" }),
+      });
     } catch (error) {
+      await adminBus?.close();
       await cluster?.close();
       logger.error({ err: error }, "the cluster could not be joined");
       sessionSweeper.close();
@@ -367,6 +377,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     media.close();
     signalingServer.close();
     await callBus?.close();
+    await directoryBus?.close();
     // The other nodes see this one's users offline at once rather than after its heartbeat expires.
     await adminBus?.close();
     await cluster?.close();
@@ -414,6 +425,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
     retention.close();
     liveness.close();
     await callBus?.close();
+    await directoryBus?.close();
     await adminBus?.close();
     await cluster?.close();
     await closeHttp(httpServer);

@@ -60,12 +60,9 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
     this.#accounts = deps.accounts;
     this.#logger = deps.logger;
     const accounts = deps.accounts;
-    accounts.on("userAdded", (row) => this.broadcast("directory.userAdded", { user: this.#entry(row) }));
-    accounts.on("userUpdated", (row) => {
-      this.broadcast("directory.userUpdated", { user: this.#entry(row) });
-      this.pushToUser(row.id, "account.updated", { user: toSelf(row) });
-    });
-    accounts.on("userRemoved", (userId) => this.broadcast("directory.userRemoved", { userId }));
+    accounts.on("userAdded", (row) => this.userAdded(row));
+    accounts.on("userUpdated", (row) => this.userUpdated(row));
+    accounts.on("userRemoved", (userId) => this.userRemoved(userId));
     // Revoked (SESSION_REVOKED, ACCOUNT_DISABLED) or expired (SESSION_EXPIRED): each connection
     // on an ended session closes with the reason's code.
     accounts.on("sessionsRevoked", ({ userId, sessionIds, reason, exceptConnection }) => {
@@ -74,6 +71,22 @@ export class PresenceService extends TypedEmitter<{ deviceAttached: [Device]; de
       }
     });
     accounts.setConnectedSessionsProvider((userId) => this.devicesOf(userId).map((device) => device.sessionId));
+  }
+
+  /** A user joined the directory (registered, added by an operator, enabled again), here or on another node. */
+  userAdded(row: UserRow): void {
+    this.broadcast("directory.userAdded", { user: this.#entry(row) });
+  }
+
+  /** A user's directory entry changed (name, status chosen...), here or on another node: their own devices hear it too. */
+  userUpdated(row: UserRow): void {
+    this.broadcast("directory.userUpdated", { user: this.#entry(row) });
+    this.pushToUser(row.id, "account.updated", { user: toSelf(row) });
+  }
+
+  /** A user left the directory (deleted, disabled), here or on another node. */
+  userRemoved(userId: number): void {
+    this.broadcast("directory.userRemoved", { userId });
   }
 
   attach(device: Device): void {
