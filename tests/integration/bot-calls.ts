@@ -26,6 +26,23 @@ export function toneTimeline(file: string, hz: number, windowSeconds: number, th
   return line;
 }
 
+/**
+ * The ICE candidates of the one SDP answer the server sent a bot, from the bot's signaling trace
+ * (`--trace`: one JSON message per line); fails unless there is exactly one such answer.
+ */
+export function answeredCandidates(trace: string): string[] {
+  const answers = trace
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((m) => m.type === "response" && m.ok && typeof m.result?.sdp === "string")
+    .map((m) => m.result.sdp as string);
+  assert.equal(answers.length, 1, "one SDP answer");
+  const candidates = answers[0]!.split(/\r?\n/).filter((l) => l.startsWith("a=candidate"));
+  assert.ok(candidates.length > 0, "the answer has candidates");
+  return candidates;
+}
+
 export interface Side {
   user: string;
   hz: number;

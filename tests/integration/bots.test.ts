@@ -4,6 +4,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { dominantFrequency, readWav, SAMPLE_RATE, tone, toneLevel, writeWav } from "@parley/audio";
 import { registered, runBot, startTestServer, type TestServer, tempDir, waitFor } from "@parley/testkit";
+import { answeredCandidates } from "./bot-calls.js";
 
 let t: TestServer;
 let dir: string;
@@ -150,16 +151,7 @@ describe("parley call and parley answer bots", () => {
     assert.ok(!traceB.includes("127.0.0.2"), "the callee received the caller's address");
     // Each bot got an SDP answer whose only candidate address is the server's media address.
     for (const trace of [traceA, traceB]) {
-      const answers = trace
-        .split("\n")
-        .filter(Boolean)
-        .map((line) => JSON.parse(line))
-        .filter((m) => m.type === "response" && m.ok && typeof m.result?.sdp === "string")
-        .map((m) => m.result.sdp as string);
-      assert.equal(answers.length, 1);
-      const candidates = answers[0]!.split(/\r?\n/).filter((l) => l.startsWith("a=candidate"));
-      assert.ok(candidates.length > 0);
-      for (const c of candidates) assert.match(c, / 127\.0\.0\.1 \d+ typ host/, c);
+      for (const c of answeredCandidates(trace)) assert.match(c, / 127\.0\.0\.1 \d+ typ host/, c);
     }
   });
 

@@ -17,6 +17,7 @@ import {
   tempDir,
   waitFor,
 } from "@parley/testkit";
+import { answeredCandidates } from "./bot-calls.js";
 
 type Event = { type: "event"; event: string; data: Record<string, unknown> };
 
@@ -176,16 +177,7 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     const addresses = new Set(trace.match(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g) ?? []);
     addresses.delete("0.0.0.0");
     assert.deepEqual([...addresses], [MEDIA[1]], `addresses in the callee's signaling: ${[...addresses]}`);
-    const answers = trace
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line))
-      .filter((m) => m.type === "response" && m.ok && typeof m.result?.sdp === "string")
-      .map((m) => m.result.sdp as string);
-    assert.equal(answers.length, 1);
-    const candidates = answers[0]!.split(/\r?\n/).filter((l) => l.startsWith("a=candidate"));
-    assert.ok(candidates.length > 0);
-    for (const c of candidates) assert.match(c, / 127\.0\.0\.11 \d+ typ host/, c);
+    for (const c of answeredCandidates(trace)) assert.match(c, / 127\.0\.0\.11 \d+ typ host/, c);
 
     // One history row, written by the caller's node, read from any node.
     await waitFor(async () => {
