@@ -5,6 +5,8 @@
  * someone leave while the others go on, and add them back with "Add participant".
  */
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { describe, it } from "node:test";
 import { type BrowserUser, type ReceivedAudio, type TestServer, toneWav, waitForReceivedAudio } from "@parley/testkit";
 import type { Page } from "playwright-core";
@@ -118,8 +120,21 @@ describe("browser conference", { timeout: 180_000 }, () => {
     for (const [i, line] of heard.entries()) console.log(`${PEOPLE[i]!.username} hears ${line}`);
 
     // The server sees everyone's steady tone as speech.
-    await expectAttribute(participant(0, brahim.username), "data-speaking", "true", 15_000);
-    await expectAttribute(participant(0, chloe.username), "data-speaking", "true", 15_000);
+    try {
+      await expectAttribute(participant(0, brahim.username), "data-speaking", "true", 15_000);
+      await expectAttribute(participant(0, chloe.username), "data-speaking", "true", 15_000);
+    } catch (error) {
+      // What the server knew of each leg (its plane, counters), to tell a leg's state from the page's.
+      console.log(JSON.stringify(await t.server.operator.calls(), null, 1));
+      const log = fs.readFileSync(path.join(t.dataDir, "parley.log"), "utf8");
+      console.log(
+        log
+          .split("\n")
+          .filter((line) => /media leg|speaking|mediaRestart|renew/i.test(line))
+          .join("\n"),
+      );
+      throw error;
+    }
     await expectText(callPanel(page(0)), "3 of 16 in the call");
     await screenshot(page(0), "conference");
   });
