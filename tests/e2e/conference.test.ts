@@ -126,6 +126,13 @@ describe("browser conference", { timeout: 180_000 }, () => {
     } catch (error) {
       // What the server knew of each leg (its plane, counters), to tell a leg's state from the page's.
       console.log(JSON.stringify(await t.server.operator.calls(), null, 1));
+      const metrics = await (await fetch(`${t.server.httpUrl}/metrics`)).text();
+      console.log(
+        metrics
+          .split("\n")
+          .filter((line) => /^parley_media/.test(line))
+          .join("\n"),
+      );
       const log = fs.readFileSync(path.join(t.dataDir, "parley.log"), "utf8");
       console.log(
         log

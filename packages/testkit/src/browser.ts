@@ -71,6 +71,30 @@ const CSP_PROBE = `document.addEventListener("securitypolicyviolation", (e) => {
     " at " + e.sourceFile + ":" + e.lineNumber + " on " + location.pathname);
 });`;
 
+/**
+ * Runs before any script of every page: asks for the microphone without the browser's voice
+ * processing (echo canceller, noise suppressor, gain control), whatever the app asks for. The fake
+ * microphone plays a steady pure tone, which is what that processing is built to remove: Chromium's
+ * suppressor, now and then and more often on a loaded machine, took a user's tone for noise or
+ * echo, and with Opus DTX the client then sent a packet every 400 ms instead of every 20 ms (the
+ * relay saw a quarter of the packets, no loss, and nobody speaking). The app's own choice (all three
+ * on, for people in rooms) is Chromium's concern to honour; what the tests check is what the relay
+ * carries, which this leaves unchanged.
+ */
+const RAW_MICROPHONE = `(() => {
+  const devices = navigator.mediaDevices;
+  if (!devices || typeof devices.getUserMedia !== "function") return;
+  const getUserMedia = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = (constraints) => {
+    if (constraints && constraints.audio) {
+      const asked = typeof constraints.audio === "object" ? constraints.audio : {};
+      const audio = { ...asked, echoCancellation: false, noiseSuppression: false, autoGainControl: false };
+      return getUserMedia({ ...constraints, audio });
+    }
+    return getUserMedia(constraints);
+  };
+})();`;
+
 /** Throws listing every CSP violation the browser saw; `who` names it in the message. */
 export function assertNoCspViolations(user: BrowserUser, who = "the browser"): void {
   if (user.cspViolations.length === 0) return;
@@ -84,10 +108,10 @@ export interface LaunchBrowserOptions {
   /** Extra Chromium switches. */
   args?: string[];
   /**
-   * Play audio out (no --mute-audio). Off by default: with output playing, Chromium's echo canceller
-   * takes the far end's loud steady test tone as the echo reference and suppresses the fake
-   * microphone's tone by ~50 dB after half a second, which says nothing about the app. Measuring
-   * what arrives (`receivedAudio`) works either way.
+   * Play audio out (no --mute-audio). Off by default: nothing listens, and measuring what arrives
+   * (`receivedAudio`) works either way. (With output playing and the echo canceller on, Chromium
+   * took the far end's steady test tone as the echo reference and suppressed the fake microphone's
+   * tone by ~50 dB; the tests' microphones have no voice processing, see RAW_MICROPHONE.)
    */
   audibleOutput?: boolean;
   /** Echo the page's console to this process's stderr, prefixed with this label. */
@@ -123,6 +147,7 @@ export async function launchBrowserUser(wavFile: string, options: LaunchBrowserO
     const cspViolations: string[] = [];
     const watch = async (context: BrowserContext) => {
       await context.addInitScript({ content: CSP_PROBE });
+      await context.addInitScript({ content: RAW_MICROPHONE });
       context.on("console", (message) => {
         const text = message.text();
         if (options.echoConsole) process.stderr.write(`[${options.echoConsole}] ${message.type()}: ${text}\n`);
