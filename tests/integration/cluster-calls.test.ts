@@ -387,3 +387,89 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     );
   });
 });
+
+describe("--max-calls-per-user across nodes", { skip: unavailable }, () => {
+  let redis: Redis;
+  const nodes: ServerProcess[] = [];
+  const dirs: string[] = [];
+  const clients: RawClient[] = [];
+
+  /** A greeted client on `node`, registered (first device) or logged in as `username`. */
+  async function client(node: 1 | 2, username: string, register = false) {
+    const c = await RawClient.greeted(nodes[node - 1]!.url);
+    clients.push(c);
+    const reply = await c.request(
+      register ? "auth.register" : "auth.login",
+      { username, password: TEST_PASSWORD },
+      LOGIN_TIMEOUT_MS,
+    );
+    if (!reply.ok) throw new Error(`${username} on node ${node}: ${reply.error.code}`);
+    return { client: c, userId: (reply.result as { user: { id: number } }).user.id };
+  }
+
+  before(async () => {
+    let database: string;
+    [database, redis] = await Promise.all([sharedPostgres().then((cluster) => cluster.createDatabase()), startRedis()]);
+    const start = (node: 1 | 2) => {
+      const data = tempDir("parley-node-");
+      dirs.push(data);
+      return spawnServer(data, [
+        ...["--database", database, "--redis", redis.url, "--hash-concurrency", "2"],
+        ...["--media-ip", MEDIA[node], "--max-calls-per-user", "1"],
+      ]);
+    };
+    nodes.push(...(await Promise.all([start(1), start(2)])));
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const node of nodes) {
+      if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill("SIGTERM");
+      await node.exited;
+    }
+    await redis?.stop();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it("refuses a user in a call of one node a second call through another (TOO_MANY_CALLS), and is busy to callers of any node", async () => {
+    // max has a device on each node; nia is on node 2 only, as is ozzy.
+    const { client: maxOn1 } = await client(1, "max", true);
+    const { client: maxOn2, userId: maxId } = await client(2, "max");
+    const { client: nia, userId: niaId } = await client(2, "nia", true);
+    const { client: ozzy } = await client(2, "ozzy", true);
+    await waitFor(async () => {
+      const { users } = await maxOn1.call<{ users: { id: number; devices: number }[] }>("directory.list");
+      return users.find((user) => user.id === niaId)?.devices === 1 && users.find((u) => u.id === maxId)?.devices === 2;
+    }, "node 1 sees max's and nia's devices on node 2");
+
+    // max calls nia from node 1: the call is node 1's (nia's device is on node 2).
+    const placed = await maxOn1.call<{ call: { callId: string } }>("call.invite", { to: "nia" });
+    const rung = (await nia.waitFor(
+      (m) => m.type === "event" && m.event === "call.incoming",
+      "call.incoming",
+      10_000,
+    )) as unknown as Event;
+    assert.equal((rung.data.call as { callId: string }).callId, placed.call.callId);
+    await nia.call("call.answer", { callId: placed.call.callId });
+
+    // Node 2 holds none of max's or nia's calls, yet counts node 1's.
+    const again = await maxOn2.request("call.invite", { to: "ozzy" });
+    assert.equal(again.ok ? "ok" : again.error.code, "TOO_MANY_CALLS");
+    for (const callee of ["max", "nia"]) {
+      const refused = await ozzy.request("call.invite", { to: callee });
+      assert.equal(refused.ok ? "ok" : refused.error.code, "USER_BUSY", `ozzy calling ${callee} from node 2`);
+    }
+    assert.ok(
+      !ozzy.received.some((m) => m.type === "event" && m.event === "call.incoming"),
+      "nobody rang for ozzy's refused calls",
+    );
+
+    // Once the call ends, the counts go back down everywhere: max may call again through node 2.
+    await maxOn1.call("call.hangup", { callId: placed.call.callId });
+    await waitFor(async () => {
+      const reply = await maxOn2.request("call.invite", { to: "ozzy" });
+      if (!reply.ok) return false;
+      await maxOn2.call("call.hangup", { callId: (reply.result as { call: { callId: string } }).call.callId });
+      return true;
+    }, "max may call again through node 2");
+  });
+});

@@ -43,7 +43,14 @@ export interface RemoteDevices {
   isAttached(device: Device): boolean;
   /** Whether the user talks in a call on another node (a call rung for them now is call waiting). */
   inCall(userId: number): boolean;
+  /** This node now holds `count` calls the user takes part in (shared for `--max-calls-per-user`). */
+  callsChanged(userId: number, count: number): void;
+  /** The calls these users take part in on the other nodes (read when a call is placed or grown). */
+  callsElsewhere(userIds: readonly number[]): Promise<ReadonlyMap<number, number>>;
 }
+
+/** Calls on other nodes, by user: none (a single server). */
+const NO_CALLS_ELSEWHERE: ReadonlyMap<number, number> = new Map();
 
 const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
   declined: "declined",
@@ -63,7 +70,7 @@ const UNANSWERED_OUTCOME: Partial<Record<CallEndReason, CallOutcome>> = {
 export class CallService {
   readonly #calls = new Map<string, Call>();
   /** Calls (ringing or active) each user takes part in or rings for. */
-  readonly #byUser = new UserCalls();
+  readonly #byUser = new UserCalls((userId, count) => this.#remote?.callsChanged(userId, count));
   /** Recently ended calls, to answer late requests with CALL_ENDED and tell reconnecting users. */
   readonly #ended = new EndedCalls();
   readonly #accounts: AccountService;
@@ -154,9 +161,12 @@ export class CallService {
     return this.#byUser.count(userId) > 0;
   }
 
-  /** Calls the user takes part in or rings for, held ones included. */
-  #callCount(userId: number): number {
-    return this.#byUser.count(userId);
+  /**
+   * Calls the user takes part in or rings for, held ones included: this node's, plus (in a
+   * cluster) those of the other nodes as read just before (`elsewhere`).
+   */
+  #callCount(userId: number, elsewhere: ReadonlyMap<number, number>): number {
+    return this.#byUser.count(userId) + (elsewhere.get(userId) ?? 0);
   }
 
   /** True while the user rings out, or talks in a call they have not put on hold. */
@@ -172,17 +182,22 @@ export class CallService {
    * [CAL] Places a call from `device` to one user, or to several at once (a group call). Invitees
    * who cannot be reached (offline, do-not-disturb) are refused: for a 1:1 call, or when none can
    * be reached, with USER_OFFLINE / USER_BUSY; in a group call they are listed as "left".
-   * A caller already in `maxCallsPerUser` calls (held and ringing ones count) is refused with
-   * TOO_MANY_CALLS; an invitee in that many calls is busy (USER_BUSY), as with do-not-disturb.
+   * A caller already in `maxCallsPerUser` calls (held and ringing ones count, on any node of a
+   * cluster) is refused with TOO_MANY_CALLS; an invitee in that many calls is busy (USER_BUSY), as
+   * with do-not-disturb.
    */
   async invite(device: Device, to: string | readonly string[]): Promise<CallInfo> {
     const caller = await this.#party(device.userId);
     const names = [...new Set(typeof to === "string" ? [to] : to)];
     const targets = await Promise.all(names.map((name) => this.#target(name, caller)));
-    // Everything below runs without a pause: the accounts read above are the only wait.
+    const elsewhere = this.#remote
+      ? await this.#remote.callsElsewhere([caller.userId, ...targets.map((target) => target.party.userId)])
+      : NO_CALLS_ELSEWHERE;
+    // Everything below runs without a pause: the reads above (accounts; in a cluster, the other
+    // nodes' call counts) are the only waits.
     this.#stillAttached(device);
     if (this.#isTalking(caller.userId)) throw new ParleyError("ALREADY_IN_CALL");
-    if (this.#callCount(caller.userId) >= this.#maxCallsPerUser) {
+    if (this.#callCount(caller.userId, elsewhere) >= this.#maxCallsPerUser) {
       throw new ParleyError("TOO_MANY_CALLS", `You may be in at most ${this.#maxCallsPerUser} calls at once.`);
     }
     if (targets.length + 1 > this.#maxParticipants) {
@@ -192,7 +207,7 @@ export class CallService {
     let refusal: ParleyError | undefined;
     for (const target of targets) {
       const member = call.invite(target.party, caller.userId);
-      const problem = this.#unreachable(target);
+      const problem = this.#unreachable(target, elsewhere);
       if (problem) {
         refusal ??= problem;
         member.refuse(problem.code === "USER_OFFLINE" ? "unreachable" : "busy");
@@ -221,7 +236,8 @@ export class CallService {
     const first = this.#find(callId);
     if (!first.talkerOf(device)) throw new ParleyError("NOT_IN_CALL");
     const found = await this.#target(username, first.talkerOf(device)!.party);
-    // The call, and this device's part in it, as they stand after the accounts read.
+    const elsewhere = this.#remote ? await this.#remote.callsElsewhere([found.party.userId]) : NO_CALLS_ELSEWHERE;
+    // The call, and this device's part in it, as they stand after the reads.
     this.#stillAttached(device);
     const call = this.#find(callId);
     const adder = call.talkerOf(device);
@@ -231,7 +247,7 @@ export class CallService {
     if (call.present().length + 1 > call.maxParticipants) {
       throw new ParleyError("CONFERENCE_FULL", `A call may have at most ${call.maxParticipants} participants.`);
     }
-    const problem = this.#unreachable(found);
+    const problem = this.#unreachable(found, elsewhere);
     if (problem) throw problem;
     const member = call.invite(target, adder.userId);
     member.ringOn(this.#presence.devicesOf(target.userId));
@@ -420,11 +436,11 @@ export class CallService {
    * Why the target cannot be rung now: no device connected, do-not-disturb ("busy" status), or
    * already in `maxCallsPerUser` calls (busy too: the caller did nothing wrong).
    */
-  #unreachable({ party, doNotDisturb }: Target): ParleyError | undefined {
+  #unreachable({ party, doNotDisturb }: Target, elsewhere: ReadonlyMap<number, number>): ParleyError | undefined {
     const online = this.#presence.devicesOf(party.userId).length > 0 || (this.#remote?.countOf(party.userId) ?? 0) > 0;
     if (!online) return new ParleyError("USER_OFFLINE");
     if (doNotDisturb) return new ParleyError("USER_BUSY");
-    if (this.#callCount(party.userId) >= this.#maxCallsPerUser) {
+    if (this.#callCount(party.userId, elsewhere) >= this.#maxCallsPerUser) {
       return new ParleyError("USER_BUSY", "That user is in too many calls at once.");
     }
     return undefined;

@@ -3,6 +3,12 @@ import type { Call } from "./call.js";
 /** The calls (ringing or active) each user takes part in or rings for. */
 export class UserCalls {
   readonly #byUser = new Map<number, Set<Call>>();
+  /** Told each time a user's number of calls changes (shared with the other nodes of a cluster). */
+  readonly #changed: (userId: number, count: number) => void;
+
+  constructor(changed: (userId: number, count: number) => void = () => undefined) {
+    this.#changed = changed;
+  }
 
   /** The user's calls, held and ringing ones included. */
   of(userId: number): ReadonlySet<Call> {
@@ -20,13 +26,16 @@ export class UserCalls {
       set = new Set();
       this.#byUser.set(userId, set);
     }
+    if (set.has(call)) return;
     set.add(call);
+    this.#changed(userId, set.size);
   }
 
   leave(userId: number, call: Call): void {
     const set = this.#byUser.get(userId);
-    set?.delete(call);
-    if (set?.size === 0) this.#byUser.delete(userId);
+    if (!set?.delete(call)) return;
+    if (set.size === 0) this.#byUser.delete(userId);
+    this.#changed(userId, set.size);
   }
 }
 

@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { CallService, RemoteDevices } from "../calls/call-service.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
+import { ClusterCallCounts } from "./call-counts.js";
 import type { ClusterPresence } from "./cluster-presence.js";
 import type { NodeRegistry } from "./node-registry.js";
 import { type DeviceRef, RemoteDevice } from "./remote-device.js";
@@ -97,6 +98,8 @@ export class CallBus implements RemoteDevices {
   readonly #presence: PresenceService;
   readonly #calls: CallService;
   readonly #logger: Logger;
+  /** Per-user call counts of this node, shared (`--max-calls-per-user` across nodes). */
+  readonly #counts: ClusterCallCounts;
   #execute: RemoteExecutor | undefined;
   /** Owner side: devices of other nodes, by `node:id`. */
   readonly #remoteDevices = new Map<string, RemoteDevice>();
@@ -131,6 +134,12 @@ export class CallBus implements RemoteDevices {
       retryStrategy,
     });
     this.#subscriber = new Redis(deps.url, { lazyConnect: true, connectTimeout: 3_000, retryStrategy });
+    this.#counts = new ClusterCallCounts({
+      node: deps.node,
+      redis: this.#redis,
+      registry: deps.registry,
+      logger: deps.logger,
+    });
     // The cluster's own connections already report Redis going away.
     for (const connection of [this.#redis, this.#subscriber]) connection.on("error", () => undefined);
   }
@@ -153,6 +162,7 @@ export class CallBus implements RemoteDevices {
         if (channel === callChannel(bus.#node)) bus.#received(message);
       });
       await bus.#subscriber.subscribe(callChannel(bus.#node));
+      await bus.#counts.start();
     } catch (error) {
       bus.#redis.disconnect();
       bus.#subscriber.disconnect();
@@ -192,6 +202,14 @@ export class CallBus implements RemoteDevices {
 
   inCall(userId: number): boolean {
     return this.#remotePresence.inCall(userId);
+  }
+
+  callsChanged(userId: number, count: number): void {
+    this.#counts.changed(userId, count);
+  }
+
+  callsElsewhere(userIds: readonly number[]): Promise<ReadonlyMap<number, number>> {
+    return this.#counts.elsewhere(userIds);
   }
 
   isAttached(device: Device): boolean {
@@ -239,6 +257,7 @@ export class CallBus implements RemoteDevices {
       pending.reject(new ParleyError("CLUSTER_UNAVAILABLE", "This server is shutting down."));
     }
     this.#subscriber.disconnect();
+    await this.#counts.close();
     // Events published during the shutdown (calls ended) go out before the connection closes.
     await this.#redis.quit().catch(() => this.#redis.disconnect());
   }
