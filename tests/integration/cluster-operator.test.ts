@@ -43,6 +43,48 @@ describe("the operator's view of a cluster of three nodes", { skip: unavailable 
   /** Node ids as node 1's operator sees them (the `self` entry is node 1). */
   let snapshot: OperatorSnapshot;
 
+  /** The node id of a node, as its `/metrics` labels it. */
+  const idOf = async (node: 1 | 2 | 3) => {
+    const id = /parley_cluster_nodes\{node="([^"]+)"\}/.exec(await metricsOf(nodes[node - 1]!))?.[1];
+    assert.ok(id, `node ${node}'s id in its /metrics`);
+    return id;
+  };
+
+  /**
+   * An answered call from `caller` (registered on node `from`, so the call is that node's) to
+   * `callee` (registered on node `to`), without media: signaling is enough for the operator.
+   */
+  async function answeredCall(from: 1 | 2 | 3, caller: string, to: 1 | 2 | 3, callee: string) {
+    const a = await registered(url(from), caller);
+    const b = await registered(url(to), callee);
+    clients.push(a.client, b.client);
+    // The caller's node has to know the callee online before it can ring them.
+    await waitFor(async () => {
+      const { users } = await a.client.call<{ users: { id: number; devices: number }[] }>("directory.list");
+      return (users.find((user) => user.id === b.userId)?.devices ?? 0) > 0;
+    }, `${callee} online as ${caller}'s node sees them`);
+    const placed = await a.client.call<{ call: { callId: string } }>("call.invite", { to: callee });
+    const callId = placed.call.callId;
+    await b.client.waitFor(
+      (m) =>
+        m.type === "event" &&
+        m.event === "call.incoming" &&
+        (m.data as { call?: { callId?: string } }).call?.callId === callId,
+      "call.incoming",
+      10_000,
+    );
+    await b.client.call("call.answer", { callId });
+    return { callId, caller: a.client, callee: b.client };
+  }
+
+  /** The `call.ended` event of `callId` on `client`. */
+  const ended = (client: RawClient, callId: string) =>
+    client.waitFor(
+      (m) => m.type === "event" && m.event === "call.ended" && (m.data as { callId?: string }).callId === callId,
+      `call.ended of ${callId}`,
+      10_000,
+    ) as Promise<{ data: { reason: string; by: number | null } }>;
+
   before(async () => {
     let database: string;
     [database, redis] = await Promise.all([sharedPostgres().then((cluster) => cluster.createDatabase()), startRedis()]);
@@ -157,6 +199,66 @@ describe("the operator's view of a cluster of three nodes", { skip: unavailable 
     assert.equal(seen.size, 3, "each node its own label");
   });
 
+  it("lists for node 1's operator a call node 2 owns, with its node, and ends it there for both participants", async () => {
+    const node2 = await idOf(2);
+    const { callId, caller, callee } = await answeredCall(2, "gina", 3, "hugo");
+    const listed = await operator.call<OperatorSnapshot>("operator.snapshot");
+    const call = listed.calls.find((c) => c.callId === callId);
+    assert.ok(call, `call ${callId} in node 1's snapshot: ${JSON.stringify(listed.calls)}`);
+    assert.equal(call.node, node2, "the call is node 2's");
+    assert.deepEqual(call.participants, ["gina", "hugo"]);
+    assert.equal(call.state, "active");
+    assert.equal(listed.unansweredNodes, undefined, "every node answered");
+    assert.equal(listed.users.find((u) => u.username === "hugo")?.callId, callId, "hugo (node 3) in node 2's call");
+    // The same through `parley admin calls` on node 1, with the node's short id.
+    assert.match(await admin(1, ["calls"]), new RegExp(`${callId} +${node2.slice(0, 8)} +active +gina hugo`));
+
+    const callerEnded = ended(caller, callId);
+    const calleeEnded = ended(callee, callId);
+    await operator.call("operator.endCall", { callId });
+    for (const event of await Promise.all([callerEnded, calleeEnded])) {
+      assert.equal(event.data.reason, "operator");
+      assert.equal(event.data.by, null);
+    }
+    const after = await operator.call<OperatorSnapshot>("operator.snapshot");
+    assert.equal(
+      after.calls.find((c) => c.callId === callId),
+      undefined,
+      "the call is gone from the list",
+    );
+    // `parley admin hangup` on node 1 with a prefix of a call node 3 owns.
+    const second = await answeredCall(3, "ivan", 2, "jade");
+    const callerEndedToo = ended(second.caller, second.callId);
+    const calleeEndedToo = ended(second.callee, second.callId);
+    assert.match(
+      await admin(1, ["hangup", second.callId.slice(0, 13)]),
+      new RegExp(`ended call ${second.callId} \\(ivan, jade\\)`),
+    );
+    assert.equal((await callerEndedToo).data.reason, "operator");
+    assert.equal((await calleeEndedToo).data.reason, "operator");
+    // Each audited once, by the node that ended it (in its next batch), with who ended it and,
+    // for the web operator, from which address.
+    let actors: [string, string | null][][] = [];
+    await waitFor(
+      async () => {
+        const { entries } = await operator.call<{
+          entries: { actor: string; address: string | null; detail: { callId?: string } }[];
+        }>("operator.audit", { action: "admin.hangup" });
+        actors = [callId, second.callId].map((id) =>
+          entries.filter((e) => e.detail.callId === id).map((e) => [e.actor, e.address]),
+        );
+        return actors.every((list) => list.length > 0);
+      },
+      "both hang-ups in the audit log",
+      { timeoutMs: 10_000 },
+    );
+    assert.deepEqual(actors, [[["oper", "127.0.0.1"]], [["operator", null]]]);
+
+    // A call no node has: the not-found error, once every node answered.
+    const unknown = await operator.request("operator.endCall", { callId: "00000000-0000-4000-8000-000000000000" });
+    assert.ok(!unknown.ok && unknown.error.code === "CALL_NOT_FOUND", JSON.stringify(unknown));
+  });
+
   it("fails a kick with NODE_UNREACHABLE naming the node when the user's node does not answer", async () => {
     const { client: frank } = await registered(url(2), "frank");
     clients.push(frank);
@@ -176,5 +278,31 @@ describe("the operator's view of a cluster of three nodes", { skip: unavailable 
     } finally {
       nodes[1]!.child.kill("SIGCONT");
     }
+  });
+
+  it("fails the hang-up of a call on a killed node with NODE_UNREACHABLE, and reports the node missing from the list", async () => {
+    const node3 = await idOf(3);
+    const { callId } = await answeredCall(3, "kurt", 3, "lena");
+    await waitFor(
+      async () =>
+        (await operator.call<OperatorSnapshot>("operator.snapshot")).calls.some(
+          (c) => c.callId === callId && c.node === node3,
+        ),
+      "node 3's call in node 1's list",
+    );
+    // Killed: still live for the others until its record expires (6 s after its last heartbeat).
+    nodes[2]!.child.kill("SIGKILL");
+    await nodes[2]!.exited;
+    const [hangup, listed] = await Promise.all([
+      operator.request("operator.endCall", { callId }, 10_000),
+      operator.call<OperatorSnapshot>("operator.snapshot"),
+    ]);
+    assert.ok(!hangup.ok && hangup.error.code === "NODE_UNREACHABLE", JSON.stringify(hangup));
+    assert.ok(!hangup.ok && hangup.error.message.includes(node3), hangup.ok ? "" : hangup.error.message);
+    assert.deepEqual(listed.unansweredNodes, [node3]);
+    assert.equal(
+      listed.calls.find((c) => c.callId === callId),
+      undefined,
+    );
   });
 });

@@ -85,6 +85,8 @@ export const OperatorCall = z.object({
   /** Time since the answer (or since the call was placed, while it rings). */
   durationMs: z.number().int().nonnegative(),
   legs: z.array(OperatorLeg),
+  /** In a cluster (`--redis`) only: the id of the node that owns the call (its state machine and media). */
+  node: z.string().optional(),
 });
 export type OperatorCall = z.infer<typeof OperatorCall>;
 
@@ -139,6 +141,11 @@ export const OperatorSnapshot = z.object({
   calls: z.array(OperatorCall),
   /** In a cluster (`--redis`) only: the live nodes, the one answering first. */
   nodes: z.array(OperatorNode).optional(),
+  /**
+   * In a cluster only, when some live node did not send its calls in time: their ids (their calls
+   * are missing from `calls`).
+   */
+  unansweredNodes: z.array(z.string()).optional(),
 });
 export type OperatorSnapshot = z.infer<typeof OperatorSnapshot>;
 
@@ -195,7 +202,7 @@ export const OperatorRequests = {
     params: z.strictObject({ username: UsernameRef, operator: z.boolean() }),
     result: z.object({ user: OperatorUser }),
   },
-  /** End a live call for everyone in it (reason "operator"). */
+  /** End a live call for everyone in it (reason "operator"), on whichever node of a cluster owns it. */
   "operator.endCall": { params: z.strictObject({ callId: CallId }), result: Empty },
   /** Turn self-signup on or off. */
   "operator.setSignup": {

@@ -26,7 +26,8 @@ const HELP = `Operator commands:
   logs [N] [--user NAME] [--action A] [--since ISO] [--until ISO]
                                          the last N audit-log entries (default 20)
   calls                                  live calls: participants, state, duration, media legs
-  hangup CALL                            end a live call (its id or a unique prefix)
+                                         (in a cluster: every node's, with the node that owns it)
+  hangup CALL                            end a live call (its id or a unique prefix), on any node
   stats                                  uptime, users, connections, calls, messages, errors, memory
   nodes                                  the nodes of the cluster (--redis): media address, start, load
   signup [on|off]                        show or set whether people may register themselves
@@ -153,7 +154,7 @@ export class AdminCommands {
       case "hangup": {
         const id = args.positionals[0];
         if (!id) throw new UsageError("hangup CALL (a call id or a unique prefix, see 'calls')");
-        const call = op.endCall(id, actor);
+        const call = await op.endCall(id, actor);
         return `ended call ${call.callId} (${call.participants.join(", ")})`;
       }
       case "backup":
@@ -251,8 +252,12 @@ export class AdminCommands {
   }
 
   async #liveCalls(): Promise<string> {
-    const rows = (await this.#operator.calls()).map((c) => [
+    const { calls, unanswered } = await this.#operator.allCalls();
+    // In a cluster: the node that owns each call (short ids, as `nodes` lists them).
+    const clustered = calls.some((c) => c.node !== undefined) || unanswered.length > 0;
+    const rows = calls.map((c) => [
       c.callId,
+      ...(clustered ? [c.node ? shortNode(c.node) : null] : []),
       c.state,
       c.participants.join(" "),
       c.state === "ringing" ? `ringing ${formatDuration(c.durationMs)}` : formatDuration(c.durationMs),
@@ -260,7 +265,16 @@ export class AdminCommands {
         .map((l) => `${l.username ?? l.connectionId} ${l.state} ${l.packetsIn}/${l.packetsOut}${quality(l)}`)
         .join(", ") || "-",
     ]);
-    return `${table(["CALL", "STATE", "PARTICIPANTS", "DURATION", "MEDIA LEGS (in/out packets, lost, jitter, RTT)"], rows)}\n${rows.length} live call(s)`;
+    const headers = [
+      "CALL",
+      ...(clustered ? ["NODE"] : []),
+      "STATE",
+      "PARTICIPANTS",
+      "DURATION",
+      "MEDIA LEGS (in/out packets, lost, jitter, RTT)",
+    ];
+    const missing = unanswered.map((node) => `\nnode ${node} did not answer in time: its calls are not listed`);
+    return `${table(headers, rows)}\n${rows.length} live call(s)${missing.join("")}`;
   }
 
   async #logs(args: Parsed): Promise<string> {

@@ -21,7 +21,7 @@ import type { PresenceService } from "../presence/presence-service.js";
 import type { ServerStats } from "../stats/server-stats.js";
 import type { BackupResult } from "../storage/backup.js";
 import type { CallHistoryQuery, CallHistorySearch } from "./call-history-search.js";
-import type { ClusterView } from "./cluster-view.js";
+import type { ClusterView, EndedCall } from "./cluster-view.js";
 
 /** The seeds' test users (A6). */
 export const DEMO_USERS = [
@@ -117,6 +117,8 @@ export class OperatorService {
     this.#connections = deps.connections;
     this.#backup = deps.backup;
     this.#cluster = deps.cluster;
+    // Another node's operator lists and ends this node's calls through here.
+    deps.cluster?.serveCalls({ calls: () => this.calls(), endCall: (id, actor) => this.#endLocal(id, actor) });
   }
 
   // ---- Who may ------------------------------------------------------------------------------
@@ -136,9 +138,22 @@ export class OperatorService {
   // ---- Views --------------------------------------------------------------------------------
 
   async snapshot(): Promise<OperatorSnapshot> {
-    const [server, users, calls] = await Promise.all([this.server(), this.users(), this.calls()]);
+    const [server, users, { calls, unanswered }] = await Promise.all([this.server(), this.users(), this.allCalls()]);
     const nodes = this.nodes();
-    return { at: new Date().toISOString(), server, users, calls, ...(nodes ? { nodes } : {}) };
+    if (nodes) {
+      // A user of another node in a call another node owns: its call id from that node's list.
+      const callOf = new Map<string, string>();
+      for (const call of calls) for (const name of call.participants) callOf.set(name, call.callId);
+      for (const user of users) user.callId ??= callOf.get(user.username) ?? null;
+    }
+    return {
+      at: new Date().toISOString(),
+      server,
+      users,
+      calls,
+      ...(nodes ? { nodes } : {}),
+      ...(unanswered.length > 0 ? { unansweredNodes: unanswered } : {}),
+    };
   }
 
   /** In a cluster, the live nodes with their loads (this one first); undefined on a single server. */
@@ -216,7 +231,19 @@ export class OperatorService {
     };
   }
 
-  /** Live calls with per-leg counters and RTCP quality. */
+  /**
+   * The live calls of every live node, each with its `node` in a cluster (this node's first), and
+   * the nodes that did not send theirs in time (their calls missing). On a single server: `calls()`.
+   */
+  async allCalls(): Promise<{ calls: OperatorCall[]; unanswered: string[] }> {
+    const [local, remote] = await Promise.all([
+      this.calls(),
+      this.#cluster?.remoteCalls() ?? Promise.resolve({ calls: [], unanswered: [] }),
+    ]);
+    return { calls: [...local, ...remote.calls], unanswered: remote.unanswered };
+  }
+
+  /** This node's live calls with per-leg counters and RTCP quality (in a cluster, each with this node's id). */
   async calls(): Promise<OperatorCall[]> {
     const owner = new Map<number, string>();
     const devices = this.#presence.allDevices();
@@ -248,6 +275,7 @@ export class OperatorService {
             };
           }),
         ),
+        ...(this.#cluster ? { node: this.#cluster.nodeId } : {}),
       })),
     );
   }
@@ -382,12 +410,42 @@ export class OperatorService {
     return this.#user(await this.#accounts.setOperator(username.toLowerCase(), operator, actor));
   }
 
-  hasLiveCall(callId: string): boolean {
-    return this.#calls.liveCalls().some((c) => c.id === callId);
+  /**
+   * Ends a live call for everyone in it (its id, or a unique prefix unless `exact`); in a cluster,
+   * on whichever node owns it (that node ends and audits it). CALL_NOT_FOUND when no single live
+   * call matches; NODE_UNREACHABLE, naming them, when none matches among the nodes that answered
+   * but some did not (the call may be theirs), or the owner does not carry the hang-up out in time.
+   */
+  async endCall(idOrPrefix: string, actor: string, options: { exact?: boolean } = {}): Promise<EndedCall> {
+    const matches = (id: string) => (options.exact ? id === idOrPrefix : id.startsWith(idOrPrefix));
+    const cluster = this.#cluster;
+    const local = this.#calls.liveCalls().filter((c) => matches(c.id));
+    // A call id is unique across the cluster: a full id found here needs no other node.
+    const here = local.find((c) => c.id === idOrPrefix);
+    if (here) return this.#endLocal(here.id, actor);
+    if (!cluster) {
+      if (options.exact) throw new ParleyError("CALL_NOT_FOUND");
+      return this.#endLocal(idOrPrefix, actor);
+    }
+    const remote = await cluster.remoteCalls();
+    const found = [
+      ...local.map((c) => ({ callId: c.id, node: cluster.nodeId })),
+      ...remote.calls.filter((c) => matches(c.callId)).map((c) => ({ callId: c.callId, node: c.node! })),
+    ];
+    if (found.length === 1) {
+      const [{ callId, node }] = found as [{ callId: string; node: string }];
+      return node === cluster.nodeId ? this.#endLocal(callId, actor) : cluster.endCallOn(node, callId, actor);
+    }
+    if (found.length === 0 && remote.unanswered.length > 0)
+      throw new ParleyError(
+        "NODE_UNREACHABLE",
+        `No live call matches '${idOrPrefix}' on the nodes that answered; ${remote.unanswered.join(", ")} did not answer in time: the call may be there; try again, or run the command on that node.`,
+      );
+    throw new ParleyError("CALL_NOT_FOUND", `No single live call matches '${idOrPrefix}'.`);
   }
 
-  /** Ends a live call for everyone in it (a unique id prefix is enough). Audited by the call service. */
-  endCall(idOrPrefix: string, actor: string): { callId: string; participants: string[] } {
+  /** Ends one of this node's calls (a unique id prefix is enough). Audited by the call service. */
+  #endLocal(idOrPrefix: string, actor: string): EndedCall {
     const before = this.#calls.liveCalls().find((c) => c.id.startsWith(idOrPrefix));
     const call = this.#calls.endByOperator(idOrPrefix, actor);
     return { callId: call.id, participants: before ? participantsOf(before) : [] };

@@ -71,10 +71,9 @@ export const OPERATOR_HANDLERS: { [T in OperatorRequestType]: Handler<T> } = {
     })),
 
   "operator.endCall": (params, conn, services) =>
-    act(conn, services, (actor) => {
+    act(conn, services, async (actor) => {
       // The page names calls by their full id: no prefix matching here.
-      if (!services.operator.hasLiveCall(params.callId)) throw new ParleyError("CALL_NOT_FOUND");
-      services.operator.endCall(params.callId, actor);
+      await services.operator.endCall(params.callId, actor, { exact: true });
       return {};
     }),
 

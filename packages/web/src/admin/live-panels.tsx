@@ -113,6 +113,10 @@ function LegLine({ leg }: { leg: OperatorLeg }) {
 export function CallsPanel({ snapshot, store, ask }: PanelProps) {
   const { t } = useAdminI18n();
   const headingId = useId();
+  // In a cluster: every node's calls, each with the node that owns it.
+  const clustered = snapshot.nodes !== undefined;
+  const self = snapshot.nodes?.find((n) => n.self)?.id;
+  const unanswered = snapshot.unansweredNodes ?? [];
   return (
     <section className="card" aria-labelledby={headingId}>
       <div className="card__header">
@@ -120,6 +124,11 @@ export function CallsPanel({ snapshot, store, ask }: PanelProps) {
           {t("liveCalls")} <span className="count-badge">{snapshot.calls.length}</span>
         </h2>
       </div>
+      {unanswered.length > 0 ? (
+        <p className="muted" role="status" data-testid="calls-unanswered">
+          {t("callsNotAnswered", { nodes: unanswered.map((n) => n.slice(0, 8)).join(", ") })}
+        </p>
+      ) : null}
       {snapshot.calls.length === 0 ? (
         <p className="muted">{t("noCalls")}</p>
       ) : (
@@ -128,6 +137,7 @@ export function CallsPanel({ snapshot, store, ask }: PanelProps) {
             <thead>
               <tr>
                 <th scope="col">{t("participants")}</th>
+                {clustered ? <th scope="col">{t("node")}</th> : null}
                 <th scope="col">{t("state")}</th>
                 <th scope="col">{t("duration")}</th>
                 <th scope="col">{t("media")}</th>
@@ -138,8 +148,20 @@ export function CallsPanel({ snapshot, store, ask }: PanelProps) {
               {snapshot.calls.map((call) => {
                 const names = call.participants.join(" and ");
                 return (
-                  <tr key={call.callId} data-testid="live-call" data-call-id={call.callId} data-state={call.state}>
+                  <tr
+                    key={call.callId}
+                    data-testid="live-call"
+                    data-call-id={call.callId}
+                    data-state={call.state}
+                    data-node={call.node}
+                  >
                     <td data-testid="call-participants">{call.participants.join(", ")}</td>
+                    {clustered ? (
+                      <td data-testid="call-node">
+                        <code title={call.node}>{call.node?.slice(0, 8)}</code>{" "}
+                        {call.node === self ? <span className="tag">{t("thisNode")}</span> : null}
+                      </td>
+                    ) : null}
                     <td>
                       <span className={`call-state call-state--${call.state}`}>{t(STATE_LABELS[call.state])}</span>
                     </td>

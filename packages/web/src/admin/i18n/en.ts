@@ -33,6 +33,7 @@ export const en = {
   nodeHeartbeat: "Last heartbeat",
   nodeUsers: "Users online",
   onNode: "on node {node}: {count}",
+  callsNotAnswered: "Nodes that did not answer in time (their calls are missing here): {nodes}",
   signup: "Self-signup",
   signupOn: "On",
   signupOff: "Off",

@@ -30,6 +30,7 @@ export const fr: Record<AdminKey, string> = {
   nodeHeartbeat: "Dernier battement",
   nodeUsers: "Utilisateurs en ligne",
   onNode: "sur le nœud {node} : {count}",
+  callsNotAnswered: "Nœuds qui n’ont pas répondu à temps (leurs appels manquent ici) : {nodes}",
   packetsPerSecond: "Paquets relayés par seconde",
   packetsRelayed: "Paquets relayés",
   signup: "Inscription libre",
