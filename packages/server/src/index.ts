@@ -1,3 +1,6 @@
+// The login limiter and its counts, for the tests of limits shared by the nodes of a cluster.
+export { type LoginCounts, MemoryLoginCounts } from "./accounts/login-counts.js";
+export { type LoginAttempt, LoginLimiter } from "./accounts/login-limiter.js";
 // The account stores and password hash, for tools that prepare a data directory before the server
 // starts (the bench seeds thousands of accounts through them).
 export { hashPassword } from "./accounts/password-hasher.js";
@@ -13,7 +16,9 @@ export { AuditLog } from "./audit/audit-log.js";
 export { CallHistoryStore, type CallRecord } from "./calls/call-history-store.js";
 export { Cluster } from "./cluster/cluster.js";
 export { COALESCE_MS } from "./cluster/cluster-presence.js";
+export { inboxKey, NodeInbox } from "./cluster/node-inbox.js";
 export { HEARTBEAT_MS, NODE_TTL_MS, type NodeInfo, type NodeLoad, NodeRegistry } from "./cluster/node-registry.js";
+export { LOGIN_KEY_PREFIX, SharedLoginCounts } from "./cluster/shared-login-counts.js";
 export {
   DEFAULT_CONFIG,
   dataPaths,

@@ -22,6 +22,7 @@ import { CallBus } from "./cluster/call-bus.js";
 import { Cluster } from "./cluster/cluster.js";
 import { DirectoryBus } from "./cluster/directory-bus.js";
 import { remoteConnection } from "./cluster/remote-device.js";
+import { SharedLoginCounts } from "./cluster/shared-login-counts.js";
 import { dataPaths, resolveConfig, type ServerConfig } from "./config.js";
 import { createHttpServer } from "./http/http-server.js";
 import { listenHttpsRedirect } from "./http/https-redirect.js";
@@ -226,6 +227,14 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
         load: () => ({ users: presence.onlineUserCount(), calls: calls.liveCalls().length, legs: media.stats().legs }),
         logger: logger.child({ module: "cluster" }),
       });
+      // Failed logins counted in Redis: the limits hold for the cluster as a whole, not per node.
+      accounts.shareLoginCounts(
+        new SharedLoginCounts({
+          redis: cluster.connections.redis,
+          windowMs: config.loginLimits.windowMs,
+          logger: logger.child({ module: "login-limits" }),
+        }),
+      );
       adminBus = await AdminBus.start({ cluster, presence, logger: logger.child({ module: "admin-bus" }) });
       directoryBus = await DirectoryBus.start({
         cluster,

@@ -10,6 +10,7 @@ import type { Storage } from "../storage/storage.js";
 import { TypedEmitter } from "../util/typed-emitter.js";
 import { DeviceTrust } from "./device-trust.js";
 import { type HashLane, HashPool } from "./hash-pool.js";
+import type { LoginCounts } from "./login-counts.js";
 import { type LoginAttempt, LoginLimiter } from "./login-limiter.js";
 import { dummyPasswordHash, hashPassword, verifyPassword } from "./password-hasher.js";
 import { type SessionRow, SessionStore } from "./session-store.js";
@@ -105,7 +106,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
   readonly #refusals: RefusalSummary;
   readonly #settings: SettingsStore;
   readonly #config: ServerConfig;
-  readonly #limiter: LoginLimiter;
+  #limiter: LoginLimiter;
   readonly #devices: DeviceTrust;
   /** Every scrypt run goes through it (bounded concurrency and queue, priority lanes). */
   readonly #hashes: HashPool;
@@ -147,6 +148,15 @@ export class AccountService extends TypedEmitter<AccountEvents> {
       (payload) => this.#revokedElsewhere(payload),
       () => this.emit("resync"),
     );
+  }
+
+  /**
+   * From now on failed logins are counted in `counts` (shared by the nodes of a cluster) rather
+   * than in this process's memory. Called before the server takes its first login.
+   */
+  shareLoginCounts(counts: LoginCounts): void {
+    this.#limiter.close();
+    this.#limiter = new LoginLimiter(this.#config.loginLimits, counts);
   }
 
   close(): void {
@@ -254,7 +264,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
       this.#refusals.refused({ action: "login_failed", username, address: origin.address, reason });
     const known = await this.users.byName(username);
     const device = params.deviceToken && known ? this.#devices.verify(params.deviceToken, known) : undefined;
-    const attempt = this.#limiter.begin(username, origin.address, device);
+    const attempt = await this.#limiter.begin(username, origin.address, device);
     if (!attempt) {
       refused("rate_limited");
       throw new ParleyError("TOO_MANY_ATTEMPTS");
@@ -263,7 +273,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     try {
       checked = await this.#checkLogin(attempt, username, params.password);
     } catch (error) {
-      this.#limiter.cancel(attempt);
+      await this.#limiter.cancel(attempt);
       if (isServerBusy(error)) refused("server_busy");
       throw error;
     }
@@ -278,7 +288,7 @@ export class AccountService extends TypedEmitter<AccountEvents> {
     }
     this.#checkDeviceRoom(user.id);
     const opened = await this.#sql.transaction((tx) => this.#writeSession(tx, user, params.deviceName));
-    this.#limiter.succeeded(attempt);
+    await this.#limiter.succeeded(attempt);
     this.#audit.record({ action: "login", actor: username, username, address: origin.address });
     return { ...this.#sessionOpened(opened), deviceToken: this.#devices.issue(opened.user) };
   }
