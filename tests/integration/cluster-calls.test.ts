@@ -8,6 +8,7 @@ import {
   RawClient,
   type Redis,
   redisUnavailable,
+  runAdmin,
   runBot,
   type ServerProcess,
   sharedPostgres,
@@ -273,9 +274,21 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
       ...bot(1, "conf-a", 500, "127.0.0.1", 0.25),
       ...["--to", "conf-b", "--add", "conf-c", "--add-at", "2", "--duration", "14"],
     ]);
+    // The operator of the call's node (node 1) names each leg by its user, those of other nodes' devices too.
+    const listed = await waitFor(
+      async () => {
+        const { stdout } = await runAdmin(dirs[0]!, ["calls"]);
+        return (
+          ["conf-a", "conf-b", "conf-c"].every((u) => new RegExp(`\\b${u} connected \\d+/\\d+`).test(stdout)) && stdout
+        );
+      },
+      "node 1's operator listing the conference's three legs by user",
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
     const codes = await Promise.all([a.exited, b.exited, c.exited]);
     assert.deepEqual(codes, [0, 0, 0], `${a.output()}\n${b.output()}\n${c.output()}`);
     assert.match(a.output(), /inviting conf-c/);
+    assert.match(listed, /conf-a conf-b conf-c/, listed);
     const level = (user: string, hz: number) => toneLevel(heard(user), hz);
     const levels = () =>
       JSON.stringify({

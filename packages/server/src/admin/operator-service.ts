@@ -263,7 +263,7 @@ export class OperatorService {
             const quality = await leg.quality();
             return {
               connectionId: leg.device,
-              username: owner.get(leg.device) ?? null,
+              username: leg.username ?? owner.get(leg.device) ?? null,
               state: leg.state,
               packetsIn: leg.packetsIn,
               packetsOut: leg.packetsOut,

@@ -12,6 +12,8 @@ export interface LiveCall {
   answeredAt: Date | undefined;
   legs: {
     device: number;
+    /** The user whose device the leg carries (a device of another cluster node included). */
+    username: string | undefined;
     state: string;
     packetsIn: number;
     packetsOut: number;
@@ -50,6 +52,7 @@ export function liveCall(call: Call): LiveCall {
     answeredAt: call.answeredAt,
     legs: [...call.legs].map(([device, leg]) => ({
       device,
+      username: [...call.members.values()].find((m) => m.device?.id === device)?.party.username,
       state: leg.state,
       packetsIn: leg.counters.packetsIn,
       packetsOut: leg.counters.packetsOut,
