@@ -47,6 +47,11 @@ export interface RemoteDevices {
   callsChanged(userId: number, count: number): void;
   /** The calls these users take part in on the other nodes (read when a call is placed or grown). */
   callsElsewhere(userIds: readonly number[]): Promise<ReadonlyMap<number, number>>;
+  /**
+   * A device of this node takes back (`auth.resume`) calls this node does not know: their owners
+   * re-bind it (see `reattachHere`) and hand back the calls taken.
+   */
+  reattach(device: Device, callIds: readonly string[]): Promise<CallInfo[]>;
 }
 
 /** Calls on other nodes, by user: none (a single server). */
@@ -143,9 +148,17 @@ export class CallService {
     for (const device of devices) device.push("call.incoming", { call: info, waiting });
   }
 
-  /** A device of another node is gone (closed, logged out, or its node died): as a closed connection here. */
-  remoteDeviceGone(device: Device): void {
-    this.#deviceGone(device, false);
+  /**
+   * A device of another node is gone: closed or logged out there, as a closed connection here; its
+   * connection lost there, or its node died (`lost`), as a lost connection (the grace period).
+   */
+  remoteDeviceGone(device: Device, lost: boolean): void {
+    this.#deviceGone(device, lost);
+  }
+
+  /** Whether this node holds the call, or held it until recently (it answers requests about it). */
+  knows(callId: string): boolean {
+    return this.#calls.has(callId) || this.#ended.has(callId);
   }
 
   /** True while the user talks in an answered call (presence shows "in-call"). */
@@ -539,11 +552,23 @@ export class CallService {
   }
 
   /**
-   * A device that lost its connection takes back the calls it names (`auth.resume`): those where it
-   * talked with the same session and the grace period still runs. Its media leg carries on as it
-   * was; the others see it is back. Returns the calls taken back.
+   * A device that lost its connection takes back the calls it names (`auth.resume`): this node's
+   * (`reattachHere`), and in a cluster those other nodes hold, through their owners. Returns the
+   * calls taken back.
    */
-  reattach(device: Device, callIds: string[]): CallInfo[] {
+  async reattach(device: Device, callIds: readonly string[]): Promise<CallInfo[]> {
+    const taken = this.reattachHere(device, callIds);
+    const elsewhere = [...new Set(callIds)].filter((callId) => !this.knows(callId));
+    if (!this.#remote || elsewhere.length === 0) return taken;
+    return [...taken, ...(await this.#remote.reattach(device, elsewhere))];
+  }
+
+  /**
+   * Takes back the calls of this node that `device` names: those where the user talked with the
+   * same session (on this node or, in a cluster, another: `device` may be a remote device) and the
+   * grace period still runs. Its media leg carries on as it was; the others see it is back.
+   */
+  reattachHere(device: Device, callIds: readonly string[]): CallInfo[] {
     const taken: CallInfo[] = [];
     for (const callId of new Set(callIds)) {
       // It ended while the device was away: say how (before the resume's reply, so it is not

@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { type CloseReason, isErrorCode, ParleyError, type RequestType, type WireError } from "@parley/protocol";
+import {
+  type CallInfo,
+  type CloseReason,
+  isErrorCode,
+  ParleyError,
+  type RequestType,
+  type WireError,
+} from "@parley/protocol";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { CallService, RemoteDevices } from "../calls/call-service.js";
@@ -52,8 +59,22 @@ type Body =
   | { kind: "event"; device: number; userId: number; callId?: string; name?: string; frame: string }
   /** Owner -> device's node: close that device's connection. */
   | { kind: "close"; device: number; userId: number; reason: CloseReason; message?: string }
-  /** Device's node -> owner: the device is gone (closed, lost, logged out). */
-  | { kind: "gone"; device: number };
+  /**
+   * Device's node -> owner: the device is gone: closed or logged out, or (`lost`) its connection
+   * dropped without a close, when the owner keeps its part in the call for the grace period.
+   */
+  | { kind: "gone"; device: number; lost?: true }
+  /**
+   * A device's (new) node -> every other node: it takes back (`auth.resume`) these calls; the reply
+   * (`ResumeReply`) says which the node knows and which it handed back.
+   */
+  | { kind: "resume"; rid: string; device: DeviceRef; callIds: string[] };
+
+/** A node's answer to `resume`: the calls it holds (or held until recently) among those asked, and those taken back. */
+interface ResumeReply {
+  known: string[];
+  calls: CallInfo[];
+}
 
 type CallMessage = Envelope & Body;
 
@@ -169,7 +190,7 @@ export class CallBus implements RemoteDevices {
       throw error;
     }
     deps.registry.on("nodeDown", (id) => bus.#nodeDown(id));
-    deps.presence.on("deviceDetached", (device) => bus.#localDeviceGone(device));
+    deps.presence.on("deviceDetached", (device, lost) => bus.#localDeviceGone(device, lost));
     deps.calls.setRemoteDevices(bus);
     // A user talking in a call another node owns is in-call here too (and shared as such).
     deps.presence.setInCallProvider((userId) => deps.calls.isInActiveCall(userId) || bus.#talksElsewhere(userId));
@@ -212,6 +233,56 @@ export class CallBus implements RemoteDevices {
     return this.#counts.elsewhere(userIds);
   }
 
+  /**
+   * Device side: one of this node's devices takes back calls this node does not own. Every other
+   * live node is asked (the device's node does not know which owns them: the device may have been on
+   * any); the owner re-binds the call to this device and hands it back. Done once every call asked
+   * for is known to a node, or every node answered; a node that does not answer in time counts as
+   * knowing none.
+   */
+  async reattach(device: Device, callIds: readonly string[]): Promise<CallInfo[]> {
+    const ref = refOf(device);
+    const nodes = this.#registry
+      .liveNodes()
+      .map((info) => info.id)
+      .filter((id) => id !== this.#node);
+    if (nodes.length === 0) return [];
+    const unknown = new Set(callIds);
+    const taken: { owner: string; info: CallInfo }[] = [];
+    await new Promise<void>((resolve) => {
+      let waiting = nodes.length;
+      for (const node of nodes) {
+        this.#request(node, { kind: "resume", device: ref, callIds: [...callIds] }, CALL_REQUEST_TIMEOUT_MS)
+          .then(
+            (result) => {
+              const reply = result as ResumeReply;
+              for (const callId of reply.known) unknown.delete(callId);
+              for (const info of reply.calls) taken.push({ owner: node, info });
+            },
+            (error: unknown) => this.#logger.warn({ err: error, node }, "a node did not answer a call resume"),
+          )
+          .finally(() => {
+            waiting--;
+            if (waiting === 0 || unknown.size === 0) resolve();
+          });
+      }
+    });
+    for (const { owner, info } of taken) {
+      this.#track(info.callId, owner, device.id, device.userId);
+      const entry = this.#foreign.get(info.callId)?.devices.get(device.id);
+      if (entry) entry.answered = true;
+    }
+    if (taken.length > 0) {
+      if (!this.#presence.isAttached(device)) {
+        // It went again while its calls were handed back: the owners wait for it once more.
+        this.#localDeviceGone(device, true);
+        return [];
+      }
+      this.#presence.refresh(device.userId);
+    }
+    return taken.map(({ info }) => info);
+  }
+
   isAttached(device: Device): boolean {
     if (!(device instanceof RemoteDevice)) return false;
     return this.#remoteDevices.get(`${device.node}:${device.ref.id}`) === device && this.#registry.isLive(device.node);
@@ -229,13 +300,7 @@ export class CallBus implements RemoteDevices {
     const callId = (params as { callId?: unknown }).callId;
     const foreign = typeof callId === "string" ? this.#foreign.get(callId) : undefined;
     if (!foreign) return undefined;
-    const ref: DeviceRef = {
-      id: device.id,
-      userId: device.userId,
-      sessionId: device.sessionId,
-      deviceName: device.deviceName,
-      connectedAt: device.connectedAt.toISOString(),
-    };
+    const ref = refOf(device);
     const timeout = type === "call.media" ? CALL_MEDIA_TIMEOUT_MS : CALL_REQUEST_TIMEOUT_MS;
     return this.#request(foreign.owner, { kind: "request", type, params, device: ref }, timeout).then((result) => {
       if (type === "call.answer") {
@@ -281,7 +346,8 @@ export class CallBus implements RemoteDevices {
     node: string,
     message:
       | { kind: "ring"; callId: string; userId: number }
-      | { kind: "request"; type: RequestType; params: unknown; device: DeviceRef },
+      | { kind: "request"; type: RequestType; params: unknown; device: DeviceRef }
+      | { kind: "resume"; device: DeviceRef; callIds: string[] },
     timeoutMs: number,
   ): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ParleyError("CLUSTER_UNAVAILABLE", "This server is shutting down."));
@@ -326,6 +392,9 @@ export class CallBus implements RemoteDevices {
       case "request":
         void this.#serveRequest(message);
         return;
+      case "resume":
+        this.#serveResume(message);
+        return;
       case "reply":
         this.#replied(message);
         return;
@@ -340,7 +409,7 @@ export class CallBus implements RemoteDevices {
         const device = this.#remoteDevices.get(key);
         if (!device) return;
         this.#remoteDevices.delete(key);
-        this.#calls.remoteDeviceGone(device);
+        this.#calls.remoteDeviceGone(device, message.lost === true);
         return;
       }
     }
@@ -350,13 +419,7 @@ export class CallBus implements RemoteDevices {
   #ringHere(message: Envelope & { rid: string; callId: string; userId: number }): void {
     const devices = this.#presence.devicesOf(message.userId);
     for (const device of devices) this.#track(message.callId, message.from, device.id, device.userId);
-    const refs: DeviceRef[] = devices.map((device) => ({
-      id: device.id,
-      userId: device.userId,
-      sessionId: device.sessionId,
-      deviceName: device.deviceName,
-      connectedAt: device.connectedAt.toISOString(),
-    }));
+    const refs: DeviceRef[] = devices.map(refOf);
     this.#send(message.from, { kind: "reply", rid: message.rid, ok: true, result: refs });
   }
 
@@ -380,6 +443,25 @@ export class CallBus implements RemoteDevices {
         reply({ ok: false, error: new ParleyError("INTERNAL_ERROR").toWire() });
       }
     }
+  }
+
+  /**
+   * Owner side: a device now on another node takes back calls (`auth.resume` there). The calls of
+   * this node among them are re-bound to it as on one node (`reattachHere`): the others see it back,
+   * its media leg carries on; a call that ended meanwhile is told to it (`call.ended`, before the reply).
+   */
+  #serveResume(message: Envelope & { rid: string; device: DeviceRef; callIds: string[] }): void {
+    const known = message.callIds.filter((callId) => this.#calls.knows(callId));
+    let calls: CallInfo[] = [];
+    if (known.length > 0) {
+      const key = `${message.from}:${message.device.id}`;
+      const seen = this.#remoteDevices.has(key);
+      calls = this.#calls.reattachHere(this.#deviceOf(message.from, message.device), known);
+      // Nothing taken back (ended meanwhile: told already): the device is not kept for nothing.
+      if (calls.length === 0 && !seen) this.#remoteDevices.delete(key);
+    }
+    const reply: ResumeReply = { known, calls };
+    this.#send(message.from, { kind: "reply", rid: message.rid, ok: true, result: reply });
   }
 
   #replied(message: Envelope & { rid: string } & ({ ok: true; result: unknown } | { ok: false; error: WireError })) {
@@ -475,20 +557,24 @@ export class CallBus implements RemoteDevices {
     return false;
   }
 
-  /** Device side: one of this node's devices went; the owners of its calls are told. */
-  #localDeviceGone(device: Device): void {
+  /**
+   * Device side: one of this node's devices went; the owners of its calls are told, and whether its
+   * connection was lost (it may come back, here or through another node, within the grace period).
+   */
+  #localDeviceGone(device: Device, lost: boolean): void {
     const owners = new Set<string>();
     for (const [callId, foreign] of [...this.#foreign]) {
       if (!foreign.devices.has(device.id)) continue;
       owners.add(foreign.owner);
       this.#untrack(callId, device.id);
     }
-    for (const owner of owners) this.#send(owner, { kind: "gone", device: device.id });
+    for (const owner of owners) this.#send(owner, { kind: "gone", device: device.id, ...(lost ? { lost } : {}) });
   }
 
   /**
    * A node was declared dead: requests waiting on it fail, the calls it owned end for this node's
-   * devices (`node_lost`), and its devices leave the calls this node owns.
+   * devices (`node_lost`), and its devices' connections count as lost in the calls this node owns
+   * (they may take them back through another node within the grace period).
    */
   #nodeDown(node: string): void {
     this.#lastSeq.delete(node);
@@ -516,7 +602,18 @@ export class CallBus implements RemoteDevices {
     for (const [key, device] of [...this.#remoteDevices]) {
       if (device.node !== node) continue;
       this.#remoteDevices.delete(key);
-      this.#calls.remoteDeviceGone(device);
+      this.#calls.remoteDeviceGone(device, true);
     }
   }
+}
+
+/** How a device is described to another node (no client address). */
+function refOf(device: Device): DeviceRef {
+  return {
+    id: device.id,
+    userId: device.userId,
+    sessionId: device.sessionId,
+    deviceName: device.deviceName,
+    connectedAt: device.connectedAt.toISOString(),
+  };
 }

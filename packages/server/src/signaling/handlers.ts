@@ -81,7 +81,7 @@ export const HANDLERS: { [T in RequestType]: Handler<T> } = {
     // The calls this device kept through a lost connection, taken back within the grace period.
     const device = conn.identity?.device;
     if (!params.calls || !device) return result;
-    return { ...result, calls: calls.reattach(device, params.calls) };
+    return { ...result, calls: await calls.reattach(device, params.calls) };
   },
 
   "auth.logout": async (params, conn, { accounts }) => {
