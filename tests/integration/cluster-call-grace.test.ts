@@ -325,4 +325,35 @@ describe("call grace across nodes", { skip: postgresUnavailable() ?? redisUnavai
     const resumed = await late.call<{ calls?: unknown[] }>("auth.resume", { token, calls: [callId] });
     assert.deepEqual(resumed.calls ?? [], []);
   });
+
+  // Last: node 2 dies here.
+  it("keeps a call for the devices of a node that dies, and hands it back through another node", async () => {
+    const { client: xia } = await client(1, "xia");
+    const { client: yul, token } = await client(2, "yul");
+    await waitFor(async () => {
+      const { users } = await xia.call<{ users: { username: string; devices: number }[] }>("directory.list");
+      return users.find((user) => user.username === "yul")?.devices === 1;
+    }, "node 1 sees yul");
+    const callId = await answeredCall(xia, yul, "yul");
+    const mark = xia.received.length;
+    nodes[1]!.child.kill("SIGKILL");
+    // Node 1 declares node 2 dead (within 7 s) and waits for yul rather than ending the call.
+    await infoWith(xia, "yul", true, mark, 15_000);
+    const back = xia.received.length;
+    const again = await RawClient.greeted(nodes[2]!.url);
+    clients.push(again);
+    const resumed = await again.call<{ calls?: { callId: string }[] }>("auth.resume", { token, calls: [callId] });
+    assert.deepEqual(
+      resumed.calls?.map((c) => c.callId),
+      [callId],
+    );
+    await infoWith(xia, "yul", false, back);
+    await again.call("call.hangup", { callId });
+    const ended = (await xia.waitFor(
+      (m) => m.type === "event" && m.event === "call.ended",
+      "call.ended",
+      10_000,
+    )) as unknown as Event;
+    assert.equal(ended.data.reason, "hangup");
+  });
 });
