@@ -258,6 +258,25 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     );
   });
 
+  it("tells a participant on another node that the call ended, even when it ended while Redis was restarting", async () => {
+    const { client: rhea, userId: rheaId } = await client(1, "rhea", true);
+    const { client: saul, userId: saulId } = await client(2, "saul", true);
+    await devicesSeen(rhea, saulId, 1);
+    await devicesSeen(saul, rheaId, 1);
+    const mark = saul.received.length;
+    const { call } = await rhea.call<{ call: { callId: string } }>("call.invite", { to: "saul" });
+    await incoming(saul, mark);
+    await saul.call("call.answer", { callId: call.callId });
+    // The call's node ends it while Redis is away: the event for saul's node is kept and goes when
+    // Redis is back (published on a channel, it would have been lost, and saul left in the call).
+    await redis.restart(async () => {
+      await rhea.call("call.hangup", { callId: call.callId });
+    });
+    const saulEnded = await ended(saul, call.callId, 30_000);
+    assert.equal(saulEnded.data.reason, "hangup");
+    assert.equal(saulEnded.data.by, rheaId);
+  });
+
   it("mixes a conference with one participant on each node: everyone hears everyone else", async () => {
     const b = runBot("answer", [...bot(2, "conf-b", 700, "127.0.0.1", 0.25), "--wait", "90", "--duration", "12"]);
     const c = runBot("answer", [...bot(3, "conf-c", 1100, "127.0.0.1", 0.25), "--wait", "90", "--duration", "8"]);

@@ -13,11 +13,9 @@ import type { CallService, RemoteDevices } from "../calls/call-service.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
 import { ClusterCallCounts } from "./call-counts.js";
 import type { ClusterPresence } from "./cluster-presence.js";
+import { NodeInbox } from "./node-inbox.js";
 import type { NodeRegistry } from "./node-registry.js";
 import { type DeviceRef, RemoteDevice } from "./remote-device.js";
-
-/** Each node listens on its own channel for everything about calls between nodes. */
-export const callChannel = (node: string) => `parley:node:${node}:calls`;
 
 /** A request to another node not answered in this time fails (CLUSTER_UNAVAILABLE): nothing waits forever. */
 export const CALL_REQUEST_TIMEOUT_MS = 5_000;
@@ -99,21 +97,25 @@ const retryStrategy = (attempt: number) => Math.min(100 * attempt, 1_000);
  * the caller's node (its owner), which holds its state machine, history and media legs.
  *
  * On the owner, each device of another node that rings or talks in a call is a `RemoteDevice`: the
- * call service treats it like a local connection's device, and what it pushes to it is published
- * on that device's node's channel. On the device's node, the requests its devices send about a call
+ * call service treats it like a local connection's device, and what it pushes to it is written
+ * to that device's node's inbox. On the device's node, the requests its devices send about a call
  * owned elsewhere (`forward`, called by the connection before its own handlers) go to the owner,
  * which runs them with its handlers and publishes the reply; events come back the same way and are
  * written to the connection unchanged. A device that goes is reported to the owner (its call goes on
  * as for a closed connection); when a node is declared dead, its devices leave the calls this node
  * owns, and the calls it owned end for this node's devices with reason `node_lost`.
  *
- * Two connections of its own to Redis: one to publish (no offline queue: a message that cannot go
- * fails at once), one subscribed to this node's channel.
+ * Messages go through the nodes' inboxes (`NodeInbox`: a Redis stream per node, read from the last
+ * entry seen), so a node whose connection to Redis dropped reads on without a gap; events, replies
+ * and departures that cannot be written while Redis is away are written when it is back, and a
+ * message written twice is dropped by its sequence number. One more connection of its own holds
+ * the per-user call counts (no offline queue: a write that cannot go fails at once).
  */
 export class CallBus implements RemoteDevices {
   readonly #node: string;
   readonly #redis: Redis;
-  readonly #subscriber: Redis;
+  #inbox: NodeInbox | undefined;
+  readonly #url: string;
   readonly #registry: NodeRegistry;
   readonly #remotePresence: ClusterPresence;
   readonly #presence: PresenceService;
@@ -154,7 +156,7 @@ export class CallBus implements RemoteDevices {
       connectTimeout: 3_000,
       retryStrategy,
     });
-    this.#subscriber = new Redis(deps.url, { lazyConnect: true, connectTimeout: 3_000, retryStrategy });
+    this.#url = deps.url;
     this.#counts = new ClusterCallCounts({
       node: deps.node,
       redis: this.#redis,
@@ -162,10 +164,10 @@ export class CallBus implements RemoteDevices {
       logger: deps.logger,
     });
     // The cluster's own connections already report Redis going away.
-    for (const connection of [this.#redis, this.#subscriber]) connection.on("error", () => undefined);
+    this.#redis.on("error", () => undefined);
   }
 
-  /** Connects, subscribes to this node's channel and lets the call service ring other nodes' devices. */
+  /** Connects, reads this node's inbox and lets the call service ring other nodes' devices. */
   static async start(deps: {
     url: string;
     node: string;
@@ -178,15 +180,16 @@ export class CallBus implements RemoteDevices {
     const bus = new CallBus(deps);
     try {
       await bus.#redis.connect();
-      await bus.#subscriber.connect();
-      bus.#subscriber.on("message", (channel: string, message: string) => {
-        if (channel === callChannel(bus.#node)) bus.#received(message);
+      bus.#inbox = await NodeInbox.start({
+        url: bus.#url,
+        node: bus.#node,
+        logger: bus.#logger,
+        onMessage: (message) => bus.#received(message),
       });
-      await bus.#subscriber.subscribe(callChannel(bus.#node));
       await bus.#counts.start();
     } catch (error) {
       bus.#redis.disconnect();
-      bus.#subscriber.disconnect();
+      await bus.#inbox?.close();
       throw error;
     }
     deps.registry.on("nodeDown", (id) => bus.#nodeDown(id));
@@ -321,7 +324,7 @@ export class CallBus implements RemoteDevices {
       this.#pending.delete(rid);
       pending.reject(new ParleyError("CLUSTER_UNAVAILABLE", "This server is shutting down."));
     }
-    this.#subscriber.disconnect();
+    await this.#inbox?.close();
     await this.#counts.close();
     // Events published during the shutdown (calls ended) go out before the connection closes.
     await this.#redis.quit().catch(() => this.#redis.disconnect());
@@ -329,15 +332,22 @@ export class CallBus implements RemoteDevices {
 
   // Messages
 
-  #publish(node: string, message: Body): Promise<void> {
+  /**
+   * Writes `message` to `node`'s inbox. Requests (`resend` false) fail at once when Redis cannot
+   * take them: their sender is told, and a request carried out after its sender gave up would
+   * surprise everyone. Events, replies and departures (`resend`) are kept and written in order
+   * when Redis is back: a hang-up must reach the other node, whenever it can.
+   */
+  #publish(node: string, message: Body, resend: boolean): Promise<void> {
+    if (!this.#inbox) return Promise.reject(new Error("not started"));
     const seq = (this.#seqTo.get(node) ?? 0) + 1;
     this.#seqTo.set(node, seq);
     const full = { ...message, from: this.#node, seq } as CallMessage;
-    return this.#redis.publish(callChannel(node), JSON.stringify(full)).then(() => undefined);
+    return this.#inbox.send(node, JSON.stringify(full), resend);
   }
 
   #send(node: string, message: Body): void {
-    this.#publish(node, message).catch((error: unknown) =>
+    this.#publish(node, message, true).catch((error: unknown) =>
       this.#logger.warn({ err: error, node, kind: message.kind }, "message to another node not sent"),
     );
   }
@@ -359,7 +369,7 @@ export class CallBus implements RemoteDevices {
       }, timeoutMs);
       timer.unref();
       this.#pending.set(rid, { node, resolve, reject, timer });
-      this.#publish(node, { ...message, rid }).catch((error: unknown) => {
+      this.#publish(node, { ...message, rid }, false).catch((error: unknown) => {
         clearTimeout(timer);
         this.#pending.delete(rid);
         reject(
@@ -378,6 +388,8 @@ export class CallBus implements RemoteDevices {
     }
     if (this.#closed) return;
     const last = this.#lastSeq.get(message.from);
+    // Written twice (Redis took it but its answer was lost, so it was written again): once is enough.
+    if (last !== undefined && message.seq <= last) return;
     if (last !== undefined && message.seq !== last + 1) {
       this.#logger.warn(
         { node: message.from, expected: last + 1, got: message.seq },
@@ -579,6 +591,7 @@ export class CallBus implements RemoteDevices {
   #nodeDown(node: string): void {
     this.#lastSeq.delete(node);
     this.#seqTo.delete(node);
+    this.#inbox?.forget(node);
     for (const [rid, pending] of [...this.#pending]) {
       if (pending.node !== node) continue;
       clearTimeout(pending.timer);
