@@ -297,9 +297,8 @@ describe("calls between users on different nodes", { skip: unavailable }, () => 
     const listed = await waitFor(
       async () => {
         const { stdout } = await runAdmin(dirs[0]!, ["calls"]);
-        return (
-          ["conf-a", "conf-b", "conf-c"].every((u) => new RegExp(`\\b${u} connected \\d+/\\d+`).test(stdout)) && stdout
-        );
+        const all = ["conf-a", "conf-b", "conf-c"].every((u) => new RegExp(`\\b${u} connected \\d+/\\d+`).test(stdout));
+        return all ? stdout : undefined;
       },
       "node 1's operator listing the conference's three legs by user",
       { timeoutMs: 30_000, intervalMs: 500 },

@@ -46,13 +46,10 @@ describe("node inbox (Redis streams between cluster nodes)", { skip: redisUnavai
   it("a reader whose connection is cut reads on from where it stopped: nothing lost, nothing twice", async () => {
     const { sender, received } = await pair("a2", "b2");
     let sent = 0;
-    const sending = setInterval(
-      () => {
-        sent++;
-        void sender.send("b2", `n${sent}`, true);
-      },
-      { timeoutMs: 5 },
-    );
+    const sending = setInterval(() => {
+      sent++;
+      void sender.send("b2", `n${sent}`, true);
+    }, 5);
     try {
       await waitFor(() => received.length >= 20, "the first messages received", { timeoutMs: 10_000 });
       // Every client connection of Redis cut (the writers reconnect too; resent messages wait for them).
