@@ -136,7 +136,9 @@ describe("media legs", () => {
   });
 
   it("refuses legs with MEDIA_CAPACITY at the leg cap, before the relay runs out of ports", async () => {
-    const ports = { portMin: 38100, portMax: 38119 };
+    // Below Linux's ephemeral range (32768-60999): no socket of another test bound to port 0 can
+    // take one of these 20 ports between werift's probe and its bind.
+    const ports = { portMin: 31100, portMax: 31119 };
     const limits = { max: 4000, perAddress: 250, loginTimeoutMs: 30_000, devicesPerUser: 20, anonymousPerSecond: 300 };
     await withTestServer({ media: { ip: IP, ...ports }, connectionLimits: limits }, async (s) => {
       const cap = s.server.config.maxMediaLegs;
