@@ -33,9 +33,12 @@ describe("node inbox (Redis streams between cluster nodes)", { skip: redisUnavai
     return { sender, receiver, received };
   }
 
-  it("delivers messages in the order they were sent", async () => {
+  it("delivers messages in the order they were sent, requests and events mixed", async () => {
     const { sender, received } = await pair("a1", "b1");
-    for (let i = 1; i <= 300; i++) await sender.send("b1", `m${i}`, i % 2 === 0);
+    // Sent without waiting: a request (not resent) must not overtake events queued before it.
+    const sent: Promise<void>[] = [];
+    for (let i = 1; i <= 300; i++) sent.push(sender.send("b1", `m${i}`, i % 3 !== 0));
+    await Promise.all(sent);
     await waitFor(() => received.length === 300, "300 messages received", { timeoutMs: 10_000 });
     assert.deepEqual(
       received,

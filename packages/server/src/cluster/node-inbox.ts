@@ -27,6 +27,10 @@ const retryStrategy = (attempt: number) => Math.min(100 * attempt, 1_000);
 interface Waiting {
   body: string;
   since: number;
+  /** Kept and written again while Redis cannot take it (else refused at the first failure). */
+  resend: boolean;
+  /** Settles the sender's promise: once written (or queued, for `resend`), or refused. */
+  settle?: { resolve: () => void; reject: (error: Error) => void };
 }
 
 /**
@@ -98,27 +102,35 @@ export class NodeInbox {
   }
 
   /**
-   * Writes `body` to `node`'s inbox. Rejects when it cannot be written now, unless `resend`: then it
-   * is queued for `node` and written in order with the messages queued before it, again and again
-   * while Redis cannot take it, until `RESEND_GIVE_UP_MS` passes (the promise resolves once it is
-   * queued). A request someone waits on with a timeout should not be resent (it could be carried
-   * out after its sender gave up); events and replies should.
+   * Writes `body` to `node`'s inbox, after every message sent to `node` before it: all messages to
+   * one node go through one queue, so they arrive in the order they were sent (their sequence
+   * numbers count up). Without `resend`, the promise resolves once Redis took the message and
+   * rejects if it cannot take it now. With `resend`, it resolves once queued, and the message is
+   * written again and again while Redis cannot take it, until `RESEND_GIVE_UP_MS` passes. A request
+   * someone waits on with a timeout should not be resent (it could be carried out after its sender
+   * gave up); events and replies should.
    */
   send(node: string, body: string, resend = false): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the node's inbox is closed"));
-    if (!resend) return this.#write(node, [body]);
     let queue = this.#waiting.get(node);
     if (!queue) {
       queue = [];
       this.#waiting.set(node, queue);
     }
-    queue.push({ body, since: Date.now() });
+    const waiting: Waiting = { body, since: Date.now(), resend };
+    const done = resend
+      ? Promise.resolve()
+      : new Promise<void>((resolve, reject) => {
+          waiting.settle = { resolve, reject };
+        });
+    queue.push(waiting);
     if (queue.length > RESEND_MAX_QUEUED) {
-      queue.splice(0, queue.length - RESEND_MAX_QUEUED);
+      const dropped = queue.splice(0, queue.length - RESEND_MAX_QUEUED);
+      for (const w of dropped) w.settle?.reject(new Error("too many messages waiting for Redis"));
       this.#logger.warn({ node }, "messages to another node given up: too many waiting for Redis");
     }
     void this.#flush(node);
-    return Promise.resolve();
+    return done;
   }
 
   /** Messages queued and not yet written, over every node. */
@@ -130,6 +142,7 @@ export class NodeInbox {
 
   /** Forgets the messages queued for `node` (declared dead: nobody will read them). */
   forget(node: string): void {
+    for (const w of this.#waiting.get(node) ?? []) w.settle?.reject(new Error("the node is gone"));
     this.#waiting.delete(node);
   }
 
@@ -177,7 +190,7 @@ export class NodeInbox {
         let stale = 0;
         while (stale < queue.length && now - queue[stale]!.since > RESEND_GIVE_UP_MS) stale++;
         if (stale > 0) {
-          queue.splice(0, stale);
+          for (const w of queue.splice(0, stale)) w.settle?.reject(new Error("Redis unreachable for too long"));
           this.#logger.warn({ node, messages: stale }, "messages to another node given up: Redis unreachable too long");
         }
         if (queue.length === 0) {
@@ -190,10 +203,18 @@ export class NodeInbox {
             node,
             batch.map((w) => w.body),
           );
-        } catch {
+        } catch (error) {
+          // Those not to be resent are refused now; the others wait for the next try, in order.
+          const refused = batch.filter((w) => !w.resend);
+          if (refused.length > 0 && this.#waiting.get(node) === queue) {
+            const kept = queue.filter((w) => w.resend || !batch.includes(w));
+            queue.splice(0, queue.length, ...kept);
+          }
+          for (const w of refused) w.settle?.reject(error as Error);
           this.#retryLater();
           return;
         }
+        for (const w of batch) w.settle?.resolve();
         // (`forget` may have dropped the queue meanwhile)
         if (this.#waiting.get(node) === queue) queue.splice(0, batch.length);
       }
