@@ -14,6 +14,8 @@ const READ_BLOCK_MS = 2_000;
 const READ_BATCH = 200;
 /** Pause before reading again after a failed read (Redis away: the connection reconnects meanwhile). */
 const READ_RETRY_MS = 250;
+/** A write not answered in this time counts as failed. */
+const WRITE_TIMEOUT_MS = 3_000;
 /** How often messages that could not be written are tried again. */
 const RESEND_INTERVAL_MS = 250;
 /** A message still unwritten after this long is given up (and logged). */
@@ -71,6 +73,9 @@ export class NodeInbox {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: 3_000,
+      // A write a stuck connection never answers fails and is tried again (a copy it did make is
+      // dropped by the receiver's sequence numbers).
+      commandTimeout: WRITE_TIMEOUT_MS,
       retryStrategy,
     });
     this.#reader = new Redis(deps.url, { lazyConnect: true, connectTimeout: 3_000, retryStrategy });
@@ -215,8 +220,14 @@ export class NodeInbox {
           return;
         }
         for (const w of batch) w.settle?.resolve();
-        // (`forget` may have dropped the queue meanwhile)
-        if (this.#waiting.get(node) === queue) queue.splice(0, batch.length);
+        // What was written leaves the front of the queue (`forget` may have dropped the queue
+        // meanwhile, and an overflow the oldest of the batch).
+        if (this.#waiting.get(node) === queue) {
+          const written = new Set(batch);
+          let n = 0;
+          while (n < queue.length && written.has(queue[n]!)) n++;
+          queue.splice(0, n);
+        }
       }
     } finally {
       this.#flushing.delete(node);
