@@ -233,7 +233,8 @@ describe("operator console on the server's terminal", () => {
       await waitFor(() => /"tablet" from 127\.0\.0\.1/.test(proc.output()), "user details");
       proc.child.stdin!.write("who\nstats\nlogs 5\n");
       await waitFor(() => proc.output().includes("devices connected:"), "stats output");
-      assert.match(proc.output(), /admin\.user_added\s+console\s+zoe/);
+      // `logs` answers when the audit log is read, which may be after `stats` has answered.
+      await waitFor(() => /admin\.user_added\s+console\s+zoe/.test(proc.output()), "the audit log's line for zoe");
       proc.child.stdin!.write("bogus\n");
       await waitFor(() => proc.output().includes("unknown command 'bogus'"), "usage error");
       proc.child.stdin!.write("shutdown\n");
