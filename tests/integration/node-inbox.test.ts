@@ -2,7 +2,7 @@
  * The inbox through which cluster nodes send each other call messages (a Redis stream per node),
  * against a real throwaway Redis: messages arrive in order; a reader whose connection is cut reads
  * on from where it stopped, losing nothing (a pub/sub subscriber misses what was published while it
- * reconnected); messages sent with `resend` while Redis is down arrive, in order, once it is back;
+ * reconnected; a write cut before its answer may arrive twice, which CallBus drops); messages sent with `resend` while Redis is down arrive, in order, once it is back;
  * others are refused at once; a node's inbox is removed when it closes.
  */
 import assert from "node:assert/strict";
@@ -46,7 +46,7 @@ describe("node inbox (Redis streams between cluster nodes)", { skip: redisUnavai
     );
   });
 
-  it("a reader whose connection is cut reads on from where it stopped: nothing lost, nothing twice", async () => {
+  it("a reader whose connection is cut reads on from where it stopped: nothing lost, in order", async () => {
     const { sender, received } = await pair("a2", "b2");
     let sent = 0;
     const sending = setInterval(() => {
@@ -63,10 +63,22 @@ describe("node inbox (Redis streams between cluster nodes)", { skip: redisUnavai
     } finally {
       clearInterval(sending);
     }
-    await waitFor(() => received.length >= sent, `all ${sent} messages received`, { timeoutMs: 15_000 });
+    // A write whose answer was lost in the cut is written again, so a message can arrive twice
+    // (at least once, in order); the receiver keeps only what is newer than what it has, as
+    // CallBus does with the sequence numbers.
+    const kept = () => {
+      let last = 0;
+      return received.filter((m) => {
+        const n = Number(m.slice(1));
+        if (n <= last) return false;
+        last = n;
+        return true;
+      });
+    };
+    await waitFor(() => kept().length >= sent, `all ${sent} messages received`, { timeoutMs: 15_000 });
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.deepEqual(
-      received,
+      kept(),
       Array.from({ length: sent }, (_, i) => `n${i + 1}`),
     );
   });
