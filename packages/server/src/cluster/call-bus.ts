@@ -7,7 +7,7 @@ import {
   type RequestType,
   type WireError,
 } from "@parley/protocol";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { CallService, RemoteDevices } from "../calls/call-service.js";
 import type { Device, PresenceService } from "../presence/presence-service.js";
@@ -15,6 +15,7 @@ import { ClusterCallCounts } from "./call-counts.js";
 import type { ClusterPresence } from "./cluster-presence.js";
 import { NodeInbox } from "./node-inbox.js";
 import type { NodeRegistry } from "./node-registry.js";
+import { commandConnection } from "./redis-connections.js";
 import { type DeviceRef, RemoteDevice } from "./remote-device.js";
 
 /** A request to another node not answered in this time fails (CLUSTER_UNAVAILABLE): nothing waits forever. */
@@ -90,8 +91,6 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-const retryStrategy = (attempt: number) => Math.min(100 * attempt, 1_000);
-
 /**
  * 1:1 calls across the nodes of a cluster (docs/scaling.md, "Calls across nodes"). A call lives on
  * the caller's node (its owner), which holds its state machine, history and media legs.
@@ -149,13 +148,7 @@ export class CallBus implements RemoteDevices {
     this.#presence = deps.presence;
     this.#calls = deps.calls;
     this.#logger = deps.logger;
-    this.#redis = new Redis(deps.url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 3_000,
-      retryStrategy,
-    });
+    this.#redis = commandConnection(deps.url);
     this.#url = deps.url;
     this.#counts = new ClusterCallCounts({
       node: deps.node,

@@ -1,15 +1,10 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { PresenceService } from "../presence/presence-service.js";
 import { ClusterPresence } from "./cluster-presence.js";
 import { type NodeLoad, NodeRegistry } from "./node-registry.js";
+import { commandConnection, listeningConnection } from "./redis-connections.js";
 import { redactRedisUrl } from "./redis-url.js";
-
-/** A connection to Redis not made in this time fails (the start, or one reconnection attempt). */
-const CONNECT_TIMEOUT_MS = 3_000;
-
-/** Reconnection delays after Redis went away: quick at first, then once a second. */
-const retryStrategy = (attempt: number) => Math.min(100 * attempt, 1_000);
 
 /**
  * This server as one node of a cluster (`--redis`): two connections to Redis (commands, and one in
@@ -72,14 +67,8 @@ export class Cluster {
     const where = redactRedisUrl(url);
     // Commands fail at once while Redis is away (no offline queue): a login is refused rather
     // than held, and presence is rewritten whole when the connection is back.
-    const redis = new Redis(url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: CONNECT_TIMEOUT_MS,
-      retryStrategy,
-    });
-    const subscriber = new Redis(url, { lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, retryStrategy });
+    const redis = commandConnection(url);
+    const subscriber = listeningConnection(url);
     let lastError = "";
     for (const [name, connection] of [
       ["commands", redis],

@@ -1,5 +1,6 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { commandConnection, listeningConnection } from "./redis-connections.js";
 
 /** The Redis stream that holds the messages sent to `node`. */
 export const inboxKey = (node: string) => `parley:node:${node}:inbox`;
@@ -22,9 +23,6 @@ const RESEND_INTERVAL_MS = 250;
 const RESEND_GIVE_UP_MS = 30_000;
 /** Messages waiting to be written to one node, at most (beyond: the oldest are given up). */
 const RESEND_MAX_QUEUED = 5_000;
-
-/** Reconnection delays after Redis went away: quick at first, then once a second. */
-const retryStrategy = (attempt: number) => Math.min(100 * attempt, 1_000);
 
 interface Waiting {
   body: string;
@@ -68,17 +66,10 @@ export class NodeInbox {
     this.#node = deps.node;
     this.#logger = deps.logger;
     this.#onMessage = deps.onMessage;
-    this.#writer = new Redis(deps.url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 3_000,
-      // A write a stuck connection never answers fails and is tried again (a copy it did make is
-      // dropped by the receiver's sequence numbers).
-      commandTimeout: WRITE_TIMEOUT_MS,
-      retryStrategy,
-    });
-    this.#reader = new Redis(deps.url, { lazyConnect: true, connectTimeout: 3_000, retryStrategy });
+    // A write a stuck connection never answers fails and is tried again (a copy it did make is
+    // dropped by the receiver's sequence numbers).
+    this.#writer = commandConnection(deps.url, { commandTimeout: WRITE_TIMEOUT_MS });
+    this.#reader = listeningConnection(deps.url);
     // The cluster's own connections already report Redis going away.
     for (const connection of [this.#writer, this.#reader]) connection.on("error", () => undefined);
   }
