@@ -275,6 +275,12 @@ describe("operator console", { timeout: 120_000 }, () => {
     const page = operator.page;
     const row = page.locator(`[data-testid="operator-user"][data-username="${NORBERT.username}"]`);
     await expectText(row.getByTestId("device-address"), "127.0.0.1");
+    // The API connection just closed: the row drops it when the server's presence update arrives.
+    await expectEventually(
+      () => row.getByTestId("device").count(),
+      (n) => n === 1,
+      "Norbert to show only the console's device",
+    );
     await button(page, `Kick ${NORBERT.username}`).click();
     await page.getByRole("dialog", { name: "Please confirm" }).getByRole("button", { name: "Cancel" }).click();
     await expectGone(page.getByRole("dialog"));
