@@ -3,7 +3,9 @@
  * answers each client's ICE consent checks itself (RFC 7675: the client keeps its consent to send
  * and the relay's pair counts them), sends its RTCP reports from one relay-wide schedule (each
  * client still gets a round trip and the relay reads its loss), reports speaking changes within
- * its 100 ms poll, and its forwarded totals, added up when read, equal the legs' counters.
+ * its 100 ms poll, and its forwarded totals, added up when read, equal the legs' counters. It sends
+ * no consent checks of its own: the client's checks keep its consent (as an ICE-lite server's do),
+ * and a client that stops checking gets no more media after RFC 7675's 30 s.
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
@@ -12,9 +14,12 @@ import {
   type IceConnectionLike,
   iceConnectionOf,
   MediaStreamTrack,
+  nominatedPath,
   type RTCPeerConnection,
   RtpHeader,
   RtpPacket,
+  takeOverConsent,
+  tapDatagrams,
   useOPUS,
 } from "@parley/rtc";
 import { type MediaLeg, MediaRelay } from "@parley/server";
@@ -109,5 +114,54 @@ describe("native legs' control work", () => {
     const sent = alice.leg.counters.packetsOut + bob.leg.counters.packetsOut;
     assert.ok(sent > 100, `${sent} packets forwarded`);
     assert.equal(relay.stats().packetsForwarded, sent);
+  });
+
+  it("sends no consent checks of its own, and stops a client that stops checking after 30 s", {
+    timeout: 90_000,
+  }, async () => {
+    const carol = await client("ctl-c", () => 127);
+    const dave = await client("ctl-d", () => 127);
+    carol.leg.forwardTo([dave.leg]);
+    dave.leg.forwardTo([carol.leg]);
+    // What reaches Dave's client from the relay: STUN Binding requests and RTP, each with its time.
+    const path = nominatedPath(dave.pc);
+    assert.ok(path, "Dave's nominated path");
+    const requests: number[] = [];
+    const rtp: number[] = [];
+    const untap = tapDatagrams(path.socket, (werift) => (data, info) => {
+      if (data.length >= 20 && data[0] === 0 && data[1] === 1) requests.push(Date.now());
+      else if (data.length >= 12 && data[0]! >= 128 && data[0]! < 192 && !(data[1]! >= 192 && data[1]! <= 223))
+        rtp.push(Date.now());
+      for (const listener of werift) listener(data, info);
+    });
+    try {
+      // Over more than one consent interval (4 to 6 s), the clients' checks keep both legs up and
+      // the relay sends none of its own.
+      await new Promise((resolve) => setTimeout(resolve, 7000));
+      assert.deepEqual(requests, [], "the relay sent consent checks of its own");
+      assert.equal(dave.leg.state, "connected");
+      assert.ok(rtp.length > 200, `${rtp.length} RTP packets reached Dave`);
+
+      // Dave's client stops checking (and keeps sending): the relay keeps consent for 30 s.
+      const connection = iceConnectionOf(dave.pc) as IceConnectionLike;
+      assert.ok(takeOverConsent(connection), "the client's own consent checks stopped");
+      const stoppedAt = Date.now();
+      await waitFor(() => dave.leg.state !== "connected", "Dave's leg to lose consent", {
+        timeoutMs: 45_000,
+        intervalMs: 100,
+      });
+      const lostAfter = Date.now() - stoppedAt;
+      assert.ok(lostAfter >= 25_000, `consent lost ${lostAfter} ms after the last check (the timeout is 30 s)`);
+      assert.ok(lostAfter < 40_000, `consent lost only ${lostAfter} ms after the last check`);
+      assert.equal(carol.leg.state, "connected", "Carol, who kept checking, keeps her leg");
+      const failedAt = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(rtp.filter((at) => at > failedAt + 100).length, 0, "RTP reached Dave after consent was lost");
+      assert.deepEqual(requests, [], "the relay sent consent checks of its own");
+    } finally {
+      untap();
+      carol.stop();
+      dave.stop();
+    }
   });
 });

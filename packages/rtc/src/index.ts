@@ -92,6 +92,7 @@ export { applyWeriftFixes } from "./werift-fixes.js";
 export {
   type CandidatePairLike,
   type DatagramListener,
+  expireConsent,
   type IceConnectionLike,
   iceConnectionOf,
   iceSocketsOf,
@@ -101,6 +102,7 @@ export {
   type ReceiverReportState,
   receiverReportState,
   restrictSrtpProfiles,
+  resumeConsent,
   type SenderReportState,
   type SrtpContextLike,
   type SrtpSessionLike,
@@ -108,6 +110,7 @@ export {
   senderReportState,
   srtpProfileOf,
   srtpSessionOf,
+  takeOverConsent,
   tapDatagrams,
   type UdpTransportLike,
 } from "./werift-internals.js";

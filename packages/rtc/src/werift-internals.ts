@@ -35,9 +35,50 @@ export interface IceConnectionLike {
   localUsername?: string;
   localPassword?: string;
   iceControlling?: boolean;
+  /** werift's ICE-lite flag: a lite agent sends no consent checks of its own. */
+  iceLite?: boolean;
+  /** RFC 7675 consent state: what canSendApplicationData reads, and werift's own check loop. */
+  state?: string;
+  consentFresh?: boolean;
+  stopConsentLifecycle?: () => void;
+  queryConsent?: () => void;
+  setState?: (state: string) => void;
 }
 /** werift's CandidatePairState SUCCEEDED. */
 export const PAIR_SUCCEEDED = 3;
+
+/**
+ * Stops werift's own consent checks on `connection` (a Binding request every 4 to 6 s, a STUN
+ * transaction and its timers each) and keeps its consent to send fresh: the caller now decides
+ * consent from the remote agent's checks (see expireConsent). False when werift's consent state is
+ * not found (its checks then go on).
+ */
+export function takeOverConsent(connection: IceConnectionLike): boolean {
+  if (typeof connection.stopConsentLifecycle !== "function" || typeof connection.consentFresh !== "boolean") {
+    return false;
+  }
+  if (connection.state !== "connected" && connection.state !== "completed") return false;
+  connection.stopConsentLifecycle();
+  connection.consentFresh = true;
+  return true;
+}
+
+/** Gives consent back to werift (taken by takeOverConsent): its own checks start again. */
+export function resumeConsent(connection: IceConnectionLike): void {
+  if (connection.state !== "connected" && connection.state !== "completed") return;
+  connection.queryConsent?.();
+}
+
+/**
+ * Consent to send is lost on `connection` (taken over by takeOverConsent): nothing more may be
+ * sent on its pair, and the connection fails as werift's own consent expiry makes it fail.
+ */
+export function expireConsent(connection: IceConnectionLike): void {
+  if (connection.state === "closed" || connection.state === "failed") return;
+  connection.stopConsentLifecycle?.();
+  connection.consentFresh = false;
+  connection.setState?.("failed");
+}
 
 /** The ICE connection of a (bundled) peer connection, or why there is none. */
 export function iceConnectionOf(pc: RTCPeerConnection): IceConnectionLike | string {

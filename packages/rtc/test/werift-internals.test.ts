@@ -97,6 +97,12 @@ describe("werift internals @parley/rtc reads (werift 0.24.4)", () => {
     assert.ok(Array.isArray(connection.checkList) && connection.checkList.includes(pair), "werift's check list");
     assert.equal(typeof connection.canSendApplicationData, "function", "werift's consent state");
     assert.equal(connection.canSendApplicationData?.(), true);
+    // What takeOverConsent, resumeConsent and expireConsent use.
+    assert.equal(connection.state, "connected", "werift's ICE connection state");
+    assert.equal(connection.consentFresh, true, "werift's consent flag");
+    for (const method of ["stopConsentLifecycle", "queryConsent", "setState"] as const) {
+      assert.equal(typeof connection[method], "function", `werift's ICE connection ${method}`);
+    }
     const transports = iceSocketsOf(connection);
     assert.notEqual(typeof transports, "string", `no ICE sockets: ${transports}`);
     if (typeof transports === "string") return;

@@ -4,6 +4,8 @@ import {
   type CandidatePairLike,
   consentCredentials,
   countAnsweredCheck,
+  expireConsent,
+  type IceConnectionLike,
   isSupportedProfile,
   type NativeLeg,
   type NativeLegOptions,
@@ -11,8 +13,10 @@ import {
   PAIR_SUCCEEDED,
   PROFILE_AEAD_AES_128_GCM,
   type RTCPeerConnection,
+  resumeConsent,
   type SrtpContextLike,
   srtpSessionOf,
+  takeOverConsent,
   type UdpHandle,
   udpHandleOf,
 } from "@parley/rtc";
@@ -46,6 +50,13 @@ export interface NativeAttachment {
   /** The leg left the plane (`detach`: the leg closed, or werift closed its socket). */
   onDetached: (path: NativeRtpPath) => void;
 }
+
+/**
+ * RFC 7675's consent timeout: with no authenticated check from the client for this long, the
+ * relay stops sending to it and the leg fails (werift's own expiry, and mediasoup's ICE-lite
+ * iceConsentTimeout, use the same 30 s).
+ */
+export const CONSENT_TIMEOUT_MS = 30_000;
 
 /** A consent response that could not be sent is a lost datagram: the client checks again. */
 function ignoreSendError(): void {}
@@ -89,6 +100,13 @@ export class NativeRtpPath {
   #nominated: CandidatePairLike | undefined;
   #remote: string;
   #canSend = true;
+  /**
+   * Whether consent is decided here from the client's checks (werift's own checks stopped), the
+   * nominated pair's authenticated checks counted at the last sync, and when that count last moved.
+   */
+  #consentTaken: boolean;
+  #checksSeen: number;
+  #lastCheckAt: number;
   #speaking = false;
   #forwardToJs = false;
   #detached = false;
@@ -140,6 +158,9 @@ export class NativeRtpPath {
       throw error;
     }
     this.readings = new NativeLegReadings(this.leg.stats, a.counters);
+    this.#consentTaken = takeOverConsent(a.guard.connection);
+    this.#checksSeen = pair.requestsReceived ?? 0;
+    this.#lastCheckAt = Date.now();
     // RTP that reaches the guard came from a validated pair other than the native leg's remote
     // end: the client moved its media there (see SocketGuard); the native leg follows it.
     guard.rtpHandler = (_packet, info) => this.#follow(info.address, info.port);
@@ -238,6 +259,7 @@ export class NativeRtpPath {
     this.readings.harvest(this.#totals, this.#drops);
     this.#detached = true;
     this.leg.close();
+    if (this.#consentTaken) resumeConsent(this.#guard.connection);
     this.#restoreClose();
     if (this.#guard.rtpHandler) this.#guard.rtpHandler = null;
     try {
@@ -255,11 +277,38 @@ export class NativeRtpPath {
     if (pair && pair !== this.#nominated) {
       this.#nominated = pair;
       this.#follow(pair.remoteCandidate.host, pair.remoteCandidate.port);
+      // werift started its checks again on the new pair: consent stays decided here.
+      if (this.#consentTaken) {
+        this.#consentTaken = takeOverConsent(connection);
+        this.#checksSeen = pair.requestsReceived ?? 0;
+        this.#lastCheckAt = Date.now();
+      }
     }
+    if (this.#consentTaken) this.#watchConsent(connection, pair);
     const canSend = connection.canSendApplicationData?.() ?? false;
     if (canSend !== this.#canSend) {
       this.#canSend = canSend;
       this.leg.setCanSend(canSend);
+    }
+  }
+
+  /**
+   * Consent from the client's side (the way an ICE-lite server keeps it, RFC 7675 and RFC 8445
+   * 2.5): each authenticated Binding request from the client on the nominated pair, answered here
+   * or by werift, renews it; none for CONSENT_TIMEOUT_MS and the relay stops sending and the leg
+   * fails, as werift's own expiry does. The client's checks prove it still wants the media at that
+   * address; the relay's own checks (werift's, a STUN transaction and timers per leg every 4 to 6
+   * s) added nothing to that and were the event loop's largest per-leg cost.
+   */
+  #watchConsent(connection: IceConnectionLike, pair: CandidatePairLike | undefined): void {
+    const now = Date.now();
+    const seen = pair?.requestsReceived ?? 0;
+    if (seen !== this.#checksSeen) {
+      this.#checksSeen = seen;
+      this.#lastCheckAt = now;
+    } else if (now - this.#lastCheckAt > CONSENT_TIMEOUT_MS) {
+      this.#consentTaken = false;
+      expireConsent(connection);
     }
   }
 
