@@ -128,10 +128,12 @@ describe("native legs' control work", () => {
     assert.ok(path, "Dave's nominated path");
     const requests: number[] = [];
     const rtp: number[] = [];
+    const rtcp: number[] = [];
     const untap = tapDatagrams(path.socket, (werift) => (data, info) => {
       if (data.length >= 20 && data[0] === 0 && data[1] === 1) requests.push(Date.now());
-      else if (data.length >= 12 && data[0]! >= 128 && data[0]! < 192 && !(data[1]! >= 192 && data[1]! <= 223))
-        rtp.push(Date.now());
+      else if (data.length >= 8 && data[0]! >= 128 && data[0]! < 192 && data[1]! >= 192 && data[1]! <= 223) {
+        rtcp.push(Date.now());
+      } else if (data.length >= 12 && data[0]! >= 128 && data[0]! < 192) rtp.push(Date.now());
       for (const listener of werift) listener(data, info);
     });
     try {
@@ -141,6 +143,9 @@ describe("native legs' control work", () => {
       assert.deepEqual(requests, [], "the relay sent consent checks of its own");
       assert.equal(dave.leg.state, "connected");
       assert.ok(rtp.length > 200, `${rtp.length} RTP packets reached Dave`);
+      // RTCP paced as RFC 3550 asks (every 2.5 to 7.5 s with no loss to report): at most three
+      // compound reports in 7 s, where one a second would be seven.
+      assert.ok(rtcp.length >= 1 && rtcp.length <= 3, `${rtcp.length} RTCP packets reached Dave in 7 s`);
 
       // Dave's client stops checking (and keeps sending): the relay keeps consent for 30 s.
       const connection = iceConnectionOf(dave.pc) as IceConnectionLike;

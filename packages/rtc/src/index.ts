@@ -33,6 +33,7 @@ export {
   ReplayWindow,
   receivedStream,
 } from "./replay-window.js";
+export { LOSS_RISE, REPORT_INTERVAL_MS, ReportPacing } from "./report-pacing.js";
 export {
   REPORT_CHECK_MS,
   type RtcpReport,

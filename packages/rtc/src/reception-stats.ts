@@ -82,11 +82,16 @@ export class ReceptionStats {
    * next interval. Called once per receiver report.
    */
   fractionLostSinceLast(): number {
-    const expected = this.expected;
-    const expectedInterval = expected - this.expectedPrior;
-    const lostInterval = expectedInterval - (this.received - this.receivedPrior);
-    this.expectedPrior = expected;
+    const fraction = this.fractionLostSoFar();
+    this.expectedPrior = this.expected;
     this.receivedPrior = this.received;
+    return fraction;
+  }
+
+  /** The fraction lost in the interval fractionLostSinceLast would end now, without ending it. */
+  fractionLostSoFar(): number {
+    const expectedInterval = this.expected - this.expectedPrior;
+    const lostInterval = expectedInterval - (this.received - this.receivedPrior);
     return expectedInterval > 0 && lostInterval > 0 ? lostInterval / expectedInterval : 0;
   }
 }

@@ -10,6 +10,7 @@ import {
   timestampSeconds,
 } from "werift";
 import type { ReceptionStats } from "./reception-stats.js";
+import { REPORT_INTERVAL_MS } from "./report-pacing.js";
 import { receiverReportState, senderReportState } from "./werift-internals.js";
 
 /*
@@ -20,11 +21,7 @@ import { receiverReportState, senderReportState } from "./werift-internals.js";
 
 /** How often (ms) `count` refreshes the report time pair: werift's NTP clock is costly. */
 const REPORT_CLOCK_MS = 200;
-/**
- * RFC 3550 6.2: RTCP at most every 5 s on average (randomised between 0.5 and 1.5 times the
- * interval, so peers do not synchronise); the reports are checked for once a second.
- */
-const REPORT_INTERVAL_MS = 5000;
+/** How often (ms) a connection's reports are checked for (see ReportPacing for when they go out). */
 export const REPORT_CHECK_MS = 1000;
 
 /** werift's sendRtcp settles when the packet is handed to the socket; send failures are dropped packets. */
@@ -82,8 +79,16 @@ export class SenderReports {
    * sends it now, e.g. in one compound packet with other reports of the connection), else null.
    */
   dueReport(now: number): RtcpSrPacket | null {
+    return now < this.#nextReportAt ? null : this.report(now);
+  }
+
+  /**
+   * The sender report now, whatever this stream's own pacing says (the caller paces the
+   * connection's reports: see ReportPacing), if the stream has sent RTP (recorded as sent), else null.
+   */
+  report(now: number): RtcpSrPacket | null {
     const sender = senderReportState(this.#sender);
-    if (sender.packetCount === 0 || now < this.#nextReportAt) return null;
+    if (sender.packetCount === 0) return null;
     this.#nextReportAt = now + REPORT_INTERVAL_MS * (0.5 + Math.random());
     const report = new RtcpSrPacket({
       ssrc: sender.ssrc,

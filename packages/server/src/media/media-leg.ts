@@ -3,6 +3,7 @@ import {
   type MediaStreamTrack,
   type ReceivedStream,
   ReceptionStats,
+  ReportPacing,
   type RTCPeerConnection,
   type RTCRtpSender,
   RTP_FIXED_HEADER_BYTES,
@@ -95,6 +96,8 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   readonly id: string;
   readonly #counters: MediaLegCounters = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, lastPacketAt: 0 };
   readonly #reception = new ReceptionStats();
+  /** When the leg's own RTCP reports go out (fast and native planes; see #sendReports). */
+  readonly #reportPacing = new ReportPacing();
   readonly #voice = new VoiceActivity();
   readonly #pc: RTCPeerConnection;
   readonly #slots: Slot[];
@@ -457,48 +460,61 @@ export class MediaLeg extends TypedEmitter<{ stateChange: [MediaLegState]; speak
   }
 
   /**
-   * Sends the RTCP sender report of every fast-path slot that is due and has sent audio, and a
-   * receiver report on the client's stream (see #receiverReport), in one compound packet: the
+   * Checked once a second; when the leg's reports are due (ReportPacing: every ~5 s, sooner when
+   * the loss to report rises), sends the RTCP sender report of every slot that has sent audio and
+   * a receiver report on the client's stream (see #lossToReport), in one compound packet: the
    * slots share the leg's one bundled transport, so one SRTCP protection and one datagram.
    */
   #sendReports(): void {
     const now = Date.now();
     const native = this.#native;
-    if (native) {
-      native.readings.reception(this.#reception);
-      for (let i = 0; i < this.#slots.length; i++) native.readings.slotReport(i, this.#slots[i]!.reports);
-    }
+    native?.readings.reception(this.#reception);
+    const loss = this.#lossToReport();
+    if (!this.#reportPacing.due(now, loss)) return;
+    if (native) for (let i = 0; i < this.#slots.length; i++) native.readings.slotReport(i, this.#slots[i]!.reports);
     const packets: RtcpReport[] = [];
     for (const slot of this.#slots) {
-      const report = slot.reports.dueReport(now);
+      const report = slot.reports.report(now);
       if (report) packets.push(report);
     }
-    const receiver = this.#receiverReport();
+    const receiver = this.#receiverReport(loss);
     if (receiver) packets.push(receiver);
     const via = this.#slots[0]?.sender;
-    if (via && packets.length > 0) sendRtcp(via, packets);
+    if (!via || packets.length === 0) return;
+    sendRtcp(via, packets);
+    this.#reportPacing.sent(now, loss);
   }
 
   /**
-   * The fast path's receiver report to the client about its audio: the reception statistics the
-   * leg keeps (RFC 3550 A.3, A.8), the last sender report's time (for the client's round trip),
-   * and as fraction lost the worst of what reaches the relay and what the listeners of this audio
-   * report losing on their way from the relay (their receiver reports on the slots that carry it).
-   * The client's Opus encoder sizes its in-band FEC by this fraction (libopus adds none at 0 %),
-   * so the loss is where it counts: between the speaker and each listener, not just to the relay.
+   * The fraction lost the receiver report to the client about its audio carries: the worst of
+   * what reaches the relay since the last report and what the listeners of this audio report
+   * losing on their way from the relay (their receiver reports on the slots that carry it). The
+   * client's Opus encoder sizes its in-band FEC by this fraction (libopus adds none at 0 %), so
+   * the loss is where it counts: between the speaker and each listener, not just to the relay.
    */
-  #receiverReport(): RtcpReport | null {
+  #lossToReport(): number {
     const r = this.#reception;
-    if (r.ssrc === -1) return null;
-    const transceiver = this.#pc.getTransceivers()[0];
-    if (!transceiver) return null;
-    let fraction = r.fractionLostSinceLast();
+    let fraction = r.ssrc === -1 ? 0 : r.fractionLostSoFar();
     for (const { target, slot } of this.#outputs) {
       if (target.#state !== "connected") continue;
       const downstream = target.#slots[slot]?.reports.remoteFractionLost;
       if (typeof downstream === "number" && downstream > fraction) fraction = downstream;
     }
-    return receiverReport(transceiver.receiver, r, fraction);
+    return fraction;
+  }
+
+  /**
+   * The receiver report to the client about its audio (null before any): the reception
+   * statistics the leg keeps (RFC 3550 A.3, A.8), the last sender report's time (for the client's
+   * round trip) and `loss` as fraction lost; starts the next loss interval.
+   */
+  #receiverReport(loss: number): RtcpReport | null {
+    const r = this.#reception;
+    if (r.ssrc === -1) return null;
+    const transceiver = this.#pc.getTransceivers()[0];
+    if (!transceiver) return null;
+    r.fractionLostSinceLast();
+    return receiverReport(transceiver.receiver, r, loss);
   }
 
   /**
