@@ -13,9 +13,10 @@ import {
 import { callBetween, Phone } from "../security/media-call.js";
 
 /**
- * The server's choice of media data plane, as an operator meets it: the `--media-data-plane` and
- * `--media-threads` flags, and the fallback to the JavaScript plane, said once, where the native
- * plane cannot be loaded (here: its addon pointed at a file that does not exist).
+ * The server's choice of media data plane, as an operator meets it: the `--media-data-plane`,
+ * `--media-threads` and `--media-io-uring` flags, and the fallback to the JavaScript plane, said
+ * once, where the native plane cannot be loaded (here: its addon pointed at a file that does not
+ * exist).
  */
 
 const MISSING_ADDON = "/nonexistent/parley-data-plane.node";
@@ -43,6 +44,7 @@ async function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Runni
   const base = { ...process.env };
   delete base.PARLEY_MEDIA_DATA_PLANE;
   delete base.PARLEY_MEDIA_THREADS;
+  delete base.PARLEY_MEDIA_IO_URING;
   const server = await launchServerProcess(process.execPath, [...serverProcessArgs(dir), ...args], {
     env: { ...base, ...env },
   });
@@ -152,5 +154,21 @@ describe("the media data plane", () => {
       `each call's legs on one thread (${JSON.stringify(threads)})`,
     );
     assert.deepEqual(threads.flat().sort(), [0, 1], "the two calls on different threads");
+    // By default the media threads batch their socket calls through io_uring (this kernel allows it).
+    const batching = logOf(run).filter((r) => r.msg === "native media threads batch through io_uring");
+    assert.equal(batching.length, 1, "io_uring batching said once");
+  });
+
+  it("relays with one system call per socket with --media-io-uring off, and says so once", async () => {
+    const run = await start(["--media-io-uring", "off"]);
+    const [a, b] = await talkingPair(run, "plain", [1000, 440]);
+    await assertHears(b, 1000);
+    await assertHears(a, 440);
+    const log = logOf(run);
+    assert.equal(log.filter((r) => r.msg === "media leg on the native data plane").length, 2);
+    const plain = log.filter((r) => r.msg === "native media threads make one system call per socket");
+    assert.equal(plain.length, 1);
+    assert.equal(plain[0]?.reason, "io_uring turned off");
+    assert.equal(log.filter((r) => r.msg === "native media threads batch through io_uring").length, 0);
   });
 });

@@ -129,6 +129,15 @@ program
       .argParser(atLeastOne),
   )
   .addOption(
+    new Option(
+      "--media-io-uring <on|off>",
+      "batch the media threads' socket reads and sends through io_uring (a few system calls a round whatever the number of legs); off, or where the kernel or a seccomp profile refuses io_uring, they make one call per socket",
+    )
+      .choices(["on", "off"])
+      .env("PARLEY_MEDIA_IO_URING")
+      .default("on"),
+  )
+  .addOption(
     new Option("--opus-fec <on|off>", "ask clients' Opus encoders for in-band FEC (recovers lost packets)")
       .choices(["on", "off"])
       .env("PARLEY_OPUS_FEC")
@@ -363,6 +372,7 @@ program
         },
         mediaDataPlane: opts.mediaDataPlane,
         mediaThreads: Number(opts.mediaThreads),
+        mediaIoUring: opts.mediaIoUring !== "off",
         opusFec: opts.opusFec === "on",
         opusDtx: opts.opusDtx === "on",
         ringTimeoutMs: opts.ringTimeout * 1000,

@@ -628,18 +628,23 @@ static void plane_finalize(napi_env env, void *data, void *hint) {
   live_planes--;
 }
 
+/* createPlane(threads, ioUring): ioUring false makes the threads use plain system calls. */
 static napi_value create_plane(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], handle;
+  size_t argc = 2;
+  napi_value argv[2], handle;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int64_t threads;
   if (argc < 1 || !get_int(env, argv[0], &threads) || threads < 1 || threads > MAX_THREADS) {
     return throw_type(env, "threads must be 1 to 256");
   }
+  bool io_uring = true;
+  if (argc >= 2 && napi_get_value_bool(env, argv[1], &io_uring) != napi_ok) {
+    return throw_type(env, "ioUring must be a boolean");
+  }
   plane_t *plane = calloc(1, sizeof(plane_t));
   if (!plane) return throw_type(env, "out of memory");
   live_planes++;
-  const char *error = plane_start(plane, (int)threads);
+  const char *error = plane_start(plane, (int)threads, io_uring);
   if (error) {
     plane_stop(plane);
     free(plane);
@@ -681,6 +686,17 @@ static napi_value plane_leg_counts(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* batching(plane): "io_uring", or why the threads make plain system calls. */
+static napi_value plane_batching(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  plane_t *plane = argc ? get_tagged(env, argv[0], &PLANE_TAG) : NULL;
+  if (!plane) return throw_type(env, "not a native plane");
+  CHECK(napi_create_string_utf8(env, plane->batching ? plane->batching : "", NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
 /* counts(): the planes and legs whose memory is held (for leak checks). */
 static napi_value counts(napi_env env, napi_callback_info info) {
   (void)info;
@@ -701,7 +717,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"createPlane", create_plane}, {"closePlane", plane_close_js}, {"legCounts", plane_leg_counts},
       {"addLeg", add_leg},           {"closeLeg", leg_close},        {"setRemote", leg_set_remote},
       {"set", leg_set},              {"route", leg_route_js},        {"sendFrom", leg_send_from_js},
-      {"counts", counts},
+      {"counts", counts},            {"batching", plane_batching},
   };
   for (size_t i = 0; i < sizeof(functions) / sizeof(functions[0]); i++) {
     napi_value fn;

@@ -119,7 +119,7 @@ static void receive_rtp(media_thread_t *t, leg_t *leg, uint8_t *data, int length
 
 /* Sorts one batch read from the leg's socket (RTP from the client, datagrams for JavaScript, junk)
  * and copies the leg's outputs for forwarding, all under the leg's lock. */
-static void receive_batch(media_thread_t *t, leg_t *leg, int count) {
+static void receive_batch(media_thread_t *t, leg_t *leg, int first, int count) {
   t->inbound_count = 0;
   t->output_count = 0;
   double now = -1;
@@ -129,7 +129,7 @@ static void receive_batch(media_thread_t *t, leg_t *leg, int count) {
     return;
   }
   double *stats = leg->stats;
-  for (int i = 0; i < count; i++) {
+  for (int i = first; i < first + count; i++) {
     struct msghdr *message = &t->messages[i].msg_hdr;
     uint8_t *data = t->buffers[i];
     int length = (int)t->messages[i].msg_len;
@@ -242,11 +242,17 @@ void leg_drain(media_thread_t *t, leg_t *leg) {
     }
     int count = recvmmsg(leg->fd, t->messages, RECV_BATCH, MSG_DONTWAIT, NULL);
     if (count <= 0) return;
-    receive_batch(t, leg, count);
+    receive_batch(t, leg, 0, count);
     if (t->inbound_count > 0 && t->output_count > 0) forward_batch(t, leg);
     plane_queue_flush(t);
     if (count < RECV_BATCH) return;
   }
+}
+
+void leg_receive(media_thread_t *t, leg_t *leg, int index) {
+  receive_batch(t, leg, index, 1);
+  /* Queued, not sent: the round sends every leg's output in one submission. */
+  if (t->inbound_count > 0 && t->output_count > 0) forward_batch(t, leg);
 }
 
 void leg_send_from(leg_t *leg, int slot, uint64_t source, const inbound_t *packet) {

@@ -28,13 +28,15 @@
 #include "continuity.h"
 #include "reception.h"
 #include "srtp.h"
+#include "uring.h"
 
 /* Datagrams read per recvmmsg call, and recvmmsg calls per socket per round (fairness). */
 #define RECV_BATCH 32
 #define RECV_CALLS_PER_ROUND 4
 /* The largest datagram read whole (a longer one is truncated and dropped as malformed). */
 #define RECV_BYTES 4096
-/* Outgoing datagrams queued per thread before a flush (sendmmsg per run of one socket). */
+/* Outgoing datagrams queued per thread before a flush (one io_uring submission, or sendmmsg per
+ * run of one socket). */
 #define SEND_QUEUE 256
 /* The largest RTP packet sent: a 12-byte header, the payload and the SRTP tag. */
 #define SEND_BYTES (RECV_BYTES + SRTP_MAX_TAG_BYTES)
@@ -159,6 +161,12 @@ struct media_thread {
   pthread_mutex_t lock;
   volatile int stop;
   int legs; /* how many legs it serves (JavaScript thread only) */
+  /* Its io_uring (NULL: plain system calls), and the ready legs of a round's receives: the leg
+   * whose datagram lands in messages[i], its length (or -errno) and whether its socket has more. */
+  uring_t *ring;
+  leg_t *ready[RECV_BATCH];
+  int received[RECV_BATCH];
+  uint8_t more[RECV_BATCH];
   /* One batch in. */
   struct mmsghdr messages[RECV_BATCH];
   struct iovec vectors[RECV_BATCH];
@@ -185,6 +193,8 @@ struct media_thread {
 
 struct plane {
   int thread_count;
+  /* How the threads batch their system calls: "io_uring", or why they make plain ones. */
+  const char *batching;
   int closed;
   media_thread_t **threads;
   leg_t *legs; /* every open leg (JavaScript thread only) */
@@ -194,7 +204,7 @@ struct plane {
 };
 
 /* plane.c */
-const char *plane_start(plane_t *plane, int threads);
+const char *plane_start(plane_t *plane, int threads, int io_uring);
 void plane_stop(plane_t *plane);
 int plane_watch(media_thread_t *thread, leg_t *leg);
 void plane_unwatch_barrier(plane_t *plane, leg_t *leg);
@@ -202,6 +212,8 @@ void plane_queue_flush(media_thread_t *thread);
 
 /* leg.c */
 void leg_drain(media_thread_t *thread, leg_t *leg);
+/* The datagram in the thread's messages[index] (read by the thread's io_uring) from `leg`'s socket. */
+void leg_receive(media_thread_t *thread, leg_t *leg, int index);
 /* sendFrom: a packet from a source that is not a native leg, sent on the calling thread. */
 void leg_send_from(leg_t *leg, int slot, uint64_t source, const inbound_t *packet);
 /* Slot `slot` of `target` carries `source` (NULL: nothing); NULL, or why it cannot. */

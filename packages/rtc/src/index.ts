@@ -20,6 +20,7 @@ export {
   NativeLegStat,
   type NativePlane,
   type NativePlaneModule,
+  type NativePlaneOptions,
   type NativeSrtpKeys,
   slotStat,
 } from "./native-plane.js";

@@ -110,6 +110,8 @@ export interface NativeLegOptions {
 
 export interface NativePlane {
   readonly threads: number;
+  /** How the media threads batch their system calls: "io_uring", or why they make plain ones. */
+  readonly batching: string;
   addLeg(options: NativeLegOptions): NativeLeg;
   /** How many open legs each thread serves (for placing calls by load). */
   legCounts(): number[];
@@ -146,8 +148,13 @@ export interface NativeLeg {
   close(): void;
 }
 
+/** Options of a plane: `ioUring` false makes its threads use plain system calls (default true). */
+export interface NativePlaneOptions {
+  ioUring?: boolean;
+}
+
 export interface NativePlaneModule {
-  createPlane(threads: number): NativePlane;
+  createPlane(threads: number, options?: NativePlaneOptions): NativePlane;
   /** Planes and legs whose native memory is still held (for leak checks). */
   counts(): { planes: number; legs: number };
 }
@@ -155,8 +162,9 @@ export interface NativePlaneModule {
 /** The addon's own functions (native/addon.c). */
 interface Addon {
   layout: { SLOT_BASE: number; SLOT_STRIDE: number; MAX_SLOTS: number; MAX_SSRCS: number };
-  createPlane(threads: number): object;
+  createPlane(threads: number, ioUring: boolean): object;
   closePlane(plane: object): void;
+  batching(plane: object): string;
   legCounts(plane: object): number[];
   addLeg(
     plane: object,
@@ -281,10 +289,14 @@ class Plane implements NativePlane {
   };
   #closed = false;
 
-  constructor(addon: Addon, threads: number) {
+  constructor(addon: Addon, threads: number, options: NativePlaneOptions) {
     this.#addon = addon;
     this.threads = threads;
-    this.#handle = addon.createPlane(threads);
+    this.#handle = addon.createPlane(threads, options.ioUring ?? true);
+  }
+
+  get batching(): string {
+    return this.#addon.batching(this.#handle);
   }
 
   addLeg(options: NativeLegOptions): NativeLeg {
@@ -367,13 +379,14 @@ function load(file: string): NativePlaneModule | string {
   const layout = addon.layout;
   if (
     typeof addon.createPlane !== "function" ||
+    typeof addon.batching !== "function" ||
     layout?.SLOT_BASE !== NativeLegStat.SLOT_BASE ||
     layout.SLOT_STRIDE !== NativeLegStat.SLOT_STRIDE
   ) {
     return "the native data plane was built from other sources (run npm run build)";
   }
   return {
-    createPlane: (threads: number) => new Plane(addon, threads),
+    createPlane: (threads: number, options: NativePlaneOptions = {}) => new Plane(addon, threads, options),
     counts: () => addon.counts(),
   };
 }

@@ -172,6 +172,8 @@ export interface ServerConfig {
   mediaDataPlane?: DataPlane | undefined;
   /** Media threads of the native data plane (`--media-threads`); a call's legs share one. */
   mediaThreads: number;
+  /** Batch the media threads' system calls through io_uring where the kernel allows (`--media-io-uring`). */
+  mediaIoUring: boolean;
   /** Ask clients' Opus encoders for in-band FEC (`useinbandfec=1`): lost packets recovered from the next. */
   opusFec: boolean;
   /** Ask clients' Opus encoders for DTX (`usedtx=1`): next to no packets during silence. */
@@ -224,6 +226,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxConferenceSize: 16,
   media: { ip: defaultMediaIp(), portMin: 40000, portMax: 49999 },
   mediaThreads: os.availableParallelism(),
+  mediaIoUring: true,
   opusFec: true,
   opusDtx: true,
   logLevel: "info",

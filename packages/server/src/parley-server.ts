@@ -149,6 +149,7 @@ export async function startServer(options: StartOptions = {}): Promise<ParleySer
   const media = new MediaRelay(config.media, logger.child({ module: "media" }), {
     ...(config.mediaDataPlane ? { dataPlane: config.mediaDataPlane } : {}),
     mediaThreads: config.mediaThreads,
+    mediaIoUring: config.mediaIoUring,
     // Where the fallback is tested: the addon pointed at a file that cannot be loaded.
     nativePlaneFile: process.env.PARLEY_NATIVE_PLANE_PATH || undefined,
     opus: { fec: config.opusFec, dtx: config.opusDtx },

@@ -32,6 +32,8 @@ export interface MediaRelayOptions {
   dataPlane?: DataPlane;
   /** Media threads of the native plane (default: os.availableParallelism()). */
   mediaThreads?: number;
+  /** Batch the native plane's system calls through io_uring where the kernel allows (default true). */
+  mediaIoUring?: boolean;
   /** The addon file to load instead of the one the build makes (a test of the fallback names a missing one). */
   nativePlaneFile?: string | undefined;
   /** @deprecated `dataPlane: "werift"`. False keeps every leg on werift's RTP stack. */
@@ -67,6 +69,7 @@ export class MediaRelay {
   readonly #dataPlane: DataPlane;
   readonly #dataPlaneNamed: boolean;
   readonly #mediaThreads: number;
+  readonly #mediaIoUring: boolean;
   readonly #nativePlaneFile: string | undefined;
   /** The native plane, once a leg needs it; a string: why it cannot be loaded (logged once). */
   #native: NativeMedia | string | null = null;
@@ -87,6 +90,7 @@ export class MediaRelay {
     this.#dataPlaneNamed = options.dataPlane !== undefined;
     this.#mediaThreads = options.mediaThreads ?? os.availableParallelism();
     this.#nativePlaneFile = options.nativePlaneFile;
+    this.#mediaIoUring = options.mediaIoUring ?? true;
     if (!(Number.isInteger(this.#mediaThreads) && this.#mediaThreads >= 1)) {
       throw new Error(`media threads must be a whole number of at least 1 (got ${options.mediaThreads})`);
     }
@@ -118,7 +122,7 @@ export class MediaRelay {
         const level = this.#dataPlaneNamed ? "error" : "warn";
         this.#logger[level]({ reason: module }, "native media data plane unavailable: relaying on the JS fast plane");
       } else {
-        this.#native = new NativeMedia(module, this.#mediaThreads);
+        this.#native = new NativeMedia(module, this.#mediaThreads, this.#mediaIoUring, this.#logger);
       }
     }
     return typeof this.#native === "string" ? null : this.#native;

@@ -1,4 +1,5 @@
 import type { NativePlane, NativePlaneModule } from "@parley/rtc";
+import type { Logger } from "../logging/logger.js";
 import { type NativeAttachment, NativeRtpPath } from "./native-rtp-path.js";
 import { ThreadPlacement } from "./thread-placement.js";
 
@@ -18,6 +19,8 @@ const SYNC_EVERY_POLLS = 10;
 export class NativeMedia {
   readonly threads: number;
   readonly #module: NativePlaneModule;
+  readonly #ioUring: boolean;
+  readonly #logger: Logger;
   readonly #placement: ThreadPlacement;
   readonly #paths = new Set<NativeRtpPath>();
   #plane: NativePlane | null = null;
@@ -25,8 +28,10 @@ export class NativeMedia {
   #polls = 0;
   #closed = false;
 
-  constructor(module: NativePlaneModule, threads: number) {
+  constructor(module: NativePlaneModule, threads: number, ioUring: boolean, logger: Logger) {
     this.#module = module;
+    this.#ioUring = ioUring;
+    this.#logger = logger;
     this.threads = Math.max(1, Math.floor(threads));
     this.#placement = new ThreadPlacement(this.threads);
   }
@@ -40,10 +45,18 @@ export class NativeMedia {
     let plane = this.#plane;
     if (!plane) {
       try {
-        plane = this.#module.createPlane(this.threads);
+        plane = this.#module.createPlane(this.threads, { ioUring: this.#ioUring });
       } catch (error) {
         return `the native plane's threads did not start: ${(error as Error).message}`;
       }
+      const batching = plane.batching;
+      if (batching === "io_uring")
+        this.#logger.info({ threads: this.threads }, "native media threads batch through io_uring");
+      else
+        this.#logger.info(
+          { threads: this.threads, reason: batching },
+          "native media threads make one system call per socket",
+        );
       this.#plane = plane;
     }
     const thread = this.#placement.place(group);
