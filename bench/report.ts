@@ -103,6 +103,7 @@ function headlineBlock(
   jsVerdict: Json | undefined,
   weriftVerdict: Json | undefined,
   rtpengine: { run: Json; verdict: Json | undefined } | undefined,
+  syscallsVerdict: Json | undefined,
 ): string {
   const v = verdict.result;
   const native = perCoreOf(v);
@@ -139,6 +140,14 @@ function headlineBlock(
       "",
     ],
   ];
+  if (syscallsVerdict) {
+    rows.push(
+      row(
+        "Parley, native data plane with `--media-io-uring off` (a system call per socket, as where io_uring is refused)",
+        syscallsVerdict.result,
+      ),
+    );
+  }
   if (loopVerdict) rows.push(row("Parley, native, event loop alone on the core", loopVerdict.result));
   if (jsVerdict) rows.push(row("Parley, JS fast plane (`--media-data-plane js`, the fallback)", jsVerdict.result));
   const peer = rtpengine?.verdict?.result;
@@ -813,6 +822,7 @@ export function writeDocs(resultsDir: string): void {
   const loop = read(resultsDir, "relay-loop");
   const werift = read(resultsDir, "relay-werift");
   const relayJs = read(resultsDir, "relay-js");
+  const syscalls = read(resultsDir, "relay-syscalls");
   const threads = ["relay-threads-1", "relay-threads-2"].flatMap((name) => {
     const run = read(resultsDir, name);
     return run ? [{ name, run }] : [];
@@ -843,7 +853,11 @@ export function writeDocs(resultsDir: string): void {
   if (any) doc = replaceBlock(doc, "env", envBlock(any, read(resultsDir, "run")));
   const peer = rtpengine ? { run: rtpengine, verdict: rtpengineVerdict } : undefined;
   if (verdict) {
-    doc = replaceBlock(doc, "headline", headlineBlock(verdict, loopVerdict, jsVerdict, weriftVerdict, peer));
+    doc = replaceBlock(
+      doc,
+      "headline",
+      headlineBlock(verdict, loopVerdict, jsVerdict, weriftVerdict, peer, verdictOf(syscalls)),
+    );
     doc = replaceBlock(
       doc,
       "goals",

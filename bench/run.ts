@@ -26,6 +26,7 @@ import {
   type RelayResult,
   relayScenario,
   relayVerdict,
+  syscallsSteps,
   threadsSteps,
   weriftSteps,
 } from "./scenarios/relay.js";
@@ -168,6 +169,10 @@ if (only.has("relay")) {
   for (const pinMode of modes) {
     ramps.push(await timed(pinMode === "process" ? "relay" : "relay-loop", () => relayScenario(ctx, { pinMode })));
   }
+  // The native plane without io_uring (one system call per socket), for what io_uring saves (full runs).
+  const syscalls = quick
+    ? undefined
+    : await timed("relay-syscalls", () => relayScenario(ctx, { ioUring: false, steps: syscallsSteps(quick) }));
   // The JS fast plane (the fallback where the addon cannot load), same core, same steps.
   const js = await timed("relay-js", () => relayScenario(ctx, { dataPlane: "js" }));
   // The same ramp's first steps on werift's RTP path, for the comparison (full runs).
@@ -181,11 +186,16 @@ if (only.has("relay")) {
   const rtpengine = peer && !("skipped" in peer) ? peer : undefined;
   maxCalls = Math.max(
     maxCalls,
-    ...[...ramps, js, ...(werift ? [werift] : []), ...(rtpengine ? [rtpengine] : [])].map(
-      (r) => r.steps.at(-1)?.calls ?? 0,
-    ),
+    ...[
+      ...ramps,
+      js,
+      ...(syscalls ? [syscalls] : []),
+      ...(werift ? [werift] : []),
+      ...(rtpengine ? [rtpengine] : []),
+    ].map((r) => r.steps.at(-1)?.calls ?? 0),
   );
   rampsToJudge.push({ name: "relay-js", ramp: js });
+  if (syscalls) rampsToJudge.push({ name: "relay-syscalls", ramp: syscalls });
   if (werift) rampsToJudge.push({ name: "relay-werift", ramp: werift });
   if (rtpengine) rampsToJudge.push({ name: "relay-rtpengine", ramp: rtpengine });
   for (const ramp of ramps) rampsToJudge.push({ name: ramp.pinMode === "process" ? "relay" : "relay-loop", ramp });

@@ -42,6 +42,12 @@ export function weriftSteps(quick: boolean): number[] {
   return quick ? [10] : [20, 50, 80, 110];
 }
 
+/** Steps of the native ramp with `--media-io-uring off` (full runs: where the generator keeps its schedule). */
+export function syscallsSteps(quick: boolean): number[] {
+  if (process.env.BENCH_SYSCALLS_STEPS) return process.env.BENCH_SYSCALLS_STEPS.split(",").map(Number);
+  return quick ? [10] : [100, 150, 200, 300];
+}
+
 /** Steps of the scaling ramps (native plane, one and then two media threads, server on every core). */
 export function threadsSteps(quick: boolean): number[] {
   if (process.env.BENCH_THREADS_STEPS) return process.env.BENCH_THREADS_STEPS.split(",").map(Number);
@@ -92,6 +98,8 @@ export async function relayScenario(
     mediaThreads?: number;
     /** The server's cores (taskset list) instead of the relay core, e.g. every core for the scaling ramps. */
     serverCores?: string;
+    /** false: `--media-io-uring off` (the native plane's media threads make one system call per socket). */
+    ioUring?: boolean;
   } = {},
 ) {
   const pinMode = options.pinMode ?? "process";
@@ -109,10 +117,10 @@ export async function relayScenario(
     helperCores: ctx.pinning.generators,
     // Named explicitly (native is also the default): a native plane that cannot load falls back to
     // js, which the media thread count below shows (none).
-    env: { PARLEY_MEDIA_DATA_PLANE: dataPlane },
+    env: { PARLEY_MEDIA_DATA_PLANE: dataPlane, PARLEY_MEDIA_IO_URING: options.ioUring === false ? "off" : "on" },
     extraArgs: options.mediaThreads ? ["--media-threads", String(options.mediaThreads)] : [],
   });
-  const label = `${dataPlane}${options.mediaThreads ? `, ${options.mediaThreads} media thread(s)` : ""}${
+  const label = `${dataPlane}${options.ioUring === false ? ", io_uring off" : ""}${options.mediaThreads ? `, ${options.mediaThreads} media thread(s)` : ""}${
     options.serverCores ? `, server on core(s) ${options.serverCores}` : ""
   }`;
   const cluster = await Cluster.start(ctx, ctx.generators);
@@ -199,6 +207,7 @@ export async function relayScenario(
   return {
     pinMode,
     dataPlane,
+    ioUring: options.ioUring !== false,
     /** The media threads the server ran (none: not the native plane). */
     mediaThreads: threadNames,
     serverCores: serverCores ?? null,
