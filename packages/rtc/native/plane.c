@@ -33,17 +33,26 @@ static int64_t monotonic_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Whether an operation's result says the ring cannot do socket operations at all (a kernel or a
+ * sandbox that sets io_uring up but refuses its recvmsg or sendmsg): the thread then drops it.
+ * (Not EPERM: a firewall rule that rejects a datagram makes a send fail with it.) */
+static int refused_by_ring(int result) {
+  return result == -EINVAL || result == -EOPNOTSUPP || result == -ENOSYS || result == -EBADF;
+}
+
 /* A receive of the round's io_uring submission completed (tag: its index in the ready legs). */
 static void on_received(void *context, uint64_t tag, int result, int more) {
   media_thread_t *t = context;
   t->received[tag] = result;
   t->more[tag] = (uint8_t)more;
+  if (refused_by_ring(result)) t->ring_refused = 1;
 }
 
 /* The thread's io_uring failed: it makes plain system calls from now on. */
 static void drop_ring(media_thread_t *t) {
   uring_destroy(t->ring);
   t->ring = NULL;
+  t->ring_refused = 0;
 }
 
 /* Reads the datagrams t->ready names (one per message slot; a leg's slots in a row, read in that
@@ -59,7 +68,8 @@ static int receive_slots(media_thread_t *t, int count) {
     t->more[i] = 0;
     uring_recvmsg(t->ring, t->ready[i]->fd, message, (uint64_t)i);
   }
-  if (uring_run(t->ring, on_received, t) < 0) {
+  if (uring_run(t->ring, on_received, t) < 0 || t->ring_refused) {
+    /* What a refused ring did not read is still in the sockets: read it the plain way. */
     drop_ring(t);
     for (int i = 0; i < count; i++) {
       if (i == 0 || t->ready[i] != t->ready[i - 1]) leg_drain(t, t->ready[i]);
@@ -176,10 +186,10 @@ static void *thread_main(void *argument) {
 /* A send of the flush's io_uring submission completed: a datagram the kernel refused (a full
  * socket buffer) is dropped, as a UDP send would be. */
 static void on_sent(void *context, uint64_t tag, int result, int more) {
-  (void)context;
+  media_thread_t *t = context;
   (void)tag;
-  (void)result;
   (void)more;
+  if (refused_by_ring(result)) t->ring_refused = 1;
 }
 
 /* Every queued datagram in one io_uring submission; 0, or -1 when the ring failed. */
@@ -207,14 +217,13 @@ static int flush_uring(media_thread_t *t) {
 void plane_queue_flush(media_thread_t *t) {
   if (t->queued == 0) return;
   if (t->ring) {
-    if (flush_uring(t) == 0) {
+    if (flush_uring(t) == 0 && !t->ring_refused) {
       t->queued = 0;
       return;
     }
-    /* What was sent before the ring failed is not known: the rest of this queue is dropped. */
+    /* The ring failed or refused: the queue goes the plain way (a datagram it did send goes twice,
+     * and the receiver's replay window drops the copy). */
     drop_ring(t);
-    t->queued = 0;
-    return;
   }
   int i = 0;
   while (i < t->queued) {
