@@ -258,9 +258,11 @@ describe("three nodes sharing PostgreSQL and Redis", { skip: unavailable }, () =
     await presenceOf(watcher, carolId, (d) => d.status === "available" && d.devices === 1, "carol (node 3) on node 1");
     // What each node held before the restart is in Redis again: node 3 sees the watcher of node 1 online.
     const watcherId = (await watcher.call<{ id: number }>("account.get")).id;
+    // (Asked every 250 ms: every 20 ms would run into the connection's message rate limit.)
     await waitFor(
       async () => (await directoryEntry(watcherOn3, watcherId))?.status === "available",
       "the watcher (node 1) online as node 3 sees it",
+      { intervalMs: 250, timeoutMs: 15_000 },
     );
   });
 
