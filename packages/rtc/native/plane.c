@@ -7,7 +7,7 @@
  * most.
  *
  * With io_uring (uring.h) a round makes a handful of system calls whatever the number of legs: one
- * submission reads one datagram from every ready socket (again for those the kernel says have
+ * submission reads one datagram from every ready socket (again for those epoll says still have
  * more, up to RECV_CALLS_PER_ROUND times), one sends every queued datagram to every target. A leg
  * has its own socket (the client's ICE pair ends at it), so without io_uring each ready socket costs
  * a recvmmsg and each target socket a sendmmsg: at 50 packets a second per leg that is about two
@@ -41,10 +41,9 @@ static int refused_by_ring(int result) {
 }
 
 /* A receive of the round's io_uring submission completed (tag: its index in the ready legs). */
-static void on_received(void *context, uint64_t tag, int result, int more) {
+static void on_received(void *context, uint64_t tag, int result) {
   media_thread_t *t = context;
   t->received[tag] = result;
-  t->more[tag] = (uint8_t)more;
   if (refused_by_ring(result)) t->ring_refused = 1;
 }
 
@@ -65,7 +64,6 @@ static int receive_slots(media_thread_t *t, int count) {
     message->msg_controllen = sizeof(t->controls[i]);
     message->msg_flags = 0;
     t->received[i] = -EAGAIN;
-    t->more[i] = 0;
     uring_recvmsg(t->ring, t->ready[i]->fd, message, (uint64_t)i);
   }
   if (uring_run(t->ring, on_received, t) < 0 || t->ring_refused) {
@@ -185,10 +183,9 @@ static void *thread_main(void *argument) {
 
 /* A send of the flush's io_uring submission completed: a datagram the kernel refused (a full
  * socket buffer) is dropped, as a UDP send would be. */
-static void on_sent(void *context, uint64_t tag, int result, int more) {
+static void on_sent(void *context, uint64_t tag, int result) {
   media_thread_t *t = context;
   (void)tag;
-  (void)more;
   if (refused_by_ring(result)) t->ring_refused = 1;
 }
 

@@ -162,12 +162,11 @@ struct media_thread {
   volatile int stop;
   int legs; /* how many legs it serves (JavaScript thread only) */
   /* Its io_uring (NULL: plain system calls), and the ready legs of a round's receives: the leg
-   * whose datagram lands in messages[i], its length (or -errno) and whether its socket has more. */
+   * whose datagram lands in messages[i] and its length (or -errno). */
   uring_t *ring;
   int ring_refused; /* an operation came back refused: the ring goes at the end of the step */
   leg_t *ready[RECV_BATCH];
   int received[RECV_BATCH];
-  uint8_t more[RECV_BATCH];
   /* One batch in. */
   struct mmsghdr messages[RECV_BATCH];
   struct iovec vectors[RECV_BATCH];

@@ -136,11 +136,7 @@ static unsigned reap(uring_t *r, uring_done_t done, void *context) {
   unsigned count = 0;
   for (; head != tail; head++, count++) {
     struct io_uring_cqe *cqe = &r->cqes[head & r->cq_mask];
-    int more = 0;
-#ifdef IORING_CQE_F_SOCK_NONEMPTY
-    more = (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
-#endif
-    done(context, cqe->user_data, cqe->res, more);
+    done(context, cqe->user_data, cqe->res);
   }
   __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
   return count;

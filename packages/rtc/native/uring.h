@@ -15,9 +15,8 @@
 
 typedef struct uring uring_t;
 
-/* One completion: the operation's tag, its result (bytes, or -errno) and, for a receive, whether
- * the socket has more datagrams waiting (0 where the kernel does not say). */
-typedef void (*uring_done_t)(void *context, uint64_t tag, int result, int more);
+/* One completion: the operation's tag and its result (bytes, or -errno). */
+typedef void (*uring_done_t)(void *context, uint64_t tag, int result);
 
 /* A ring for `entries` operations at a time, or NULL with `*why` set. */
 uring_t *uring_create(unsigned entries, const char **why);

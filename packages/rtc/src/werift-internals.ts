@@ -35,8 +35,6 @@ export interface IceConnectionLike {
   localUsername?: string;
   localPassword?: string;
   iceControlling?: boolean;
-  /** werift's ICE-lite flag: a lite agent sends no consent checks of its own. */
-  iceLite?: boolean;
   /** RFC 7675 consent state: what canSendApplicationData reads, and werift's own check loop. */
   state?: string;
   consentFresh?: boolean;
