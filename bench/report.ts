@@ -270,14 +270,21 @@ function goalsBlock(r: {
   const cn = three(r.conference);
   const cj = three(r.conferenceJs);
   if (cn && cj) {
-    const common = (cn.steps as Json[]).filter((s) => (cj.steps as Json[]).some((t) => t.listeners === s.listeners));
+    // The largest load both planes ran without loss (several conferences of 64 at once, when run).
+    const size = (s: Json) => (s.conferences ?? 1) * 1000 + s.listeners;
+    const clean = (s: Json) => s.lossPct < 0.1 && s.setupFailures.length === 0;
+    const common = (cn.steps as Json[])
+      .filter((s) => clean(s) && (cj.steps as Json[]).some((t) => size(t) === size(s) && clean(t)))
+      .sort((a, b) => a.packetsOutPerSecond - b.packetsOutPerSecond);
     const big = common.at(-1);
-    const bigJs = big ? (cj.steps as Json[]).find((t) => t.listeners === big.listeners) : undefined;
+    const bigJs = big ? (cj.steps as Json[]).find((t) => size(t) === size(big)) : undefined;
     const f = big && bigJs ? bigJs.serverUsPerPacketOut / big.serverUsPerPacketOut : null;
+    const what = (s: Json) =>
+      `${(s.conferences ?? 1) > 1 ? `${s.conferences} conferences of ` : ""}3 speakers + ${s.listeners} listeners`;
     rows.push([
       "Conference fan-out (3 speakers): CPU per packet out at least 3 times lower than the JS plane",
       big && bigJs
-        ? `3 speakers + ${big.listeners} listeners (${big.packetsOutPerSecond} packets out/s): whole server ${n(big.serverUsPerPacketOut)} µs ` +
+        ? `${what(big)} (${big.packetsOutPerSecond} packets out/s, the most both planes ran without loss): whole server ${n(big.serverUsPerPacketOut)} µs ` +
           `per packet out on native (media thread ${n(big.mediaUsPerPacketOut, 2)}) against ${n(bigJs.serverUsPerPacketOut)} on JS: **${n(f, 1)} times lower**` +
           ` (media thread alone: ${ratio(bigJs.serverUsPerPacketOut, big.mediaUsPerPacketOut)} times)`
         : "–",
@@ -541,6 +548,7 @@ function conferenceBlock(conference: Json): string {
   for (const ramp of conference.result.ramps as Json[]) {
     for (const s of ramp.steps as Json[]) {
       rows.push([
+        s.conferences ?? 1,
         s.speakers,
         s.listeners,
         s.packetsOutPerSecond,
@@ -556,6 +564,7 @@ function conferenceBlock(conference: Json): string {
   }
   return table(
     [
+      "Conferences",
       "Speakers K",
       "Listeners N",
       "Packets out/s",

@@ -382,7 +382,7 @@ async function deleteRtpengineCalls(): Promise<void> {
   closeNgClient();
 }
 
-// ---------------------------------------------------------------- one conference through the server
+// ---------------------------------------------------------------- conferences through the server
 
 /** Receive slots a conference leg offers: one sendrecv m-line and two recvonly, as the web client does. */
 const CONFERENCE_SLOTS = 3;
@@ -398,7 +398,8 @@ interface Conference {
   speaking: number;
 }
 
-let conference: Conference | undefined;
+/** The conferences this generator holds, by host: several can run at once. */
+const conferences = new Map<string, Conference>();
 
 /** The header extension id the local description gives the audio level, or null. */
 function audioLevelId(pc: RTCPeerConnection): number | null {
@@ -423,7 +424,8 @@ async function joinConference(username: string, ringing: Promise<{ data: Record<
 }
 
 /**
- * One conference through the real signaling, grown to `members` (all logged in here): the host
+ * One conference (of those this generator holds, one per host) through the real signaling, grown
+ * to `members` (all logged in here): the host
  * invites the first ones at once (`call.invite` with `to: [...]`), later steps add one user at a
  * time with `call.add`. The first `speakers` participants (the host first) send speech frames
  * with a loud audio level; the others only listen. With speakers <= 3 every listener hears every
@@ -438,6 +440,7 @@ async function growConference(args: {
 }): Promise<{ ms: number; failures: string[]; participants: number }> {
   const failures: string[] = [];
   const started = performance.now();
+  let conference = conferences.get(args.host);
   if (!conference) {
     const host = client(args.host);
     const invitees = args.members.filter((m) => m !== args.host);
@@ -454,6 +457,7 @@ async function growConference(args: {
       members: [{ username: args.host, leg: hostLeg.leg, audioLevelId: hostLeg.levelId }],
       speaking: 0,
     };
+    conferences.set(args.host, conference);
     const joined = await pool(invitees, args.concurrency, async (username, i) => {
       try {
         return await joinConference(username, ringings[i]!);
@@ -501,21 +505,20 @@ async function hangUpAll(): Promise<{ calls: number }> {
   await media().releaseAll();
   await deleteRtpengineCalls();
   // Every participant leaves a conference (it goes on while two remain).
-  const conf = conference;
-  if (conf) {
-    await Promise.all(
+  await Promise.all(
+    [...conferences.values()].flatMap((conf) =>
       conf.members.map((m) =>
         client(m.username)
           .request("call.hangup", { callId: conf.callId })
           .catch(() => undefined),
       ),
-    );
-  }
+    ),
+  );
   const ending = calls.splice(0);
   await Promise.all(
     ending.map(({ caller, callId }) => caller.request("call.hangup", { callId }).catch(() => undefined)),
   );
-  conference = undefined;
+  conferences.clear();
   legs.clear();
   await Promise.all([...peers].map((pc) => pc.close().catch(() => undefined)));
   peers.clear();
