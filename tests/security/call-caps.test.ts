@@ -135,7 +135,7 @@ describe("media legs", () => {
     });
   });
 
-  it("refuses legs with MEDIA_CAPACITY at the leg cap, before the relay runs out of ports", async () => {
+  it("refuses legs with MEDIA_CAPACITY at the leg cap, before the relay runs out of ports", async (t) => {
     // Below Linux's ephemeral range (32768-60999): no socket of another test bound to port 0 can
     // take one of these 20 ports between werift's probe and its bind.
     const ports = { portMin: 31100, portMax: 31119 };
@@ -161,8 +161,28 @@ describe("media legs", () => {
         askers.map((client, i) => client.request("call.media", { callId: call.callId, sdp: offers[i] })),
       );
       const codes = replies.map(code);
-      assert.equal(codes.filter((c) => c === "ok").length, cap, codes.join(","));
-      assert.equal(codes.filter((c) => c === "MEDIA_CAPACITY").length, 1, codes.join(","));
+      // Why legs failed, from the replies and the server's log.
+      const why = () =>
+        [
+          codes.join(","),
+          ...replies.flatMap((r) => (r.ok ? [] : [`${r.error.code}: ${r.error.message}`])),
+          ...fs
+            .readFileSync(path.join(s.dataDir, "parley.log"), "utf8")
+            .split("\n")
+            .filter((l) => l.includes("media leg")),
+        ].join("\n");
+      // A leg that failed to set up for another reason than the cap (seen once on a loaded CI
+      // machine) is reported and asked for again: the cap is what this test is about.
+      if (codes.includes("MEDIA_FAILED")) {
+        t.diagnostic(`a leg failed to set up:\n${why()}`);
+        for (const [i, c] of codes.entries()) {
+          if (c !== "MEDIA_FAILED") continue;
+          replies[i] = await askers[i]!.request("call.media", { callId: call.callId, sdp: await offer() });
+          codes[i] = code(replies[i]!);
+        }
+      }
+      assert.equal(codes.filter((c) => c === "ok").length, cap, why());
+      assert.equal(codes.filter((c) => c === "MEDIA_CAPACITY").length, 1, why());
       assert.equal(await relayLegs(s), cap);
       const log = fs.readFileSync(path.join(s.dataDir, "parley.log"), "utf8");
       assert.ok(!log.includes("no free UDP port"), "the relay never ran out of ports");
