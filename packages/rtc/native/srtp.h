@@ -50,6 +50,9 @@ typedef struct {
   int profile;
   int tag_bytes;
   int inbound;
+  /* GCM: set each packet's IV (and expected tag) with one parameter call instead of an EVP init
+   * (see gcm_start in srtp.c); decided once per process by a self-check. */
+  int gcm_params;
   EVP_CIPHER_CTX *cipher;
   uint8_t salt[SRTP_CM_SALT_BYTES];
   SHA_CTX inner;
