@@ -34,7 +34,8 @@ export interface ConferenceStep extends MeasuredWindow {
  * The 3-speaker ramp ends with several of its largest conferences at once: one conference of 64
  * takes about a tenth of a core, where the server's fixed cost (its event loop with nothing to do,
  * the media thread's 1 ms rounds) and this shared machine's swings weigh on a per-packet figure;
- * two and three of them show the cost per packet out at a load that dwarfs both.
+ * two and three of them spread the fixed cost over more packets (the swings still show between
+ * runs: docs/performance.md, section 2).
  */
 export async function conferenceScenario(
   ctx: Context,
