@@ -31,6 +31,10 @@ export interface PlaneWindow {
   legs: number;
   streams: number;
   authFailures: number;
+  /** Packets refused as replayed or too old (native data plane only). */
+  replays?: number;
+  /** Packets the kernel gave no receive stamp (their delay taken at processing; native data plane only). */
+  unstamped?: number;
   /** The native engine's own CPU accounting over the window and its grace (native data plane only). */
   engine?: { cpuMs: number; receiveMs: number; sendMs: number; received: number; sent: number; rounds: number };
 }

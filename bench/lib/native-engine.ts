@@ -1,6 +1,7 @@
 /**
- * The native RTP engine (`bench/native/rtp-engine.c`): built here with the system C compiler
- * against libsrtp2 (Debian's libsrtp2-dev), driven over its stdin/stdout line protocol.
+ * The native RTP engine (`bench/native/rtp-engine.c`): built here with the system C compiler,
+ * with the native data plane's SRTP (OpenSSL's libcrypto) and io_uring, driven over its
+ * stdin/stdout line protocol.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -10,21 +11,38 @@ import { ROOT } from "./proc.js";
 
 const SOURCE = path.join(ROOT, "bench/native/rtp-engine.c");
 const BINARY = path.join(ROOT, "bench/native/build/rtp-engine");
+/** The native data plane's SRTP and io_uring, which the engine is built with. */
+const PLANE = path.join(ROOT, "packages/rtc/native");
+const PLANE_SOURCES = ["srtp.c", "uring.c"].map((name) => path.join(PLANE, name));
+const PLANE_HEADERS = ["srtp.h", "uring.h", "rtp.h"].map((name) => path.join(PLANE, name));
 
 /**
- * Builds the engine if its binary is missing or older than its source. Returns the binary's path,
+ * The engine's SRTP: the native data plane's (OpenSSL, what the bench runs), or libsrtp (the
+ * reference implementation, on NSS in Debian: slower, for checking a relay's SRTP against it).
+ */
+export type EngineSrtp = "openssl" | "libsrtp";
+
+/**
+ * Builds the engine if its binary is missing or older than a source. Returns the binary's path,
  * or why it cannot be built (the load generators then run their Node data plane).
  */
-export function buildEngine(): { binary: string } | { error: string } {
-  const fresh = fs.existsSync(BINARY) && fs.statSync(BINARY).mtimeMs >= fs.statSync(SOURCE).mtimeMs;
-  if (fresh) return { binary: BINARY };
-  if (!fs.existsSync("/usr/include/srtp2/srtp.h")) {
-    return { error: "libsrtp2's headers are missing (apt-get install -y libsrtp2-dev)" };
+export function buildEngine(srtp: EngineSrtp = "openssl"): { binary: string } | { error: string } {
+  const binary = srtp === "openssl" ? BINARY : `${BINARY}-libsrtp`;
+  const sources = srtp === "openssl" ? [SOURCE, ...PLANE_SOURCES] : [SOURCE, path.join(PLANE, "uring.c")];
+  const built = fs.existsSync(binary) ? fs.statSync(binary).mtimeMs : -1;
+  if ([...sources, ...PLANE_HEADERS].every((file) => fs.statSync(file).mtimeMs <= built)) return { binary };
+  const header = srtp === "openssl" ? "/usr/include/openssl/evp.h" : "/usr/include/srtp2/srtp.h";
+  if (!fs.existsSync(header)) {
+    const pkg = srtp === "openssl" ? "libssl-dev" : "libsrtp2-dev";
+    return { error: `${srtp}'s headers are missing (apt-get install -y ${pkg})` };
   }
-  fs.mkdirSync(path.dirname(BINARY), { recursive: true });
-  const cc = spawnSync("cc", ["-O2", "-Wall", "-Wextra", "-o", BINARY, SOURCE, "-lsrtp2"], { encoding: "utf8" });
+  fs.mkdirSync(path.dirname(binary), { recursive: true });
+  const flags = srtp === "openssl" ? ["-lcrypto"] : ["-DENGINE_LIBSRTP", "-lsrtp2"];
+  const cc = spawnSync("cc", ["-O2", "-Wall", "-Wextra", "-I", PLANE, "-o", binary, ...sources, ...flags], {
+    encoding: "utf8",
+  });
   if (cc.status !== 0) return { error: `cc failed: ${(cc.stderr || cc.error?.message || "").trim()}` };
-  return { binary: BINARY };
+  return { binary };
 }
 
 type Pending = { resolve: (json: unknown) => void; reject: (error: Error) => void };

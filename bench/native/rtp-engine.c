@@ -4,10 +4,21 @@
  * The Node load generator sets every leg up with werift (ICE, DTLS handshake, SRTP keys), then
  * hands the leg's UDP socket to this engine: the engine takes its own copy of the socket with
  * pidfd_getfd(2), and from then on sends the leg's RTP (pre-encoded Opus frames, one every 20 ms,
- * SRTP-protected by libsrtp, the reference SRTP implementation) and receives it (recvmmsg(2),
- * unprotected and authenticated in full by libsrtp, so a relay that corrupted or mis-keyed a
- * packet shows up as a failure). Datagrams that are not RTP (STUN consent checks, DTLS) go back
- * to the Node process, which gives them to werift; RTCP from the relay is counted and dropped.
+ * SRTP-protected) and receives it (unprotected and authenticated in full, with replay protection,
+ * so a relay that corrupted, replayed or mis-keyed a packet shows up as a failure). Datagrams that
+ * are not RTP (STUN consent checks, DTLS) go back to the Node process, which gives them to werift;
+ * RTCP from the relay is counted and dropped.
+ *
+ * SRTP is the native data plane's own (packages/rtc/native/srtp.c: OpenSSL contexts made once per
+ * leg and direction), which its tests check against the RFC 3711 and RFC 7714 vectors and against
+ * werift both ways, and Chromium's (libsrtp) in the browser tests. The engine used Debian's
+ * libsrtp2 before; it is built on NSS, which spent about 40% of the engine's CPU in its PKCS#11
+ * layer per packet (a perf profile at 300 calls), so the generator's core ran out long before
+ * the relays' did. Built with -DENGINE_LIBSRTP it still runs on libsrtp (the reference
+ * implementation), as the load generator's test does to check the relay's SRTP against it. Sends
+ * of a round, and receives on every ready socket, go out in one io_uring
+ * submission each (packages/rtc/native/uring.c), as the native plane's media threads do; where
+ * io_uring is refused the engine makes one system call per socket (recvmmsg, sendto).
  *
  * Every payload ends with the 8-byte send time (CLOCK_REALTIME, ns): both ends of every call live in
  * the same engine, so a packet's delay is its arrival time, as the kernel stamped it on receipt
@@ -26,7 +37,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <srtp2/srtp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +46,14 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "rtp.h"
+#include "uring.h"
+#ifdef ENGINE_LIBSRTP
+#include <srtp2/srtp.h>
+#else
+#include "srtp.h"
+#endif
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -50,9 +68,10 @@
 #define STAMP_BYTES 8
 #define PACKET_MAX 1600
 #define BATCH 16
-/* SRTP protection profiles as DTLS-SRTP numbers them (RFC 5764, RFC 7714). */
-#define PROFILE_AES128_CM_HMAC_SHA1_80 0x0001
-#define PROFILE_AEAD_AES_128_GCM 0x0007
+/* Operations per io_uring submission (a round's sends or receives go out in as few as fit). */
+#define RING_ENTRIES 256
+/* SSRCs a leg receives at once (a conference's slots each have their own); more replace the oldest. */
+#define RX_SSRCS 8
 
 /* ------------------------------------------------------------------ latency histogram */
 /* The same buckets as bench/lib/hist.ts (so the Node side merges them unchanged): 10 µs up to
@@ -100,8 +119,22 @@ static void hist_print(FILE *out, const histogram_t *h) {
 typedef struct {
   int fd;
   struct sockaddr_in remote;
+#ifdef ENGINE_LIBSRTP
   srtp_t tx;
   srtp_t rx;
+#else
+  srtp_context_t tx;
+  srtp_context_t rx;
+  /* The rollover counter of what the leg sends (RFC 3711 3.3.1). */
+  uint32_t tx_roc;
+  /* Replay state per received SSRC; `rx_next` is the entry the next new SSRC takes. */
+  struct {
+    uint32_t ssrc;
+    srtp_replay_t replay;
+  } rx_ssrcs[RX_SSRCS];
+  int rx_count;
+  int rx_next;
+#endif
   uint32_t ssrc;
   uint8_t payload_type;
   uint16_t seq;
@@ -127,6 +160,8 @@ static int frame_count;
 
 static int epoll_fd;
 static int parent_pidfd = -1;
+/* NULL where io_uring is refused: one system call per socket then. */
+static uring_t *ring;
 
 static struct {
   int open;
@@ -138,7 +173,10 @@ static struct {
 } window;
 
 static uint64_t auth_failures;
+static uint64_t replays;
 static uint64_t rtcp_dropped;
+/* Packets whose kernel receive stamp was missing (their delay is taken at processing instead). */
+static uint64_t unstamped;
 
 /* Where the engine's own CPU goes (CLOCK_PROCESS_CPUTIME_ID: user + system, exact) since the last
  * "window" command: reading sockets, sending frames, and in all (sleeping and commands included). */
@@ -200,7 +238,22 @@ static int hex_parse(const char *hex, uint8_t *out, size_t max) {
 
 /* ------------------------------------------------------------------ legs */
 
-static int make_session(srtp_t *session, int profile, const uint8_t *key, int key_length, int outbound) {
+/* ------------------------------------------------------------------ SRTP */
+
+/* SRTP protection profiles as DTLS-SRTP numbers them (RFC 5764, RFC 7714). */
+#define PROFILE_AES128_CM_HMAC_SHA1_80 0x0001
+#define PROFILE_AEAD_AES_128_GCM 0x0007
+/* Room after a packet for its tag. */
+#define TAG_ROOM 16
+
+/* Why a received packet was refused: its authentication failed, or it was replayed or too old. */
+enum { UNPROTECT_AUTH = -1, UNPROTECT_REPLAY = -2 };
+
+#ifdef ENGINE_LIBSRTP
+
+/* One direction's libsrtp session from the DTLS-SRTP master key || salt `key` (30 bytes for
+ * AES-CM, 28 for GCM): 0, or -1 for an unsupported profile or key. */
+static int session_open(srtp_t *session, int profile, const uint8_t *key, int key_length, int inbound) {
   srtp_policy_t policy;
   memset(&policy, 0, sizeof(policy));
   if (profile == PROFILE_AEAD_AES_128_GCM) {
@@ -214,13 +267,82 @@ static int make_session(srtp_t *session, int profile, const uint8_t *key, int ke
   } else {
     return -1;
   }
-  policy.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
+  policy.ssrc.type = inbound ? ssrc_any_inbound : ssrc_any_outbound;
   policy.key = (unsigned char *)key;
   policy.window_size = 1024;
   policy.allow_repeat_tx = 0;
   policy.next = NULL;
   return srtp_create(session, &policy) == srtp_err_status_ok ? 0 : -1;
 }
+
+static void session_close(srtp_t *session) {
+  if (*session) srtp_dealloc(*session);
+  *session = NULL;
+}
+
+static int engine_srtp_init(void) { return srtp_init() == srtp_err_status_ok ? 0 : -1; }
+
+/* Protects the leg's RTP packet of `length` bytes (TAG_ROOM to spare): the SRTP length, or -1. */
+static int packet_protect(leg_t *leg, uint8_t *packet, int header, int length) {
+  (void)header;
+  return srtp_protect(leg->tx, packet, &length) == srtp_err_status_ok ? length : -1;
+}
+
+/* Authenticates and decrypts a received SRTP packet: the RTP length, or UNPROTECT_AUTH/_REPLAY. */
+static int packet_unprotect(leg_t *leg, uint8_t *packet, int header, int length) {
+  (void)header;
+  srtp_err_status_t status = srtp_unprotect(leg->rx, packet, &length);
+  if (status == srtp_err_status_ok) return length;
+  return status == srtp_err_status_replay_fail || status == srtp_err_status_replay_old ? UNPROTECT_REPLAY
+                                                                                        : UNPROTECT_AUTH;
+}
+
+#else
+
+static int session_open(srtp_context_t *context, int profile, const uint8_t *key, int key_length, int inbound) {
+  size_t salt_bytes;
+  if (profile == PROFILE_AEAD_AES_128_GCM) salt_bytes = SRTP_GCM_SALT_BYTES;
+  else if (profile == PROFILE_AES128_CM_HMAC_SHA1_80) salt_bytes = SRTP_CM_SALT_BYTES;
+  else return -1;
+  if (key_length != (int)(SRTP_KEY_BYTES + salt_bytes)) return -1;
+  srtp_session_keys_t keys;
+  const char *error = srtp_derive_keys(profile, key, key + SRTP_KEY_BYTES, salt_bytes, &keys);
+  if (!error) error = srtp_context_init(context, profile, &keys, inbound);
+  memset(&keys, 0, sizeof(keys));
+  return error ? -1 : 0;
+}
+
+static void session_close(srtp_context_t *context) { srtp_context_free(context); }
+
+static int engine_srtp_init(void) { return 0; }
+
+static int packet_protect(leg_t *leg, uint8_t *packet, int header, int length) {
+  uint32_t roc = leg->tx_roc;
+  if (rtp_be16(packet + 2) == 0xffff) leg->tx_roc++;
+  return srtp_protect_rtp(&leg->tx, packet, header, length, roc);
+}
+
+/* The replay state of `ssrc` on the leg (a new or the oldest entry for an SSRC not seen yet). */
+static srtp_replay_t *replay_of(leg_t *leg, uint32_t ssrc) {
+  for (int i = 0; i < leg->rx_count; i++) {
+    if (leg->rx_ssrcs[i].ssrc == ssrc) return &leg->rx_ssrcs[i].replay;
+  }
+  int at = leg->rx_count < RX_SSRCS ? leg->rx_count++ : leg->rx_next;
+  leg->rx_next = (at + 1) % RX_SSRCS;
+  leg->rx_ssrcs[at].ssrc = ssrc;
+  memset(&leg->rx_ssrcs[at].replay, 0, sizeof(srtp_replay_t));
+  return &leg->rx_ssrcs[at].replay;
+}
+
+static int packet_unprotect(leg_t *leg, uint8_t *packet, int header, int length) {
+  if (length < header + leg->rx.tag_bytes) return UNPROTECT_AUTH;
+  uint64_t index;
+  int result = srtp_unprotect_rtp(&leg->rx, replay_of(leg, rtp_be32(packet + 8)), packet, header, length, &index);
+  if (result >= 0) return result;
+  return result == SRTP_AUTH_FAILED ? UNPROTECT_AUTH : UNPROTECT_REPLAY;
+}
+
+#endif
 
 static void stop_sending(leg_t *leg) {
   if (!leg->sending) return;
@@ -238,8 +360,8 @@ static void drop_leg(int id) {
   stop_sending(leg);
   epoll_ctl(epoll_fd, EPOLL_CTL_DEL, leg->fd, NULL);
   close(leg->fd);
-  srtp_dealloc(leg->tx);
-  srtp_dealloc(leg->rx);
+  session_close(&leg->tx);
+  session_close(&leg->rx);
   free(leg);
   legs[id] = NULL;
   leg_count--;
@@ -299,13 +421,13 @@ static void command_leg(long rid, char *args) {
     reply_err(rid, "bad address");
     return;
   }
-  if (make_session(&leg->tx, profile, tx_key, tx_length, 1)) {
+  if (session_open(&leg->tx, profile, tx_key, tx_length, 0)) {
     free(leg);
     reply_err(rid, "unsupported SRTP profile or key");
     return;
   }
-  if (make_session(&leg->rx, profile, rx_key, rx_length, 0)) {
-    srtp_dealloc(leg->tx);
+  if (session_open(&leg->rx, profile, rx_key, rx_length, 1)) {
+    session_close(&leg->tx);
     free(leg);
     reply_err(rid, "unsupported SRTP profile or key");
     return;
@@ -313,8 +435,8 @@ static void command_leg(long rid, char *args) {
   int fd = grab_fd(pid, remote_fd);
   if (fd < 0) {
     int error = errno;
-    srtp_dealloc(leg->tx);
-    srtp_dealloc(leg->rx);
+    session_close(&leg->tx);
+    session_close(&leg->rx);
     free(leg);
     errno = error;
     reply_errno(rid, "pidfd_getfd");
@@ -331,8 +453,8 @@ static void command_leg(long rid, char *args) {
   struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)id};
   if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
     close(fd);
-    srtp_dealloc(leg->tx);
-    srtp_dealloc(leg->rx);
+    session_close(&leg->tx);
+    session_close(&leg->rx);
     free(leg);
     reply_err(rid, "epoll_ctl failed");
     return;
@@ -434,11 +556,11 @@ static void command_window(long rid, char *args) {
 /* "report": the window's counts and histograms (then the window closes). */
 static void command_report(long rid) {
   printf("%ld ok {\"sent\":%llu,\"expected\":%llu,\"received\":%llu,\"legs\":%d,\"streams\":%d,"
-         "\"authFailures\":%llu,\"rtcpDropped\":%llu,\"engine\":{\"cpuMs\":%.3f,\"receiveMs\":%.3f,"
+         "\"authFailures\":%llu,\"replays\":%llu,\"unstamped\":%llu,\"rtcpDropped\":%llu,\"engine\":{\"cpuMs\":%.3f,\"receiveMs\":%.3f,"
          "\"sendMs\":%.3f,\"received\":%llu,\"sent\":%llu,\"rounds\":%llu},\"delay\":",
          rid, (unsigned long long)window.sent, (unsigned long long)window.expected,
          (unsigned long long)window.received, leg_count, active_count, (unsigned long long)auth_failures,
-         (unsigned long long)rtcp_dropped, (double)(cpu_ns() - cost.start_ns) / 1e6, (double)cost.receive_ns / 1e6,
+         (unsigned long long)replays, (unsigned long long)unstamped, (unsigned long long)rtcp_dropped, (double)(cpu_ns() - cost.start_ns) / 1e6, (double)cost.receive_ns / 1e6,
          (double)cost.send_ns / 1e6, (unsigned long long)cost.received, (unsigned long long)cost.sent,
          (unsigned long long)cost.rounds);
   hist_print(stdout, &window.delay);
@@ -500,16 +622,23 @@ static int read_commands(void) {
 
 /* ------------------------------------------------------------------ media */
 
-static void send_frame(leg_t *leg, int64_t now) {
-  uint8_t packet[PACKET_MAX + SRTP_MAX_TRAILER_LEN];
+/* Buffers of the operations one io_uring submission carries (sends, or receives). */
+static uint8_t slot_buffers[RING_ENTRIES][PACKET_MAX + TAG_ROOM];
+static struct sockaddr_in slot_names[RING_ENTRIES];
+static uint8_t slot_controls[RING_ENTRIES][CMSG_SPACE(sizeof(struct timespec))];
+static struct msghdr slot_messages[RING_ENTRIES];
+static struct iovec slot_vectors[RING_ENTRIES];
+static int slot_legs[RING_ENTRIES];
+static int slots_queued;
+
+/* Writes leg's next frame, SRTP-protected, into `packet`: its length, or -1. */
+static int build_frame(leg_t *leg, uint8_t *packet, int64_t now) {
   int header = 12;
   packet[0] = leg->level_id ? 0x90 : 0x80;
   packet[1] = leg->payload_type;
-  packet[2] = (uint8_t)(leg->seq >> 8);
-  packet[3] = (uint8_t)leg->seq;
-  uint32_t ts = htonl(leg->timestamp), ssrc = htonl(leg->ssrc);
-  memcpy(packet + 4, &ts, 4);
-  memcpy(packet + 8, &ssrc, 4);
+  rtp_put16(packet + 2, leg->seq);
+  rtp_put32(packet + 4, leg->timestamp);
+  rtp_put32(packet + 8, leg->ssrc);
   if (leg->level_id) {
     /* RFC 8285 one-byte header extension: one element, padded to a word. */
     const uint8_t extension[8] = {0xbe, 0xde, 0x00, 0x01, (uint8_t)(leg->level_id << 4), (uint8_t)(0x80 | leg->level),
@@ -525,8 +654,48 @@ static void send_frame(leg_t *leg, int64_t now) {
   int length = header + frame_lengths[frame] + STAMP_BYTES;
   leg->seq++;
   leg->timestamp += 960;
-  if (srtp_protect(leg->tx, packet, &length) != srtp_err_status_ok) return;
-  sendto(leg->fd, packet, (size_t)length, MSG_DONTWAIT, (struct sockaddr *)&leg->remote, sizeof(leg->remote));
+  return packet_protect(leg, packet, header, length);
+}
+
+static void ignore_completion(void *context, uint64_t tag, int result) {
+  (void)context;
+  (void)tag;
+  (void)result;
+}
+
+/* Submits the queued sends (io_uring) and frees their slots. */
+static void flush_sends(void) {
+  if (slots_queued == 0) return;
+  if (uring_run(ring, ignore_completion, NULL) < 0) {
+    /* The ring failed: plain system calls from here on (this batch is lost, as a full queue would). */
+    uring_destroy(ring);
+    ring = NULL;
+  }
+  slots_queued = 0;
+}
+
+static void send_frame(leg_t *leg, int64_t now) {
+  if (!ring) {
+    uint8_t packet[PACKET_MAX + TAG_ROOM];
+    int length = build_frame(leg, packet, now);
+    if (length > 0) {
+      sendto(leg->fd, packet, (size_t)length, MSG_DONTWAIT, (struct sockaddr *)&leg->remote, sizeof(leg->remote));
+    }
+    return;
+  }
+  int k = slots_queued;
+  int length = build_frame(leg, slot_buffers[k], now);
+  if (length <= 0) return;
+  slot_vectors[k].iov_base = slot_buffers[k];
+  slot_vectors[k].iov_len = (size_t)length;
+  struct msghdr *message = &slot_messages[k];
+  memset(message, 0, sizeof(*message));
+  message->msg_name = &leg->remote;
+  message->msg_namelen = sizeof(leg->remote);
+  message->msg_iov = &slot_vectors[k];
+  message->msg_iovlen = 1;
+  if (uring_sendmsg(ring, leg->fd, message, (uint64_t)k) != 0) return;
+  if (++slots_queued == RING_ENTRIES) flush_sends();
 }
 
 static void send_due(void) {
@@ -545,6 +714,7 @@ static void send_due(void) {
     /* After a long stall resynchronise instead of sending a burst. */
     if (now - leg->next_ns > 5 * FRAME_NS) leg->next_ns = now + FRAME_NS;
   }
+  if (ring) flush_sends();
 }
 
 static void received(int id, leg_t *leg, uint8_t *data, int length, struct sockaddr_in *from, int64_t now) {
@@ -554,14 +724,16 @@ static void received(int id, leg_t *leg, uint8_t *data, int length, struct socka
       rtcp_dropped++;
       return;
     }
-    if (srtp_unprotect(leg->rx, data, &length) != srtp_err_status_ok) {
+    int header = rtp_header_length(data, length);
+    if (header < 0) {
       auth_failures++;
       return;
     }
-    int header = 12 + 4 * (data[0] & 15);
-    if (data[0] & 0x10) {
-      if (length < header + 4) return;
-      header += 4 + 4 * ((data[header + 2] << 8) | data[header + 3]);
+    length = packet_unprotect(leg, data, header, length);
+    if (length < 0) {
+      if (length == UNPROTECT_AUTH) auth_failures++;
+      else replays++;
+      return;
     }
     if (length < header + STAMP_BYTES) return;
     uint64_t stamp;
@@ -587,6 +759,20 @@ static void received(int id, leg_t *leg, uint8_t *data, int length, struct socka
   fflush(stdout);
 }
 
+/* The kernel's receive stamp of a message (SO_TIMESTAMPNS), or `fallback`. */
+static int64_t arrival_of(struct msghdr *message, int64_t fallback) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(message); c; c = CMSG_NXTHDR(message, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+      return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    }
+  }
+  unstamped++;
+  return fallback;
+}
+
+/* Reads every datagram a leg's socket holds, one recvmmsg at a time (without io_uring). */
 static void drain(int id) {
   leg_t *leg = legs[id];
   if (!leg) return;
@@ -612,34 +798,96 @@ static void drain(int id) {
     int64_t now = now_ns();
     cost.received += (uint64_t)n;
     for (int i = 0; i < n; i++) {
-      int64_t arrived = now;
-      for (struct cmsghdr *c = CMSG_FIRSTHDR(&messages[i].msg_hdr); c; c = CMSG_NXTHDR(&messages[i].msg_hdr, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-          struct timespec ts;
-          memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-          arrived = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-        }
-      }
-      received(id, leg, buffers[i], (int)messages[i].msg_len, &names[i], arrived);
+      received(id, leg, buffers[i], (int)messages[i].msg_len, &names[i], arrival_of(&messages[i].msg_hdr, now));
       if (!legs[id]) return;
     }
     if (n < BATCH) return;
   }
 }
 
+/* Queues one receive on a ready leg's socket (io_uring); the slot's completion hands it over. */
+static void queue_receive(int id) {
+  int k = slots_queued;
+  slot_vectors[k].iov_base = slot_buffers[k];
+  slot_vectors[k].iov_len = PACKET_MAX;
+  struct msghdr *message = &slot_messages[k];
+  memset(message, 0, sizeof(*message));
+  message->msg_name = &slot_names[k];
+  message->msg_namelen = sizeof(slot_names[k]);
+  message->msg_iov = &slot_vectors[k];
+  message->msg_iovlen = 1;
+  message->msg_control = slot_controls[k];
+  message->msg_controllen = sizeof(slot_controls[k]);
+  slot_legs[k] = id;
+  if (uring_recvmsg(ring, legs[id]->fd, message, (uint64_t)k) == 0) slots_queued++;
+}
+
+static void receive_completion(void *context, uint64_t tag, int result) {
+  int64_t now = *(const int64_t *)context;
+  int k = (int)tag;
+  int id = slot_legs[k];
+  if (result <= 0 || !legs[id]) return;
+  cost.received++;
+  received(id, legs[id], slot_buffers[k], result, &slot_names[k], arrival_of(&slot_messages[k], now));
+}
+
+/* Runs the queued receives (io_uring); 0, or -1 when the ring failed. */
+static int run_receives(void) {
+  if (slots_queued == 0) return 0;
+  int64_t now = now_ns();
+  int done = uring_run(ring, receive_completion, &now);
+  slots_queued = 0;
+  if (done < 0) {
+    uring_destroy(ring);
+    ring = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/*
+ * Reads what every ready socket holds. With io_uring: one receive per ready socket per pass,
+ * submitted together, passes repeated while sockets stay ready (level-triggered epoll). Commands
+ * on stdin are read after the pass, so no leg is dropped with a receive of its socket queued.
+ * Returns 0 once stdin is closed.
+ */
+static int receive_ready(void) {
+  struct epoll_event events[RING_ENTRIES];
+  for (int pass = 0; pass < 64; pass++) {
+    int n = epoll_wait(epoll_fd, events, RING_ENTRIES, 0);
+    if (n <= 0) return 1;
+    int commands = 0;
+    for (int i = 0; i < n; i++) {
+      uint32_t id = events[i].data.u32;
+      if (id == UINT32_MAX) commands = 1;
+      else if (!legs[id]) continue;
+      else if (ring) queue_receive((int)id);
+      else drain((int)id);
+    }
+    if (ring) run_receives();
+    if (commands && !read_commands()) return 0;
+    if (!ring && n < RING_ENTRIES) return 1;
+  }
+  return 1;
+}
+
 int main(void) {
-  if (srtp_init() != srtp_err_status_ok) {
+  if (engine_srtp_init() != 0) {
     fprintf(stderr, "srtp_init failed\n");
     return 1;
   }
   srand((unsigned)(now_ns() ^ getpid()));
+  const char *why = NULL;
+  ring = getenv("BENCH_ENGINE_IO_URING") && !strcmp(getenv("BENCH_ENGINE_IO_URING"), "off")
+             ? NULL
+             : uring_create(RING_ENTRIES, &why);
+  if (!ring && why) fprintf(stderr, "rtp-engine: no io_uring (%s): one system call per socket\n", why);
   fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
   epoll_fd = epoll_create1(0);
   struct epoll_event stdin_event = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
   epoll_ctl(epoll_fd, EPOLL_CTL_ADD, 0, &stdin_event);
   printf("ready\n");
   fflush(stdout);
-  struct epoll_event events[256];
   int64_t round = now_ns();
   for (;;) {
     round += 1000000;
@@ -649,18 +897,7 @@ int main(void) {
     while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &until, NULL) == EINTR) {
     }
     int64_t t0 = cpu_ns();
-    int n;
-    do {
-      n = epoll_wait(epoll_fd, events, 256, 0);
-      for (int i = 0; i < n; i++) {
-        uint32_t id = events[i].data.u32;
-        if (id == UINT32_MAX) {
-          if (!read_commands()) return 0;
-        } else {
-          drain((int)id);
-        }
-      }
-    } while (n == 256);
+    if (!receive_ready()) return 0;
     int64_t t1 = cpu_ns();
     send_due();
     cost.receive_ns += t1 - t0;

@@ -29,7 +29,7 @@ export interface RelayStep extends MeasuredWindow {
 
 export function relaySteps(quick: boolean): number[] {
   if (process.env.BENCH_RELAY_STEPS) return process.env.BENCH_RELAY_STEPS.split(",").map(Number);
-  return quick ? [10, 40] : [20, 50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800];
+  return quick ? [10, 40] : [20, 50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800, 900, 1000];
 }
 
 /**
