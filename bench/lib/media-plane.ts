@@ -309,8 +309,9 @@ class NodePlane implements MediaPlane {
         w.lateness.record(now - stream.next);
       }
       stream.next += FRAME_MS;
-      // After a long stall (GC, setup burst) resynchronise instead of sending a burst.
-      if (now - stream.next > 5 * FRAME_MS) stream.next = now + FRAME_MS;
+      // After a long stall (GC, setup burst) skip the missed frames instead of sending a burst,
+      // keeping the stream's phase (moving every late stream to now + 20 ms would line them up).
+      if (now - stream.next > 5 * FRAME_MS) stream.next += (Math.floor((now - stream.next) / FRAME_MS) + 1) * FRAME_MS;
     }
   }
 

@@ -711,8 +711,10 @@ static void send_due(void) {
       hist_record(&window.lateness, (double)(now - leg->next_ns) / 1e6);
     }
     leg->next_ns += FRAME_NS;
-    /* After a long stall resynchronise instead of sending a burst. */
-    if (now - leg->next_ns > 5 * FRAME_NS) leg->next_ns = now + FRAME_NS;
+    /* After a long stall skip the missed frames instead of sending a burst, keeping the leg's
+     * phase: moving every late leg to now + 20 ms would line them all up, and from then on the
+     * relay would get their packets in one burst every 20 ms instead of spread over the period. */
+    if (now - leg->next_ns > 5 * FRAME_NS) leg->next_ns += ((now - leg->next_ns) / FRAME_NS + 1) * FRAME_NS;
   }
   if (ring) flush_sends();
 }
