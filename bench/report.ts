@@ -218,7 +218,7 @@ function goalsBlock(r: {
   const top = (r.verdict.result.steps as Json[]).at(-1);
   const bound =
     `native within the limits at every step up to ${r.verdict.result.capacityCalls} calls ` +
-    `(server at ${n(r.verdict.result.serverCpuPctAtCapacity)}% of its core${top && top.calls > r.verdict.result.capacityCalls ? `; the ramp ended at ${top.calls} calls, where the load generator on the other core ran out` : ""})`;
+    `(server at ${n(r.verdict.result.serverCpuPctAtCapacity)}% of its core${top && top.calls > r.verdict.result.capacityCalls ? `; the ramp ended at ${top.calls} calls, with the server at ${n(top.serverCpuPct)}% of its core and the load generator at ${n(top.generatorsCpuPct)}% of the other, ${n(top.lossPct)}% lost` : ""})`;
   // The same-load comparison (see commonStep): the goals are judged on the lower of the two ratios.
   const sameLoad = (other: Json | undefined) => {
     if (!other) return null;
